@@ -1,0 +1,146 @@
+"""`motif infer` end to end on a tiny local checkpoint, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from motif.cli.main import main
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_infer_json_three_rounds(capsys, tiny_checkpoint):
+    code, out, err = run_cli(
+        capsys,
+        "infer",
+        "What is 12 + 30?",
+        "--model",
+        str(tiny_checkpoint),
+        "--rounds",
+        "3",
+        "--max-new-tokens",
+        "6",
+        "--json",
+    )
+    assert code == 0, err
+    record = json.loads(out.strip().splitlines()[0])
+    assert record["question"] == "What is 12 + 30?"
+    assert [r["round"] for r in record["rounds"]] == [1, 2, 3]
+    for r in record["rounds"]:
+        assert {"reasoning", "answer", "completion_tokens", "truncated"} <= set(r)
+        assert 0 < r["completion_tokens"] <= 6
+    assert "final_answer" in record
+
+
+def test_infer_file_and_underscore_spelling(capsys, tiny_checkpoint, tmp_path):
+    qfile = tmp_path / "q.txt"
+    qfile.write_text("First?\n\nSecond?\n")
+    code, out, err = run_cli(
+        capsys,
+        "infer",
+        "--file",
+        str(qfile),
+        "--model",
+        str(tiny_checkpoint),
+        "--rounds",
+        "2",
+        "--max_new_tokens",
+        "4",
+        "--temperature",
+        "0.7",
+        "--seed",
+        "3",
+        "--json",
+    )
+    assert code == 0, err
+    records = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["question"] for r in records] == ["First?", "Second?"]
+
+
+def test_infer_config_file(capsys, tiny_checkpoint, tmp_path):
+    cfg = tmp_path / "infer.yaml"
+    cfg.write_text(f"model: {tiny_checkpoint}\nrounds: 2\nmax_new_tokens: 3\n")
+    code, out, err = run_cli(capsys, "infer", "Q?", "--config", str(cfg))
+    assert code == 0, err
+    assert "--- Round 2" in out and "Final answer:" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["infer", ""], "question is empty"),
+        (["infer", "q", "--rounds", "0"], "--rounds must be >= 1"),
+        (["infer", "q", "--model", "/does/not/exist"], "does not exist"),
+        (["infer", "q", "--model", "nobody/no-such-model"], "offline"),
+        (
+            ["infer", "q", "--adapter", "/no/adapter"],
+            "adapter directory /no/adapter does not exist",
+        ),
+        (["infer", "--file", "/no/file.txt"], "--file /no/file.txt does not exist"),
+        (["infer", "q", "--top-p", "1.5"], "--top-p"),
+        (["infer", "q", "--bogus-flag", "1"], "unknown option"),
+        (["infer", "q", "--config", "/no/cfg.yaml"], "config file /no/cfg.yaml does not exist"),
+        (["nonsense"], "unknown command"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, args, message):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) >= 1
+
+
+def test_adapter_that_does_not_match_the_model(capsys, tiny_checkpoint, tmp_path, tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    from conftest import build_tiny_model
+
+    other = build_tiny_model(tokenizer, hidden=32)
+    adapter = tmp_path / "adapter"
+    get_peft_model(other, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adapter)
+    code, _, err = run_cli(
+        capsys, "infer", "q", "--model", str(tiny_checkpoint), "--adapter", str(adapter)
+    )
+    assert code == 2 and "does not match model" in err
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    code = (
+        "import sys, motif.cli.main as m; m.main(['--help']); "
+        "print('HEAVY' if {'torch','transformers','trl'} & set(sys.modules) else 'LIGHT')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "infer" in out.stdout and out.stdout.strip().endswith("LIGHT")
+
+
+@pytest.mark.slow
+def test_infer_default_model_json():
+    """The issue's done-when command on the embedded default model."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "motif.cli.main",
+            "infer",
+            "What is 12 + 30?",
+            "--rounds",
+            "3",
+            "--max-new-tokens",
+            "48",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert len(record["rounds"]) == 3
