@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -207,20 +206,18 @@ def check_adapter_dir(adapter: str) -> None:
         raise MotifError(f"{adapter} is not a PEFT adapter directory (no adapter_config.json)")
 
 
-def apply_adapter(model: Any, adapter: str, model_name: str) -> Any:
-    """Wrap ``model`` with the PEFT adapter in ``adapter``; a mismatch is a clear error."""
+def apply_adapter(model: Any, adapter: str, model_name: str, trainable: bool = False) -> Any:
+    """Wrap ``model`` with the PEFT adapter in ``adapter``; a mismatch is a clear error.
+
+    ``trainable=True`` keeps the adapter's weights trainable (a starting point for training).
+    """
     from peft import PeftModel
 
+    check_adapter_dir(adapter)
     try:
-        return PeftModel.from_pretrained(model, adapter)
+        return PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MotifError(
             f"adapter {adapter} does not match model {model_name}: {first[:300]}"
         ) from exc
-
-
-def copy_default_checkpoint(dest: Path) -> Path:
-    """Copy the converted default checkpoint (for tests and demos that need a writable copy)."""
-    shutil.copytree(default_model_dir(), dest, dirs_exist_ok=True)
-    return dest

@@ -1,0 +1,78 @@
+"""Rollout engine vs one trajectory at a time on the MOTIF reward workload.
+
+8 round-1 responses x 4 continuations x 2 remaining rounds (n = 3), on the offline default
+model on CPU, with the same sampling settings and token limits for both, in one run.
+
+    .venv/bin/python bench/rollout.py [--responses 8 --k 4 --max-new-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from common import QUESTIONS, bound_fraction, gemm_rate, param_count, timed
+from motif.backends.base import SamplingParams
+from motif.config import ModelArgs
+from motif.engine import RolloutEngine
+from motif.protocol import Protocol
+from motif.runtime import load_backend
+
+
+def sequential(backend, protocol, questions, firsts, k, params):
+    """What the reference does: every continuation, every round, one generate call at a time."""
+    tokens = 0
+    for question, first in zip(questions, firsts, strict=True):
+        for _ in range(k):
+            summary = protocol.summary(first)
+            for index in range(2, protocol.rounds + 1):
+                out = backend.generate([protocol.messages(question, index, summary)], params)[0]
+                tokens += out.completion_tokens
+                summary = protocol.summary(out.text)
+    return tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--responses", type=int, default=8)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    backend = load_backend(ModelArgs(max_batch_size=64))
+    protocol = Protocol(rounds=args.rounds)
+    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.8, top_p=0.95, seed=0)
+    questions = (QUESTIONS * args.responses)[: args.responses]
+    engine = RolloutEngine(backend, protocol, params)
+    firsts = [t.final_text for t in engine.run(questions)]  # round 1, not timed
+
+    times: dict[str, float] = {}
+    with timed(times, "engine"):
+        groups = engine.continue_from(questions, firsts, args.k)
+    engine_tokens = sum(r.completion_tokens for g in groups for t in g for r in t.rounds[1:])
+    with timed(times, "sequential"):
+        seq_tokens = sequential(backend, protocol, questions, firsts, args.k, params)
+
+    rate = gemm_rate()
+    params_n = param_count(backend.model)
+    print(
+        f"workload: {args.responses} responses x {args.k} continuations x {args.rounds - 1} rounds, "
+        f"{args.max_new_tokens} new tokens max, T=0.8 top_p=0.95"
+    )
+    print(f"fp32 GEMM rate: {rate / 1e9:.1f} GFLOP/s; bound = {rate / (2 * params_n):.0f} tokens/s")
+    print(f"{'path':<12}{'seconds':>10}{'tokens':>10}{'tokens/s':>11}{'of bound':>10}")
+    rates = {}
+    for name, tokens in (("engine", engine_tokens), ("sequential", seq_tokens)):
+        rates[name] = tokens / times[name]
+        frac = bound_fraction(rates[name], params_n, rate)
+        print(f"{name:<12}{times[name]:>10.1f}{tokens:>10}{rates[name]:>11.1f}{frac:>10.1%}")
+    print(
+        f"speed-up (tokens/s): {rates['engine'] / rates['sequential']:.1f}x; "
+        f"wall-clock: {times['sequential'] / times['engine']:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

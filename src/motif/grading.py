@@ -1,0 +1,417 @@
+"""The correctness oracle: is a predicted answer mathematically equal to the gold answer?
+
+Built on ``math-verify``. Each side is reduced to one expression first (the last complete
+``\\boxed{}`` when there is a box, a GSM8K gold's text after ``####``), wrapped in ``$...$``
+(math-verify misreads bare ``[1,3)`` or ``(x+1)^2``), parsed, then compared with
+``verify(gold, prediction)``: gold first, since the comparison is asymmetric.
+
+Outcomes (see :class:`Grade`): ``True``/``False``, or ``None`` for "cannot grade": the gold
+or the prediction does not parse, an input is too long, or the time bound ran out. A
+response without any final answer is ``False`` (reason ``no_answer``), not ``None``: the
+model failed, the oracle did not.
+
+Time bound. math-verify's own timeout uses ``signal.alarm``: it only works on the main
+thread, and its ``TimeoutException`` derives from ``BaseException``. We switch it off
+(``parsing_timeout=None``, ``timeout_seconds=None``) and bound each whole call ourselves
+(:mod:`motif._timebound`): on the main thread with a one-shot timer; on any other thread
+by handing the call to a long-lived worker process that grades on its own main thread with
+the same timer and is killed if even that fails to return.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from motif._timebound import CallTimeout, WorkerDied, WorkerProcess, on_main_thread, with_time_limit
+from motif.protocol import extract_final_answer, parse_boxed
+
+logger = logging.getLogger(__name__)
+
+Fallback = Literal["none", "response"]
+GoldLike = str | int | float
+
+DEFAULT_TIMEOUT_S = 5.0
+"""Wall-clock bound for one grading call (extraction, parsing and comparison together)."""
+MAX_INPUT_CHARS = 200_000
+"""Longer responses or predictions are not graded (None, reason ``too_long``)."""
+MAX_ANSWER_CHARS = 1_000
+"""Longer extracted answers are not parsed: real answers are short, sympy on huge ones is slow."""
+GOLD_SOURCES = ("gsm8k", "math", "aime", "amc")
+
+CORRECT = "correct"
+INCORRECT = "incorrect"
+NO_ANSWER = "no_answer"
+GOLD_UNPARSEABLE = "gold_unparseable"
+PREDICTION_UNPARSEABLE = "prediction_unparseable"
+TOO_LONG = "too_long"
+TIMEOUT = "timeout"
+WORKER_DIED = "worker_died"
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_DELIMITED = re.compile(r"\$\$.*\$\$|\$[^$].*\$|\\\(.*\\\)|\\\[.*\\\]", re.DOTALL)
+_BARE_DOLLAR = re.compile(r"(?<!\\)\$")
+_INTEGER = re.compile(r"[+-]?\d+")
+_WHOLE_DECIMAL = re.compile(r"([+-]?\d+)\.0+")
+_GROUPED_INTEGER = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+")
+# A number followed by plain words ("18.90 dollars", "5 cm."): the words are a unit.
+_NUMBER_AND_WORDS = re.compile(
+    r"(\\?\$?\s*[+-]?(?:\d[\d,]*)?\.?\d+)\s+[A-Za-z]{2,}(?:[\s-]+[A-Za-z]+)*\.?"
+)
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The outcome of one grading.
+
+    Attributes:
+        correct: True, False, or None when the pair cannot be graded.
+        reason: one of ``correct``, ``incorrect``, ``no_answer``, ``gold_unparseable``,
+            ``prediction_unparseable``, ``too_long``, ``timeout``, ``worker_died``.
+        answer: the extracted final answer, when the grading started from a response.
+    """
+
+    correct: bool | None
+    reason: str
+    answer: str | None = None
+
+    def __bool__(self) -> bool:
+        # A Grade is always truthy as an object; refuse, so `if grade:` cannot hide a None.
+        raise TypeError("use Grade.correct (True, False or None), not the Grade itself")
+
+
+@dataclass
+class GradeStats:
+    """Counts gradings by reason, so a caller can log how many could not be graded.
+
+    Not thread-safe: make one per batch (or guard it yourself).
+    """
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, grade: Grade) -> Grade:
+        """Count ``grade`` and return it unchanged."""
+        self.counts[grade.reason] += 1
+        return grade
+
+    def update(self, other: GradeStats) -> None:
+        """Add another tally into this one."""
+        self.counts.update(other.counts)
+
+    @property
+    def total(self) -> int:
+        """Gradings counted."""
+        return sum(self.counts.values())
+
+    @property
+    def ungraded(self) -> int:
+        """Gradings that returned None."""
+        return sum(n for reason, n in self.counts.items() if reason not in _DEFINITE)
+
+    def summary(self) -> str:
+        """One line, e.g. ``32 graded: correct 10, incorrect 20, timeout 2 (2 None)``."""
+        parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.counts.items()))
+        return f"{self.total} graded: {parts or 'nothing'} ({self.ungraded} None)"
+
+    def log(self, name: str, log: logging.Logger | None = None) -> None:
+        """Log the tally: WARNING when some gradings returned None, else DEBUG."""
+        level = logging.WARNING if self.ungraded else logging.DEBUG
+        (log or logger).log(level, "%s: %s", name, self.summary())
+
+
+_DEFINITE = frozenset({CORRECT, INCORRECT, NO_ANSWER})
+
+
+# --------------------------------------------------------------------------- golds
+
+
+def normalize_gold(raw: GoldLike, source: str | None = None) -> str:
+    """The gold answer as the oracle compares it.
+
+    GSM8K (``source="gsm8k"``, or any text holding ``####``): the text after the last
+    ``####``, thousands separators dropped (``"... #### 1,234"`` -> ``"1234"``). Every source:
+    stripped; integers lose leading zeros (AIME ``"025"`` -> ``"25"``); whole decimals lose
+    their fraction (AMC ``"27.0"`` or the float ``27.0`` -> ``"27"``). Other text (MATH's
+    LaTeX) is kept as it is. A non-finite float gives ``""``, which does not grade.
+
+    Raises:
+        TypeError: ``raw`` is not a str, int or float.
+        ValueError: ``source`` is not one of :data:`GOLD_SOURCES` or None.
+    """
+    if source is not None and source not in GOLD_SOURCES:
+        raise ValueError(f"unknown gold source {source!r}; use one of {GOLD_SOURCES} or None")
+    text = _gold_text(raw)
+    if source == "gsm8k" or "####" in text:
+        text = text.rsplit("####", 1)[-1].strip()
+        if _GROUPED_INTEGER.fullmatch(text):
+            text = text.replace(",", "")
+    return _canonical_number(text)
+
+
+def paper_gold(raw: GoldLike) -> str:
+    """The gold string the reference implementation matches: after ``####``, stripped.
+
+    Unlike :func:`normalize_gold` nothing else changes (``"1,234"`` stays), because the
+    reference compares strings.
+    """
+    text = _gold_text(raw)
+    return text.split("####")[-1].strip() if "####" in text else text
+
+
+def _gold_text(raw: GoldLike) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise TypeError(f"a gold answer must be a str, int or float, got {type(raw).__name__}")
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            return ""
+        return str(int(raw)) if raw.is_integer() else repr(raw)
+    return str(raw).strip()
+
+
+def _canonical_number(text: str) -> str:
+    whole = _WHOLE_DECIMAL.fullmatch(text)
+    if whole:
+        text = whole.group(1)
+    if _INTEGER.fullmatch(text):
+        return str(int(text))
+    return text
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def grade(prediction: str | None, gold: GoldLike, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Grade:
+    """Grade a predicted answer against a gold answer, within ``timeout_s`` seconds.
+
+    ``prediction`` may be a bare answer (``"1,234"``, ``"$18.90"``, ``"\\frac{1}{2}"``) or
+    text holding ``\\boxed{}``, in which case the last complete box is graded. None means
+    the caller found no answer (``False``, reason ``no_answer``).
+    """
+    _check_str("prediction", prediction, optional=True)
+    _check_timeout(timeout_s)
+    if prediction is None:
+        return Grade(False, NO_ANSWER)
+    if len(prediction) > MAX_INPUT_CHARS:
+        return Grade(None, TOO_LONG)
+    return _bounded(("answer", prediction, normalize_gold(gold), "none"), timeout_s)
+
+
+def is_correct(
+    prediction: str | None, gold: GoldLike, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> bool | None:
+    """True/False when ``prediction`` does/does not equal ``gold``; None when it cannot grade.
+
+    See :func:`grade` for the accepted forms. Safe on any thread; bounded by ``timeout_s``.
+    """
+    return grade(prediction, gold, timeout_s=timeout_s).correct
+
+
+def grade_text(
+    text: str,
+    gold: GoldLike,
+    *,
+    fallback: Fallback = "none",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Grade:
+    """Grade a whole (last-round) response: extract its final answer, then grade it.
+
+    The final answer is the last ``\\boxed{}`` inside the last ``<answer>...</answer>``
+    (:func:`motif.protocol.extract_final_answer`). ``fallback="response"`` also accepts the
+    last box anywhere in the response. No answer gives ``False`` (reason ``no_answer``).
+    """
+    _check_str("text", text)
+    _check_timeout(timeout_s)
+    if fallback not in ("none", "response"):
+        raise ValueError(f"unknown fallback {fallback!r}; use 'none' or 'response'")
+    if len(text) > MAX_INPUT_CHARS:
+        return Grade(None, TOO_LONG)
+    return _bounded(("text", text, normalize_gold(gold), fallback), timeout_s)
+
+
+def grade_response(
+    text: str,
+    gold: GoldLike,
+    *,
+    fallback: Fallback = "none",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> bool | None:
+    """:func:`grade_text`'s verdict only: True, False, or None when it cannot grade."""
+    return grade_text(text, gold, fallback=fallback, timeout_s=timeout_s).correct
+
+
+def gold_parses(gold: GoldLike, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+    """Whether the oracle can parse ``gold`` at all (used to audit a data set's golds)."""
+    return _bounded(("gold", "", normalize_gold(gold), "none"), timeout_s).correct is not None
+
+
+def grade_many(
+    pairs: Iterable[tuple[str | None, GoldLike]],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    stats: GradeStats | None = None,
+) -> list[bool | None]:
+    """:func:`is_correct` over many (prediction, gold) pairs, counting reasons in ``stats``."""
+    tally = stats if stats is not None else GradeStats()
+    return [tally.add(grade(p, g, timeout_s=timeout_s)).correct for p, g in pairs]
+
+
+def _check_str(name: str, value: object, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+
+
+def _check_timeout(timeout_s: float) -> None:
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
+        raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+
+
+# --------------------------------------------------------------------------- grading proper
+
+Request = tuple[str, str, str, str]  # (kind, text or prediction, normalised gold, fallback)
+
+
+def _execute(request: Request) -> Grade:
+    """The grading itself, unbounded: callers run it under a time limit."""
+    kind, text, gold, fallback = request
+    gold_parsed = _parse_gold(gold)
+    if not gold_parsed:
+        return Grade(None, GOLD_UNPARSEABLE)
+    if kind == "gold":
+        return Grade(True, CORRECT)
+    answer = extract_final_answer(text, fallback) if kind == "text" else text
+    if answer is None:
+        return Grade(False, NO_ANSWER)
+    verdict = _compare(gold_parsed, answer)
+    return Grade(verdict.correct, verdict.reason, answer if kind == "text" else None)
+
+
+def _compare(gold_parsed: tuple[Any, ...], prediction: str) -> Grade:
+    from math_verify import verify
+
+    core = _answer_core(prediction)
+    if core is None or not core.strip():
+        return Grade(None, PREDICTION_UNPARSEABLE)
+    if len(core) > MAX_ANSWER_CHARS:
+        return Grade(None, TOO_LONG)
+    parsed = _parse_prediction(core)
+    if not parsed:
+        return Grade(None, PREDICTION_UNPARSEABLE)
+    if verify(list(gold_parsed), parsed, timeout_seconds=None):
+        return Grade(True, CORRECT)
+    if not any(_is_math(p) for p in parsed):
+        # Only a raw-string fallback came out: we could not read the prediction as math.
+        return Grade(None, PREDICTION_UNPARSEABLE)
+    return Grade(False, INCORRECT)
+
+
+@lru_cache(maxsize=4096)
+def _parse_gold(gold: str) -> tuple[Any, ...]:
+    """The parsed gold (cached: a data set repeats each gold over many completions)."""
+    core = _answer_core(gold)
+    if core is None or not core.strip() or len(core) > MAX_ANSWER_CHARS:
+        return ()
+    return tuple(_parse(_as_latex(core)))
+
+
+def _parse_prediction(core: str) -> list[Any]:
+    parsed = _parse(_as_latex(core))
+    if not parsed:
+        # Plain text such as "18.90 dollars" reads better as an expression than as LaTeX.
+        parsed = _parse(core)
+    return parsed
+
+
+def _parse(text: str) -> list[Any]:
+    from math_verify import parse
+
+    return parse(text, parsing_timeout=None)
+
+
+def _answer_core(text: str) -> str | None:
+    """The last complete box's content when ``text`` has a box (None if none closes).
+
+    A number followed by plain words keeps only the number: LaTeX would read the words as
+    a product of single-letter symbols (math-verify already drops ``\\text{}`` units).
+    """
+    core = parse_boxed(text) if _BOX.search(text) else text
+    if core is None:
+        return None
+    core = core.strip()
+    unit = _NUMBER_AND_WORDS.fullmatch(core)
+    return unit.group(1) if unit else core
+
+
+def _as_latex(core: str) -> str:
+    """``core`` in math delimiters; a bare ``$`` inside is a currency sign, so escape it."""
+    text = core.strip()
+    if _DELIMITED.fullmatch(text):
+        return text
+    return "$" + _BARE_DOLLAR.sub(r"\\$", text) + "$"
+
+
+def _is_math(value: object) -> bool:
+    return not isinstance(value, str)
+
+
+# --------------------------------------------------------------------------- time bounds
+
+
+def _bounded(request: Request, timeout_s: float) -> Grade:
+    if on_main_thread():
+        return _run_inline(request, timeout_s)
+    try:
+        reply = _WORKER.call({"request": request, "timeout_s": timeout_s}, timeout_s)
+    except WorkerDied as exc:
+        logger.warning("%s; it restarts on the next call", exc)
+        return Grade(None, WORKER_DIED)
+    if reply is None:
+        return Grade(None, TIMEOUT)
+    return Grade(reply["correct"], reply["reason"], reply["answer"])
+
+
+def _run_inline(request: Request, timeout_s: float) -> Grade:
+    from math_verify.errors import TimeoutException
+
+    try:
+        return with_time_limit(lambda: _execute(request), timeout_s)
+    except (CallTimeout, TimeoutException):
+        # math-verify's own timer is off, but its exception is caught too in case it fires.
+        logger.debug("grading timed out after %.1f s", timeout_s)
+        return Grade(None, TIMEOUT)
+
+
+def _serve_request(message: dict[str, Any]) -> dict[str, Any]:
+    """The worker process's handler: grade one request on its main thread."""
+    result = _run_inline(tuple(message["request"]), message["timeout_s"])
+    return {"correct": result.correct, "reason": result.reason, "answer": result.answer}
+
+
+def _warm_up() -> None:
+    _parse_gold("1")  # import math-verify and sympy before the worker reports ready
+
+
+def _quiet_math_verify_notice() -> None:
+    """Drop math-verify's one-off "timeout is disabled" warning: we bound time ourselves."""
+
+    def _keep(record: logging.LogRecord) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+    for name in ("math_verify.parser", "math_verify.grader"):
+        logging.getLogger(name).addFilter(_keep)
+
+
+_quiet_math_verify_notice()
+_WORKER = WorkerProcess("motif.grading:_serve_request", warm_up="motif.grading:_warm_up")
+atexit.register(_WORKER.close)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WORKER.forget)
