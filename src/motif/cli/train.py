@@ -1,0 +1,36 @@
+"""``motif train``: MOTIF or vanilla GRPO training from a YAML recipe plus flag overrides."""
+
+from __future__ import annotations
+
+
+def parse_config(argv: list[str]):
+    """Parse ``argv`` (``--config recipe.yaml`` + flags) into a validated :class:`TrainConfig`."""
+    from motif.cli.common import parse
+    from motif.training.config import CONFIG_TYPES, TrainConfig
+
+    parts = parse(
+        "motif train",
+        CONFIG_TYPES,
+        argv,
+        description="Train with MOTIF (--method motif) or vanilla GRPO (--method grpo) on TRL.",
+    )
+    return TrainConfig(*parts)
+
+
+def run(argv: list[str]) -> int:
+    """Validate, then either print the plan (--dry-run) or train."""
+    config = parse_config(argv)
+    from motif.training.trainer import plan
+
+    print(plan(config), flush=True)
+    if config.run.dry_run:
+        print("dry run: configuration valid; nothing loaded")
+        return 0
+    from motif.cli.common import quiet_libraries
+
+    quiet_libraries()
+    from motif.training.trainer import train
+
+    out = train(config)
+    print(f"done: adapter and checkpoints in {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""Training: MOTIF / GRPO on TRL, and the format cold start (``motif sft``)."""

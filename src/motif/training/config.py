@@ -1,0 +1,346 @@
+"""Typed training configuration: one dataclass per concern, defaults from the paper.
+
+Every field is a ``motif train`` flag (dashed spelling accepted) and a YAML recipe key. The
+optimisation fields map one to one onto TRL's ``GRPOConfig``, which is only built when a run
+starts (``to_grpo_config``), so ``--dry-run`` validates a GPU recipe on a CPU machine offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from motif.errors import ConfigError
+
+METHODS = ("motif", "grpo")
+PAPER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass
+class RunArgs:
+    """What to train, from where, into where."""
+
+    method: str = field(
+        default="motif",
+        metadata={"help": "motif (n rounds, future-accuracy reward) or grpo (vanilla, 1 round)."},
+    )
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id or local checkpoint. Default: the offline SmolLM2-135M-Instruct."
+        },
+    )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={"help": "LoRA adapter to start from (e.g. the `motif sft` cold start)."},
+    )
+    output_dir: str = field(default="runs/motif", metadata={"help": "The run directory."})
+    resume: bool = field(
+        default=False, metadata={"help": "Continue from the newest checkpoint in --output-dir."}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Delete an existing run in --output-dir first."}
+    )
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": "Resolve and validate the config, print the plan; load nothing."},
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow model code from the hub."}
+    )
+
+    def __post_init__(self) -> None:
+        _require(
+            self.method in METHODS,
+            f"--method must be one of {', '.join(METHODS)}; got {self.method!r}",
+        )
+        _require(
+            not (self.resume and self.overwrite),
+            "--resume and --overwrite exclude each other: resume a run, or start it again",
+        )
+        _require(
+            self.dtype in ("auto", "float32", "bfloat16", "float16"),
+            f"--dtype must be auto, float32, bfloat16 or float16; got {self.dtype!r}",
+        )
+
+
+@dataclass
+class DataArgs:
+    """The training questions and their gold answers."""
+
+    dataset: str = field(
+        default="gsm8k_train",
+        metadata={
+            "help": "Benchmark name (gsm8k_train), a local .jsonl/.parquet path, or "
+            "reasoning_gym:<task>."
+        },
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Directory with local JSONL copies of named data sets."}
+    )
+    question_field: str | None = field(
+        default=None, metadata={"help": "Question column of a local file."}
+    )
+    answer_field: str | None = field(
+        default=None, metadata={"help": "Gold answer column of a local file."}
+    )
+    dataset_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Rows to use (reasoning-gym: how many to generate). Default: all / 1000."
+        },
+    )
+    dataset_seed: int = field(default=0, metadata={"help": "Seed for generated tasks."})
+    task_config: dict | str | None = field(
+        default=None,
+        metadata={"help": "reasoning-gym task options (YAML mapping or JSON string)."},
+    )
+    skip_bad_rows: bool = field(
+        default=False,
+        metadata={"help": "Skip rows with no question or gold (logged) instead of failing."},
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.task_config, str):
+            import json
+
+            try:
+                self.task_config = json.loads(self.task_config)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"--task-config must be a JSON mapping: {exc}") from exc
+        _require(
+            self.dataset_size is None or self.dataset_size >= 1,
+            f"--dataset-size must be >= 1; got {self.dataset_size}",
+        )
+
+
+@dataclass
+class LoraArgs:
+    """The LoRA adapter (paper: r=64, alpha 64, all projections)."""
+
+    lora_r: int = field(default=64, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(
+        default=0.0, metadata={"help": "LoRA dropout (the reference states none; 0)."}
+    )
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: list(PAPER_LORA_TARGETS),
+        metadata={"help": "Module names that get adapters."},
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.lora_r >= 1, f"--lora-r must be >= 1; got {self.lora_r}")
+        _require(self.lora_alpha >= 1, f"--lora-alpha must be >= 1; got {self.lora_alpha}")
+        _require(
+            0 <= self.lora_dropout < 1, f"--lora-dropout must be in [0, 1); got {self.lora_dropout}"
+        )
+        _require(bool(self.lora_target_modules), "--lora-target-modules must name at least one")
+
+    def peft_config(self) -> Any:
+        """The ``peft.LoraConfig`` for a causal LM."""
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=list(self.lora_target_modules),
+            task_type="CAUSAL_LM",
+        )
+
+
+@dataclass
+class MotifArgs:
+    """The multi-round protocol and the MOTIF reward (paper: n=3, k=4, T=0.8, top_p=0.95)."""
+
+    rounds: int = field(default=3, metadata={"help": "Rounds n (grpo always uses 1)."})
+    k: int = field(
+        default=4, metadata={"help": "Continuation trajectories per round-1 completion."}
+    )
+    continuation_temperature: float = field(
+        default=0.8, metadata={"help": "Sampling temperature of rounds 2..n."}
+    )
+    continuation_top_p: float = field(default=0.95, metadata={"help": "top_p of rounds 2..n."})
+    continuation_max_new_tokens: int = field(
+        default=2048, metadata={"help": "Most tokens per continuation round (reference: 2048)."}
+    )
+    continuation_batch_size: int = field(
+        default=64, metadata={"help": "Most sequences per continuation generate batch."}
+    )
+    accuracy_weight: float = field(
+        default=2.0, metadata={"help": "Reward for a correct final answer (reference scale: 2)."}
+    )
+    scoring: str = field(
+        default="default",
+        metadata={
+            "help": "default (math-verify on the boxed answer) or paper (the reference's "
+            "substring score: 2 in <answer>, 1 elsewhere)."
+        },
+    )
+    format_rewards: str = field(
+        default="fixed",
+        metadata={"help": "fixed (multi-line aware), paper (reference regexes) or none."},
+    )
+    summary_rule: str = field(
+        default="paper", metadata={"help": "What is carried between rounds: paper or strict."}
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.rounds >= 1, f"--rounds must be >= 1; got {self.rounds}")
+        _require(self.k >= 1, f"--k must be >= 1; got {self.k}")
+        _require(
+            self.continuation_temperature >= 0,
+            f"--continuation-temperature must be >= 0; got {self.continuation_temperature}",
+        )
+        _require(
+            0 < self.continuation_top_p <= 1,
+            f"--continuation-top-p must be in (0, 1]; got {self.continuation_top_p}",
+        )
+        _require(
+            self.continuation_max_new_tokens >= 1, "--continuation-max-new-tokens must be >= 1"
+        )
+        _require(self.continuation_batch_size >= 1, "--continuation-batch-size must be >= 1")
+        _require(
+            self.scoring in ("default", "paper"),
+            f"--scoring must be default or paper; got {self.scoring!r}",
+        )
+        _require(
+            self.format_rewards in ("fixed", "paper", "none"),
+            f"--format-rewards must be fixed, paper or none; got {self.format_rewards!r}",
+        )
+        _require(
+            self.summary_rule in ("paper", "strict"),
+            f"--summary-rule must be paper or strict; got {self.summary_rule!r}",
+        )
+
+
+@dataclass
+class OptimArgs:
+    """GRPO optimisation (paper values); each maps onto the ``GRPOConfig`` field of that name."""
+
+    learning_rate: float = field(default=5e-6, metadata={"help": "Peak learning rate."})
+    adam_beta1: float = field(default=0.9, metadata={"help": "Adam beta1."})
+    adam_beta2: float = field(default=0.99, metadata={"help": "Adam beta2."})
+    weight_decay: float = field(default=0.1, metadata={"help": "Weight decay."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Warm-up fraction of the steps."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    max_grad_norm: float = field(default=0.1, metadata={"help": "Gradient clipping norm."})
+    beta: float = field(default=0.0, metadata={"help": "KL coefficient (paper: 0, no KL)."})
+    loss_type: str = field(
+        default="grpo", metadata={"help": "TRL loss type (grpo = the per-sequence GRPO loss)."}
+    )
+    optim: str = field(
+        default="adamw_torch",
+        metadata={
+            "help": "Optimiser (the reference used 8-bit AdamW: adamw_8bit needs bitsandbytes)."
+        },
+    )
+    prompts_per_device: int = field(
+        default=1,
+        metadata={
+            "help": "Questions per device per step (the paper's per-device batch 1); TRL's "
+            "per_device_train_batch_size is this x num_generations."
+        },
+    )
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Accumulation steps."})
+    num_generations: int = field(
+        default=8, metadata={"help": "Round-1 completions m per question."}
+    )
+    max_completion_length: int = field(
+        default=1024, metadata={"help": "Most tokens of a round-1 completion."}
+    )
+    temperature: float = field(default=0.9, metadata={"help": "Round-1 sampling temperature."})
+    top_p: float = field(default=1.0, metadata={"help": "Round-1 top_p."})
+    max_steps: int = field(default=1000, metadata={"help": "Optimiser steps."})
+    save_steps: int = field(default=100, metadata={"help": "Checkpoint every this many steps."})
+    save_total_limit: int | None = field(default=None, metadata={"help": "Keep at most this many."})
+    logging_steps: int = field(default=1, metadata={"help": "Log metrics every this many steps."})
+    seed: int = field(default=42, metadata={"help": "Training seed."})
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 mixed precision; default: on when CUDA supports it."}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Save activation memory."}
+    )
+    use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (TRL's flag)."})
+    vllm_mode: str = field(
+        default="colocate", metadata={"help": "colocate or server (TRL's flag)."}
+    )
+    vllm_gpu_memory_utilization: float = field(
+        default=0.3, metadata={"help": "GPU memory share of colocated vLLM."}
+    )
+    vllm_server_host: str = field(default="0.0.0.0", metadata={"help": "vLLM server host."})
+    vllm_server_port: int = field(default=8000, metadata={"help": "vLLM server port."})
+    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard, wandb or none."})
+
+    def __post_init__(self) -> None:
+        _require(
+            self.num_generations >= 2,
+            f"--num-generations must be >= 2 (GRPO needs a group to compare); got {self.num_generations}",
+        )
+        _require(self.prompts_per_device >= 1, "--prompts-per-device must be >= 1")
+        _require(self.max_steps >= 1, f"--max-steps must be >= 1; got {self.max_steps}")
+        _require(self.save_steps >= 1, f"--save-steps must be >= 1; got {self.save_steps}")
+        _require(self.learning_rate > 0, f"--learning-rate must be > 0; got {self.learning_rate}")
+        _require(self.max_completion_length >= 1, "--max-completion-length must be >= 1")
+        _require(self.vllm_mode in ("colocate", "server"), "--vllm-mode must be colocate or server")
+
+    def to_grpo_kwargs(self, output_dir: str, use_cuda: bool) -> dict[str, Any]:
+        """Keyword arguments for ``trl.GRPOConfig``, with every drifting default set explicitly."""
+        kwargs = asdict(self)
+        prompts = kwargs.pop("prompts_per_device")
+        bf16 = kwargs.pop("bf16")
+        # transformers 5 folds the warm-up ratio into warmup_steps (a float < 1 is a ratio).
+        kwargs["warmup_steps"] = kwargs.pop("warmup_ratio")
+        kwargs.update(
+            output_dir=output_dir,
+            per_device_train_batch_size=prompts * self.num_generations,
+            bf16=use_cuda if bf16 is None else bf16,
+            use_cpu=not use_cuda,
+            report_to=[] if self.report_to == "none" else [self.report_to],
+            save_strategy="steps",
+            remove_unused_columns=False,
+            log_completions=False,
+        )
+        if not self.use_vllm:
+            for key in (
+                "vllm_mode",
+                "vllm_gpu_memory_utilization",
+                "vllm_server_host",
+                "vllm_server_port",
+            ):
+                kwargs.pop(key)
+        return kwargs
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``motif train`` needs, grouped by concern."""
+
+    run: RunArgs
+    data: DataArgs
+    lora: LoraArgs
+    motif: MotifArgs
+    optim: OptimArgs
+
+    def __post_init__(self) -> None:
+        if self.run.method == "grpo" and self.motif.rounds != 1:
+            self.motif.rounds = 1  # vanilla GRPO is single-round by definition
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration, flat (as a recipe would write it)."""
+        flat: dict[str, Any] = {}
+        for part in (self.run, self.data, self.lora, self.motif, self.optim):
+            flat.update(asdict(part))
+        return flat
+
+
+CONFIG_TYPES = (RunArgs, DataArgs, LoraArgs, MotifArgs, OptimArgs)
