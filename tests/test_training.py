@@ -258,3 +258,48 @@ def test_unreachable_hub_id_is_a_clear_error(tmp_path, capsys):
 def test_every_recipe_dry_runs_offline(recipe, capsys):
     command = "sft" if recipe.name.startswith("sft") else "train"
     assert main([command, "--config", str(recipe), "--dry-run"]) == 0, capsys.readouterr().err
+
+
+def test_two_processes_end_with_the_same_parameters(tiny_checkpoint, tmp_path):
+    """`accelerate launch --num_processes 2 --cpu`: two optimiser steps, identical weights on both ranks."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    # accelerate 1.15 runs `--cpu --num_processes 2` as ONE process unless MPI is installed;
+    # `--multi_gpu` on a machine with no visible GPU starts two torchrun ranks on gloo (CPU).
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parent),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "2",
+        "--multi_gpu",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(Path(__file__).parent / "mp_train.py"),
+        "--model",
+        str(tiny_checkpoint),
+        "--output-dir",
+        str(out),
+        "--max-steps",
+        "2",
+        *TINY_RUN,
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [(out / f"rank{r}.sha256").read_text().split() for r in (0, 1)]
+    assert ranks[0][0] == ranks[1][0] == "2"
+    assert ranks[0][1] == ranks[1][1]
+    assert ranks[0][2] == ranks[1][2] == "1"  # the adapter really moved

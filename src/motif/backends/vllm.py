@@ -33,7 +33,6 @@ class VLLMBackend(GenerationBackend):
         client: TRL's ``VLLMClient`` (server mode). In server mode generation is a collective:
             every rank must call :meth:`generate` the same number of times.
         accelerator: the trainer's accelerator (server mode gathers prompts on rank 0).
-        sampling_params_factory: builds vLLM sampling parameters (tests pass a fake).
     """
 
     def __init__(
@@ -44,7 +43,6 @@ class VLLMBackend(GenerationBackend):
         client: Any = None,
         accelerator: Any = None,
         max_batch_size: int = 1024,
-        sampling_params_factory: Any = None,
     ) -> None:
         super().__init__(max_batch_size)
         if (llm is None) == (client is None):
@@ -54,7 +52,6 @@ class VLLMBackend(GenerationBackend):
         self.llm = llm
         self.client = client
         self.accelerator = accelerator
-        self.make_params = sampling_params_factory or _vllm_sampling_params
 
     @classmethod
     def from_trainer(cls, trainer: Any) -> VLLMBackend:
@@ -104,7 +101,7 @@ class VLLMBackend(GenerationBackend):
         ]
 
     def _colocate(self, prompts: list, params: SamplingParams, n: int) -> list[list[int]]:
-        sampling = self.make_params(**self._sampling(params, n))
+        sampling = _vllm_sampling_params(**self._sampling(params, n))
         requests = [{"prompt_token_ids": ids} for ids in prompts]
         results = self.llm.generate(requests, sampling_params=sampling, use_tqdm=False)
         return [list(c.token_ids) for r in results for c in r.outputs]

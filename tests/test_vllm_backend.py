@@ -1,0 +1,136 @@
+"""The vLLM continuation path against faithful fakes of the two interfaces it calls.
+
+vLLM cannot run on CPU machines. The fakes mirror vLLM's ``LLM.generate(prompts,
+sampling_params=..., use_tqdm=...)`` (returning ``RequestOutput`` objects whose ``outputs`` hold
+``token_ids``) and TRL 1.16's ``VLLMClient.generate(prompts=..., n=..., ...)`` (returning a dict
+with ``completion_ids``, ``n`` completions per prompt, prompt-major).
+"""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from motif.backends.base import SamplingParams
+from motif.backends.vllm import VLLMBackend
+from motif.engine import RolloutEngine
+from motif.protocol import Protocol
+
+
+def scripted_ids(tokenizer, prompt_ids, sample):
+    """A deterministic completion that names the prompt length and sample, then EOS."""
+    text = f"<answer>len{len(prompt_ids)}-s{sample}</answer>"
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+class FakeSamplingParams:
+    """vllm.SamplingParams: keyword construction, attributes read by the engine."""
+
+    def __init__(self, n=1, temperature=1.0, top_p=1.0, top_k=-1, max_tokens=16, seed=None):
+        self.n, self.temperature, self.top_p, self.top_k = n, temperature, top_p, top_k
+        self.max_tokens, self.seed = max_tokens, seed
+
+
+class FakeLLM:
+    """vllm.LLM: generate(list of {"prompt_token_ids": ...}, sampling_params=, use_tqdm=)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.calls = []
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=True):
+        assert all(set(p) == {"prompt_token_ids"} for p in prompts)
+        assert isinstance(sampling_params, FakeSamplingParams)
+        self.calls.append((len(prompts), vars(sampling_params)))
+        sp = sampling_params
+        return [
+            SimpleNamespace(
+                prompt_token_ids=p["prompt_token_ids"],
+                outputs=[
+                    SimpleNamespace(
+                        token_ids=tuple(
+                            scripted_ids(self.tokenizer, p["prompt_token_ids"], s)[: sp.max_tokens]
+                        )
+                    )
+                    for s in range(sp.n)
+                ],
+            )
+            for p in prompts
+        ]
+
+
+class FakeClient:
+    """trl VLLMClient.generate(prompts=token id lists, n=, temperature=, top_p=, top_k=, max_tokens=)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.calls = []
+
+    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, top_k=-1, max_tokens=16, **kwargs):
+        call = dict(n=n, temperature=temperature, top_p=top_p, top_k=top_k, max_tokens=max_tokens)
+        self.calls.append((len(prompts), call))
+        ids = [scripted_ids(self.tokenizer, p, s)[:max_tokens] for p in prompts for s in range(n)]
+        return {"prompt_ids": prompts, "completion_ids": ids, "logprobs": None}
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """A stand-in ``vllm`` module exposing SamplingParams (vLLM itself needs a GPU)."""
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(SamplingParams=FakeSamplingParams))
+
+
+@pytest.mark.parametrize("mode", ["colocate", "server"])
+def test_continuations_through_the_trainers_vllm_engine(mode, tokenizer, fake_vllm):
+    from accelerate import Accelerator
+
+    from motif.training.config import MotifArgs
+    from motif.training.reward import FutureAccuracyReward
+
+    llm, client = FakeLLM(tokenizer), FakeClient(tokenizer)
+    vgen = SimpleNamespace(mode=mode, llm=llm if mode == "colocate" else None, vllm_client=client)
+    trainer = SimpleNamespace(
+        use_vllm=True,
+        vllm_generation=vgen,
+        processing_class=tokenizer,
+        model=SimpleNamespace(
+            generation_config=SimpleNamespace(eos_token_id=tokenizer.eos_token_id)
+        ),
+        accelerator=Accelerator(cpu=True),
+    )
+    motif = MotifArgs(rounds=3, k=2, continuation_max_new_tokens=32)
+    reward = FutureAccuracyReward(motif).bind(trainer)
+    groups = reward.rollout(["Q1", "Q2"], ["<answer>a</answer>", "<answer>b</answer>"])
+    calls = llm.calls if mode == "colocate" else client.calls
+    # one call per remaining round: 2 distinct prompts x k=2, then all 4 trajectories
+    assert [c[0] for c in calls] == [2, 4]
+    assert [c[1]["n"] for c in calls] == [2, 1]
+    first = calls[0][1]
+    assert first["temperature"] == 0.8 and first["top_p"] == 0.95 and first["max_tokens"] == 32
+    texts = [t.rounds[1].text for g in groups for t in g]
+    assert texts[0].endswith("-s0</answer>") and texts[1].endswith("-s1</answer>")
+    assert all(len(t.rounds) == 3 for g in groups for t in g)
+    assert groups[0][0].rounds[1].summary.startswith("len")
+
+
+def test_vllm_backend_outputs_and_truncation(tokenizer, fake_vllm):
+    llm = FakeLLM(tokenizer)
+    backend = VLLMBackend(tokenizer, [tokenizer.eos_token_id], llm=llm)
+    chats = [Protocol(rounds=2).messages("What?", 1)]
+    outs = backend.generate(
+        chats, SamplingParams(max_new_tokens=64, temperature=1.0), num_samples=3
+    )
+    assert [o.text for o in outs] == [
+        f"<answer>len{outs[0].prompt_tokens}-s{i}</answer>" for i in range(3)
+    ]
+    assert not any(o.truncated for o in outs)
+    cut = backend.generate(chats, SamplingParams(max_new_tokens=3))
+    assert cut[0].completion_tokens == 3 and cut[0].truncated
+    engine = RolloutEngine(backend, Protocol(rounds=2), SamplingParams(max_new_tokens=64))
+    assert len(engine.run(["A", "B"])) == 2
+
+
+def test_vllm_backend_needs_one_engine(tokenizer):
+    with pytest.raises(ValueError, match="exactly one"):
+        VLLMBackend(tokenizer, [0])
