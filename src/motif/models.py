@@ -74,8 +74,12 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     packed = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, copy the weights.
-    plain = AutoModelForCausalLM.from_config(packed.config)
+    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, copy the weights,
+    # and drop the GGUF quantisation note so the checkpoint loads, saves and merges as plain fp32.
+    config = packed.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(packed.state_dict())
     plain.generation_config = packed.generation_config
     plain.save_pretrained(out)
