@@ -25,11 +25,11 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 demo: setup
-	$(BIN)/motif infer "Tom has 3 apples and buys 5 more. How many apples does he have now?" --rounds 3 --max-new-tokens 64
+	$(BIN)/python scripts/demo.py
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 format: setup
 	$(BIN)/ruff format src tests bench

@@ -1,0 +1,110 @@
+"""``motif sft``: the format cold start (LoRA SFT on multi-round demonstrations)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from motif.config import ModelArgs, ProtocolArgs
+from motif.training.config import LoraArgs
+from motif.training.sft import SftArgs, SftConfig
+
+DESCRIPTION = (
+    "Supervised warm-up that teaches the protocol's format: LoRA SFT (TRL SFTTrainer) on "
+    "multi-round demonstrations written from a reasoning-gym task's own answers. The adapter "
+    "in --output-dir is the --init-adapter of `motif train`."
+)
+
+
+def describe_model(name: str | None) -> str:
+    """Where the model would load from, without loading it (``--dry-run``)."""
+    from motif.models import DEFAULT_MODEL_NAME, cache_dir, default_gguf_file, resolve_model
+
+    if name is None:
+        converted = cache_dir() / "models" / DEFAULT_MODEL_NAME
+        if (converted / "config.json").exists():
+            return f"offline default {DEFAULT_MODEL_NAME} ({converted})"
+        return f"offline default {DEFAULT_MODEL_NAME} (converted on first use from {default_gguf_file()})"
+    source, local_only = resolve_model(name)
+    return f"{source} ({'local' if local_only else 'hub'})"
+
+
+def output_dir_state(path: str | None, overwrite: bool) -> str:
+    """What a real run would do with ``--output-dir``."""
+    if not path:
+        return "not set: a real run needs --output-dir"
+    out = Path(path)
+    if out.exists() and any(out.iterdir()):
+        if overwrite:
+            return f"{out} (not empty: deleted first, --overwrite)"
+        return f"{out} (not empty: a real run refuses it without --overwrite)"
+    return f"{out} (new)"
+
+
+def print_plan(config: SftConfig) -> None:
+    """The resolved config, the plan and one sample demonstration; loads no model."""
+    import yaml
+
+    from motif.training.demos import build_demonstrations
+    from motif.training.sft import total_steps
+
+    sft, rounds = config.sft, config.protocol.rounds
+    config.lora.peft_config()  # validates the LoRA settings
+    rule = config.protocol.summary_rule
+    rows = build_demonstrations(
+        sft.task, rounds, sft.num_examples, sft.data_seed, sft.task_config, rule
+    )
+    print("# motif sft: resolved configuration")
+    print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+    print("\n# plan")
+    print(f"model:          {describe_model(config.model.model)}")
+    print(
+        f"demonstrations: {sft.num_examples} {sft.task} items x {rounds} rounds = {len(rows)} rows"
+    )
+    print(f"optimiser:      {total_steps(config)} steps of {sft.per_device_batch_size} rows")
+    check = f"{sft.eval_size} items, greedy" if sft.eval_size else "off (--eval-size 0)"
+    print(f"held-out check: {check}")
+    print(f"output dir:     {output_dir_state(sft.output_dir, sft.overwrite)}")
+    print("\n# sample demonstration (item 1, every round)")
+    for i, row in enumerate(rows[:rounds], start=1):
+        print(f"--- round {i} user ---\n{row['prompt'][-1]['content']}")
+        print(f"--- round {i} completion ---\n{row['completion'][0]['content']}", end="")
+
+
+def print_summary(metrics: dict, output_dir: str) -> None:
+    """One block of results after training."""
+    print(
+        f"trained {metrics['steps']} steps on {metrics['rows']} rows in "
+        f"{metrics['train_seconds']} s (loss {metrics['train_loss']:.4f})"
+    )
+    held = metrics.get("held_out")
+    if held:
+        shown = {k: v for k, v in held.items() if k != "sample"}
+        print(f"held-out check: {json.dumps(shown)}")
+    print(f"adapter saved in {output_dir} (use it as `motif train --init-adapter {output_dir}`)")
+
+
+def run(argv: list[str]) -> int:
+    """Parse the flags, then print the plan (``--dry-run``) or train and save the adapter."""
+    from motif.cli.common import parse, quiet_libraries
+
+    sft, model, protocol, lora = parse(
+        "motif sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), argv, description=DESCRIPTION
+    )
+    config = SftConfig(sft, model, protocol, lora)
+    if sft.dry_run:
+        print_plan(config)
+        return 0
+    quiet_libraries()
+    from datasets.utils.logging import disable_progress_bar
+
+    from motif.training.sft import evaluate_adapter, run_sft
+
+    disable_progress_bar()
+    if sft.eval_base:
+        report = evaluate_adapter(config, None)
+        print(json.dumps(report, indent=2))
+        return 0
+    metrics = run_sft(config)
+    print_summary(metrics, str(sft.output_dir))
+    return 0

@@ -1,0 +1,399 @@
+"""The format cold start: supervised LoRA warm-up on multi-round demonstrations (``motif sft``).
+
+Small models do not write the protocol's tags on their own, so every reward of the paper's
+protocol is 0 and GRPO groups carry no signal. ``motif sft`` fine-tunes a LoRA adapter with
+TRL's ``SFTTrainer`` on demonstrations written by :mod:`motif.training.demos` from a task's
+own answers (one prompt-completion row per round, loss on the completion only). The saved
+adapter is the ``--init-adapter`` of ``motif train``, for both methods alike.
+
+The output directory holds the adapter (``adapter_config.json``, ``adapter_model.safetensors``),
+the tokenizer, ``motif_config.yaml`` (the resolved configuration) and ``sft_metrics.json``
+(training numbers and, with ``eval_size > 0``, the held-out format rate).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from motif.config import ModelArgs, ProtocolArgs
+from motif.errors import ConfigError, MotifError
+from motif.training.config import LoraArgs
+from motif.training.demos import SUPPORTED_TASKS
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "motif_config.yaml"
+METRICS_FILE = "sft_metrics.json"
+REPORT_TO = ("none", "tensorboard", "wandb")
+
+
+@dataclass
+class SftArgs:
+    """The demonstrations, the optimisation and the run directory of a cold start."""
+
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where the adapter, tokenizer and config are saved."}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Delete an existing non-empty --output-dir first."}
+    )
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": "Validate the config and print the plan and a sample; load no model."},
+    )
+    task: str = field(
+        default="chain_sum",
+        metadata={"help": f"reasoning-gym task to demonstrate: {', '.join(SUPPORTED_TASKS)}."},
+    )
+    task_config: dict | str | None = field(
+        default=None,
+        metadata={"help": "reasoning-gym task options (YAML mapping or JSON string)."},
+    )
+    num_examples: int = field(
+        default=256,
+        metadata={"help": "Task items demonstrated; each gives one training row per round."},
+    )
+    data_seed: int = field(default=0, metadata={"help": "Seed of the demonstrated items."})
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the demonstrations."})
+    max_steps: int = field(
+        default=-1, metadata={"help": "Stop after this many optimiser steps (-1: use --epochs)."}
+    )
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (LoRA)."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    warmup_steps: float = field(
+        default=0.05, metadata={"help": "Warm-up: steps, or a fraction of all steps if < 1."}
+    )
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    per_device_batch_size: int = field(default=8, metadata={"help": "Rows per device per step."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Accumulation steps."})
+    max_length: int = field(
+        default=1024, metadata={"help": "Longest tokenized row (prompt + completion)."}
+    )
+    lora_last_layers: int = field(
+        default=0,
+        metadata={
+            "help": "Put LoRA on the last N transformer layers only (0: all). The backward "
+            "pass then stops at layer N from the top: much cheaper on a CPU."
+        },
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Trade compute for activation memory."}
+    )
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 autocast; default: on when CUDA supports it."}
+    )
+    seed: int = field(default=42, metadata={"help": "Training seed (shuffling, LoRA init)."})
+    logging_steps: int = field(default=5, metadata={"help": "Log every this many steps."})
+    report_to: str = field(default="none", metadata={"help": "none, tensorboard or wandb."})
+    eval_size: int = field(
+        default=0,
+        metadata={"help": "Held-out items to roll out greedily after training (0: skip)."},
+    )
+    eval_base: bool = field(
+        default=False,
+        metadata={
+            "help": "Train nothing: run the held-out check (--eval-size items) on the base "
+            "model and print it, for a before/after comparison."
+        },
+    )
+    eval_max_new_tokens: int = field(
+        default=128, metadata={"help": "Most tokens per round in the held-out check."}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.task_config, str):
+            try:
+                self.task_config = json.loads(self.task_config)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"--task-config must be a JSON mapping: {exc}") from exc
+        if self.task_config is not None and not isinstance(self.task_config, dict):
+            raise ConfigError(f"--task-config must be a mapping; got {self.task_config!r}")
+        if self.task not in SUPPORTED_TASKS:
+            raise ConfigError(
+                f"--task {self.task!r} has no demonstration writer; "
+                f"use one of {', '.join(SUPPORTED_TASKS)}"
+            )
+        if self.eval_base and self.eval_size < 1:
+            raise ConfigError("--eval-base needs --eval-size >= 1 (how many held-out items)")
+        for name, ok, rule in self._checks():
+            if not ok:
+                value = getattr(self, name)
+                raise ConfigError(f"--{name.replace('_', '-')} must be {rule}; got {value!r}")
+
+    def _checks(self) -> list[tuple[str, bool, str]]:
+        return [
+            ("num_examples", self.num_examples >= 1, ">= 1"),
+            ("epochs", self.epochs > 0, "> 0"),
+            ("max_steps", self.max_steps == -1 or self.max_steps >= 1, ">= 1, or -1 for --epochs"),
+            ("learning_rate", self.learning_rate > 0, "> 0"),
+            ("warmup_steps", self.warmup_steps >= 0, ">= 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("per_device_batch_size", self.per_device_batch_size >= 1, ">= 1"),
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, ">= 1"),
+            ("max_length", self.max_length >= 16, ">= 16"),
+            ("logging_steps", self.logging_steps >= 1, ">= 1"),
+            ("report_to", self.report_to in REPORT_TO, " or ".join(REPORT_TO)),
+            ("lora_last_layers", self.lora_last_layers >= 0, ">= 0 (0: every layer)"),
+            ("eval_size", self.eval_size >= 0, ">= 0"),
+            ("eval_max_new_tokens", self.eval_max_new_tokens >= 1, ">= 1"),
+        ]
+
+
+@dataclass
+class SftConfig:
+    """Everything ``motif sft`` needs, grouped by concern."""
+
+    sft: SftArgs
+    model: ModelArgs
+    protocol: ProtocolArgs
+    lora: LoraArgs
+
+    def __post_init__(self) -> None:
+        if self.model.adapter is not None:
+            raise ConfigError("--adapter is not used by motif sft: it trains a new LoRA adapter")
+        if not (self.sft.dry_run or self.sft.eval_base) and not self.sft.output_dir:
+            raise ConfigError("--output-dir is required (where the adapter is saved)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration, flat (as a recipe would write it)."""
+        flat: dict[str, Any] = {}
+        for part in (self.sft, self.model, self.protocol, self.lora):
+            flat.update(asdict(part))
+        for key in ("dry_run", "overwrite", "adapter", "eval_base"):
+            flat.pop(key, None)
+        return flat
+
+
+def total_steps(config: SftConfig) -> int:
+    """Optimiser steps the run will take (single process)."""
+    sft = config.sft
+    if sft.max_steps > 0:
+        return sft.max_steps
+    rows = sft.num_examples * config.protocol.rounds
+    per_epoch = math.ceil(rows / sft.per_device_batch_size / sft.gradient_accumulation_steps)
+    return max(1, math.ceil(per_epoch * sft.epochs))
+
+
+def check_output_dir(path: str, overwrite: bool) -> Path:
+    """Create ``path``; an existing non-empty directory is refused unless ``overwrite``.
+
+    With ``overwrite`` the old directory is deleted first (never the working directory, the
+    home directory or one of their parents).
+    """
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise MotifError(f"--output-dir {out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise MotifError(f"--output-dir {out} is not empty; pass --overwrite to replace it")
+        resolved = out.resolve()
+        for protected in (Path.cwd().resolve(), Path.home().resolve()):
+            if resolved == protected or resolved in protected.parents:
+                raise MotifError(f"refusing to delete {resolved} for --overwrite; pick a run dir")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def sft_trainer_config(config: SftConfig, use_cuda: bool) -> Any:
+    """TRL ``SFTConfig`` with every drifting default set explicitly."""
+    from trl import SFTConfig
+
+    sft = config.sft
+    return SFTConfig(
+        output_dir=str(sft.output_dir),
+        num_train_epochs=sft.epochs,
+        max_steps=sft.max_steps,
+        learning_rate=sft.learning_rate,
+        lr_scheduler_type=sft.lr_scheduler_type,
+        warmup_steps=sft.warmup_steps,
+        weight_decay=sft.weight_decay,
+        per_device_train_batch_size=sft.per_device_batch_size,
+        gradient_accumulation_steps=sft.gradient_accumulation_steps,
+        max_length=sft.max_length,
+        completion_only_loss=True,
+        assistant_only_loss=False,
+        packing=False,
+        activation_checkpointing=sft.gradient_checkpointing,
+        bf16=use_cuda if sft.bf16 is None else sft.bf16,
+        fp16=False,
+        use_cpu=not use_cuda,
+        optim="adamw_torch",
+        seed=sft.seed,
+        data_seed=sft.seed,
+        logging_steps=sft.logging_steps,
+        report_to=[] if sft.report_to == "none" else [sft.report_to],
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def load_base(config: SftConfig) -> tuple[Any, Any]:
+    """(model, tokenizer) to train: fp32 master weights unless a dtype is forced."""
+    from motif.models import load_model
+
+    args = config.model
+    dtype = "float32" if args.dtype == "auto" else args.dtype
+    model, tokenizer = load_model(args.model, None, dtype, args.device, args.trust_remote_code)
+    drop_gguf_marker(model)
+    model.train()
+    return model, tokenizer
+
+
+def drop_gguf_marker(model: Any) -> None:
+    """Unflag a plain checkpoint converted from GGUF so the Trainer accepts it.
+
+    The converted default checkpoint keeps ``quantization_config: gguf`` in its config
+    although its weights are plain floats; transformers then refuses to train it.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
+    if quantizer is None or str(getattr(method, "value", method)).lower() != "gguf":
+        return
+    if not all(p.is_floating_point() for p in model.parameters()):
+        return
+    model.hf_quantizer = None
+    if "is_quantized" in vars(model):
+        model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def peft_config(config: SftConfig, model: Any) -> Any:
+    """The LoRA config, limited to the last ``lora_last_layers`` layers when set."""
+    lora = config.lora.peft_config()
+    last = config.sft.lora_last_layers
+    if last:
+        layers = int(model.config.get_text_config().num_hidden_layers)
+        if last > layers:
+            raise ConfigError(f"--lora-last-layers {last} exceeds the model's {layers} layers")
+        lora = replace(lora, layers_to_transform=list(range(layers - last, layers)))
+    return lora
+
+
+def run_sft(config: SftConfig) -> dict[str, Any]:
+    """Train the cold-start adapter and save it; returns the metrics written to the run dir."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from motif.training.demos import build_demonstrations
+
+    sft = config.sft
+    out = check_output_dir(str(sft.output_dir), sft.overwrite)
+    rows = build_demonstrations(
+        sft.task,
+        config.protocol.rounds,
+        sft.num_examples,
+        sft.data_seed,
+        sft.task_config,
+        config.protocol.summary_rule,
+    )
+    model, tokenizer = load_base(config)
+    use_cuda = next(model.parameters()).device.type == "cuda"
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_trainer_config(config, use_cuda),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config(config, model),
+    )
+    start = time.perf_counter()
+    result = trainer.train()
+    train_seconds = time.perf_counter() - start
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    _write_config(out, config)
+    metrics = _train_metrics(config, len(rows), result, train_seconds)
+    if sft.eval_size > 0:
+        metrics["held_out"] = evaluate_adapter(config, str(out))
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _write_config(out: Path, config: SftConfig) -> None:
+    import yaml
+
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def _train_metrics(config: SftConfig, rows: int, result: Any, seconds: float) -> dict[str, Any]:
+    return {
+        "task": config.sft.task,
+        "rounds": config.protocol.rounds,
+        "problems": config.sft.num_examples,
+        "rows": rows,
+        "steps": int(result.global_step),
+        "train_loss": float(result.training_loss),
+        "train_seconds": round(seconds, 1),
+    }
+
+
+def evaluate_adapter(config: SftConfig, adapter: str | None) -> dict[str, Any]:
+    """Greedy multi-round rollouts of held-out items with ``adapter`` (None: the base model).
+
+    The items are disjoint from the demonstrations (:func:`demos.held_out_problems`).
+    """
+    from motif.backends.hf import TransformersBackend
+    from motif.models import load_model
+    from motif.training.demos import held_out_problems
+
+    sft, args = config.sft, config.model
+    problems = held_out_problems(
+        sft.task, sft.eval_size, sft.data_seed, sft.task_config, train_size=sft.num_examples
+    )
+    model, tokenizer = load_model(
+        args.model, adapter, args.dtype, args.device, args.trust_remote_code
+    )
+    backend = TransformersBackend(model, tokenizer, max_batch_size=args.max_batch_size)
+    return format_report(backend, problems, config.protocol.protocol(), sft.eval_max_new_tokens)
+
+
+def format_report(
+    backend: Any, problems: list, protocol: Any, max_new_tokens: int
+) -> dict[str, Any]:
+    """Format rate, paper strict-format rate and accuracy of greedy rollouts of ``problems``.
+
+    ``format_rate`` counts responses (every round) in the tag format, the last round also
+    boxing its answer; ``trajectory_format_rate`` counts items whose every round does.
+    """
+    from motif.backends.base import SamplingParams
+    from motif.engine import RolloutEngine
+
+    engine = RolloutEngine(backend, protocol, SamplingParams(max_new_tokens=max_new_tokens))
+    start = time.perf_counter()
+    trajectories = engine.run([p.question for p in problems])
+    seconds = time.perf_counter() - start
+    return _score(trajectories, problems, protocol.rounds, seconds)
+
+
+def _score(trajectories: list, problems: list, rounds: int, seconds: float) -> dict[str, Any]:
+    from motif.grading import grade_response
+    from motif.training.demos import format_ok, paper_strict_ok
+
+    ok = [[format_ok(r.text, final=r.round == rounds) for r in t.rounds] for t in trajectories]
+    texts = [r.text for t in trajectories for r in t.rounds]
+    correct = [
+        grade_response(t.final_text, p.answer) is True
+        for t, p in zip(trajectories, problems, strict=True)
+    ]
+    per_round = [sum(o[i] for o in ok if len(o) > i) / len(ok) for i in range(rounds)]
+    return {
+        "items": len(problems),
+        "responses": len(texts),
+        "format_rate": sum(map(sum, ok)) / len(texts),
+        "trajectory_format_rate": sum(all(o) for o in ok) / len(ok),
+        "format_rate_by_round": per_round,
+        "paper_strict_rate": sum(map(paper_strict_ok, texts)) / len(texts),
+        "accuracy": sum(correct) / len(correct),
+        "truncated": sum(r.truncated for t in trajectories for r in t.rounds),
+        "generation_seconds": round(seconds, 1),
+        "sample": trajectories[0].to_dict() if trajectories else None,
+    }

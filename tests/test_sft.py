@@ -1,0 +1,256 @@
+"""The format cold start: demonstrations that follow the protocol exactly, and ``motif sft``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fakes import ScriptedBackend
+from motif.cli.main import main
+from motif.engine import RolloutEngine
+from motif.protocol import Protocol, parse_answer, parse_boxed
+from motif.training.demos import (
+    ChainProblem,
+    build_demonstrations,
+    demonstration_responses,
+    format_ok,
+    held_out_problems,
+    load_chain_problems,
+    paper_strict_ok,
+    parse_chain,
+    problem_from_entry,
+)
+
+RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("sft_*.yaml"))
+_PARTIAL = re.compile(r"^Partial result after round (\d+): (-?\d+)\. Remaining: (.*)$")
+
+
+def _rg_entries(task: str, size: int, seed: int, **config) -> list[dict]:
+    import reasoning_gym
+
+    return list(reasoning_gym.create_dataset(task, seed=seed, size=size, **config))
+
+
+@pytest.mark.parametrize("rounds", [1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_demonstrations_follow_the_protocol(rounds, seed):
+    protocol = Protocol(rounds=rounds)
+    entries = _rg_entries("chain_sum", 8, seed)
+    rows = build_demonstrations("chain_sum", rounds, 8, seed)
+    assert len(rows) == 8 * rounds
+    for j, entry in enumerate(entries):
+        summary = None
+        for i in range(1, rounds + 1):
+            row = rows[j * rounds + i - 1]
+            assert set(row) == {"prompt", "completion"}
+            assert row["prompt"] == protocol.messages(entry["question"], i, summary)
+            (message,) = row["completion"]
+            assert message["role"] == "assistant"
+            text = message["content"]
+            assert format_ok(text, final=i == rounds) and paper_strict_ok(text)
+            _check_answer(parse_answer(text), entry, final=i == rounds, round_index=i)
+            summary = protocol.summary(text)
+
+
+def _check_answer(answer: str, entry: dict, final: bool, round_index: int) -> None:
+    """The last round boxes the task's answer; earlier ones state a correct partial sum."""
+    expression = entry["metadata"]["expression"]
+    if final:
+        assert parse_boxed(answer) == entry["answer"]
+        return
+    match = _PARTIAL.match(answer)
+    assert match and int(match.group(1)) == round_index
+    partial, remaining = int(match.group(2)), match.group(3)
+    if remaining == "nothing":
+        assert partial == int(entry["answer"])
+        return
+    assert expression.endswith(" " + remaining)
+    assert partial == eval(expression[: -len(remaining)].strip())  # noqa: S307 - digits and +/-
+    assert eval(f"{partial} {remaining}") == int(entry["answer"])  # noqa: S307
+
+
+def test_rows_are_what_the_engine_sends():
+    """Replaying the demonstrations through the engine reproduces every row's prompt."""
+    protocol = Protocol(rounds=3)
+    rows = build_demonstrations("chain_sum", 3, 5, 3)
+    replies = {json.dumps(r["prompt"]): r["completion"][0]["content"] for r in rows}
+    backend = ScriptedBackend(lambda chat, s: replies[json.dumps(chat)])
+    from motif.backends.base import SamplingParams
+
+    engine = RolloutEngine(backend, protocol, SamplingParams(max_new_tokens=10_000))
+    questions = [rows[j * 3]["prompt"][1]["content"] for j in range(5)]
+    trajectories = engine.run(questions)
+    sent = sorted(json.dumps(c) for c in backend.chats)
+    assert sent == sorted(json.dumps(r["prompt"]) for r in rows)
+    assert all(len(t.rounds) == 3 for t in trajectories)
+
+
+def test_format_report_scores_perfect_demonstrations():
+    from motif.training.sft import format_report
+
+    problems = load_chain_problems("chain_sum", 4, 5)
+    rows = build_demonstrations("chain_sum", 2, 4, 5)
+    replies = {json.dumps(r["prompt"]): r["completion"][0]["content"] for r in rows}
+    backend = ScriptedBackend(lambda chat, s: replies[json.dumps(chat)])
+    report = format_report(backend, problems, Protocol(rounds=2), max_new_tokens=10_000)
+    assert report["format_rate"] == report["trajectory_format_rate"] == 1.0
+    assert report["paper_strict_rate"] == report["accuracy"] == 1.0
+    assert report["format_rate_by_round"] == [1.0, 1.0] and report["responses"] == 8
+
+
+def test_more_rounds_than_terms_still_boxes_the_total():
+    problem = ChainProblem("Q: 4 - 7 =", "-3", ("-",), (4, 7))
+    responses = demonstration_responses(problem, 4)
+    assert "Remaining: nothing" in responses[1] and "No terms are left" in responses[2]
+    assert parse_boxed(parse_answer(responses[-1])) == "-3"
+    assert all(format_ok(r, final=i == 3) for i, r in enumerate(responses))
+
+
+def test_single_round_is_the_vanilla_format():
+    (row,) = build_demonstrations("chain_sum", 1, 1, 0)
+    assert row["prompt"] == Protocol(rounds=1).messages(row["prompt"][1]["content"], 1)
+    text = row["completion"][0]["content"]
+    assert text.startswith("<reasoning>\nStart with ") and text.endswith("}\n</answer>\n")
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("4 - 1 - 7", (("-", "-"), (4, 1, 7))),
+        ("2 - -1", (("-",), (2, -1))),
+        ("-5 + 3", (("+",), (-5, 3))),
+        ("5-3+-2", (("-", "+"), (5, 3, -2))),
+        ("( 56 + -33 ) - 84", None),
+        ("478 / 1 + -682", None),
+        ("3 * 2", None),
+        ("1.5 + 2", None),
+        ("4 +", None),
+        ("", None),
+    ],
+)
+def test_parse_chain(expression, expected):
+    assert parse_chain(expression) == expected
+
+
+def test_entries_with_a_wrong_answer_or_no_metadata():
+    entry = {"question": "Sum: 4 + 5 =", "answer": "9"}
+    assert problem_from_entry(entry).total == 9
+    assert problem_from_entry({**entry, "answer": "10"}) is None
+    assert problem_from_entry({**entry, "answer": "nine"}) is None
+
+
+def test_basic_arithmetic_keeps_only_flat_chains():
+    problems = load_chain_problems("basic_arithmetic", 10, 0)
+    assert len(problems) == 10 and all(p.total == int(p.answer) for p in problems)
+
+
+def test_held_out_items_are_disjoint_from_the_demonstrations():
+    config = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
+    train = {p.question for p in load_chain_problems("chain_sum", 60, 0, config)}
+    held = held_out_problems("chain_sum", 20, 0, config, train_size=60)
+    assert len(held) == 20 and not train & {p.question for p in held}
+
+
+def test_task_config_cannot_set_size_or_seed():
+    from motif.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="size"):
+        build_demonstrations("chain_sum", 2, 2, 0, {"size": 5})
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if anything tries to load a model."""
+    import motif.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run must not load a model")
+
+    monkeypatch.setattr(motif.models, "load_model", refuse)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_dry_run(recipe, tmp_path, capsys, no_model_load):
+    code = main(["sft", "--config", str(recipe), "--dry-run", "--output-dir", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    config = yaml.safe_load(recipe.read_text())
+    assert f"x {config['rounds']} rounds = {config['num_examples'] * config['rounds']} rows" in out
+    assert "<reasoning>" in out and "\\boxed{" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_recipes_exist():
+    assert RECIPES, "no recipes/sft_*.yaml"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rounds", "0"], "--rounds must be >= 1"),
+        (["--task", "leg_counting"], "--task 'leg_counting' has no demonstration writer"),
+        (["--num-examples", "0"], "--num-examples must be >= 1"),
+        (["--learning-rate", "0"], "--learning-rate must be > 0"),
+        (["--task-config", "[1"], "--task-config must be a JSON mapping"),
+        (["--adapter", "x"], "--adapter is not used by motif sft"),
+        (["--lora-r", "0"], "--lora-r must be >= 1"),
+        (["--eval-base"], "--eval-base needs --eval-size >= 1"),
+        (["--report-to", "mlflow"], "--report-to must be none or tensorboard or wandb"),
+    ],
+)
+def test_bad_config_is_a_one_line_error(flags, message, capsys, no_model_load):
+    assert main(["sft", "--dry-run", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_output_dir_is_required_for_a_real_run(capsys, no_model_load):
+    assert main(["sft"]) == 2
+    assert "--output-dir is required" in capsys.readouterr().err
+
+
+def test_existing_output_dir_needs_overwrite(tmp_path, capsys, no_model_load):
+    (tmp_path / "old.txt").write_text("x")
+    assert main(["sft", "--output-dir", str(tmp_path), "--num-examples", "1"]) == 2
+    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "old.txt").exists()
+
+
+def test_tiny_model_cold_start_writes_a_loadable_adapter(tiny_checkpoint, tmp_path, capsys):
+    from motif.models import load_model
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stale.txt").write_text("old run")
+    flags = ["--model", str(tiny_checkpoint), "--output-dir", str(out), "--overwrite"]
+    flags += ["--rounds", "2", "--num-examples", "2", "--max-steps", "2"]
+    flags += ["--per-device-batch-size", "2", "--lora-r", "2", "--lora-alpha", "4"]
+    flags += ["--lora-target-modules", "q_proj", "v_proj", "--logging-steps", "1"]
+    flags += ["--lora-last-layers", "1", "--dtype", "float32"]
+    flags += ["--eval-size", "1", "--eval-max-new-tokens", "2"]
+    assert main(["sft", *flags]) == 0, capsys.readouterr().err
+    assert not (out / "stale.txt").exists()
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json"):
+        assert (out / name).exists(), name
+    saved = yaml.safe_load((out / "motif_config.yaml").read_text())
+    assert saved["rounds"] == 2 and saved["model"] == str(tiny_checkpoint)
+    metrics = json.loads((out / "sft_metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["rows"] == 4
+    assert metrics["held_out"]["items"] == 1 and metrics["held_out"]["responses"] == 2
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["layers_to_transform"] == [1] and adapter["r"] == 2
+    model, _ = load_model(str(tiny_checkpoint), adapter=str(out), device="cpu")
+    assert type(model).__name__ == "PeftModelForCausalLM"
+
+
+def test_eval_base_reports_without_training(tiny_checkpoint, tmp_path, capsys):
+    flags = ["--model", str(tiny_checkpoint), "--eval-base", "--eval-size", "1"]
+    assert main(["sft", *flags, "--eval-max-new-tokens", "2", "--rounds", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["items"] == 1 and report["responses"] == 2 and report["format_rate"] == 0.0
