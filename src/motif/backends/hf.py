@@ -1,4 +1,10 @@
-"""Generation with a transformers causal LM (plain or PEFT-wrapped), batched with left padding."""
+"""Generation with a transformers causal LM (plain or PEFT-wrapped), batched with left padding.
+
+Two decode paths sit behind the same interface: ``fast`` (default, :mod:`motif.backends.fast`:
+shared prefill, in-place KV cache, partial-sort sampling, finished rows dropped) and
+``generate`` (``model.generate``, the reference). In the same dtype, their greedy output is
+the same token for token; sampled output follows the same distribution.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from motif.protocol import Chat
 logger = logging.getLogger(__name__)
 
 Overflow = Literal["error", "truncate_left"]
+Decode = Literal["fast", "generate"]
+DecodeDtype = Literal["model", "bfloat16", "auto"]
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -53,7 +61,7 @@ def eval_mode(model: Any):
 
 
 class TransformersBackend(GenerationBackend):
-    """Batched generation with ``model.generate``.
+    """Batched generation with a transformers causal LM.
 
     Args:
         model: a causal LM, possibly a PEFT model (the active adapter is used).
@@ -61,22 +69,45 @@ class TransformersBackend(GenerationBackend):
         max_batch_size: most sequences per forward batch.
         overflow: ``error`` (default) refuses prompts that do not fit the context with
             ``max_new_tokens``; ``truncate_left`` drops their oldest tokens instead.
+        decode: ``fast`` (default) runs motif's own decode loop (see :mod:`motif.backends.fast`);
+            ``generate`` calls ``model.generate``.
+        decode_dtype: ``auto`` (default) generates with a bf16 copy of a float32 model when
+            the device's bf16 matrix products are faster (CUDA with bf16, CPUs with AMX, such
+            as this project's CPU machines), else in the model's own dtype; ``model`` always
+            uses the model's dtype (bit-exact with fp32 ``generate``); ``bfloat16`` always
+            uses a bf16 copy. The copy is made at each ``generate`` call, so it follows the
+            latest weights and adapter state; the model itself is untouched.
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, max_batch_size: int = 64, overflow: Overflow = "error"
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_batch_size: int = 64,
+        overflow: Overflow = "error",
+        decode: Decode = "fast",
+        decode_dtype: DecodeDtype = "auto",
     ) -> None:
         super().__init__(max_batch_size)
         if overflow not in ("error", "truncate_left"):
             raise ValueError(f"overflow must be 'error' or 'truncate_left', got {overflow!r}")
+        if decode not in ("fast", "generate"):
+            raise ValueError(f"decode must be 'fast' or 'generate', got {decode!r}")
+        if decode_dtype not in ("model", "bfloat16", "auto"):
+            raise ValueError(
+                f"decode_dtype must be 'model', 'bfloat16' or 'auto', got {decode_dtype!r}"
+            )
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("the tokenizer has no chat template; motif needs a chat model")
         self.model = model
         self.tokenizer = tokenizer
         self.overflow = overflow
+        self.decode = decode
+        self.decode_dtype = decode_dtype
         self.eos_ids = eos_token_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
+        self._compute: Any = None  # the model that generates during one generate call
 
     @property
     def device(self) -> torch.device:
@@ -85,6 +116,39 @@ class TransformersBackend(GenerationBackend):
 
     def seed(self, seed: int) -> None:
         torch.manual_seed(seed)
+
+    def generate(
+        self, chats: Sequence[Chat], params: SamplingParams, num_samples: int = 1
+    ) -> list[GenerationOutput]:
+        """See :meth:`GenerationBackend.generate`; a bf16 copy, if used, lives for this call."""
+        if num_samples < 1 or not chats:  # the base class answers; no copy needed
+            return super().generate(chats, params, num_samples)
+        self._compute = self._compute_model()
+        try:
+            return super().generate(chats, params, num_samples)
+        finally:
+            self._compute = None
+
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype generation runs in (see ``decode_dtype``)."""
+        from motif.backends.fast import bf16_matmul_is_fast
+
+        own = next(self.model.parameters()).dtype
+        if self.decode_dtype == "bfloat16":
+            return torch.bfloat16
+        if self.decode_dtype == "auto" and own == torch.float32:
+            return torch.bfloat16 if bf16_matmul_is_fast(self.device) else own
+        return own
+
+    def _compute_model(self) -> Any:
+        # A fresh copy per call: it follows the policy's latest weights and adapter state.
+        dtype = self.compute_dtype()
+        if dtype == next(self.model.parameters()).dtype:
+            return self.model
+        from motif.backends.fast import cast_copy
+
+        logger.debug("generating with a %s copy of the model", dtype)
+        return cast_copy(self.model, dtype)
 
     def render(self, chats: Sequence[Chat]) -> list[list[int]]:
         """Apply the chat template (with the generation prompt) and tokenize."""
@@ -111,6 +175,8 @@ class TransformersBackend(GenerationBackend):
         self, prompts: list, params: SamplingParams, num_samples: int, offset: int
     ) -> list[GenerationOutput]:
         fitted = [self._fit_context(p, offset + i, params) for i, p in enumerate(prompts)]
+        if self.decode == "fast":
+            return self._fast_chunk(fitted, params, num_samples)
         expanded = [p for p in fitted for _ in range(num_samples)]
         outputs: list[GenerationOutput] = []
         for start in range(0, len(expanded), self.max_batch_size):
@@ -119,9 +185,40 @@ class TransformersBackend(GenerationBackend):
             )
         return outputs
 
+    def _fast_chunk(
+        self, fitted: list[list[int]], params: SamplingParams, num_samples: int
+    ) -> list[GenerationOutput]:
+        from motif.backends.fast import fast_decode
+
+        model = self._compute if self._compute is not None else self.model
+        outputs: list[GenerationOutput] = []
+        for group, samples in self._fast_batches(fitted, num_samples):
+            with torch.no_grad(), eval_mode(model):
+                ids = fast_decode(model, group, samples, params, self.eos_ids, self.pad_id)
+            lengths = [len(p) for p in group for _ in range(samples)]
+            outputs.extend(self._to_output(i, n, params) for i, n in zip(ids, lengths, strict=True))
+        return outputs
+
+    def _fast_batches(
+        self, prompts: list[list[int]], num_samples: int
+    ) -> list[tuple[list[list[int]], int]]:
+        """(prompts, samples) batches of at most ``max_batch_size`` rows, prompt-major."""
+        if num_samples <= self.max_batch_size:
+            per = self.max_batch_size // num_samples
+            return [(prompts[i : i + per], num_samples) for i in range(0, len(prompts), per)]
+        # One prompt's samples overflow a batch: its prefill is repeated per batch.
+        size = self.max_batch_size
+        return [
+            ([p], min(size, num_samples - start))
+            for p in prompts
+            for start in range(0, num_samples, size)
+        ]
+
     def _generation_kwargs(self, params: SamplingParams) -> dict[str, Any]:
         # An explicit config: a model's own generation_config (Qwen ships top_k=20 and a
-        # repetition penalty) must not leak into the protocol's sampling settings.
+        # repetition penalty) must not leak into the protocol's sampling settings. generate
+        # fills every None from the model's config, then from global defaults (top_k=50), so
+        # "off" must be spelled out: top_k=0, repetition_penalty=1.0.
         from transformers import GenerationConfig
 
         sample = not params.greedy
@@ -130,7 +227,8 @@ class TransformersBackend(GenerationBackend):
             do_sample=sample,
             temperature=params.temperature if sample else None,
             top_p=params.top_p if sample else None,
-            top_k=(params.top_k or None) if sample else None,
+            top_k=params.top_k if sample else None,
+            repetition_penalty=1.0,
             pad_token_id=self.pad_id,
             eos_token_id=self.eos_ids,
             use_cache=True,
@@ -150,8 +248,9 @@ class TransformersBackend(GenerationBackend):
         self, batch: list[list[int]], params: SamplingParams
     ) -> list[GenerationOutput]:
         input_ids, mask = self._left_pad(batch)
-        with torch.no_grad(), eval_mode(self.model):
-            out = self.model.generate(
+        model = self._compute if self._compute is not None else self.model
+        with torch.no_grad(), eval_mode(model):
+            out = model.generate(
                 input_ids=input_ids, attention_mask=mask, **self._generation_kwargs(params)
             )
         generated = out[:, input_ids.shape[1] :].tolist()

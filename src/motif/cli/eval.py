@@ -1,0 +1,37 @@
+"""``motif eval``: evaluate a model (optionally with an adapter) on a benchmark, resumably."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+
+DESCRIPTION = (
+    "Evaluate on a benchmark with the multi-round protocol (--rounds N; 1 = vanilla prompt). "
+    "Greedy pass@1 by default (round 1 at most --max-new-tokens, later rounds twice that unless "
+    "--later-max-new-tokens); --samples K with --temperature gives avg@K and pass@k. Results "
+    "stream to <output-dir>/samples.jsonl; re-running the same command resumes."
+)
+
+
+def run(argv: list[str]) -> int:
+    """Parse the flags, evaluate (resuming), print the summary."""
+    from motif.cli.common import parse, quiet_libraries
+    from motif.eval.runner import EvalArgs, run_eval
+
+    args, model, gen, proto = parse(
+        "motif eval", (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs), argv, DESCRIPTION
+    )
+    quiet_libraries()
+    logging.getLogger("motif.eval").setLevel(logging.INFO)
+    summary = run_eval(args, model, gen, proto)
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        from motif.report import summary_text
+
+        print(summary_text(summary))
+    print(f"results: {summary['output_dir']}", file=sys.stderr)
+    return 0

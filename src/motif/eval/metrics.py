@@ -1,0 +1,138 @@
+"""Evaluation metrics: unbiased pass@k, avg@K and the per-round analysis of multi-round runs.
+
+Every function reads *sample records*, the rows of ``samples.jsonl`` (see
+:func:`motif.eval.runner.sample_record`): one per (problem, sample) with its final ``correct``
+and, per round, the answer read after that round, its ``correct``, token counts and truncation.
+``correct`` may be None (the grader could not decide); it counts as not correct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from statistics import fmean
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one problem: ``1 - C(n-c, k) / C(n, k)``.
+
+    The chance that at least one of ``k`` samples drawn without replacement from ``n``
+    samples, ``c`` of them correct, is correct. Computed as a product (no big binomials).
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    miss = 1.0
+    for i in range(n - c + 1, n + 1):
+        miss *= 1.0 - k / i
+    return 1.0 - miss
+
+
+def report_ks(samples: int) -> list[int]:
+    """The k reported for ``samples`` samples per problem: powers of two up to it, and itself."""
+    ks = [1]
+    while ks[-1] * 2 <= samples:
+        ks.append(ks[-1] * 2)
+    if ks[-1] != samples:
+        ks.append(samples)
+    return ks
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return fmean(values) if values else None
+
+
+def _round_at(record: dict, r: int) -> dict:
+    """Round ``r`` (1-based) of a record; past an early stop, its last round."""
+    rounds = record["rounds"]
+    return rounds[min(r, len(rounds)) - 1]
+
+
+def answer_metrics(groups: Sequence[Sequence[dict]], samples: int) -> dict:
+    """pass@1 (= avg@K), pass@k for :func:`report_ks`, and counts, over problems' samples."""
+    counts = [(len(g), sum(r["correct"] is True for r in g)) for g in groups]
+    out: dict = {
+        "problems": len(groups),
+        "samples_per_problem": samples,
+        "trajectories": sum(n for n, _ in counts),
+        "correct": sum(c for _, c in counts),
+        "ungraded": sum(r["correct"] is None for g in groups for r in g),
+        "no_answer": sum(r["answer"] is None for g in groups for r in g),
+    }
+    out["pass@1"] = _mean(c / n for n, c in counts)
+    out[f"avg@{samples}"] = out["pass@1"]
+    out["pass@k"] = {
+        str(k): _mean(pass_at_k(n, c, k) for n, c in counts) for k in report_ks(samples)
+    }
+    return out
+
+
+def round_metrics(records: Sequence[dict], rounds: int) -> dict:
+    """Per-round analysis: accuracy if read after round r, fixes/breaks, tokens, truncation.
+
+    Lists are indexed by round (element 0 is round 1). ``transitions[i]`` compares round
+    ``i + 1`` with round ``i + 2``: ``fixed`` = wrong then right, ``broken`` = right then wrong.
+    Token and truncation figures cover the trajectories that ran the round (``ran``).
+    """
+    total = len(records)
+    out: dict = {"accuracy": [], "answered": [], "ran": [], "transitions": []}
+    for key in ("prompt_tokens_mean", "completion_tokens_mean", "truncation_rate"):
+        out[key] = []
+    for r in range(1, rounds + 1):
+        read = [_round_at(rec, r) for rec in records]
+        ran = [rec["rounds"][r - 1] for rec in records if len(rec["rounds"]) >= r]
+        out["accuracy"].append(_mean(x["correct"] is True for x in read))
+        out["answered"].append(_mean(x["answer"] is not None for x in read))
+        out["ran"].append(len(ran))
+        out["prompt_tokens_mean"].append(_mean(x["prompt_tokens"] for x in ran))
+        out["completion_tokens_mean"].append(_mean(x["completion_tokens"] for x in ran))
+        out["truncation_rate"].append(_mean(x["truncated"] for x in ran))
+    for r in range(1, rounds):
+        pairs = [
+            (_round_at(rec, r)["correct"], _round_at(rec, r + 1)["correct"]) for rec in records
+        ]
+        fixed = sum(a is not True and b is True for a, b in pairs)
+        broken = sum(a is True and b is not True for a, b in pairs)
+        out["transitions"].append(
+            {
+                "from": r,
+                "to": r + 1,
+                "fixed": fixed,
+                "broken": broken,
+                "fixed_rate": fixed / total if total else None,
+                "broken_rate": broken / total if total else None,
+            }
+        )
+    return out
+
+
+def token_metrics(records: Sequence[dict]) -> dict:
+    """Context and generation totals.
+
+    ``largest_round_context``: the most tokens (prompt + completion) any single round used,
+    the memory a multi-round answer needs; ``generated_*``: tokens generated across all rounds
+    of a trajectory, what a single-round answer of the same total length would need.
+    """
+    contexts = [
+        max(x["prompt_tokens"] + x["completion_tokens"] for x in rec["rounds"]) for rec in records
+    ]
+    generated = [sum(x["completion_tokens"] for x in rec["rounds"]) for rec in records]
+    return {
+        "largest_round_context": max(contexts, default=None),
+        "round_context_max_mean": _mean(contexts),
+        "generated_mean": _mean(generated),
+        "generated_max": max(generated, default=None),
+        "truncated_any_rate": _mean(any(x["truncated"] for x in rec["rounds"]) for rec in records),
+        "stopped_early_rate": _mean(bool(rec.get("stopped_early")) for rec in records),
+    }
+
+
+def compute_metrics(groups: Sequence[Sequence[dict]], samples: int, rounds: int) -> dict:
+    """All metrics of a run from its records grouped by problem (each group: K samples)."""
+    records = [rec for group in groups for rec in group]
+    return {
+        **answer_metrics(groups, samples),
+        "rounds": round_metrics(records, rounds),
+        "tokens": token_metrics(records),
+    }

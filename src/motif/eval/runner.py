@@ -1,0 +1,391 @@
+"""Running an evaluation: load the problems, resume the output directory, roll out the
+pending problems batch by batch through the rollout engine, grade, summarise.
+
+The library half of ``motif eval``; :func:`run_eval` does everything the command does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.data import Problem, display_name, fingerprint, load_problems, slug
+from motif.errors import ConfigError
+from motif.eval.metrics import compute_metrics
+from motif.eval.store import ResultStore
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+ANSWER_RULE = "extract_final_answer(text, fallback='response') per round; motif.grading.is_correct"
+Grader = Callable[[str | None, str], "bool | None"]
+VERSIONED = ("motif-rl", "torch", "transformers", "trl", "peft", "datasets", "math-verify")
+
+
+@dataclass
+class EvalArgs:
+    """What to evaluate on and where the results go."""
+
+    benchmark: str | None = field(
+        default=None,
+        metadata={
+            "help": "gsm8k, math500, aime24, amc23 (hub or --data-dir), a .jsonl/.json/.parquet "
+            "path, or reasoning_gym:<task>."
+        },
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Directory with <name>_<split>.jsonl copies (gsm8k_test.jsonl, "
+            "math500_test.jsonl, ...). Default: $MOTIF_DATA_DIR when it holds the file, else the hub."
+        },
+    )
+    split: str | None = field(default=None, metadata={"help": "Another split of a benchmark."})
+    question_field: str | None = field(
+        default=None, metadata={"help": "Question field of a data file (default question/problem)."}
+    )
+    answer_field: str | None = field(
+        default=None, metadata={"help": "Gold answer field of a data file (default answer)."}
+    )
+    skip_bad_rows: bool = field(
+        default=False, metadata={"help": "Skip rows without question or gold instead of failing."}
+    )
+    task_config: str | None = field(
+        default=None,
+        metadata={"help": "reasoning-gym task options as JSON, e.g. '{\"size\": 200}'."},
+    )
+    data_seed: int = field(default=0, metadata={"help": "reasoning-gym generation seed."})
+    limit: int | None = field(
+        default=None, metadata={"help": "Evaluate the first N problems (not part of the identity)."}
+    )
+    samples: int = field(
+        default=1,
+        metadata={"help": "Samples per problem (K > 1 needs --temperature > 0): avg@K, pass@k."},
+    )
+    batch_size: int = field(
+        default=16, metadata={"help": "Problems per rollout batch (results saved per batch)."}
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": "Results directory. Default: outputs/eval/<benchmark>-r<rounds>."},
+    )
+    json: bool = field(default=False, metadata={"help": "Print the summary as JSON."})
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ConfigError(f"--samples must be >= 1; got {self.samples}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1; got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be >= 1; got {self.limit}")
+        self.task_options()
+
+    def task_options(self) -> dict | None:
+        """``--task-config`` as a dict (a YAML config may give a mapping directly)."""
+        if self.task_config is None or isinstance(self.task_config, dict):
+            return self.task_config
+        try:
+            value = json.loads(self.task_config)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--task-config is not valid JSON: {exc.msg}") from exc
+        if not isinstance(value, dict):
+            raise ConfigError("--task-config must be a JSON object")
+        return value
+
+    def resolved_output_dir(self, rounds: int) -> Path:
+        """``--output-dir``, or ``outputs/eval/<benchmark>-r<rounds>[-k<samples>]``."""
+        if self.output_dir:
+            return Path(self.output_dir)
+        suffix = f"-k{self.samples}" if self.samples > 1 else ""
+        return Path("outputs") / "eval" / f"{slug(self.benchmark or 'data')}-r{rounds}{suffix}"
+
+
+def eval_generation_defaults(gen: GenerationArgs) -> GenerationArgs:
+    """Later rounds default to twice round 1's budget (the paper: 1024, then 2048)."""
+    if gen.later_max_new_tokens is None:
+        gen = replace(gen, later_max_new_tokens=2 * gen.max_new_tokens)
+    return gen
+
+
+def check_sampling(args: EvalArgs, gen: GenerationArgs) -> None:
+    """K > 1 greedy samples would all be the same: refuse."""
+    if args.samples > 1 and gen.temperature == 0:
+        raise ConfigError(
+            f"--samples {args.samples} needs --temperature > 0 (greedy samples are identical)"
+        )
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def model_identity(model: ModelArgs) -> dict:
+    """The model part of a run's identity: resolved paths, and the adapter weights' hash."""
+    from motif.models import DEFAULT_MODEL_NAME
+
+    name = model.model
+    if name is None:
+        name = f"default:{DEFAULT_MODEL_NAME}"
+    elif Path(name).expanduser().exists():
+        name = str(Path(name).expanduser().resolve())
+    adapter = str(Path(model.adapter).expanduser().resolve()) if model.adapter else None
+    return {
+        "model": name,
+        "adapter": adapter,
+        "adapter_sha256": _adapter_hash(adapter),
+        "dtype": model.dtype,
+    }
+
+
+def _adapter_hash(adapter: str | None) -> str | None:
+    if adapter is None:
+        return None
+    digest = hashlib.sha256()
+    files = sorted(Path(adapter).glob("adapter_model.*")) + [Path(adapter) / "adapter_config.json"]
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode())
+            with path.open("rb") as handle:
+                for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_identity(
+    args: EvalArgs,
+    model: ModelArgs,
+    gen: GenerationArgs,
+    proto: ProtocolArgs,
+    problems: Sequence[Problem],
+) -> dict:
+    """Everything that must match for results to be mixed in one output directory.
+
+    Not part of it: ``--limit`` (the fingerprint covers the full set), ``--batch-size``,
+    device and batch sizes, where the data came from (hub or local copy, same content).
+    """
+    source = args.benchmark or ""
+    return {
+        "format": FORMAT_VERSION,
+        **model_identity(model),
+        "protocol": {
+            "rounds": proto.rounds,
+            "summary_rule": proto.summary_rule,
+            "early_stop": proto.early_stop,
+        },
+        "sampling": {
+            "max_new_tokens": gen.max_new_tokens,
+            "later_max_new_tokens": gen.later_max_new_tokens,
+            "temperature": gen.temperature,
+            "top_p": gen.top_p,
+            "top_k": gen.top_k,
+            "seed": gen.seed,
+            "samples": args.samples,
+        },
+        "data": {
+            "benchmark": display_name(source),
+            "split": args.split,
+            "size": len(problems),
+            "fingerprint": fingerprint(list(problems)),
+            "task_config": args.task_options(),
+            "data_seed": args.data_seed if source.startswith("reasoning_gym:") else None,
+        },
+        "answer_rule": ANSWER_RULE,
+    }
+
+
+# --------------------------------------------------------------------------- rollouts
+
+
+def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader) -> dict:
+    """One ``samples.jsonl`` row: every round's text, the answer read after it, and grades."""
+    from motif.protocol import extract_final_answer
+
+    rounds = []
+    for rec in trajectory.rounds:
+        answer = extract_final_answer(rec.text, fallback="response")
+        rounds.append(
+            {
+                "round": rec.round,
+                "text": rec.text,
+                "answer": answer,
+                "correct": grader(answer, problem.gold),
+                "prompt_tokens": rec.prompt_tokens,
+                "completion_tokens": rec.completion_tokens,
+                "truncated": rec.truncated,
+            }
+        )
+    return {
+        "id": problem.id,
+        "sample": sample,
+        "gold": problem.gold,
+        "answer": rounds[-1]["answer"],
+        "correct": rounds[-1]["correct"],
+        "stopped_early": trajectory.stopped_early,
+        "question": problem.question,
+        "rounds": rounds,
+    }
+
+
+def evaluate(
+    engine: Any,
+    problems: Sequence[Problem],
+    store: ResultStore,
+    *,
+    batch_size: int = 16,
+    grader: Grader | None = None,
+) -> dict:
+    """Roll out every unfinished problem, ``batch_size`` problems per ``engine.run`` call.
+
+    Each batch's rows are appended (fsynced) before the next batch starts. With a sampling
+    seed, batch ``b`` is seeded with ``seed + index of its first problem``, so an interrupted
+    and resumed run samples exactly what an uninterrupted one would. Returns timing stats.
+    """
+    grader = grader or _default_grader()
+    positions = {p.id: i for i, p in enumerate(problems)}
+    pending = [p for p in problems if not store.finished(p.id)]
+    base = (engine.first_round, engine.later_rounds)
+    started, done = time.perf_counter(), 0
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        _seed_batch(engine, base, positions[batch[0].id])
+        trajectories = engine.run([p.question for p in batch], num_samples=store.samples)
+        rows = [
+            sample_record(problem, s, trajectories[i * store.samples + s], grader)
+            for i, problem in enumerate(batch)
+            for s in range(store.samples)
+        ]
+        store.append(rows)
+        done += len(batch)
+        _log_progress(done, len(pending), time.perf_counter() - started)
+    engine.first_round, engine.later_rounds = base
+    seconds = time.perf_counter() - started
+    return {"generated_problems": done, "generation_seconds": round(seconds, 3)}
+
+
+def _seed_batch(engine: Any, base: tuple, position: int) -> None:
+    first, later = base
+    if first.seed is not None:
+        engine.first_round = replace(first, seed=first.seed + position)
+        engine.later_rounds = replace(later, seed=later.seed + position)
+
+
+def _log_progress(done: int, total: int, seconds: float) -> None:
+    rate = done / seconds * 60 if seconds > 0 else float("inf")
+    logger.info("%d/%d problems (%.1f problems/min)", done, total, rate)
+
+
+def _default_grader() -> Grader:
+    from motif.grading import is_correct
+
+    return is_correct
+
+
+# --------------------------------------------------------------------------- whole runs
+
+
+def run_eval(
+    args: EvalArgs,
+    model: ModelArgs,
+    gen: GenerationArgs,
+    proto: ProtocolArgs,
+    *,
+    backend_loader: Callable[[ModelArgs], Any] | None = None,
+    grader: Grader | None = None,
+) -> dict:
+    """Evaluate (resuming ``args.resolved_output_dir``), write and return ``summary.json``.
+
+    ``backend_loader`` builds the generation backend (default :func:`motif.runtime.load_backend`);
+    it is only called when some problem is unfinished, so a finished run loads no model.
+    """
+    if not args.benchmark:
+        raise ConfigError("pass --benchmark NAME|PATH (e.g. math500, or a .jsonl file)")
+    gen = eval_generation_defaults(gen)
+    check_sampling(args, gen)
+    full = load_problems(
+        args.benchmark,
+        split=args.split,
+        data_dir=args.data_dir,
+        question_field=args.question_field,
+        answer_field=args.answer_field,
+        skip_bad_rows=args.skip_bad_rows,
+        task_config=args.task_options(),
+        seed=args.data_seed,
+    )
+    problems = full[: args.limit] if args.limit else full
+    identity = run_identity(args, model, gen, proto, full)
+    out_dir = args.resolved_output_dir(proto.rounds)
+    store = ResultStore(out_dir, identity, args.samples)
+    stats = {"generated_problems": 0, "generation_seconds": 0.0}
+    if any(not store.finished(p.id) for p in problems):
+        from motif.runtime import build_engine, load_backend
+
+        backend = (backend_loader or load_backend)(model)
+        engine = build_engine(backend, gen, proto)
+        stats = evaluate(engine, problems, store, batch_size=args.batch_size, grader=grader)
+    else:
+        logger.info("all %d problems already evaluated in %s", len(problems), out_dir)
+    summary = build_summary(args, identity, store, problems, stats, proto.rounds, out_dir)
+    store.write_summary(summary)
+    return summary
+
+
+def build_summary(
+    args: EvalArgs,
+    identity: dict,
+    store: ResultStore,
+    problems: Sequence[Problem],
+    stats: dict,
+    rounds: int,
+    out_dir: Path,
+) -> dict:
+    """The ``summary.json`` content (metrics over the problems selected by ``--limit``)."""
+    groups = store.groups(p.id for p in problems)
+    seconds = stats["generation_seconds"]
+    rate = stats["generated_problems"] / seconds * 60 if seconds else None
+    return {
+        "benchmark": identity["data"]["benchmark"],
+        "source": args.benchmark,
+        "label": run_label(identity),
+        "output_dir": str(out_dir),
+        "metrics": compute_metrics(groups, args.samples, rounds),
+        "config": identity,
+        "run": {
+            "limit": args.limit,
+            "batch_size": args.batch_size,
+            **stats,
+            "problems_per_minute": round(rate, 3) if rate else None,
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+        "versions": package_versions(),
+    }
+
+
+def run_label(identity: dict) -> str:
+    """A short row label: model (+ adapter), rounds, and K when sampling."""
+    name = Path(identity["model"].removeprefix("default:")).name
+    if identity.get("adapter"):
+        name += f" + {Path(identity['adapter']).name}"
+    rounds = identity["protocol"]["rounds"]
+    label = f"{name}, {rounds} round{'s' if rounds > 1 else ''}"
+    samples = identity["sampling"]["samples"]
+    return label + (f", avg@{samples}" if samples > 1 else "")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape the results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out

@@ -1,0 +1,204 @@
+"""The output directory of one evaluation: its identity, the streamed samples, the summary.
+
+Layout::
+
+    eval_config.json   what produced these results (model, adapter, protocol, sampling, data)
+    samples.jsonl      one JSON object per (problem, sample), appended batch by batch
+    summary.json       the metrics, rewritten at the end of every run
+
+Appends are flushed and fsynced after every batch, so a crash loses at most the batch in
+flight. On opening, a torn last line is dropped, duplicate (problem, sample) rows keep their
+first copy and a problem with fewer than K samples is dropped (it is generated again), so a
+re-run never writes a row twice. A directory whose ``eval_config.json`` differs from the
+current configuration is refused: results of different configurations never mix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from motif.errors import ConfigError, MotifError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "eval_config.json"
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False, sort_keys=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two configurations."""
+    diffs = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs.extend(config_differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            diffs.append(f"{prefix}{key}: {_short(a)} -> {_short(b)}")
+    return diffs
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:28] + "..." + text[-28:]
+
+
+class ResultStore:
+    """Samples of one evaluation configuration, resumable across runs.
+
+    Args:
+        directory: the output directory (created when missing).
+        config: the identity of the run; compared with the stored ``eval_config.json``.
+        samples: samples per problem; a problem is finished when all of them are stored.
+    """
+
+    def __init__(self, directory: str | Path, config: dict, samples: int) -> None:
+        self.directory = Path(directory)
+        self.config = config
+        self.samples = samples
+        self._check_config()
+        self.records: dict[str, list[dict]] = self._load()
+
+    @property
+    def samples_path(self) -> Path:
+        """Where the per-sample rows are."""
+        return self.directory / SAMPLES_FILE
+
+    def finished(self, problem_id: str) -> bool:
+        """Whether every sample of ``problem_id`` is stored."""
+        return len(self.records.get(problem_id, ())) == self.samples
+
+    def append(self, records: Iterable[dict]) -> None:
+        """Append whole problems' rows, then flush and fsync (one batch)."""
+        rows = list(records)
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        with self.samples_path.open("a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for row in rows:
+            self.records.setdefault(row["id"], []).append(row)
+
+    def groups(self, problem_ids: Iterable[str]) -> list[list[dict]]:
+        """The finished problems' rows among ``problem_ids``, in that order."""
+        return [self.records[i] for i in problem_ids if self.finished(i)]
+
+    def write_summary(self, summary: dict) -> Path:
+        """Write ``summary.json`` atomically; returns its path."""
+        path = self.directory / SUMMARY_FILE
+        write_json_atomic(path, summary)
+        return path
+
+    # ----------------------------------------------------------------------- opening
+
+    def _check_config(self) -> None:
+        path = self.directory / CONFIG_FILE
+        if path.exists():
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
+            diffs = config_differences(stored, self.config)
+            if diffs:
+                raise ConfigError(
+                    f"output directory {self.directory} holds results of a different "
+                    f"configuration ({'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''}); "
+                    "refusing to mix them: pass another --output-dir or remove it"
+                )
+            return
+        if (self.directory / SAMPLES_FILE).exists():
+            raise ConfigError(
+                f"output directory {self.directory} has {SAMPLES_FILE} but no {CONFIG_FILE}, "
+                "so its configuration is unknown; pass another --output-dir or remove it"
+            )
+        write_json_atomic(path, self.config)
+
+    def _load(self) -> dict[str, list[dict]]:
+        path = self.samples_path
+        if not path.exists():
+            return {}
+        rows, repaired = self._read_rows(path.read_bytes())
+        records: dict[str, list[dict]] = {}
+        seen: set[tuple[str, int]] = set()
+        for row in rows:
+            key = (row["id"], row["sample"])
+            if key in seen:
+                repaired = True
+                continue
+            seen.add(key)
+            records.setdefault(row["id"], []).append(row)
+        partial = [i for i, rows in records.items() if len(rows) != self.samples]
+        for problem_id in partial:
+            del records[problem_id]
+        if repaired or partial:
+            self._rewrite(records)
+            logger.warning(
+                "repaired %s: kept %d finished problem(s), dropped %d unfinished",
+                path,
+                len(records),
+                len(partial),
+            )
+        for rows in records.values():
+            rows.sort(key=lambda r: r["sample"])
+        return records
+
+    def _read_rows(self, data: bytes) -> tuple[list[dict], bool]:
+        """Parse the rows; a torn (unterminated, unparsable) last line is dropped."""
+        lines = data.split(b"\n")
+        tail = lines.pop()  # after the last newline: b"" when the file ends cleanly
+        rows, repaired = [], False
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                rows.append(self._parse(line, number))
+        if tail.strip():
+            repaired = True
+            try:
+                rows.append(self._parse(tail, len(lines) + 1))
+            except MotifError:
+                logger.warning("dropping the torn last line of %s", self.samples_path)
+        return rows, repaired
+
+    def _parse(self, line: bytes, number: int) -> dict:
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MotifError(
+                f"{self.samples_path} line {number} is corrupt (not JSON); "
+                "remove that line or the output directory"
+            ) from exc
+        if not isinstance(row, dict) or not {"id", "sample", "rounds", "correct"} <= set(row):
+            raise MotifError(f"{self.samples_path} line {number} is not a sample row")
+        return row
+
+    def _rewrite(self, records: dict[str, list[dict]]) -> None:
+        path = self.samples_path
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for rows in records.values():
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)

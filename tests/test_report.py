@@ -1,0 +1,113 @@
+"""`motif report`: the side-by-side table, details, plots, training curves and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from motif.cli.main import main
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.errors import MotifError
+from motif.eval.runner import EvalArgs, run_eval
+from motif.report import load_runs, metric_key, summary_text, write_report
+from test_eval import ARITH, loader_for, reply, solver, sum_of
+
+
+def late_solver(chat, sample):
+    """Wrong in round 1, right afterwards."""
+    if "Progress in round" not in chat[-1]["content"]:
+        return reply("0")
+    return reply(str(sum_of(chat)))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    gen = GenerationArgs(max_new_tokens=64)
+    for name, rounds, script, limit in (("r3", 3, late_solver, 4), ("r1", 1, solver, None)):
+        ev = EvalArgs(benchmark=ARITH, output_dir=str(root / name), limit=limit)
+        run_eval(
+            ev, ModelArgs(), gen, ProtocolArgs(rounds=rounds), backend_loader=loader_for(script)
+        )
+    train = root / "train"
+    train.mkdir()
+    lines = [
+        json.dumps({"step": 1, "reward": 0.5, "future_accuracy": 0.2}),
+        json.dumps({"step": 2, "reward": 0.9}),  # future accuracy not logged this step
+        "not json",
+        json.dumps({"loss": 1.0}),  # no step
+        json.dumps({"step": 3, "reward": 1.1, "future_accuracy": 0.6}),
+        '{"step": 4, "rew',  # torn last line
+    ]
+    (train / "metrics.jsonl").write_text("\n".join(lines))
+    return root
+
+
+def test_report_table_and_plots(runs, tmp_path):
+    out = write_report([runs / "r3", runs / "r1", runs / "train"], tmp_path / "rep" / "report.md")
+    text = out.read_text()
+    assert "| run | eval_arith |" in text
+    assert "| SmolLM2-135M-Instruct, 3 rounds | 100.0 (n=4) |" in text
+    assert "| SmolLM2-135M-Instruct, 1 round | 100.0 |" in text
+    assert "0.0 → 100.0 → 100.0" in text  # accuracy by round of the 3-round run
+    assert "| train | 3 | 3 | 1.100 | 0.600 |" in text
+    for png in ("report_accuracy_by_round.png", "report_training.png"):
+        path = out.parent / png
+        assert path.stat().st_size > 1000 and f"]({png})" in text
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parent_directory_is_searched_one_level_down(runs):
+    evals, trains = load_runs([runs])
+    assert sorted(r.path.name for r in evals) == ["r1", "r3"]
+    assert [t.label for t in trains] == ["train"] and len(trains[0].rows) == 3
+
+
+def test_same_label_on_same_benchmark_is_disambiguated(runs, tmp_path):
+    evals, _ = load_runs([runs / "r1", runs / "r1"])
+    assert evals[0].label.endswith("[r1]")
+
+
+def test_training_only_report_and_missing_keys(tmp_path):
+    run = tmp_path / "grpo"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "rewards/accuracy/mean": 1.0}))
+    text = write_report([run], tmp_path / "t.md").read_text()
+    assert "| grpo | 1 | 1 | – | – |" in text and (tmp_path / "t_training.png").exists()
+    assert "pass@1" not in text
+
+
+def test_metric_key_matching():
+    rows = [{"step": 1, "rewards/future_accuracy/mean": 1.0, "rewards/future_accuracy/std": 0.1}]
+    assert metric_key(rows, "future_accuracy") == "rewards/future_accuracy/mean"
+    assert metric_key([{"reward": 1.0, "reward_std": 0.2}], "reward") == "reward"
+    assert metric_key([{"step": 1}], "reward") is None
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(MotifError, match="holds no summary.json"):
+        write_report([tmp_path], tmp_path / "r.md")
+    with pytest.raises(MotifError, match="is not a directory"):
+        write_report([tmp_path / "nope"], tmp_path / "r.md")
+
+
+def test_summary_text(runs):
+    summary = json.loads((runs / "r3" / "summary.json").read_text())
+    text = summary_text(summary)
+    assert "pass@1 100.0%" in text and "round 1->2: fixed 4, broken 0" in text
+
+
+def test_report_command(runs, tmp_path, capsys):
+    out = tmp_path / "cmp.md"
+    assert main(["report", str(runs / "r3"), str(runs / "r1"), "--output", str(out)]) == 0
+    assert Path(capsys.readouterr().out.strip()) == out and out.exists()
+    assert main(["report", str(tmp_path / "missing"), "--output", str(out)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_metric_key_prefers_segments():
+    rows = [{"rewards/future_accuracy_reward/mean": 1.0, "rewards/accuracy/mean": 0.5}]
+    assert metric_key(rows, "future_accuracy") == "rewards/future_accuracy_reward/mean"
+    assert metric_key(rows, "reward") is None
