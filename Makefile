@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.motif-setup
+# OpenMP's default spin-waiting slows torch 5-20x when another process shares the cores
+# (measured, docs/decode.md); passive waiting costs little on a quiet machine.
+OMP_WAIT_POLICY ?= PASSIVE
+export OMP_WAIT_POLICY
 
 .PHONY: setup test test-slow demo lint format bench clean
 

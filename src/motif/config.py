@@ -38,12 +38,31 @@ class ModelArgs:
     max_batch_size: int = field(
         default=64, metadata={"help": "Most sequences generated in one forward batch."}
     )
+    decode: str = field(
+        default="fast",
+        metadata={
+            "help": "fast (shared prefill, cheap sampling; docs/decode.md) or generate "
+            "(transformers' model.generate)."
+        },
+    )
+    decode_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (a bf16 copy where bf16 matmuls are faster), model (exact), or bfloat16."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
             raise ConfigError(f"--dtype must be one of {', '.join(_DTYPES)}; got {self.dtype!r}")
         if self.max_batch_size < 1:
             raise ConfigError(f"--max-batch-size must be >= 1; got {self.max_batch_size}")
+        if self.decode not in ("fast", "generate"):
+            raise ConfigError(f"--decode must be fast or generate; got {self.decode!r}")
+        if self.decode_dtype not in ("auto", "model", "bfloat16"):
+            raise ConfigError(
+                f"--decode-dtype must be auto, model or bfloat16; got {self.decode_dtype!r}"
+            )
 
 
 @dataclass

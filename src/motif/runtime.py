@@ -15,7 +15,13 @@ def load_backend(args: ModelArgs) -> Any:
     model, tokenizer = load_model(
         args.model, args.adapter, args.dtype, args.device, args.trust_remote_code
     )
-    return TransformersBackend(model, tokenizer, max_batch_size=args.max_batch_size)
+    return TransformersBackend(
+        model,
+        tokenizer,
+        max_batch_size=args.max_batch_size,
+        decode=args.decode,
+        decode_dtype=args.decode_dtype,
+    )
 
 
 def build_engine(backend: Any, generation: GenerationArgs, protocol: ProtocolArgs) -> Any:

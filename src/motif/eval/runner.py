@@ -141,6 +141,9 @@ def model_identity(model: ModelArgs) -> dict:
         "adapter": adapter,
         "adapter_sha256": _adapter_hash(adapter),
         "dtype": model.dtype,
+        # the decode path and its compute dtype change greedy outputs (bf16 vs fp32)
+        "decode": model.decode,
+        "decode_dtype": model.decode_dtype,
     }
 
 
