@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
+
+# OpenMP spin-waiting slows torch 5-20x when another process shares the cores (docs/decode.md);
+# set before torch is imported by the benchmarks that import this module first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 QUESTIONS = [
     "Tom has 3 apples and buys 5 more. How many apples does he have?",
