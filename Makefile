@@ -8,7 +8,7 @@ STAMP := $(VENV)/.motif-setup
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-slow demo lint format bench clean
+.PHONY: setup test test-slow demo replicate lint format bench clean
 
 setup: $(STAMP)
 
@@ -31,13 +31,17 @@ test-slow: setup
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The CPU replication of docs/results.md: hours; resumable (run it again to continue).
+replicate: setup
+	$(BIN)/python scripts/replicate.py
+
 lint: setup
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 
 format: setup
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 bench: setup
 	$(BIN)/python bench/rollout.py

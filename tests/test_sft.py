@@ -182,7 +182,9 @@ def test_recipe_dry_run(recipe, tmp_path, capsys, no_model_load):
     out = capsys.readouterr().out
     assert code == 0, out
     config = yaml.safe_load(recipe.read_text())
-    assert f"x {config['rounds']} rounds = {config['num_examples'] * config['rounds']} rows" in out
+    counts = [config["rounds"], *(config.get("extra_rounds") or [])]
+    shown = str(counts[0]) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
+    assert f"x {shown} rounds = {config['num_examples'] * sum(counts)} rows" in out
     assert "<reasoning>" in out and "\\boxed{" in out
     assert not (tmp_path / "o").exists()
 
@@ -202,12 +204,35 @@ def test_recipes_exist():
         (["--adapter", "x"], "--adapter is not used by motif sft"),
         (["--lora-r", "0"], "--lora-r must be >= 1"),
         (["--eval-base"], "--eval-base needs --eval-size >= 1"),
+        (["--extra-rounds", "0"], "--extra-rounds must be round counts >= 1"),
         (["--report-to", "mlflow"], "--report-to must be none or tensorboard or wandb"),
     ],
 )
 def test_bad_config_is_a_one_line_error(flags, message, capsys, no_model_load):
     assert main(["sft", "--dry-run", *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_extra_rounds_demonstrate_each_protocol(capsys, no_model_load):
+    flags = ["--dry-run", "--rounds", "2", "--extra-rounds", "1", "2", "--num-examples", "3"]
+    flags += ["--per-device-batch-size", "3"]
+    assert main(["sft", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "3 chain_sum items x (2 + 1) rounds = 9 rows" in out
+    assert "optimiser:      3 steps of 3 rows" in out
+
+
+def test_extra_rounds_rows_hold_both_protocols():
+    from motif.cli.common import parse
+    from motif.config import ModelArgs, ProtocolArgs
+    from motif.training.config import LoraArgs
+    from motif.training.sft import SftArgs, SftConfig, build_rows
+
+    flags = ["--dry-run", "--rounds", "2", "--extra-rounds", "1", "--num-examples", "2"]
+    config = SftConfig(*parse("sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), flags))
+    rows = build_rows(config)
+    assert rows[:4] == build_demonstrations("chain_sum", 2, 2, 0)
+    assert rows[4:] == build_demonstrations("chain_sum", 1, 2, 0)
 
 
 def test_output_dir_is_required_for_a_real_run(capsys, no_model_load):

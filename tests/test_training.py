@@ -254,7 +254,11 @@ def test_unreachable_hub_id_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "offline" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("recipe", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "recipe",
+    sorted([*Path("recipes").glob("*.yaml"), *Path("recipes/replicate").glob("*.yaml")]),
+    ids=lambda p: str(p.relative_to("recipes")),
+)
 def test_every_recipe_dry_runs_offline(recipe, capsys):
     command = "sft" if recipe.name.startswith("sft") else "train"
     assert main([command, "--config", str(recipe), "--dry-run"]) == 0, capsys.readouterr().err

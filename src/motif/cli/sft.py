@@ -45,21 +45,19 @@ def print_plan(config: SftConfig) -> None:
     """The resolved config, the plan and one sample demonstration; loads no model."""
     import yaml
 
-    from motif.training.demos import build_demonstrations
-    from motif.training.sft import total_steps
+    from motif.training.sft import build_rows, demo_round_counts, total_steps
 
     sft, rounds = config.sft, config.protocol.rounds
     config.lora.peft_config()  # validates the LoRA settings
-    rule = config.protocol.summary_rule
-    rows = build_demonstrations(
-        sft.task, rounds, sft.num_examples, sft.data_seed, sft.task_config, rule
-    )
+    rows = build_rows(config)
+    counts = demo_round_counts(config)
+    counts_text = str(rounds) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
     print("# motif sft: resolved configuration")
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     print("\n# plan")
     print(f"model:          {describe_model(config.model.model)}")
     print(
-        f"demonstrations: {sft.num_examples} {sft.task} items x {rounds} rounds = {len(rows)} rows"
+        f"demonstrations: {sft.num_examples} {sft.task} items x {counts_text} rounds = {len(rows)} rows"
     )
     print(f"optimiser:      {total_steps(config)} steps of {sft.per_device_batch_size} rows")
     check = f"{sft.eval_size} items, greedy" if sft.eval_size else "off (--eval-size 0)"

@@ -230,7 +230,10 @@ class OptimArgs:
     adam_beta1: float = field(default=0.9, metadata={"help": "Adam beta1."})
     adam_beta2: float = field(default=0.99, metadata={"help": "Adam beta2."})
     weight_decay: float = field(default=0.1, metadata={"help": "Weight decay."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Warm-up fraction of the steps."})
+    warmup_ratio: float = field(
+        default=0.1,
+        metadata={"help": "Warm-up: a fraction of the steps if < 1, else a number of steps."},
+    )
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
     max_grad_norm: float = field(default=0.1, metadata={"help": "Gradient clipping norm."})
     beta: float = field(default=0.0, metadata={"help": "KL coefficient (paper: 0, no KL)."})

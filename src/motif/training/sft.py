@@ -61,6 +61,14 @@ class SftArgs:
         metadata={"help": "Task items demonstrated; each gives one training row per round."},
     )
     data_seed: int = field(default=0, metadata={"help": "Seed of the demonstrated items."})
+    extra_rounds: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "Also demonstrate the same items with these round counts (e.g. [1]: the "
+            "vanilla single-round prompt), so one cold start serves single-round GRPO and "
+            "n-round MOTIF alike. The held-out check uses --rounds."
+        },
+    )
     epochs: float = field(default=1.0, metadata={"help": "Passes over the demonstrations."})
     max_steps: int = field(
         default=-1, metadata={"help": "Stop after this many optimiser steps (-1: use --epochs)."}
@@ -120,6 +128,10 @@ class SftArgs:
                 f"--task {self.task!r} has no demonstration writer; "
                 f"use one of {', '.join(SUPPORTED_TASKS)}"
             )
+        if isinstance(self.extra_rounds, (int, str)):
+            self.extra_rounds = [int(x) for x in str(self.extra_rounds).split(",")]
+        if any(int(r) < 1 for r in self.extra_rounds or []):
+            raise ConfigError(f"--extra-rounds must be round counts >= 1; got {self.extra_rounds}")
         if self.eval_base and self.eval_size < 1:
             raise ConfigError("--eval-base needs --eval-size >= 1 (how many held-out items)")
         for name, ok, rule in self._checks():
@@ -176,9 +188,38 @@ def total_steps(config: SftConfig) -> int:
     sft = config.sft
     if sft.max_steps > 0:
         return sft.max_steps
-    rows = sft.num_examples * config.protocol.rounds
+    rows = sft.num_examples * sum(demo_round_counts(config))
     per_epoch = math.ceil(rows / sft.per_device_batch_size / sft.gradient_accumulation_steps)
     return max(1, math.ceil(per_epoch * sft.epochs))
+
+
+def demo_round_counts(config: SftConfig) -> list[int]:
+    """The round counts demonstrated: ``--rounds`` first, then ``--extra-rounds`` (deduplicated)."""
+    counts = [config.protocol.rounds]
+    for r in config.sft.extra_rounds or []:
+        if int(r) not in counts:
+            counts.append(int(r))
+    return counts
+
+
+def build_rows(config: SftConfig) -> list[dict]:
+    """Every demonstration row: each item over each demonstrated round count."""
+    from motif.training.demos import build_demonstrations
+
+    sft = config.sft
+    rows: list[dict] = []
+    for rounds in demo_round_counts(config):
+        rows.extend(
+            build_demonstrations(
+                sft.task,
+                rounds,
+                sft.num_examples,
+                sft.data_seed,
+                sft.task_config,
+                config.protocol.summary_rule,
+            )
+        )
+    return rows
 
 
 def check_output_dir(path: str, overwrite: bool) -> Path:
@@ -284,18 +325,9 @@ def run_sft(config: SftConfig) -> dict[str, Any]:
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from motif.training.demos import build_demonstrations
-
     sft = config.sft
     out = check_output_dir(str(sft.output_dir), sft.overwrite)
-    rows = build_demonstrations(
-        sft.task,
-        config.protocol.rounds,
-        sft.num_examples,
-        sft.data_seed,
-        sft.task_config,
-        config.protocol.summary_rule,
-    )
+    rows = build_rows(config)
     model, tokenizer = load_base(config)
     use_cuda = next(model.parameters()).device.type == "cuda"
     trainer = SFTTrainer(
@@ -328,6 +360,7 @@ def _train_metrics(config: SftConfig, rows: int, result: Any, seconds: float) ->
     return {
         "task": config.sft.task,
         "rounds": config.protocol.rounds,
+        "demonstrated_rounds": demo_round_counts(config),
         "problems": config.sft.num_examples,
         "rows": rows,
         "steps": int(result.global_step),

@@ -1,0 +1,276 @@
+"""`make replicate`: base vs cold start vs GRPO vs MOTIF on a CPU, end to end (docs/results.md).
+
+Every stage runs the project's own CLI (`motif sft`, `motif train`, `motif eval`, `motif report`)
+with the recipes in recipes/replicate/, and every stage is resumable: a finished step is
+skipped, a training run with a checkpoint continues from it (`--resume`), an evaluation
+continues from its saved batches. Stop it at any time and run the same command again.
+
+    python scripts/replicate.py                       # everything (hours on 2 CPU cores)
+    python scripts/replicate.py --stage train --jobs 2
+    python scripts/replicate.py --stage summary       # tables from whatever has finished
+
+Stages, in order: heldout, sft, train, eval, transfer, summary. `--jobs 2` runs two commands
+at once with one thread each (faster in total than one command on two threads at these
+batch sizes; every run of a comparison then sees the same contention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+RECIPES = Path("recipes/replicate")
+STAGES = ("heldout", "sft", "train", "eval", "transfer", "summary")
+HELDOUT_SEED = 3_000_000  # reasoning-gym seed of the held-out candidates (not tuned)
+EVAL_TOKENS = "96"  # per round, every protocol: twice the longest demonstration
+
+
+@dataclass
+class Job:
+    """One CLI command, its log file and the marker that says it already finished."""
+
+    name: str
+    argv: list[str]
+    done: Path | None = None
+
+
+def motif_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "motif.cli.main", *args]
+
+
+def recipe(name: str) -> dict:
+    return yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
+
+
+# --------------------------------------------------------------------------- held-out set
+
+
+def heldout(out: Path, size: int) -> Path:
+    """``size`` chain_sum items unseen in training and in the demonstrations, as JSONL."""
+    from motif.data import load_problems
+    from motif.training.demos import load_chain_problems
+
+    path = out / "heldout_chain_sum.jsonl"
+    if path.exists():
+        return path
+    sft, train = recipe("sft"), recipe("motif")
+    demos = load_chain_problems(
+        sft["task"], sft["num_examples"], sft["data_seed"], sft["task_config"]
+    )
+    seen = {p.question for p in demos}
+    config = dict(train["task_config"], size=train["dataset_size"])
+    seen |= {
+        p.question
+        for p in load_problems(train["dataset"], task_config=config, seed=train["dataset_seed"])
+    }
+    pool = load_problems(
+        train["dataset"], task_config=dict(config, size=8 * size), seed=HELDOUT_SEED
+    )
+    rows, kept = [], set()
+    for p in pool:
+        if p.question not in seen and p.question not in kept:
+            kept.add(p.question)
+            rows.append({"id": p.id, "question": p.question, "answer": p.gold})
+    if len(rows) < size:
+        sys.exit(f"replicate: only {len(rows)} unseen held-out items; lower --heldout-size")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:size]))
+    print(f"held-out set: {size} items ({len(seen)} training/demonstration questions excluded)")
+    return path
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def sft_job(out: Path) -> Job:
+    target = out / "sft"
+    argv = motif_argv("sft", "--config", str(RECIPES / "sft.yaml"), "--output-dir", str(target))
+    return Job("sft", [*argv, "--overwrite"], target / "sft_metrics.json")
+
+
+def run_dir(out: Path, method: str, seed: int) -> Path:
+    return out / f"{method}-s{seed}"
+
+
+def train_job(out: Path, method: str, seed: int) -> Job:
+    target = run_dir(out, method, seed)
+    argv = motif_argv("train", "--config", str(RECIPES / f"{method}.yaml"), "--seed", str(seed))
+    argv += ["--output-dir", str(target), "--init-adapter", str(out / "sft")]
+    resumable = any(target.glob("checkpoint-*/trainer_state.json"))
+    argv.append("--resume" if resumable else "--overwrite")
+    return Job(f"{method}-s{seed}", argv, target / "adapter_model.safetensors")
+
+
+def eval_job(out: Path, name: str, adapter: Path | None, rounds: int, data: list[str]) -> Job:
+    target = out / "eval" / f"{name}-r{rounds}"
+    argv = motif_argv("eval", *data, "--rounds", str(rounds), "--output-dir", str(target))
+    argv += ["--max-new-tokens", EVAL_TOKENS, "--later-max-new-tokens", EVAL_TOKENS]
+    argv += ["--batch-size", "50", "--max-batch-size", "64"]
+    if adapter is not None:
+        argv += ["--adapter", str(adapter)]
+    return Job(f"eval {name}-r{rounds}", argv, target / "summary.json")
+
+
+def run_jobs(jobs: list[Job], parallel: int, logs: Path) -> None:
+    """Run the unfinished jobs, ``parallel`` at a time; stop at the first failure."""
+    pending = [j for j in jobs if j.done is None or not j.done.exists()]
+    for job in jobs:
+        if job not in pending:
+            print(f"[done] {job.name}")
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    if parallel > 1:
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    running: list[tuple[Job, subprocess.Popen, float]] = []
+    logs.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        while pending and len(running) < parallel:
+            job = pending.pop(0)
+            log = open(logs / f"{job.name.replace(' ', '_')}.log", "a")  # noqa: SIM115
+            print(f"[start] {job.name}: {' '.join(job.argv[2:])}", flush=True)
+            proc = subprocess.Popen(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running.append((job, proc, time.time()))
+        time.sleep(5)
+        for item in list(running):
+            job, proc, start = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            minutes = (time.time() - start) / 60
+            if proc.returncode != 0:
+                sys.exit(f"replicate: {job.name} failed ({proc.returncode}); see {logs}")
+            print(f"[finished] {job.name} in {minutes:.1f} min", flush=True)
+
+
+# --------------------------------------------------------------------------- what to evaluate
+
+
+def step_seconds(run: Path) -> dict[int, float]:
+    """Seconds of each optimiser step (the last record wins when a resumed run repeats one)."""
+    seconds: dict[int, float] = {}
+    path = run / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        row = json.loads(line)
+        if "step_seconds" in row:
+            seconds[int(row["step"])] = float(row["step_seconds"])
+    return seconds
+
+
+def checkpoint(run: Path, step: int) -> Path:
+    path = run / f"checkpoint-{step}"
+    if not (path / "adapter_model.safetensors").exists():
+        sys.exit(f"replicate: {path} is missing; finish the training stage first")
+    return path
+
+
+def wall_matched_step(grpo: Path, motif: Path, every: int) -> int:
+    """The last GRPO checkpoint whose training time fits in MOTIF's whole training time."""
+    budget = sum(step_seconds(motif).values())
+    spent, best = 0.0, every
+    for step, seconds in sorted(step_seconds(grpo).items()):
+        spent += seconds
+        if spent > budget:
+            break
+        if step % every == 0:
+            best = step
+    return best
+
+
+def models(out: Path, seeds: list[int]) -> list[tuple[str, Path | None, tuple[int, ...]]]:
+    """(name, adapter, protocols) of every model in the table and the curves."""
+    grpo_cfg, motif_cfg = recipe("grpo"), recipe("motif")
+    every, steps = motif_cfg["save_steps"], motif_cfg["max_steps"]
+    found: list[tuple[str, Path | None, tuple[int, ...]]] = [
+        ("base", None, (1, 2)),
+        ("sft", out / "sft", (1, 2)),
+    ]
+    for seed in seeds:
+        grpo, motif = run_dir(out, "grpo", seed), run_dir(out, "motif", seed)
+        wall = wall_matched_step(grpo, motif, grpo_cfg["save_steps"])
+        found += [
+            (f"grpo-s{seed}@{steps}", checkpoint(grpo, steps), (1, 2)),
+            (f"motif-s{seed}@{steps}", checkpoint(motif, steps), (1, 2)),
+            (f"grpo-s{seed}@{wall}", checkpoint(grpo, wall), (1, 2)),
+        ]
+        for step in range(2 * every, steps, 2 * every):  # MOTIF's held-out curve
+            found.append((f"motif-s{seed}@{step}", checkpoint(motif, step), (2,)))
+    return found
+
+
+def eval_jobs(out: Path, seeds: list[int], data: list[str]) -> list[Job]:
+    jobs, seen = [], set()
+    for name, adapter, protocols in models(out, seeds):
+        for rounds in protocols:
+            if (name, rounds) not in seen:
+                seen.add((name, rounds))
+                jobs.append(eval_job(out, name, adapter, rounds, data))
+    return jobs
+
+
+def transfer_jobs(out: Path, seeds: list[int], data_dir: str, limit: int) -> list[Job]:
+    steps = recipe("motif")["max_steps"]
+    data = ["--benchmark", "gsm8k", "--data-dir", data_dir, "--limit", str(limit)]
+    jobs = []
+    names = ["sft"] + [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")]
+    for name, adapter, _ in models(out, seeds):
+        if name in names:
+            for rounds in (1, 2):
+                job = eval_job(out, f"gsm8k-{name}", adapter, rounds, data)
+                job.argv[job.argv.index(EVAL_TOKENS)] = "256"  # GSM8K needs longer replies
+                job.argv[job.argv.index(EVAL_TOKENS)] = "256"
+                jobs.append(job)
+    return jobs
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--stage", choices=("all", *STAGES), default="all")
+    p.add_argument("--out", default="runs/replicate", help="Where every run and result goes.")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="Training seeds.")
+    p.add_argument("--jobs", type=int, default=2, help="Commands run at once (1 thread each).")
+    p.add_argument("--heldout-size", type=int, default=500, help="Held-out chain_sum items.")
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("MOTIF_DATA_DIR", "../shared/data"),
+        help="Directory with gsm8k_test.jsonl for the transfer stage.",
+    )
+    p.add_argument("--transfer-limit", type=int, default=200, help="GSM8K test problems.")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    out, logs = Path(args.out), Path(args.out) / "logs"
+    out.mkdir(parents=True, exist_ok=True)
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    data = ["--benchmark", str(out / "heldout_chain_sum.jsonl")]
+    if "heldout" in stages:
+        heldout(out, args.heldout_size)
+    if "sft" in stages:
+        run_jobs([sft_job(out)], 1, logs)
+    if "train" in stages:
+        jobs = [train_job(out, m, s) for s in args.seeds for m in ("motif", "grpo")]
+        run_jobs(jobs, args.jobs, logs)
+    if "eval" in stages:
+        run_jobs(eval_jobs(out, args.seeds, data), args.jobs, logs)
+    if "transfer" in stages:
+        run_jobs(
+            transfer_jobs(out, args.seeds, args.data_dir, args.transfer_limit), args.jobs, logs
+        )
+    if "summary" in stages:
+        from replicate_summary import write_summary
+
+        print(write_summary(out, args.seeds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Tables for docs/results.md from the runs of scripts/replicate.py (its `summary` stage).
+
+Reads eval directories (samples.jsonl, summary.json) and training directories (metrics.jsonl)
+under the replication's output folder; writes `summary.md` and `summary.json` there, and the
+plots of `motif report` next to them. Everything here is arithmetic on saved files: no model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from motif.training.demos import format_ok
+from replicate import recipe, run_dir, step_seconds, wall_matched_step
+
+
+def load_eval(path: Path) -> dict | None:
+    """Per-item correctness and format of a finished eval directory (None: not run yet)."""
+    if not (path / "summary.json").exists():
+        return None
+    rows = [json.loads(line) for line in (path / "samples.jsonl").read_text().splitlines()]
+    rows.sort(key=lambda r: int(r["id"]) if str(r["id"]).isdigit() else r["id"])
+    summary = json.loads((path / "summary.json").read_text())
+    n_rounds = summary["config"]["protocol"]["rounds"]
+    formats = [
+        all(format_ok(r["text"], final=r["round"] == n_rounds) for r in row["rounds"])
+        for row in rows
+    ]
+    return {
+        "ids": [row["id"] for row in rows],
+        "correct": [bool(row["correct"]) for row in rows],
+        "format": formats,
+        "rounds": summary["metrics"]["rounds"],
+    }
+
+
+def rate(flags: list[bool]) -> tuple[float, float]:
+    """Mean and binomial standard error."""
+    n = len(flags)
+    p = sum(flags) / n
+    return p, math.sqrt(p * (1 - p) / n)
+
+
+def paired(a: dict, b: dict) -> tuple[float, float]:
+    """Mean difference a - b over the same items, with its paired standard error."""
+    if a["ids"] != b["ids"]:
+        raise ValueError("paired comparison over different items")
+    diffs = [int(x) - int(y) for x, y in zip(a["correct"], b["correct"], strict=True)]
+    sd = statistics.pstdev(diffs)
+    return sum(diffs) / len(diffs), sd / math.sqrt(len(diffs))
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def cell(evals: list[dict | None]) -> str:
+    """One table cell: a single run as p ± se, several seeds as mean (min-max)."""
+    done = [e for e in evals if e is not None]
+    if not done:
+        return "—"
+    if len(done) == 1:
+        p, se = rate(done[0]["correct"])
+        return f"{pct(p)} ± {pct(se)}"
+    values = [rate(e["correct"])[0] for e in done]
+    return f"{pct(statistics.mean(values))} ({pct(min(values))}–{pct(max(values))})"
+
+
+def format_cell(evals: list[dict | None]) -> str:
+    done = [e for e in evals if e is not None]
+    if not done:
+        return "—"
+    return pct(statistics.mean(rate(e["format"])[0] for e in done))
+
+
+def main_rows(out: Path, seeds: list[int]) -> list[tuple[str, list[str]]]:
+    """(row label, eval names per seed) of the main table."""
+    steps = recipe("motif")["max_steps"]
+    every = recipe("grpo")["save_steps"]
+    walls = {}
+    for seed in seeds:
+        grpo, motif = run_dir(out, "grpo", seed), run_dir(out, "motif", seed)
+        if step_seconds(motif) and step_seconds(grpo):
+            walls[seed] = wall_matched_step(grpo, motif, every)
+    rows = [("base model", ["base"]), ("cold start (motif sft)", ["sft"])]
+    rows.append((f"GRPO, {steps} steps (same samples)", [f"grpo-s{s}@{steps}" for s in seeds]))
+    rows.append((f"MOTIF, {steps} steps", [f"motif-s{s}@{steps}" for s in seeds]))
+    wall_names = [f"grpo-s{s}@{walls[s]}" for s in seeds if s in walls]
+    label = "GRPO, same wall-clock (steps " + ", ".join(str(walls[s]) for s in walls) + ")"
+    rows.append((label, wall_names))
+    return rows
+
+
+def main_table(out: Path, seeds: list[int], prefix: str = "") -> tuple[str, dict]:
+    lines = [
+        "| model | 1 round: accuracy | 2 rounds: accuracy | 2 rounds: every round in format |",
+        "|---|---|---|---|",
+    ]
+    data: dict = {}
+    for label, names in main_rows(out, seeds):
+        one = [load_eval(out / "eval" / f"{prefix}{n}-r1") for n in names]
+        two = [load_eval(out / "eval" / f"{prefix}{n}-r2") for n in names]
+        lines.append(f"| {label} | {cell(one)} | {cell(two)} | {format_cell(two)} |")
+        data[label] = {
+            "runs": names,
+            "r1": [rate(e["correct"])[0] if e else None for e in one],
+            "r2": [rate(e["correct"])[0] if e else None for e in two],
+        }
+    return "\n".join(lines), data
+
+
+def paired_table(out: Path, seeds: list[int]) -> str:
+    """MOTIF minus GRPO per seed, on the same held-out items, paired standard errors."""
+    steps = recipe("motif")["max_steps"]
+    lines = ["| seed | protocol | MOTIF − GRPO (same samples) | MOTIF − GRPO (same wall-clock) |"]
+    lines.append("|---|---|---|---|")
+    for seed in seeds:
+        every = recipe("grpo")["save_steps"]
+        wall = wall_matched_step(run_dir(out, "grpo", seed), run_dir(out, "motif", seed), every)
+        for r in (1, 2):
+            m = load_eval(out / "eval" / f"motif-s{seed}@{steps}-r{r}")
+            cells = []
+            for g_name in (f"grpo-s{seed}@{steps}", f"grpo-s{seed}@{wall}"):
+                g = load_eval(out / "eval" / f"{g_name}-r{r}")
+                if m is None or g is None:
+                    cells.append("—")
+                    continue
+                d, se = paired(m, g)
+                cells.append(f"{100 * d:+.1f} ± {100 * se:.1f} points")
+            lines.append(f"| {seed} | {r} round{'s' * (r > 1)} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def round_table(out: Path, names: list[str]) -> str:
+    """Per-round accuracy and fixed/broken transitions of the 2-round protocol."""
+    lines = [
+        "| model | round 1 accuracy | round 2 accuracy | fixed in round 2 | broken in round 2 |"
+    ]
+    lines.append("|---|---|---|---|---|")
+    for name in names:
+        e = load_eval(out / "eval" / f"{name}-r2")
+        if e is None:
+            continue
+        acc, t = e["rounds"]["accuracy"], e["rounds"]["transitions"][0]
+        lines.append(
+            f"| {name} | {pct(acc[0])} | {pct(acc[1])} | {pct(t['fixed_rate'])} | "
+            f"{pct(t['broken_rate'])} |"
+        )
+    return "\n".join(lines)
+
+
+def accuracy(path: Path) -> float | None:
+    e = load_eval(path)
+    return rate(e["correct"])[0] if e else None
+
+
+def first_reach(points: list[int], accs: list[float | None], target: float | None) -> int | None:
+    """The first step whose accuracy is at least ``target``."""
+    if target is None:
+        return None
+    return next(
+        (s for s, a in zip(points, accs, strict=True) if a is not None and a >= target), None
+    )
+
+
+def curve_table(out: Path, seeds: list[int]) -> tuple[str, dict]:
+    """MOTIF's held-out accuracy (2 rounds) by step, and when it first reaches GRPO's final.
+
+    GRPO's final accuracy is its better protocol's (the target MOTIF has to reach).
+    """
+    cfg = recipe("motif")
+    steps, every = cfg["max_steps"], cfg["save_steps"]
+    per_step = cfg["prompts_per_device"] * cfg["num_generations"]
+    points = list(range(2 * every, steps + 1, 2 * every))
+    head = " | ".join(f"step {s}" for s in points)
+    lines = [f"| seed | {head} | GRPO final (1 round / 2 rounds) | MOTIF samples to reach it |"]
+    lines.append("|---" * (len(points) + 3) + "|")
+    data = {}
+    for seed in seeds:
+        accs = [accuracy(out / "eval" / f"motif-s{seed}@{s}-r2") for s in points]
+        grpo = [accuracy(out / "eval" / f"grpo-s{seed}@{steps}-r{r}") for r in (1, 2)]
+        target = max((g for g in grpo if g is not None), default=None)
+        reach = first_reach(points, accs, target)
+        reached = f"{reach * per_step} of {steps * per_step} ({reach / steps:.0%})"
+        row = " | ".join("—" if a is None else pct(a) for a in accs)
+        grpo_cell = " / ".join("—" if g is None else pct(g) for g in grpo)
+        lines.append(f"| {seed} | {row} | {grpo_cell} | {reached if reach else 'not reached'} |")
+        data[seed] = {"steps": points, "accuracy": accs, "grpo_final": target, "reach_step": reach}
+    return "\n".join(lines), data
+
+
+def training_table(out: Path, seeds: list[int]) -> str:
+    lines = [
+        "| run | steps | wall-clock (sum of step times) | s/step | zero-variance groups | reward, last 10 steps |"
+    ]
+    lines.append("|---|---|---|---|---|---|")
+    for seed in seeds:
+        for method in ("grpo", "motif"):
+            run = run_dir(out, method, seed)
+            rows = {}
+            path = run / "metrics.jsonl"
+            for line in path.read_text().splitlines() if path.exists() else []:
+                row = json.loads(line)
+                if "reward" in row:
+                    rows[int(row["step"])] = row
+            if not rows:
+                continue
+            secs = step_seconds(run)
+            last = [rows[s] for s in sorted(rows)[-10:]]
+            zero = statistics.mean(r.get("frac_reward_zero_std", 0.0) for r in rows.values())
+            lines.append(
+                f"| {method}-s{seed} | {max(rows)} | {sum(secs.values()) / 60:.0f} min | "
+                f"{statistics.mean(secs.values()):.1f} | {zero:.0%} | "
+                f"{statistics.mean(r['reward'] for r in last):.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def run_report(out: Path, seeds: list[int]) -> None:
+    """`motif report` over the training runs: reward and accuracy curves as PNG."""
+    dirs = [str(run_dir(out, m, s)) for s in seeds for m in ("grpo", "motif")]
+    dirs = [d for d in dirs if (Path(d) / "metrics.jsonl").exists()]
+    if dirs:
+        cmd = [
+            sys.executable,
+            "-m",
+            "motif.cli.main",
+            "report",
+            *dirs,
+            "--output",
+            str(out / "training_report.md"),
+        ]
+        subprocess.run(cmd, check=True)
+
+
+def write_summary(out: Path, seeds: list[int]) -> Path:
+    steps = recipe("motif")["max_steps"]
+    table, data = main_table(out, seeds)
+    transfer, transfer_data = main_table(out, seeds, prefix="gsm8k-")
+    curve, curve_data = curve_table(out, seeds)
+    names = ["sft"] + [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")]
+    parts = [
+        "## Held-out chain_sum (greedy pass@1, %)",
+        table,
+        "## Paired differences",
+        paired_table(out, seeds),
+        "## Round by round (2-round protocol)",
+        round_table(out, ["base", *names]),
+        "## MOTIF's held-out curve",
+        curve,
+        "## Training",
+        training_table(out, seeds),
+        "## Transfer: GSM8K test (greedy pass@1, %)",
+        transfer,
+    ]
+    run_report(out, seeds)
+    path = out / "summary.md"
+    path.write_text("\n\n".join(parts) + "\n")
+    (out / "summary.json").write_text(
+        json.dumps({"heldout": data, "gsm8k": transfer_data, "curve": curve_data}, indent=2) + "\n"
+    )
+    return path

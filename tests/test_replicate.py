@@ -1,0 +1,121 @@
+"""scripts/replicate.py and its summary: the held-out split, resumption and the comparisons."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import replicate  # noqa: E402
+import replicate_summary as summary  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the script reads recipes/replicate/ relative to the checkout
+
+
+def test_heldout_excludes_training_and_demonstration_questions(tmp_path):
+    from motif.data import load_problems
+    from motif.training.demos import load_chain_problems
+
+    path = replicate.heldout(tmp_path, 40)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 40 and len({r["question"] for r in rows}) == 40
+    sft, train = replicate.recipe("sft"), replicate.recipe("motif")
+    seen = {
+        p.question
+        for p in load_chain_problems("chain_sum", sft["num_examples"], 0, sft["task_config"])
+    }
+    config = dict(train["task_config"], size=train["dataset_size"])
+    seen |= {
+        p.question
+        for p in load_problems(train["dataset"], task_config=config, seed=train["dataset_seed"])
+    }
+    assert not seen & {r["question"] for r in rows}
+    assert all(r["answer"].lstrip("-").isdigit() for r in rows)
+    assert replicate.heldout(tmp_path, 40) == path  # an existing set is kept as is
+
+
+def _metrics(run: Path, seconds: list[float]) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"step": i + 1, "step_seconds": s}) for i, s in enumerate(seconds)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("grpo", "motif", "every", "expected"),
+    [
+        ([1.0] * 40, [2.0] * 10, 10, 20),  # MOTIF took 20 s: GRPO's checkpoint-20
+        ([1.0] * 40, [2.0] * 12, 10, 20),  # 24 s: the last checkpoint inside the budget
+        ([1.0] * 15, [2.0] * 20, 10, 10),  # GRPO never used the budget: its last checkpoint
+        ([5.0] * 10, [1.0] * 2, 5, 5),  # nothing fits: the first checkpoint
+    ],
+)
+def test_wall_matched_step(tmp_path, grpo, motif, every, expected):
+    _metrics(tmp_path / "g", grpo)
+    _metrics(tmp_path / "m", motif)
+    assert replicate.wall_matched_step(tmp_path / "g", tmp_path / "m", every) == expected
+
+
+def test_a_resumed_step_counts_once(tmp_path):
+    _metrics(tmp_path, [1.0, 2.0, 3.0])
+    with (tmp_path / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 3, "step_seconds": 4.0}) + "\n")
+    assert replicate.step_seconds(tmp_path) == {1: 1.0, 2: 2.0, 3: 4.0}
+
+
+def test_train_job_resumes_from_a_checkpoint_else_starts_over(tmp_path):
+    job = replicate.train_job(tmp_path, "motif", 3)
+    assert job.argv[-1] == "--overwrite" and "--seed" in job.argv
+    assert job.argv[job.argv.index("--output-dir") + 1] == str(tmp_path / "motif-s3")
+    state = tmp_path / "motif-s3" / "checkpoint-10" / "trainer_state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text("{}")
+    assert replicate.train_job(tmp_path, "motif", 3).argv[-1] == "--resume"
+
+
+def test_run_jobs_skips_finished_and_stops_on_failure(tmp_path, capsys):
+    done = tmp_path / "done"
+    done.write_text("")
+    ok = replicate.Job("ok", [sys.executable, "-c", "print('hi')"])
+    skipped = replicate.Job("skipped", [sys.executable, "-c", "raise SystemExit(3)"], done)
+    replicate.run_jobs([skipped, ok], 2, tmp_path / "logs")
+    assert "[done] skipped" in capsys.readouterr().out
+    assert (tmp_path / "logs" / "ok.log").read_text().strip() == "hi"
+    bad = replicate.Job("bad", [sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(SystemExit, match="bad failed"):
+        replicate.run_jobs([bad], 1, tmp_path / "logs")
+
+
+def _eval(ids: list[str], correct: list[bool]) -> dict:
+    return {"ids": ids, "correct": correct, "format": correct}
+
+
+def test_paired_difference_and_its_error():
+    a = _eval(["1", "2", "3", "4"], [True, True, False, False])
+    b = _eval(["1", "2", "3", "4"], [True, False, False, False])
+    diff, se = summary.paired(a, b)
+    assert diff == pytest.approx(0.25) and se == pytest.approx(0.4330127 / 2)
+    with pytest.raises(ValueError, match="different items"):
+        summary.paired(a, _eval(["1", "2", "3", "5"], [True] * 4))
+
+
+@pytest.mark.parametrize(
+    ("evals", "expected"),
+    [
+        ([None], "—"),
+        ([_eval(["1", "2", "3", "4"], [True, False, False, False])], "25.0 ± 21.7"),
+        (
+            [_eval(["1", "2"], [True, False]), _eval(["1", "2"], [True, True]), None],
+            "75.0 (50.0–100.0)",
+        ),
+    ],
+)
+def test_table_cells(evals, expected):
+    assert summary.cell(evals) == expected
