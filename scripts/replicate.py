@@ -118,15 +118,18 @@ def eval_job(out: Path, name: str, adapter: Path | None, rounds: int, data: list
     return Job(f"eval {name}-r{rounds}", argv, target / "summary.json")
 
 
-def run_jobs(jobs: list[Job], parallel: int, logs: Path) -> None:
-    """Run the unfinished jobs, ``parallel`` at a time; stop at the first failure."""
+def run_jobs(jobs: list[Job], parallel: int, logs: Path, threads: int | None = None) -> None:
+    """Run the unfinished jobs, ``parallel`` at a time; stop at the first failure.
+
+    Each job gets ``threads`` CPU threads (default: the cores shared out between the jobs).
+    """
     pending = [j for j in jobs if j.done is None or not j.done.exists()]
     for job in jobs:
         if job not in pending:
             print(f"[done] {job.name}")
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    if parallel > 1:
-        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    threads = threads or max(1, (os.cpu_count() or 1) // parallel)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     running: list[tuple[Job, subprocess.Popen, float]] = []
     logs.mkdir(parents=True, exist_ok=True)
     while pending or running:
@@ -162,11 +165,9 @@ def step_seconds(run: Path) -> dict[int, float]:
     return seconds
 
 
-def checkpoint(run: Path, step: int) -> Path:
-    path = run / f"checkpoint-{step}"
-    if not (path / "adapter_model.safetensors").exists():
-        sys.exit(f"replicate: {path} is missing; finish the training stage first")
-    return path
+def finished(run: Path) -> bool:
+    """A training run that reached its last step (its final adapter is saved at the root)."""
+    return (run / "adapter_model.safetensors").exists()
 
 
 def wall_matched_step(grpo: Path, motif: Path, every: int) -> int:
@@ -182,24 +183,32 @@ def wall_matched_step(grpo: Path, motif: Path, every: int) -> int:
     return best
 
 
-def models(out: Path, seeds: list[int]) -> list[tuple[str, Path | None, tuple[int, ...]]]:
-    """(name, adapter, protocols) of every model in the table and the curves."""
-    grpo_cfg, motif_cfg = recipe("grpo"), recipe("motif")
-    every, steps = motif_cfg["save_steps"], motif_cfg["max_steps"]
-    found: list[tuple[str, Path | None, tuple[int, ...]]] = [
-        ("base", None, (1, 2)),
-        ("sft", out / "sft", (1, 2)),
+Model = tuple[str, Path | None, tuple[int, ...]]
+
+
+def seed_models(out: Path, seed: int) -> list[Model]:
+    """(name, adapter, protocols) of one seed's finished runs; a run still training is skipped."""
+    grpo, motif = run_dir(out, "grpo", seed), run_dir(out, "motif", seed)
+    every, steps = recipe("motif")["save_steps"], recipe("motif")["max_steps"]
+    if not (finished(grpo) and finished(motif)):
+        print(f"seed {seed}: training not finished; its evaluations wait")
+        return []
+    wall = wall_matched_step(grpo, motif, recipe("grpo")["save_steps"])
+    found: list[Model] = [
+        (f"grpo-s{seed}@{steps}", grpo / f"checkpoint-{steps}", (1, 2)),
+        (f"motif-s{seed}@{steps}", motif / f"checkpoint-{steps}", (1, 2)),
+        (f"grpo-s{seed}@{wall}", grpo / f"checkpoint-{wall}", (1, 2)),
     ]
+    for step in range(2 * every, steps, 2 * every):  # MOTIF's held-out curve
+        found.append((f"motif-s{seed}@{step}", motif / f"checkpoint-{step}", (2,)))
+    return found
+
+
+def models(out: Path, seeds: list[int]) -> list[Model]:
+    """Every model of the tables and curves whose training has finished."""
+    found: list[Model] = [("base", None, (1, 2)), ("sft", out / "sft", (1, 2))]
     for seed in seeds:
-        grpo, motif = run_dir(out, "grpo", seed), run_dir(out, "motif", seed)
-        wall = wall_matched_step(grpo, motif, grpo_cfg["save_steps"])
-        found += [
-            (f"grpo-s{seed}@{steps}", checkpoint(grpo, steps), (1, 2)),
-            (f"motif-s{seed}@{steps}", checkpoint(motif, steps), (1, 2)),
-            (f"grpo-s{seed}@{wall}", checkpoint(grpo, wall), (1, 2)),
-        ]
-        for step in range(2 * every, steps, 2 * every):  # MOTIF's held-out curve
-            found.append((f"motif-s{seed}@{step}", checkpoint(motif, step), (2,)))
+        found += seed_models(out, seed)
     return found
 
 
@@ -236,7 +245,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stage", choices=("all", *STAGES), default="all")
     p.add_argument("--out", default="runs/replicate", help="Where every run and result goes.")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="Training seeds.")
-    p.add_argument("--jobs", type=int, default=2, help="Commands run at once (1 thread each).")
+    p.add_argument("--jobs", type=int, default=2, help="Commands run at once.")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per command (default: cores / jobs)."
+    )
     p.add_argument("--heldout-size", type=int, default=500, help="Held-out chain_sum items.")
     p.add_argument(
         "--data-dir",
@@ -256,16 +268,15 @@ def main(argv: list[str] | None = None) -> None:
     if "heldout" in stages:
         heldout(out, args.heldout_size)
     if "sft" in stages:
-        run_jobs([sft_job(out)], 1, logs)
+        run_jobs([sft_job(out)], 1, logs, args.threads)
     if "train" in stages:
         jobs = [train_job(out, m, s) for s in args.seeds for m in ("motif", "grpo")]
-        run_jobs(jobs, args.jobs, logs)
+        run_jobs(jobs, args.jobs, logs, args.threads)
     if "eval" in stages:
-        run_jobs(eval_jobs(out, args.seeds, data), args.jobs, logs)
+        run_jobs(eval_jobs(out, args.seeds, data), args.jobs, logs, args.threads)
     if "transfer" in stages:
-        run_jobs(
-            transfer_jobs(out, args.seeds, args.data_dir, args.transfer_limit), args.jobs, logs
-        )
+        jobs = transfer_jobs(out, args.seeds, args.data_dir, args.transfer_limit)
+        run_jobs(jobs, args.jobs, logs, args.threads)
     if "summary" in stages:
         from replicate_summary import write_summary
 

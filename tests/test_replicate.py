@@ -94,7 +94,12 @@ def test_run_jobs_skips_finished_and_stops_on_failure(tmp_path, capsys):
 
 
 def _eval(ids: list[str], correct: list[bool]) -> dict:
-    return {"ids": ids, "correct": correct, "format": correct}
+    return {
+        "ids": ids,
+        "correct": correct,
+        "format": correct,
+        "last_number": [[c] for c in correct],
+    }
 
 
 def test_paired_difference_and_its_error():
