@@ -111,7 +111,9 @@ def main_rows(out: Path, seeds: list[int]) -> list[tuple[str, list[str]]]:
     rows.append((f"GRPO, {steps} steps (same samples)", [f"grpo-s{s}@{steps}" for s in seeds]))
     rows.append((f"MOTIF, {steps} steps", [f"motif-s{s}@{steps}" for s in seeds]))
     wall_names = [f"grpo-s{s}@{walls[s]}" for s in seeds if s in walls]
-    label = "GRPO, same wall-clock (steps " + ", ".join(str(walls[s]) for s in walls) + ")"
+    label = "GRPO, same wall-clock"
+    if walls:
+        label += " (steps " + ", ".join(str(walls[s]) for s in walls) + ")"
     rows.append((label, wall_names))
     return rows
 
