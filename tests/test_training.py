@@ -307,3 +307,16 @@ def test_two_processes_end_with_the_same_parameters(tiny_checkpoint, tmp_path):
     assert ranks[0][0] == ranks[1][0] == "2"
     assert ranks[0][1] == ranks[1][1]
     assert ranks[0][2] == ranks[1][2] == "1"  # the adapter really moved
+
+
+def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path):
+    from motif.training.rundir import latest_checkpoint
+
+    for step, complete in ((10, True), (20, True), (30, False)):
+        path = tmp_path / f"checkpoint-{step}"
+        path.mkdir()
+        if complete:
+            (path / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-20"
+    assert latest_checkpoint(tmp_path / "checkpoint-30") is None

@@ -60,10 +60,20 @@ def _resume_point(out: Path, config: dict[str, Any]) -> str:
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    """The ``checkpoint-N`` directory with the largest N, if any."""
-    found = [
-        (int(m.group(1)), p) for p in out.glob("checkpoint-*") if (m := _CHECKPOINT.match(p.name))
-    ]
+    """The complete ``checkpoint-N`` directory with the largest N, if any.
+
+    A run killed while saving leaves a checkpoint without ``trainer_state.json`` (the
+    Trainer writes it after the weights and optimiser); resuming from it would fail, so it
+    is skipped with a warning.
+    """
+    found = []
+    for path in out.glob("checkpoint-*"):
+        if (m := _CHECKPOINT.match(path.name)) is None:
+            continue
+        if not (path / "trainer_state.json").exists():
+            logger.warning("skipping %s: incomplete (no trainer_state.json)", path)
+            continue
+        found.append((int(m.group(1)), path))
     return max(found)[1] if found else None
 
 
