@@ -249,6 +249,68 @@ def training_table(out: Path, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def training_accuracy(run: Path, method: str, weight: float) -> list[tuple[int, float, float]]:
+    """(step, cumulative minutes, task accuracy) per step: GRPO's single-round accuracy
+    reward / weight, MOTIF's future accuracy (the last record of a repeated step wins)."""
+    rows: dict[int, dict] = {}
+    path = run / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        row = json.loads(line)
+        if "reward" in row and "step_seconds" in row:
+            rows[int(row["step"])] = row
+    points, minutes = [], 0.0
+    for step in sorted(rows):
+        row = rows[step]
+        minutes += row["step_seconds"] / 60
+        value = (
+            row.get("future_accuracy")
+            if method == "motif"
+            else row.get("rewards/accuracy_reward/mean", 0.0) / weight
+        )
+        points.append((step, minutes, float(value)))
+    return points
+
+
+def smooth(values: list[float], window: int = 10) -> list[float]:
+    """Trailing moving average (the per-step accuracy of 16 samples is very noisy)."""
+    return [statistics.mean(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
+
+
+def plot_curves(out: Path, seeds: list[int]) -> Path:
+    """Training accuracy against round-1 samples and against wall-clock, both methods."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = recipe("motif")
+    per_step = cfg["prompts_per_device"] * cfg["num_generations"]
+    fig, (by_samples, by_time) = plt.subplots(1, 2, figsize=(11, 4))
+    for seed in seeds:
+        for method, color in (("grpo", "tab:blue"), ("motif", "tab:orange")):
+            points = training_accuracy(run_dir(out, method, seed), method, cfg["accuracy_weight"])
+            if not points:
+                continue
+            steps, minutes, acc = zip(*points, strict=True)
+            ys = [100 * a for a in smooth(list(acc))]
+            style = "-" if seed == seeds[0] else "--"
+            label = f"{method.upper()} seed {seed}"
+            by_samples.plot([s * per_step for s in steps], ys, style, color=color, label=label)
+            by_time.plot(minutes, ys, style, color=color, label=label)
+    by_samples.set_xlabel("round-1 samples")
+    by_time.set_xlabel("training wall-clock (min, 1 CPU thread)")
+    for ax in (by_samples, by_time):
+        ax.set_ylabel("training accuracy (%), 10-step mean")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("GRPO: single-round accuracy of its samples; MOTIF: future accuracy (2 rounds)")
+    fig.tight_layout()
+    path = out / "training_accuracy.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def run_report(out: Path, seeds: list[int]) -> None:
     """`motif report` over the training runs: reward and accuracy curves as PNG."""
     dirs = [str(run_dir(out, m, s)) for s in seeds for m in ("grpo", "motif")]
@@ -287,6 +349,7 @@ def write_summary(out: Path, seeds: list[int]) -> Path:
         transfer,
     ]
     run_report(out, seeds)
+    plot_curves(out, seeds)
     path = out / "summary.md"
     path.write_text("\n\n".join(parts) + "\n")
     (out / "summary.json").write_text(
