@@ -30,7 +30,6 @@ import yaml
 RECIPES = Path("recipes/replicate")
 STAGES = ("heldout", "sft", "train", "eval", "transfer", "summary")
 HELDOUT_SEED = 3_000_000  # reasoning-gym seed of the held-out candidates (not tuned)
-EVAL_TOKENS = "96"  # per round, every protocol: twice the longest demonstration
 
 
 @dataclass
@@ -108,10 +107,14 @@ def train_job(out: Path, method: str, seed: int) -> Job:
     return Job(f"{method}-s{seed}", argv, target / "adapter_model.safetensors")
 
 
-def eval_job(out: Path, name: str, adapter: Path | None, rounds: int, data: list[str]) -> Job:
+def eval_job(
+    out: Path, name: str, adapter: Path | None, rounds: int, data: list[str], tokens: int = 96
+) -> Job:
+    """``motif eval`` of one model with one protocol, greedy; ``tokens`` per round (96: about
+    twice the longest chain_sum demonstration)."""
     target = out / "eval" / f"{name}-r{rounds}"
     argv = motif_argv("eval", *data, "--rounds", str(rounds), "--output-dir", str(target))
-    argv += ["--max-new-tokens", EVAL_TOKENS, "--later-max-new-tokens", EVAL_TOKENS]
+    argv += ["--max-new-tokens", str(tokens), "--later-max-new-tokens", str(tokens)]
     argv += ["--batch-size", "50", "--max-batch-size", "64"]
     if adapter is not None:
         argv += ["--adapter", str(adapter)]
@@ -226,14 +229,12 @@ def transfer_jobs(out: Path, seeds: list[int], data_dir: str, limit: int) -> lis
     steps = recipe("motif")["max_steps"]
     data = ["--benchmark", "gsm8k", "--data-dir", data_dir, "--limit", str(limit)]
     jobs = []
-    names = ["sft"] + [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")]
+    names = ["base", "sft"] + [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")]
     for name, adapter, _ in models(out, seeds):
         if name in names:
             for rounds in (1, 2):
-                job = eval_job(out, f"gsm8k-{name}", adapter, rounds, data)
-                job.argv[job.argv.index(EVAL_TOKENS)] = "256"  # GSM8K needs longer replies
-                job.argv[job.argv.index(EVAL_TOKENS)] = "256"
-                jobs.append(job)
+                # GSM8K solutions need longer replies than chain sums
+                jobs.append(eval_job(out, f"gsm8k-{name}", adapter, rounds, data, tokens=256))
     return jobs
 
 

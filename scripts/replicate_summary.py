@@ -333,7 +333,7 @@ def write_summary(out: Path, seeds: list[int]) -> Path:
     table, data = main_table(out, seeds)
     transfer, transfer_data = main_table(out, seeds, prefix="gsm8k-")
     curve, curve_data = curve_table(out, seeds)
-    names = ["sft"] + [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")]
+    names = ["sft", *(f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif"))]
     parts = [
         "## Held-out chain_sum (greedy pass@1, %)",
         table,
