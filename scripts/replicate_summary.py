@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from motif.grading import is_correct
-from motif.training.demos import format_ok
+from motif.protocol import parse_answer
+from motif.training.demos import demonstration_responses, format_ok, problem_from_entry
 from replicate import finished, recipe, run_dir, step_seconds, wall_matched_step
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -30,6 +31,17 @@ def last_number_correct(text: str, gold: str) -> bool:
     """
     numbers = NUMBER.findall(text)
     return bool(numbers) and is_correct(numbers[-1], gold) is True
+
+
+def summary_as_demonstrated(row: dict) -> bool | None:
+    """Is round 1's ``<answer>`` exactly the demonstration's (right partial result and right
+    remaining terms)? None for a 1-round eval or a question that is not a chain sum."""
+    problem = problem_from_entry({"question": row["question"], "answer": row["gold"]})
+    if problem is None or len(row["rounds"]) < 2:
+        return None
+    expected = parse_answer(demonstration_responses(problem, len(row["rounds"]))[0])
+    written = parse_answer(row["rounds"][0]["text"])
+    return written is not None and written.strip() == (expected or "").strip()
 
 
 def load_eval(path: Path) -> dict | None:
@@ -48,6 +60,7 @@ def load_eval(path: Path) -> dict | None:
         "ids": [row["id"] for row in rows],
         "correct": [bool(row["correct"]) for row in rows],
         "format": formats,
+        "summary_ok": [summary_as_demonstrated(row) for row in rows],
         "last_number": [
             [last_number_correct(r["text"], row["gold"]) for r in row["rounds"]] for row in rows
         ],
@@ -164,8 +177,9 @@ def round_table(out: Path, names: list[str]) -> str:
     """Per-round accuracy and fixed/broken transitions of the 2-round protocol."""
     lines = [
         "| model | round 1 accuracy | round 2 accuracy | fixed in round 2 | broken in round 2 "
-        "| last number, round 1 | last number, round 2 |",
-        "|---|---|---|---|---|---|---|",
+        "| last number, round 1 | last number, round 2 | round-1 summary right "
+        "| final right, given a right summary |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         e = load_eval(out / "eval" / f"{name}-r2")
@@ -173,9 +187,12 @@ def round_table(out: Path, names: list[str]) -> str:
             continue
         acc, t = e["rounds"]["accuracy"], e["rounds"]["transitions"][0]
         by_round = [rate([r[i] for r in e["last_number"] if len(r) > i])[0] for i in (0, 1)]
+        ok = [s is True for s in e["summary_ok"]]
+        given = [c for c, s in zip(e["correct"], ok, strict=True) if s]
         lines.append(
             f"| {name} | {pct(acc[0])} | {pct(acc[1])} | {pct(t['fixed_rate'])} | "
-            f"{pct(t['broken_rate'])} | {pct(by_round[0])} | {pct(by_round[1])} |"
+            f"{pct(t['broken_rate'])} | {pct(by_round[0])} | {pct(by_round[1])} | "
+            f"{pct(rate(ok)[0])} | {pct(rate(given)[0]) if given else '—'} |"
         )
     return "\n".join(lines)
 

@@ -124,3 +124,22 @@ def test_paired_difference_and_its_error():
 )
 def test_table_cells(evals, expected):
     assert summary.cell(evals) == expected
+
+
+def test_round_one_summary_is_checked_against_the_demonstration():
+    from motif.training.demos import demonstration_responses, problem_from_entry
+
+    question = "State the final answer to the following arithmetic problem: 7 + 9 + 4 ="
+    problem = problem_from_entry({"question": question, "answer": "20"})
+    right, last = demonstration_responses(problem, 2)
+    wrong = right.replace("Remaining: + 4", "Remaining: - 4")
+    assert wrong != right
+
+    def row(first: str, rounds: int = 2) -> dict:
+        texts = [first, last][:rounds]
+        return {"question": question, "gold": "20", "rounds": [{"text": t} for t in texts]}
+
+    assert summary.summary_as_demonstrated(row(right)) is True
+    assert summary.summary_as_demonstrated(row(wrong)) is False
+    assert summary.summary_as_demonstrated(row("no tags")) is False
+    assert summary.summary_as_demonstrated(row(right, rounds=1)) is None
