@@ -217,7 +217,8 @@ def models(out: Path, seeds: list[int]) -> list[Model]:
 
 def eval_jobs(out: Path, seeds: list[int], data: list[str]) -> list[Job]:
     jobs, seen = [], set()
-    for name, adapter, protocols in models(out, seeds):
+    # the comparisons (both protocols) before MOTIF's held-out curve (one protocol)
+    for name, adapter, protocols in sorted(models(out, seeds), key=lambda m: len(m[2]) == 1):
         for rounds in protocols:
             if (name, rounds) not in seen:
                 seen.add((name, rounds))
@@ -257,6 +258,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Directory with gsm8k_test.jsonl for the transfer stage.",
     )
     p.add_argument("--transfer-limit", type=int, default=200, help="GSM8K test problems.")
+    p.add_argument(
+        "--publish",
+        default=None,
+        help="Summary stage: also copy the tables, plots and per-run metrics here (docs/results).",
+    )
     return p.parse_args(argv)
 
 
@@ -282,6 +288,10 @@ def main(argv: list[str] | None = None) -> None:
         from replicate_summary import write_summary
 
         print(write_summary(out, args.seeds))
+        if args.publish:
+            from replicate_summary import publish
+
+            print(f"published {len(publish(out, Path(args.publish), args.seeds))} files")
 
 
 if __name__ == "__main__":

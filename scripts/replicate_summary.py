@@ -219,7 +219,7 @@ def curve_table(out: Path, seeds: list[int]) -> tuple[str, dict]:
     cfg = recipe("motif")
     steps, every = cfg["max_steps"], cfg["save_steps"]
     per_step = cfg["prompts_per_device"] * cfg["num_generations"]
-    points = list(range(2 * every, steps + 1, 2 * every))
+    points = sorted({*range(2 * every, steps, 2 * every), steps})
     head = " | ".join(f"step {s}" for s in points)
     lines = [f"| seed | {head} | GRPO final (1 round / 2 rounds) | MOTIF samples to reach it |"]
     lines.append("|---" * (len(points) + 3) + "|")
@@ -241,7 +241,7 @@ def curve_table(out: Path, seeds: list[int]) -> tuple[str, dict]:
 
 def training_table(out: Path, seeds: list[int]) -> str:
     lines = [
-        "| run | steps | wall-clock (sum of step times) | s/step | zero-variance groups | reward, last 10 steps |"
+        "| run | steps | wall-clock (sum of step times) | s/step | zero-variance groups | reward, last 5 steps |"
     ]
     lines.append("|---|---|---|---|---|---|")
     for seed in seeds:
@@ -256,7 +256,7 @@ def training_table(out: Path, seeds: list[int]) -> str:
             if not rows:
                 continue
             secs = step_seconds(run)
-            last = [rows[s] for s in sorted(rows)[-10:]]
+            last = [rows[s] for s in sorted(rows)[-5:]]
             zero = statistics.mean(r.get("frac_reward_zero_std", 0.0) for r in rows.values())
             lines.append(
                 f"| {method}-s{seed} | {max(rows)} | {sum(secs.values()) / 60:.0f} min | "
@@ -288,7 +288,7 @@ def training_accuracy(run: Path, method: str, weight: float) -> list[tuple[int, 
     return points
 
 
-def smooth(values: list[float], window: int = 10) -> list[float]:
+def smooth(values: list[float], window: int = 5) -> list[float]:
     """Trailing moving average (the per-step accuracy of 16 samples is very noisy)."""
     return [statistics.mean(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
 
@@ -317,7 +317,7 @@ def plot_curves(out: Path, seeds: list[int]) -> Path:
     by_samples.set_xlabel("round-1 samples")
     by_time.set_xlabel("training wall-clock (min, 1 CPU thread)")
     for ax in (by_samples, by_time):
-        ax.set_ylabel("training accuracy (%), 10-step mean")
+        ax.set_ylabel("training accuracy (%), 5-step mean")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle("GRPO: single-round accuracy of its samples; MOTIF: future accuracy (2 rounds)")
@@ -373,3 +373,29 @@ def write_summary(out: Path, seeds: list[int]) -> Path:
         json.dumps({"heldout": data, "gsm8k": transfer_data, "curve": curve_data}, indent=2) + "\n"
     )
     return path
+
+
+def publish(out: Path, dest: Path, seeds: list[int]) -> list[Path]:
+    """Copy the small results (tables, plots, per-step metrics, eval summaries) to ``dest``.
+
+    Runs and checkpoints live in a git-ignored folder that does not outlive the machine; the
+    published copy is what docs/results.md cites, so every number there stays checkable.
+    """
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in ("summary.md", "summary.json", "training_report.md", "training_accuracy.png"):
+        if (out / name).exists():
+            copied.append(Path(shutil.copy2(out / name, dest / name)))
+    copied += [Path(shutil.copy2(p, dest / p.name)) for p in out.glob("training_report_*.png")]
+    for seed in seeds:
+        for method in ("grpo", "motif"):
+            metrics = run_dir(out, method, seed) / "metrics.jsonl"
+            if metrics.exists():
+                copied.append(Path(shutil.copy2(metrics, dest / f"{method}-s{seed}.metrics.jsonl")))
+    for summary in sorted((out / "eval").glob("*/summary.json")):
+        target = dest / "eval" / f"{summary.parent.name}.json"
+        target.parent.mkdir(exist_ok=True)
+        copied.append(Path(shutil.copy2(summary, target)))
+    return copied

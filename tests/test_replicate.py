@@ -143,3 +143,23 @@ def test_round_one_summary_is_checked_against_the_demonstration():
     assert summary.summary_as_demonstrated(row(wrong)) is False
     assert summary.summary_as_demonstrated(row("no tags")) is False
     assert summary.summary_as_demonstrated(row(right, rounds=1)) is None
+
+
+def test_publish_copies_tables_metrics_and_eval_summaries(tmp_path):
+    out, dest = tmp_path / "runs", tmp_path / "docs"
+    _metrics(out / "grpo-s1", [1.0, 2.0])
+    (out / "eval" / "base-r1").mkdir(parents=True)
+    (out / "eval" / "base-r1" / "summary.json").write_text('{"accuracy": 0.5}')
+    (out / "eval" / "unfinished-r2").mkdir()
+    (out / "summary.md").write_text("# table")
+    (out / "training_report_training.png").write_bytes(b"png")
+    copied = summary.publish(out, dest, [1])
+    assert {p.relative_to(dest).as_posix() for p in copied} == {
+        "summary.md",
+        "training_report_training.png",
+        "grpo-s1.metrics.jsonl",
+        "eval/base-r1.json",
+    }
+    assert (dest / "grpo-s1.metrics.jsonl").read_text() == (
+        out / "grpo-s1" / "metrics.jsonl"
+    ).read_text()
