@@ -39,6 +39,14 @@ class Job:
     name: str
     argv: list[str]
     done: Path | None = None
+    steps: int | None = None  # a training job: the steps its run must have logged
+
+    def is_done(self) -> bool:
+        """The marker exists and, for a training run, it reached ``steps`` (raising a
+        recipe's max_steps continues a finished run from its last checkpoint)."""
+        if self.done is None or not self.done.exists():
+            return False
+        return self.steps is None or finished(self.done.parent, self.steps)
 
 
 def motif_argv(*args: str) -> list[str]:
@@ -104,7 +112,8 @@ def train_job(out: Path, method: str, seed: int) -> Job:
     argv += ["--output-dir", str(target), "--init-adapter", str(out / "sft")]
     resumable = any(target.glob("checkpoint-*/trainer_state.json"))
     argv.append("--resume" if resumable else "--overwrite")
-    return Job(f"{method}-s{seed}", argv, target / "adapter_model.safetensors")
+    steps = recipe(method)["max_steps"]
+    return Job(f"{method}-s{seed}", argv, target / "adapter_model.safetensors", steps)
 
 
 def eval_job(
@@ -126,7 +135,7 @@ def run_jobs(jobs: list[Job], parallel: int, logs: Path, threads: int | None = N
 
     Each job gets ``threads`` CPU threads (default: the cores shared out between the jobs).
     """
-    pending = [j for j in jobs if j.done is None or not j.done.exists()]
+    pending = [j for j in jobs if not j.is_done()]
     for job in jobs:
         if job not in pending:
             print(f"[done] {job.name}")
@@ -168,9 +177,10 @@ def step_seconds(run: Path) -> dict[int, float]:
     return seconds
 
 
-def finished(run: Path) -> bool:
-    """A training run that reached its last step (its final adapter is saved at the root)."""
-    return (run / "adapter_model.safetensors").exists()
+def finished(run: Path, steps: int) -> bool:
+    """A training run that reached ``steps`` (its final adapter is saved at the root)."""
+    done = (run / "adapter_model.safetensors").exists()
+    return done and max(step_seconds(run), default=0) >= steps
 
 
 def wall_matched_step(grpo: Path, motif: Path, every: int) -> int:
@@ -193,7 +203,7 @@ def seed_models(out: Path, seed: int) -> list[Model]:
     """(name, adapter, protocols) of one seed's finished runs; a run still training is skipped."""
     grpo, motif = run_dir(out, "grpo", seed), run_dir(out, "motif", seed)
     every, steps = recipe("motif")["save_steps"], recipe("motif")["max_steps"]
-    if not (finished(grpo) and finished(motif)):
+    if not (finished(grpo, recipe("grpo")["max_steps"]) and finished(motif, steps)):
         print(f"seed {seed}: training not finished; its evaluations wait")
         return []
     wall = wall_matched_step(grpo, motif, recipe("grpo")["save_steps"])

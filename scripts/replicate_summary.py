@@ -118,7 +118,7 @@ def main_rows(out: Path, seeds: list[int]) -> list[tuple[str, list[str]]]:
     walls = {}
     for seed in seeds:
         grpo, motif = run_dir(out, "grpo", seed), run_dir(out, "motif", seed)
-        if finished(motif) and finished(grpo):
+        if finished(motif, steps) and finished(grpo, recipe("grpo")["max_steps"]):
             walls[seed] = wall_matched_step(grpo, motif, every)
     rows = [("base model", ["base"]), ("cold start (motif sft)", ["sft"])]
     rows.append((f"GRPO, {steps} steps (same samples)", [f"grpo-s{s}@{steps}" for s in seeds]))

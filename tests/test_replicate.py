@@ -163,3 +163,14 @@ def test_publish_copies_tables_metrics_and_eval_summaries(tmp_path):
     assert (dest / "grpo-s1.metrics.jsonl").read_text() == (
         out / "grpo-s1" / "metrics.jsonl"
     ).read_text()
+
+
+def test_a_finished_run_is_continued_when_its_recipe_asks_for_more_steps(tmp_path):
+    run = tmp_path / "grpo-s1"
+    _metrics(run, [1.0] * 5)
+    job = replicate.Job("grpo-s1", ["true"], run / "adapter_model.safetensors", steps=5)
+    assert not job.is_done()  # no final adapter yet
+    (run / "adapter_model.safetensors").write_bytes(b"")
+    assert job.is_done() and replicate.finished(run, 5)
+    job.steps = 8  # the recipe's max_steps was raised
+    assert not job.is_done() and not replicate.finished(run, 8)
