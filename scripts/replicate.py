@@ -240,12 +240,12 @@ def transfer_jobs(out: Path, seeds: list[int], data_dir: str, limit: int) -> lis
     steps = recipe("motif")["max_steps"]
     data = ["--benchmark", "gsm8k", "--data-dir", data_dir, "--limit", str(limit)]
     jobs = []
-    names = ["base", "sft"] + [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")]
-    for name, adapter, _ in models(out, seeds):
-        if name in names:
-            for rounds in (1, 2):
-                # GSM8K solutions need longer replies than chain sums
-                jobs.append(eval_job(out, f"gsm8k-{name}", adapter, rounds, data, tokens=256))
+    names = [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")] + ["sft", "base"]
+    found = {name: adapter for name, adapter, _ in models(out, seeds)}
+    for rounds in (1, 2):  # every model's single round first: the cheaper half of the table
+        for name in (n for n in names if n in found):
+            # GSM8K solutions need longer replies than chain sums
+            jobs.append(eval_job(out, f"gsm8k-{name}", found[name], rounds, data, tokens=256))
     return jobs
 
 

@@ -174,3 +174,19 @@ def test_a_finished_run_is_continued_when_its_recipe_asks_for_more_steps(tmp_pat
     assert job.is_done() and replicate.finished(run, 5)
     job.steps = 8  # the recipe's max_steps was raised
     assert not job.is_done() and not replicate.finished(run, 8)
+
+
+def test_eval_and_transfer_jobs_cover_finished_seeds_only(tmp_path):
+    for method in ("grpo", "motif"):
+        run = tmp_path / f"{method}-s1"
+        _metrics(run, [1.0] * replicate.recipe(method)["max_steps"])
+        (run / "adapter_model.safetensors").write_bytes(b"")
+    _metrics(tmp_path / "grpo-s2", [1.0] * 3)  # seed 2 still training
+    steps = replicate.recipe("motif")["max_steps"]
+    names = [j.name for j in replicate.eval_jobs(tmp_path, [1, 2], ["--benchmark", "x"])]
+    assert names[:4] == ["eval base-r1", "eval base-r2", "eval sft-r1", "eval sft-r2"]
+    assert f"eval motif-s1@{steps}-r1" in names and not any("-s2@" in n for n in names)
+    assert all(n.endswith("-r2") for n in names[-2:])  # MOTIF's curve comes last
+    transfer = [j.name for j in replicate.transfer_jobs(tmp_path, [1, 2], "data", 200)]
+    assert transfer[0] == f"eval gsm8k-grpo-s1@{steps}-r1" and len(transfer) == 8
+    assert all(n.endswith("-r1") for n in transfer[:4])
