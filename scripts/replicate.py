@@ -236,13 +236,15 @@ def eval_jobs(out: Path, seeds: list[int], data: list[str]) -> list[Job]:
     return jobs
 
 
-def transfer_jobs(out: Path, seeds: list[int], data_dir: str, limit: int) -> list[Job]:
+def transfer_jobs(
+    out: Path, seeds: list[int], data_dir: str, limit: int, protocols: tuple[int, ...] = (1, 2)
+) -> list[Job]:
     steps = recipe("motif")["max_steps"]
     data = ["--benchmark", "gsm8k", "--data-dir", data_dir, "--limit", str(limit)]
     jobs = []
     names = [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")] + ["sft", "base"]
     found = {name: adapter for name, adapter, _ in models(out, seeds)}
-    for rounds in (1, 2):  # every model's single round first: the cheaper half of the table
+    for rounds in protocols:  # every model's single round first: the cheaper half of the table
         for name in (n for n in names if n in found):
             # GSM8K solutions need longer replies than chain sums
             jobs.append(eval_job(out, f"gsm8k-{name}", found[name], rounds, data, tokens=256))
@@ -269,6 +271,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--transfer-limit", type=int, default=200, help="GSM8K test problems.")
     p.add_argument(
+        "--transfer-rounds",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        choices=(1, 2),
+        help="Protocols of the transfer stage (1: one round, 2: MOTIF's two rounds).",
+    )
+    p.add_argument(
         "--publish",
         default=None,
         help="Summary stage: also copy the tables, plots and per-run metrics here (docs/results).",
@@ -292,7 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     if "eval" in stages:
         run_jobs(eval_jobs(out, args.seeds, data), args.jobs, logs, args.threads)
     if "transfer" in stages:
-        jobs = transfer_jobs(out, args.seeds, args.data_dir, args.transfer_limit)
+        protocols = tuple(args.transfer_rounds)
+        jobs = transfer_jobs(out, args.seeds, args.data_dir, args.transfer_limit, protocols)
         run_jobs(jobs, args.jobs, logs, args.threads)
     if "summary" in stages:
         from replicate_summary import write_summary

@@ -190,3 +190,5 @@ def test_eval_and_transfer_jobs_cover_finished_seeds_only(tmp_path):
     transfer = [j.name for j in replicate.transfer_jobs(tmp_path, [1, 2], "data", 200)]
     assert transfer[0] == f"eval gsm8k-grpo-s1@{steps}-r1" and len(transfer) == 8
     assert all(n.endswith("-r1") for n in transfer[:4])
+    single = replicate.transfer_jobs(tmp_path, [1], "data", 200, protocols=(1,))
+    assert [j.name for j in single] == [n for n in transfer if n.endswith("-r1")]
