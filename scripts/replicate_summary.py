@@ -21,6 +21,7 @@ from motif.training.demos import demonstration_responses, format_ok, problem_fro
 from replicate import finished, recipe, run_dir, step_seconds, wall_matched_step
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+OPERATION = re.compile(r"-?\d+\s*[+-]\s*\d+\s*=")  # one written step: "11 - 6 ="
 
 
 def last_number_correct(text: str, gold: str) -> bool:
@@ -31,6 +32,15 @@ def last_number_correct(text: str, gold: str) -> bool:
     """
     numbers = NUMBER.findall(text)
     return bool(numbers) and is_correct(numbers[-1], gold) is True
+
+
+def skips_an_operation(row: dict) -> bool:
+    """Diagnostic: do the rounds' replies together write fewer steps (``a + b =``) than the
+    chain sum needs (terms - 1)? Catches a policy that stops after the first addition."""
+    expression = row["question"].rsplit(":", 1)[-1].split("=")[0]
+    needed = len(NUMBER.findall(expression)) - 1
+    written = sum(len(OPERATION.findall(r["text"])) for r in row["rounds"])
+    return written < needed
 
 
 def summary_as_demonstrated(row: dict) -> bool | None:
@@ -61,6 +71,7 @@ def load_eval(path: Path) -> dict | None:
         "correct": [bool(row["correct"]) for row in rows],
         "format": formats,
         "summary_ok": [summary_as_demonstrated(row) for row in rows],
+        "skipped": [skips_an_operation(row) for row in rows],
         "last_number": [
             [last_number_correct(r["text"], row["gold"]) for r in row["rounds"]] for row in rows
         ],
@@ -90,6 +101,10 @@ def pct(value: float) -> str:
 
 def final_last_number(e: dict) -> list[bool]:
     return [rounds[-1] for rounds in e["last_number"]]
+
+
+def skipped_flags(e: dict) -> list[bool]:
+    return e["skipped"]
 
 
 def cell(evals: list[dict | None], flags=lambda e: e["correct"]) -> str:
@@ -134,15 +149,19 @@ def main_rows(out: Path, seeds: list[int]) -> list[tuple[str, list[str]]]:
 def main_table(out: Path, seeds: list[int], prefix: str = "") -> tuple[str, dict]:
     lines = [
         "| model | 1 round: accuracy | 2 rounds: accuracy | 2 rounds: every round in format "
-        "| last number, 1 round | last number, 2 rounds |",
-        "|---|---|---|---|---|---|",
+        "| last number, 1 round | last number, 2 rounds | skips a step, 1 round "
+        "| skips a step, 2 rounds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     data: dict = {}
     for label, names in main_rows(out, seeds):
         one = [load_eval(out / "eval" / f"{prefix}{n}-r1") for n in names]
         two = [load_eval(out / "eval" / f"{prefix}{n}-r2") for n in names]
         lenient = f"{cell(one, final_last_number)} | {cell(two, final_last_number)}"
-        lines.append(f"| {label} | {cell(one)} | {cell(two)} | {format_cell(two)} | {lenient} |")
+        skipped = f"{cell(one, skipped_flags)} | {cell(two, skipped_flags)}"
+        lines.append(
+            f"| {label} | {cell(one)} | {cell(two)} | {format_cell(two)} | {lenient} | {skipped} |"
+        )
         data[label] = {
             "runs": names,
             "r1": [rate(e["correct"])[0] if e else None for e in one],

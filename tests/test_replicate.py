@@ -192,3 +192,18 @@ def test_eval_and_transfer_jobs_cover_finished_seeds_only(tmp_path):
     assert all(n.endswith("-r1") for n in transfer[:4])
     single = replicate.transfer_jobs(tmp_path, [1], "data", 200, protocols=(1,))
     assert [j.name for j in single] == [n for n in transfer if n.endswith("-r1")]
+
+
+@pytest.mark.parametrize(
+    ("texts", "skipped"),
+    [
+        (["Start with 9. 9 + 2 = 11. 11 - 6 = 5. \\boxed{5}"], False),
+        (["Start with 9. 9 + 2 = 11. \\boxed{11}"], True),  # stopped after one addition
+        (["Start with 9. 9 + 2 = 11.", "Continue from 11. 11 - 6 = 5."], False),
+        (["Start with 9.", "Continue from the partial result 9. 9 + 2 = 11."], True),
+    ],
+)
+def test_skipped_operations_are_counted_over_all_rounds(texts, skipped):
+    question = "State the final answer to the following arithmetic problem: 9 + 2 - 6 ="
+    row = {"question": question, "rounds": [{"text": t} for t in texts]}
+    assert summary.skips_an_operation(row) is skipped
