@@ -239,13 +239,14 @@ def eval_jobs(out: Path, seeds: list[int], data: list[str]) -> list[Job]:
 def transfer_jobs(
     out: Path, seeds: list[int], data_dir: str, limit: int, protocols: tuple[int, ...] = (1, 2)
 ) -> list[Job]:
-    steps = recipe("motif")["max_steps"]
+    """GSM8K evaluations of every model of the comparisons (not MOTIF's curve points)."""
     data = ["--benchmark", "gsm8k", "--data-dir", data_dir, "--limit", str(limit)]
+    found = {name: adapter for name, adapter, p in models(out, seeds) if len(p) == 2}
+    # trained models first, the references last; dict order drops a repeated name
+    names = [n for n in found if n not in ("base", "sft")] + ["sft", "base"]
     jobs = []
-    names = [f"{m}-s{s}@{steps}" for s in seeds for m in ("grpo", "motif")] + ["sft", "base"]
-    found = {name: adapter for name, adapter, _ in models(out, seeds)}
     for rounds in protocols:  # every model's single round first: the cheaper half of the table
-        for name in (n for n in names if n in found):
+        for name in names:
             # GSM8K solutions need longer replies than chain sums
             jobs.append(eval_job(out, f"gsm8k-{name}", found[name], rounds, data, tokens=256))
     return jobs
@@ -258,7 +259,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--stage", choices=("all", *STAGES), default="all")
     p.add_argument("--out", default="runs/replicate", help="Where every run and result goes.")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="Training seeds.")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="Training seeds.")
     p.add_argument("--jobs", type=int, default=2, help="Commands run at once.")
     p.add_argument(
         "--threads", type=int, default=None, help="CPU threads per command (default: cores / jobs)."

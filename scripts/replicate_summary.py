@@ -328,7 +328,7 @@ def plot_curves(out: Path, seeds: list[int]) -> Path:
                 continue
             steps, minutes, acc = zip(*points, strict=True)
             ys = [100 * a for a in smooth(list(acc))]
-            style = "-" if seed == seeds[0] else "--"
+            style = ("-", "--", ":", "-.")[seeds.index(seed) % 4]  # one line style per seed
             label = f"{method.upper()} seed {seed}"
             by_samples.plot([s * per_step for s in steps], ys, style, color=color, label=label)
             by_time.plot(minutes, ys, style, color=color, label=label)

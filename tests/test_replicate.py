@@ -188,10 +188,27 @@ def test_eval_and_transfer_jobs_cover_finished_seeds_only(tmp_path):
     assert f"eval motif-s1@{steps}-r1" in names and not any("-s2@" in n for n in names)
     assert all(n.endswith("-r2") for n in names[-2:])  # MOTIF's curve comes last
     transfer = [j.name for j in replicate.transfer_jobs(tmp_path, [1, 2], "data", 200)]
+    # equal step times: the wall-clock match is GRPO's own checkpoint of the same step, listed once
     assert transfer[0] == f"eval gsm8k-grpo-s1@{steps}-r1" and len(transfer) == 8
     assert all(n.endswith("-r1") for n in transfer[:4])
     single = replicate.transfer_jobs(tmp_path, [1], "data", 200, protocols=(1,))
     assert [j.name for j in single] == [n for n in transfer if n.endswith("-r1")]
+
+
+def test_transfer_covers_the_wall_clock_match(tmp_path):
+    steps, grpo_steps = (
+        replicate.recipe("motif")["max_steps"],
+        replicate.recipe("grpo")["max_steps"],
+    )
+    _metrics(tmp_path / "grpo-s1", [1.0] * grpo_steps)
+    _metrics(tmp_path / "motif-s1", [2.0] * steps)  # MOTIF's time holds twice GRPO's steps
+    for method in ("grpo", "motif"):
+        (tmp_path / f"{method}-s1" / "adapter_model.safetensors").write_bytes(b"")
+    wall = replicate.wall_matched_step(tmp_path / "grpo-s1", tmp_path / "motif-s1", 5)
+    assert wall > steps
+    names = [j.name for j in replicate.transfer_jobs(tmp_path, [1], "data", 200, protocols=(1,))]
+    expected = [f"grpo-s1@{steps}", f"motif-s1@{steps}", f"grpo-s1@{wall}", "sft", "base"]
+    assert names == [f"eval gsm8k-{n}-r1" for n in expected]
 
 
 @pytest.mark.parametrize(
