@@ -17,7 +17,12 @@ from pathlib import Path
 
 from motif.grading import is_correct
 from motif.protocol import parse_answer
-from motif.training.demos import demonstration_responses, format_ok, problem_from_entry
+from motif.training.demos import (
+    ChainProblem,
+    demonstration_responses,
+    format_ok,
+    problem_from_entry,
+)
 from replicate import finished, recipe, run_dir, step_seconds, wall_matched_step
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -34,19 +39,26 @@ def last_number_correct(text: str, gold: str) -> bool:
     return bool(numbers) and is_correct(numbers[-1], gold) is True
 
 
-def skips_an_operation(row: dict) -> bool:
+def chain_problem(row: dict) -> ChainProblem | None:
+    """The chain sum of an eval row, parsed as the demonstrations parse it (None: not one)."""
+    return problem_from_entry({"question": row["question"], "answer": row["gold"]})
+
+
+def skips_an_operation(row: dict) -> bool | None:
     """Diagnostic: do the rounds' replies together write fewer steps (``a + b =``) than the
-    chain sum needs (terms - 1)? Catches a policy that stops after the first addition."""
-    expression = row["question"].rsplit(":", 1)[-1].split("=")[0]
-    needed = len(NUMBER.findall(expression)) - 1
+    chain sum needs (terms - 1)? Catches a policy that stops after the first addition.
+    None for a question that is not a chain sum."""
+    problem = chain_problem(row)
+    if problem is None:
+        return None
     written = sum(len(OPERATION.findall(r["text"])) for r in row["rounds"])
-    return written < needed
+    return written < len(problem.operands) - 1
 
 
 def summary_as_demonstrated(row: dict) -> bool | None:
     """Is round 1's ``<answer>`` exactly the demonstration's (right partial result and right
     remaining terms)? None for a 1-round eval or a question that is not a chain sum."""
-    problem = problem_from_entry({"question": row["question"], "answer": row["gold"]})
+    problem = chain_problem(row)
     if problem is None or len(row["rounds"]) < 2:
         return None
     expected = parse_answer(demonstration_responses(problem, len(row["rounds"]))[0])

@@ -222,5 +222,10 @@ def test_transfer_covers_the_wall_clock_match(tmp_path):
 )
 def test_skipped_operations_are_counted_over_all_rounds(texts, skipped):
     question = "State the final answer to the following arithmetic problem: 9 + 2 - 6 ="
-    row = {"question": question, "rounds": [{"text": t} for t in texts]}
+    row = {"question": question, "gold": "5", "rounds": [{"text": t} for t in texts]}
     assert summary.skips_an_operation(row) is skipped
+
+
+def test_skipped_operations_need_a_chain_sum():
+    row = {"question": "Janet has 3 apples. How many?", "gold": "3", "rounds": [{"text": "3"}]}
+    assert summary.skips_an_operation(row) is None
