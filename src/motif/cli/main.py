@@ -13,6 +13,7 @@ COMMANDS = {
     "report": "side-by-side tables and plots from eval and training runs",
     "train": "MOTIF or vanilla GRPO training (TRL, LoRA)",
     "sft": "format cold start: supervised warm-up on multi-round demonstrations",
+    "view": "a trajectory viewer: one HTML page from eval runs, rounds side by side",
 }
 
 USAGE = "usage: motif <command> [options]   (motif <command> --help for its options)\n\ncommands:\n"
