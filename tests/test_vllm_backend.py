@@ -1,18 +1,18 @@
 """The vLLM continuation path against faithful fakes of the two interfaces it calls.
 
-vLLM cannot run on CPU machines. The fakes mirror vLLM's ``LLM.generate(prompts,
-sampling_params=..., use_tqdm=...)`` (returning ``RequestOutput`` objects whose ``outputs`` hold
-``token_ids``) and TRL 1.16's ``VLLMClient.generate(prompts=..., n=..., ...)`` (returning a dict
-with ``completion_ids``, ``n`` completions per prompt, prompt-major).
+vLLM cannot run on CPU machines. ``tests/fakes_vllm.py`` is vLLM 0.31.0's ``LLM`` /
+``SamplingParams`` surface (answering from a script here); ``FakeClient`` mirrors TRL 1.16's
+``VLLMClient.generate(prompts=..., n=..., ...)`` (returning a dict with ``completion_ids``,
+``n`` completions per prompt, prompt-major).
 """
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import pytest
 
+import fakes_vllm
 from motif.backends.base import SamplingParams
 from motif.backends.vllm import VLLMBackend
 from motif.engine import RolloutEngine
@@ -25,42 +25,6 @@ def scripted_ids(tokenizer, prompt_ids, sample):
     return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
-class FakeSamplingParams:
-    """vllm.SamplingParams: keyword construction, attributes read by the engine."""
-
-    def __init__(self, n=1, temperature=1.0, top_p=1.0, top_k=-1, max_tokens=16, seed=None):
-        self.n, self.temperature, self.top_p, self.top_k = n, temperature, top_p, top_k
-        self.max_tokens, self.seed = max_tokens, seed
-
-
-class FakeLLM:
-    """vllm.LLM: generate(list of {"prompt_token_ids": ...}, sampling_params=, use_tqdm=)."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.calls = []
-
-    def generate(self, prompts, sampling_params=None, use_tqdm=True):
-        assert all(set(p) == {"prompt_token_ids"} for p in prompts)
-        assert isinstance(sampling_params, FakeSamplingParams)
-        self.calls.append((len(prompts), vars(sampling_params)))
-        sp = sampling_params
-        return [
-            SimpleNamespace(
-                prompt_token_ids=p["prompt_token_ids"],
-                outputs=[
-                    SimpleNamespace(
-                        token_ids=tuple(
-                            scripted_ids(self.tokenizer, p["prompt_token_ids"], s)[: sp.max_tokens]
-                        )
-                    )
-                    for s in range(sp.n)
-                ],
-            )
-            for p in prompts
-        ]
-
-
 class FakeClient:
     """trl VLLMClient.generate(prompts=token id lists, n=, temperature=, top_p=, top_k=, max_tokens=)."""
 
@@ -68,7 +32,7 @@ class FakeClient:
         self.tokenizer = tokenizer
         self.calls = []
 
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, top_k=-1, max_tokens=16, **kwargs):
+    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, top_k=0, max_tokens=16, **kwargs):
         call = dict(n=n, temperature=temperature, top_p=top_p, top_k=top_k, max_tokens=max_tokens)
         self.calls.append((len(prompts), call))
         ids = [scripted_ids(self.tokenizer, p, s)[:max_tokens] for p in prompts for s in range(n)]
@@ -77,18 +41,27 @@ class FakeClient:
 
 @pytest.fixture
 def fake_vllm(monkeypatch):
-    """A stand-in ``vllm`` module exposing SamplingParams (vLLM itself needs a GPU)."""
-    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(SamplingParams=FakeSamplingParams))
+    yield from fakes_vllm.use_fake_vllm(monkeypatch)
+
+
+def scripted_llm(tokenizer, model_dir):
+    """The fake ``vllm.LLM`` (tests/fakes_vllm.py) answering with :func:`scripted_ids`."""
+    fakes_vllm.SCRIPTS[str(model_dir)] = lambda ids, sample, seed: scripted_ids(
+        tokenizer, ids, sample
+    )
+    return fakes_vllm.LLM(str(model_dir))
 
 
 @pytest.mark.parametrize("mode", ["colocate", "server"])
-def test_continuations_through_the_trainers_vllm_engine(mode, tokenizer, fake_vllm):
+def test_continuations_through_the_trainers_vllm_engine(
+    mode, tokenizer, default_model_dir, fake_vllm
+):
     from accelerate import Accelerator
 
     from motif.training.config import MotifArgs
     from motif.training.reward import FutureAccuracyReward
 
-    llm, client = FakeLLM(tokenizer), FakeClient(tokenizer)
+    llm, client = scripted_llm(tokenizer, default_model_dir), FakeClient(tokenizer)
     vgen = SimpleNamespace(mode=mode, llm=llm if mode == "colocate" else None, vllm_client=client)
     trainer = SimpleNamespace(
         use_vllm=True,
@@ -102,7 +75,10 @@ def test_continuations_through_the_trainers_vllm_engine(mode, tokenizer, fake_vl
     motif = MotifArgs(rounds=3, k=2, continuation_max_new_tokens=32)
     reward = FutureAccuracyReward(motif).bind(trainer)
     groups = reward.rollout(["Q1", "Q2"], ["<answer>a</answer>", "<answer>b</answer>"])
-    calls = llm.calls if mode == "colocate" else client.calls
+    if mode == "colocate":
+        calls = [(len(c["prompts"]), vars(c["sampling_params"][0])) for c in llm.calls]
+    else:
+        calls = client.calls
     # one call per remaining round: 2 distinct prompts x k=2, then all 4 trajectories
     assert [c[0] for c in calls] == [2, 4]
     assert [c[1]["n"] for c in calls] == [2, 1]
@@ -114,8 +90,8 @@ def test_continuations_through_the_trainers_vllm_engine(mode, tokenizer, fake_vl
     assert groups[0][0].rounds[1].summary.startswith("len")
 
 
-def test_vllm_backend_outputs_and_truncation(tokenizer, fake_vllm):
-    llm = FakeLLM(tokenizer)
+def test_vllm_backend_outputs_and_truncation(tokenizer, default_model_dir, fake_vllm):
+    llm = scripted_llm(tokenizer, default_model_dir)
     backend = VLLMBackend(tokenizer, [tokenizer.eos_token_id], llm=llm)
     chats = [Protocol(rounds=2).messages("What?", 1)]
     outs = backend.generate(

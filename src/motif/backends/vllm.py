@@ -1,20 +1,34 @@
-"""Continuations through the vLLM engine that TRL already runs for round 1.
+"""Generation through vLLM: TRL's engine during training, or an engine of our own for
+``motif infer`` / ``motif eval --backend vllm``.
 
 When TRL generates with vLLM (``use_vllm``), its engine holds the policy's freshly synced
 weights, so continuations must go through that same engine rather than a second copy of the
-model. vLLM cannot run on CPU machines: this path is covered by tests against a faithful fake of
-the two interfaces called here (``LLM.generate`` in colocate mode, ``VLLMClient.generate`` in
-server mode), matching vLLM's and TRL 1.16's signatures.
+model (:meth:`VLLMBackend.from_trainer`). For inference and evaluation,
+:func:`load_vllm_backend` starts a ``vllm.LLM`` from a hub id or checkpoint, with a LoRA adapter
+served through ``LoRARequest``. Either way a round is one ``generate`` call: every prompt of the
+round as ``TokensPrompt``, ``n`` samples per prompt.
+
+vLLM cannot run on CPU machines: this path is covered by tests against a faithful fake
+(``tests/fakes_vllm.py``) of the interfaces called here, read from vLLM 0.31.0's source (the
+version pinned in the ``vllm`` extra) and TRL 1.16's ``VLLMClient``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
 from motif.backends.hf import make_output
+from motif.errors import ConfigError
 from motif.protocol import Chat
+
+if TYPE_CHECKING:
+    from motif.backends.vllm_options import VllmArgs
 
 
 def _vllm_sampling_params(**kwargs: Any) -> Any:
@@ -23,16 +37,33 @@ def _vllm_sampling_params(**kwargs: Any) -> Any:
     return VllmSamplingParams(**kwargs)
 
 
+def _tokens_prompt(ids: list[int]) -> Any:
+    from vllm import TokensPrompt  # vllm/inputs/llm.py:111, a TypedDict
+
+    return TokensPrompt(prompt_token_ids=ids)
+
+
 class VLLMBackend(GenerationBackend):
-    """Generation through TRL's vLLM engine (colocate ``LLM`` or server ``VLLMClient``).
+    """Generation through a vLLM engine: a ``vllm.LLM`` (colocate) or TRL's ``VLLMClient`` (server).
+
+    Sampling follows the transformers backend: temperature 0 is greedy, ``top_k`` 0 is off,
+    ``seed`` seeds every request of the call (vLLM gives sample ``i`` of a prompt the seed
+    ``seed + i``, vllm/v1/engine/parallel_sampling.py:58-81), generation stops at any of
+    ``eos_ids`` (kept in ``token_ids``, as vLLM keeps it) or after ``max_new_tokens``.
+    Text is decoded by ``tokenizer`` exactly as the transformers backend decodes it.
 
     Args:
-        tokenizer: the policy's tokenizer (chat templating happens here, at the boundary).
+        tokenizer: the model's tokenizer (chat templating happens here, at the boundary).
         eos_ids: token ids that end a reply.
-        llm: the colocated ``vllm.LLM`` (colocate mode).
+        llm: a ``vllm.LLM`` (colocate mode, or an engine of our own).
         client: TRL's ``VLLMClient`` (server mode). In server mode generation is a collective:
             every rank must call :meth:`generate` the same number of times.
         accelerator: the trainer's accelerator (server mode gathers prompts on rank 0).
+        max_batch_size: most sequences per ``generate`` call; the default sends a whole round
+            at once and leaves batching to vLLM's scheduler.
+        lora_request: a ``vllm.lora.request.LoRARequest`` sent with every call (colocate only).
+        max_model_len: the engine's longest sequence; default: read from ``llm.model_config``.
+            A prompt that does not fit with ``max_new_tokens`` is refused before vLLM sees it.
     """
 
     def __init__(
@@ -42,16 +73,23 @@ class VLLMBackend(GenerationBackend):
         llm: Any = None,
         client: Any = None,
         accelerator: Any = None,
-        max_batch_size: int = 1024,
+        max_batch_size: int = sys.maxsize,
+        lora_request: Any = None,
+        max_model_len: int | None = None,
     ) -> None:
         super().__init__(max_batch_size)
         if (llm is None) == (client is None):
             raise ValueError("VLLMBackend needs exactly one of llm (colocate) or client (server)")
+        if lora_request is not None and llm is None:
+            raise ValueError("a LoRA request needs a colocated llm (server mode syncs weights)")
         self.tokenizer = tokenizer
         self.eos_ids = list(eos_ids)
         self.llm = llm
         self.client = client
         self.accelerator = accelerator
+        self.lora_request = lora_request
+        config = getattr(llm, "model_config", None)
+        self.max_model_len = max_model_len or getattr(config, "max_model_len", None)
 
     @classmethod
     def from_trainer(cls, trainer: Any) -> VLLMBackend:
@@ -62,8 +100,14 @@ class VLLMBackend(GenerationBackend):
         tokenizer = trainer.processing_class
         eos = eos_token_ids(trainer.model, tokenizer)
         if vgen.mode == "colocate":
-            return cls(tokenizer, eos, llm=vgen.llm)
-        return cls(tokenizer, eos, client=vgen.vllm_client, accelerator=trainer.accelerator)
+            return cls(tokenizer, eos, llm=vgen.llm, max_batch_size=1024)
+        return cls(
+            tokenizer,
+            eos,
+            client=vgen.vllm_client,
+            accelerator=trainer.accelerator,
+            max_batch_size=1024,
+        )
 
     def render(self, chats: Sequence[Chat]) -> list[list[int]]:
         texts = [
@@ -73,38 +117,65 @@ class VLLMBackend(GenerationBackend):
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
     def _sampling(self, params: SamplingParams, n: int) -> dict[str, Any]:
+        # vLLM 0.31 and TRL 1.16 spell "top-k off" as 0 (vllm/sampling_params.py:257, 614;
+        # trl/generation/vllm_client.py: top_k=0); vLLM resets top_p/top_k when greedy.
         return {
             "n": n,
             "temperature": params.temperature,
             "top_p": params.top_p,
-            "top_k": params.top_k if params.top_k > 0 else -1,
+            "top_k": params.top_k,
             "max_tokens": params.max_new_tokens,
-            "seed": params.seed,
         }
 
     def _generate_chunk(
         self, prompts: list, params: SamplingParams, num_samples: int, offset: int
     ) -> list[GenerationOutput]:
         if self.llm is not None:
+            self._check_lengths(prompts, params, offset)
             completions = self._colocate(prompts, params, num_samples)
         else:
-            completions = self._server(prompts, params, num_samples)
-        return [
-            make_output(
+            completions = [(ids, None) for ids in self._server(prompts, params, num_samples)]
+        outputs = []
+        for i, (ids, finish) in enumerate(completions):
+            out = make_output(
                 ids,
                 len(prompts[i // num_samples]),
                 params.max_new_tokens,
                 self.eos_ids,
                 self.tokenizer,
             )
-            for i, ids in enumerate(completions)
-        ]
+            out.truncated = out.truncated or finish == "length"
+            outputs.append(out)
+        return outputs
 
-    def _colocate(self, prompts: list, params: SamplingParams, n: int) -> list[list[int]]:
-        sampling = _vllm_sampling_params(**self._sampling(params, n))
-        requests = [{"prompt_token_ids": ids} for ids in prompts]
-        results = self.llm.generate(requests, sampling_params=sampling, use_tqdm=False)
-        return [list(c.token_ids) for r in results for c in r.outputs]
+    def _check_lengths(self, prompts: list, params: SamplingParams, offset: int) -> None:
+        from motif.backends.vllm_options import check_context_budget
+
+        if self.max_model_len is None:
+            return
+        longest = max(range(len(prompts)), key=lambda i: len(prompts[i]))
+        try:
+            check_context_budget(self.max_model_len, params.max_new_tokens, len(prompts[longest]))
+        except ConfigError as exc:
+            raise ConfigError(f"prompt {offset + longest}: {exc}") from None
+
+    def _colocate(
+        self, prompts: list, params: SamplingParams, n: int
+    ) -> list[tuple[list[int], str | None]]:
+        sampling = _vllm_sampling_params(
+            **self._sampling(params, n),
+            seed=params.seed,
+            stop_token_ids=self.eos_ids,
+            detokenize=False,  # text is decoded here, as the transformers backend decodes it
+        )
+        requests = [_tokens_prompt(list(ids)) for ids in prompts]
+        kwargs = {"lora_request": self.lora_request} if self.lora_request is not None else {}
+        results = self.llm.generate(requests, sampling_params=sampling, use_tqdm=False, **kwargs)
+        return [
+            (list(c.token_ids), c.finish_reason)
+            for r in results
+            for c in sorted(r.outputs, key=lambda c: c.index)
+        ]
 
     def _server(self, prompts: list, params: SamplingParams, n: int) -> list[list[int]]:
         from accelerate.utils import broadcast_object_list, gather_object
@@ -113,9 +184,123 @@ class VLLMBackend(GenerationBackend):
         payload = None
         if self.accelerator.is_main_process:
             kwargs = self._sampling(params, n)
-            kwargs.pop("seed")
             payload = self.client.generate(prompts=everyone, **kwargs)["completion_ids"]
         box = [payload]
         broadcast_object_list(box, from_process=0)
         start = self.accelerator.process_index * len(prompts) * n
         return box[0][start : start + len(prompts) * n]
+
+
+def load_vllm_backend(
+    model: str | None,
+    adapter: str | None,
+    vllm_args: VllmArgs,
+    *,
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    budget: int | None = None,
+) -> VLLMBackend:
+    """Start a ``vllm.LLM`` for ``model`` (hub id, checkpoint, or None = the offline default).
+
+    Checks run before any weights load: vLLM installed, a GPU visible, the adapter's LoRA rank
+    and features, ``max_model_len`` against the model's context and ``budget`` (the largest
+    per-round ``max_new_tokens``). The adapter is served through ``LoRARequest`` (id 1).
+
+    Raises:
+        ConfigError: vLLM missing (naming ``pip install 'motif-rl[vllm]'``), no GPU, or a bad
+            option; MotifError: the model cannot be found.
+    """
+    from motif.backends import vllm_options as opts
+    from motif.models import load_tokenizer, resolve_model
+
+    opts.require_vllm()
+    if not opts.gpu_visible():
+        raise ConfigError(
+            "--backend vllm needs a CUDA GPU and none is visible; use --backend transformers"
+        )
+    rank = opts.lora_rank_for(adapter, vllm_args.max_lora_rank) if adapter else None
+    source, local_only = resolve_model(model)
+    tokenizer = load_tokenizer(model, trust_remote_code)
+    config = _model_config(source, local_only, trust_remote_code)
+    max_len = _max_model_len(vllm_args.max_model_len, config, budget)
+    if local_only and not Path(source).exists():
+        os.environ["HF_HUB_OFFLINE"] = "1"  # a cached hub id: vLLM must not try the hub
+    llm = _start_llm(source, vllm_args, dtype, trust_remote_code, rank, max_len)
+    return VLLMBackend(
+        tokenizer,
+        _eos_ids(tokenizer, source, local_only),
+        llm=llm,
+        lora_request=_lora_request(adapter) if adapter else None,
+        max_model_len=max_len,
+    )
+
+
+def _model_config(source: str, local_only: bool, trust_remote_code: bool) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(
+        source, local_files_only=local_only, trust_remote_code=trust_remote_code
+    )
+
+
+def _max_model_len(given: int | None, config: Any, budget: int | None) -> int | None:
+    from motif.backends.hf import context_limit
+    from motif.backends.vllm_options import check_context_budget
+
+    context = context_limit(SimpleNamespace(config=config))
+    if given is not None and context is not None and given > context:
+        raise ConfigError(
+            f"--max-model-len {given} exceeds the model's context of {context} tokens; "
+            f"pass at most {context}"
+        )
+    max_len = given or context
+    if budget is not None and max_len is not None:
+        check_context_budget(max_len, budget, prompt_tokens=1)
+    return max_len
+
+
+def _eos_ids(tokenizer: Any, source: str, local_only: bool) -> list[int]:
+    from transformers import GenerationConfig
+
+    from motif.backends.hf import eos_token_ids
+
+    try:
+        generation = GenerationConfig.from_pretrained(source, local_files_only=local_only)
+    except OSError:  # no generation_config.json: the tokenizer's EOS alone
+        generation = None
+    return eos_token_ids(SimpleNamespace(generation_config=generation), tokenizer)
+
+
+def _start_llm(
+    source: str,
+    vllm_args: VllmArgs,
+    dtype: str,
+    trust_remote_code: bool,
+    lora_rank: int | None,
+    max_model_len: int | None,
+) -> Any:
+    import torch
+    from vllm import LLM
+
+    from motif.backends.vllm_options import vllm_dtype
+
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    lora = {"enable_lora": True, "max_lora_rank": lora_rank, "max_loras": 1} if lora_rank else {}
+    return LLM(
+        model=source,
+        tokenizer=source,
+        trust_remote_code=trust_remote_code,
+        tensor_parallel_size=vllm_args.tensor_parallel_size,
+        dtype=vllm_dtype(dtype, bf16),
+        gpu_memory_utilization=vllm_args.gpu_memory_utilization,
+        enforce_eager=vllm_args.enforce_eager,
+        max_model_len=max_model_len,
+        **lora,
+    )
+
+
+def _lora_request(adapter: str) -> Any:
+    from vllm.lora.request import LoRARequest  # vllm/lora/request.py (not exported by vllm)
+
+    path = Path(adapter).expanduser().resolve()
+    return LoRARequest(lora_name=path.name or "adapter", lora_int_id=1, lora_path=str(path))

@@ -1,0 +1,332 @@
+"""Options and up-front checks of the vLLM generation backend (``--backend vllm``).
+
+Pure and light: importing this module imports neither torch nor vLLM, so the commands can put
+:class:`VllmArgs` on their parsers and run every check here before any model is loaded.
+
+Defaults and limits are vLLM 0.31.0's own (the version pinned in the ``vllm`` extra):
+``LLM.__init__`` (vllm/entrypoints/llm.py:180-225: ``tensor_parallel_size=1``,
+``gpu_memory_utilization=0.92``, ``dtype="auto"``), ``LoRAConfig.max_lora_rank``
+(vllm/config/lora.py:27-35: one of 1, 8, 16, 32, 64, 128, 256, 320, 512, default 16),
+``PEFTHelper.validate_legal`` (vllm/lora/peft_helper.py:41-56, 123-136: rank, bias, DoRA and
+``modules_to_save`` refusals) and ``SamplingParams._verify_args``
+(vllm/sampling_params.py:568-640: temperature in [0, 2]).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from motif.errors import ConfigError
+
+BACKENDS = ("transformers", "vllm", "auto")
+VLLM_VERSION = "0.31.0"
+VLLM_INSTALL = "pip install 'motif-rl[vllm]'"
+# vllm/config/lora.py:27 (MaxLoRARanks)
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# vllm/sampling_params.py:620 (temperature must be in [0, 2])
+MAX_TEMPERATURE = 2.0
+# ModelArgs.dtype -> vLLM's ModelDType (vllm/config/model.py); "auto" is resolved by vllm_dtype
+_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+@dataclass
+class VllmArgs:
+    """GPU options of the vLLM backend (``--backend vllm``); rejected with the transformers one.
+
+    The model's dtype is ``--dtype`` (shared with the transformers backend); the LoRA adapter is
+    ``--adapter``. Every default is vLLM 0.31.0's own unless its help says otherwise.
+    """
+
+    tensor_parallel_size: int = field(
+        default=1,
+        metadata={"help": "vLLM: GPUs one model is split over (tensor parallelism). Default 1."},
+    )
+    gpu_memory_utilization: float = field(
+        default=0.92,
+        metadata={
+            "help": "vLLM: share of each GPU's memory for weights, activations and KV cache, in "
+            "(0, 1] (vLLM's default 0.92)."
+        },
+    )
+    max_model_len: int | None = field(
+        default=None,
+        metadata={
+            "help": "vLLM: longest sequence (prompt + completion) in tokens; must hold one "
+            "round's prompt plus its budget. Default: the model's context length."
+        },
+    )
+    max_lora_rank: int | None = field(
+        default=None,
+        metadata={
+            "help": "vLLM: largest LoRA rank the engine reserves room for (1, 8, 16, 32, 64, 128, "
+            "256, 320 or 512). Default: the --adapter's rank rounded up to one of these."
+        },
+    )
+    enforce_eager: bool = field(
+        default=False,
+        metadata={"help": "vLLM: no CUDA graphs (less memory, slower decoding)."},
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tensor_parallel_size, int) or self.tensor_parallel_size < 1:
+            raise ConfigError(
+                f"--tensor-parallel-size must be an integer >= 1; got {self.tensor_parallel_size!r}"
+            )
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(
+                f"--gpu-memory-utilization must be in (0, 1]; got {self.gpu_memory_utilization}"
+            )
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise ConfigError(f"--max-model-len must be >= 2 tokens; got {self.max_model_len}")
+        if self.max_lora_rank is not None and self.max_lora_rank not in LORA_RANKS:
+            raise ConfigError(
+                f"--max-lora-rank must be one of {', '.join(map(str, LORA_RANKS))} (vLLM's "
+                f"choices); got {self.max_lora_rank}"
+            )
+
+    def given(self) -> list[str]:
+        """The options set away from their defaults, as ``--flag`` names."""
+        return [
+            "--" + f.name.replace("_", "-")
+            for f in fields(self)
+            if getattr(self, f.name) != f.default
+        ]
+
+
+# --------------------------------------------------------------------------- which backend
+
+
+def vllm_installed() -> bool:
+    """Whether ``import vllm`` would work (an already imported module counts)."""
+    if "vllm" in sys.modules:
+        return sys.modules["vllm"] is not None
+    return importlib.util.find_spec("vllm") is not None
+
+
+def gpu_visible() -> bool:
+    """Whether torch sees a CUDA device (imports torch)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_backend(
+    name: str, installed: bool | None = None, gpu: bool | None = None
+) -> tuple[str, str]:
+    """The backend to run, and a plan line saying why: ``(backend, reason)``.
+
+    ``auto`` picks ``vllm`` when vLLM is installed and a GPU is visible, else ``transformers``.
+    ``installed``/``gpu`` default to :func:`vllm_installed` / :func:`gpu_visible`.
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if name not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}; got {name!r}")
+    if name != "auto":
+        return name, f"backend: {name} (--backend {name})"
+    installed = vllm_installed() if installed is None else installed
+    gpu = (gpu_visible() if installed else False) if gpu is None else gpu
+    if installed and gpu:
+        return "vllm", "backend: vllm (--backend auto: vLLM is installed and a GPU is visible)"
+    why = "vLLM is not installed" if not installed else "no GPU is visible"
+    return "transformers", f"backend: transformers (--backend auto: {why})"
+
+
+def require_vllm() -> None:
+    """Fail in one line, naming the extra, when vLLM cannot be imported.
+
+    Raises:
+        ConfigError: vLLM is not installed.
+    """
+    if not vllm_installed():
+        raise ConfigError(
+            f"--backend vllm needs vLLM, which is not installed; install it with "
+            f"`{VLLM_INSTALL}` (vLLM {VLLM_VERSION}, Linux with a CUDA GPU)"
+        )
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_backend_options(
+    backend: str,
+    vllm: VllmArgs,
+    *,
+    adapter: str | None = None,
+    device: str = "auto",
+    decode: str = "fast",
+    decode_dtype: str = "auto",
+    temperature: float = 0.0,
+    budget: int | None = None,
+) -> None:
+    """Every check that needs no model, run before anything is loaded.
+
+    Args:
+        backend: the resolved backend (``transformers`` or ``vllm``, see :func:`resolve_backend`).
+        vllm: the vLLM options as parsed.
+        adapter, device, decode, decode_dtype: the model options (``ModelArgs``).
+        temperature: the sampling temperature (vLLM refuses more than 2).
+        budget: the largest per-round ``max_new_tokens`` (round 1 or later rounds).
+
+    Raises:
+        ConfigError: naming the option and the fix.
+    """
+    if backend not in ("transformers", "vllm"):
+        raise ConfigError(f"--backend must be transformers or vllm here; got {backend!r}")
+    if backend == "transformers":
+        given = vllm.given()
+        if given:
+            raise ConfigError(
+                f"{given[0]} is a vLLM option but the backend is transformers; "
+                "drop it or pass --backend vllm"
+            )
+        return
+    _check_vllm_model_options(device, decode, decode_dtype)
+    if temperature > MAX_TEMPERATURE:
+        raise ConfigError(
+            f"--temperature must be <= {MAX_TEMPERATURE:g} with --backend vllm (vLLM's limit); "
+            f"got {temperature}"
+        )
+    if adapter is None and vllm.max_lora_rank is not None:
+        raise ConfigError("--max-lora-rank is only used with --adapter; drop it or pass --adapter")
+    if adapter is not None:
+        lora_rank_for(adapter, vllm.max_lora_rank)
+    if budget is not None and vllm.max_model_len is not None:
+        check_context_budget(vllm.max_model_len, budget, prompt_tokens=1)
+
+
+def _check_vllm_model_options(device: str, decode: str, decode_dtype: str) -> None:
+    if device == "cpu":
+        raise ConfigError("--device cpu cannot run --backend vllm (it needs a GPU); drop one")
+    if decode != "fast":
+        raise ConfigError(
+            f"--decode {decode} is a transformers option; drop it with --backend vllm"
+        )
+    if decode_dtype != "auto":
+        raise ConfigError(
+            f"--decode-dtype {decode_dtype} is a transformers option; drop it with --backend vllm "
+            "(--dtype sets vLLM's dtype)"
+        )
+
+
+def check_context_budget(max_model_len: int, budget: int, prompt_tokens: int) -> None:
+    """A round's prompt plus its token budget must fit ``max_model_len``.
+
+    vLLM refuses a prompt of ``max_model_len`` tokens or more and silently cuts a completion
+    where the sequence reaches it (vllm/v1/engine/input_processor.py:519-550,
+    vllm/v1/core/sched/utils.py:114-119); both become this one error instead.
+
+    Raises:
+        ConfigError: naming ``--max-model-len`` and the length needed.
+    """
+    need = prompt_tokens + budget
+    if need > max_model_len:
+        what = (
+            "the budget plus at least one prompt token"
+            if prompt_tokens <= 1
+            else (f"a prompt of {prompt_tokens} tokens plus the budget")
+        )
+        raise ConfigError(
+            f"--max-model-len {max_model_len} cannot hold {what} ({budget} new tokens per round): "
+            f"raise it to at least {need} or lower --max-new-tokens/--later-max-new-tokens"
+        )
+
+
+def read_adapter_config(adapter: str) -> dict:
+    """``adapter_config.json`` of a PEFT adapter directory.
+
+    Raises:
+        ConfigError: the directory or file is missing or unreadable.
+    """
+    path = Path(adapter) / "adapter_config.json"
+    if not Path(adapter).is_dir():
+        raise ConfigError(f"--adapter {adapter} is not a directory")
+    if not path.is_file():
+        raise ConfigError(f"--adapter {adapter} is not a PEFT adapter (no adapter_config.json)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--adapter {adapter}: cannot read adapter_config.json ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"--adapter {adapter}: adapter_config.json is not a JSON object")
+    return config
+
+
+def adapter_rank(adapter: str) -> int:
+    """The largest LoRA rank in an adapter: ``r`` and any per-module ``rank_pattern`` rank.
+
+    Raises:
+        ConfigError: not a LoRA adapter, or one vLLM refuses (DoRA, bias, modules_to_save).
+    """
+    config = read_adapter_config(adapter)
+    if str(config.get("peft_type", "LORA")).upper() != "LORA":
+        raise ConfigError(
+            f"--adapter {adapter} is a {config.get('peft_type')} adapter; vLLM loads LoRA only"
+        )
+    refusal = _vllm_refusal(config)
+    if refusal:
+        raise ConfigError(f"--adapter {adapter}: {refusal}; merge it into the model instead")
+    ranks = [config.get("r")] + list((config.get("rank_pattern") or {}).values())
+    if not all(isinstance(r, int) and r > 0 for r in ranks):
+        raise ConfigError(f"--adapter {adapter}: adapter_config.json has no positive integer r")
+    return max(ranks)
+
+
+def _vllm_refusal(config: dict) -> str | None:
+    # vllm/lora/peft_helper.py:41-56 and :123-136
+    if config.get("use_dora"):
+        return "vLLM does not support DoRA adapters"
+    if config.get("bias", "none") != "none":
+        return "vLLM does not support adapters with trained biases (bias != 'none')"
+    saved = [m for m in config.get("modules_to_save") or [] if m not in ("classifier", "score")]
+    if saved:
+        return f"vLLM does not support modules_to_save ({', '.join(saved)})"
+    return None
+
+
+def lora_rank_for(adapter: str, max_lora_rank: int | None) -> int:
+    """The ``max_lora_rank`` to start vLLM with for ``adapter``.
+
+    None picks the adapter's rank rounded up to vLLM's next allowed rank.
+
+    Raises:
+        ConfigError: the adapter's rank exceeds ``max_lora_rank`` (or every allowed rank).
+    """
+    rank = adapter_rank(adapter)
+    if max_lora_rank is None:
+        fitting = [r for r in LORA_RANKS if r >= rank]
+        if not fitting:
+            raise ConfigError(
+                f"--adapter {adapter} has LoRA rank {rank}, above vLLM's largest ({LORA_RANKS[-1]})"
+            )
+        return fitting[0]
+    if rank > max_lora_rank:
+        allowed = next((r for r in LORA_RANKS if r >= rank), None)
+        fix = f"pass --max-lora-rank {allowed}" if allowed else "merge the adapter into the model"
+        raise ConfigError(
+            f"--adapter {adapter} has LoRA rank {rank} but --max-lora-rank is {max_lora_rank}; "
+            f"{fix}"
+        )
+    return max_lora_rank
+
+
+def vllm_dtype(dtype: str, bf16_supported: bool) -> str:
+    """vLLM's ``dtype`` for ``--dtype``: ``auto`` is bfloat16 where the GPU has it, else float16.
+
+    That is the transformers backend's ``auto`` on CUDA (:func:`motif.models.resolve_dtype`),
+    except that without bf16 vLLM runs float16 rather than float32 (vLLM's own rule for
+    float32 checkpoints, vllm/entrypoints/llm.py:94-97).
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if dtype == "auto":
+        return "bfloat16" if bf16_supported else "float16"
+    if dtype not in _DTYPES:
+        raise ConfigError(f"--dtype must be one of auto, {', '.join(_DTYPES)}; got {dtype!r}")
+    return _DTYPES[dtype]
