@@ -253,6 +253,7 @@ def test_tiny_model_cold_start_writes_a_loadable_adapter(tiny_checkpoint, tmp_pa
     out = tmp_path / "run"
     out.mkdir()
     (out / "stale.txt").write_text("old run")
+    (out / ".motif-run").write_text("{}")  # an earlier motif run: --overwrite may replace it
     flags = ["--model", str(tiny_checkpoint), "--output-dir", str(out), "--overwrite"]
     flags += ["--rounds", "2", "--num-examples", "2", "--max-steps", "2"]
     flags += ["--per-device-batch-size", "2", "--lora-r", "2", "--lora-alpha", "4"]

@@ -53,6 +53,11 @@ class ModelArgs:
     )
 
     def __post_init__(self) -> None:
+        # "" or none clears a value set by a config file (the default model, no adapter)
+        for name in ("model", "adapter"):
+            value = getattr(self, name)
+            if value is not None and value.strip().lower() in ("", "none"):
+                setattr(self, name, None)
         if self.dtype not in _DTYPES:
             raise ConfigError(f"--dtype must be one of {', '.join(_DTYPES)}; got {self.dtype!r}")
         if self.max_batch_size < 1:

@@ -282,19 +282,22 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MotifError(f"{path} line {number} is not valid JSON: {exc.msg}") from exc
+    from motif.textio import iter_lines
+
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MotifError(f"{path} line {number} is not valid JSON: {exc.msg}") from exc
 
 
 def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    from motif.textio import read_text
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise MotifError(f"{path} line {exc.lineno} is not valid JSON: {exc.msg}") from exc
     if isinstance(data, dict) and isinstance(data.get("data"), list):

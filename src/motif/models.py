@@ -217,11 +217,36 @@ def apply_adapter(model: Any, adapter: str, model_name: str, trainable: bool = F
     """
     from peft import PeftModel
 
+    from motif.compat import library_deprecations
+
     check_adapter_dir(adapter)
     try:
-        return PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+        with library_deprecations():  # peft reads a deprecated transformers property
+            return PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MotifError(
             f"adapter {adapter} does not match model {model_name}: {first[:300]}"
         ) from exc
+
+
+def check_model(name: str | None) -> str:
+    """Check that ``name`` can be loaded, without loading it; returns where it loads from.
+
+    The offline default needs its package (or the converted copy); a local path needs a
+    ``config.json``; a hub id, when the hub is unreachable, must be in the local cache.
+
+    Raises:
+        MotifError: the same one-line errors :func:`load_model` would raise.
+    """
+    from motif.identity import model_dir
+
+    if name is None:
+        where = model_dir(None)  # raises when the default model is not installed
+        return f"offline default {DEFAULT_MODEL_NAME} ({where})"
+    source, local_only = resolve_model(name)
+    if Path(source).exists():
+        return f"{source} (local)"
+    if local_only and model_dir(name) is None:
+        raise _load_error(source, local_only, OSError("not cached"))
+    return f"{source} ({'local cache' if local_only else 'hub'})"

@@ -16,7 +16,10 @@ class InferArgs:
 
     file: str | None = field(
         default=None,
-        metadata={"help": "Text file with one question per line (blank lines skipped)."},
+        metadata={
+            "help": "UTF-8 text file with one question per line (blank lines skipped; only "
+            "newlines end a line)."
+        },
     )
     json: bool = field(default=False, metadata={"help": "Print one JSON object per question."})
 
@@ -32,7 +35,9 @@ def read_questions(question: str | None, file: str | None) -> list[str]:
         path = Path(file)
         if not path.is_file():
             raise MotifError(f"--file {file} does not exist")
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        from motif.textio import iter_lines
+
+        lines = [text.strip() for _, text in iter_lines(path)]
         questions.extend(line for line in lines if line)
         if not any(lines):
             raise ConfigError(f"--file {file} holds no question")

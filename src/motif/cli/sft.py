@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from motif.config import ModelArgs, ProtocolArgs
 from motif.training.config import LoraArgs
@@ -16,53 +15,31 @@ DESCRIPTION = (
 )
 
 
-def describe_model(name: str | None) -> str:
-    """Where the model would load from, without loading it (``--dry-run``)."""
-    from motif.models import DEFAULT_MODEL_NAME, cache_dir, default_gguf_file, resolve_model
-
-    if name is None:
-        converted = cache_dir() / "models" / DEFAULT_MODEL_NAME
-        if (converted / "config.json").exists():
-            return f"offline default {DEFAULT_MODEL_NAME} ({converted})"
-        return f"offline default {DEFAULT_MODEL_NAME} (converted on first use from {default_gguf_file()})"
-    source, local_only = resolve_model(name)
-    return f"{source} ({'local' if local_only else 'hub'})"
-
-
-def output_dir_state(path: str | None, overwrite: bool) -> str:
-    """What a real run would do with ``--output-dir``."""
-    if not path:
-        return "not set: a real run needs --output-dir"
-    out = Path(path)
-    if out.exists() and any(out.iterdir()):
-        if overwrite:
-            return f"{out} (not empty: deleted first, --overwrite)"
-        return f"{out} (not empty: a real run refuses it without --overwrite)"
-    return f"{out} (new)"
-
-
-def print_plan(config: SftConfig) -> None:
+def print_plan(config: SftConfig, checked) -> None:
     """The resolved config, the plan and one sample demonstration; loads no model."""
     import yaml
 
-    from motif.training.sft import build_rows, demo_round_counts, total_steps
+    from motif.training.sft import demo_round_counts, total_steps
 
-    sft, rounds = config.sft, config.protocol.rounds
-    config.lora.peft_config()  # validates the LoRA settings
-    rows = build_rows(config)
+    sft, rounds, rows = config.sft, config.protocol.rounds, checked.rows
     counts = demo_round_counts(config)
     counts_text = str(rounds) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
     print("# motif sft: resolved configuration")
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     print("\n# plan")
-    print(f"model:          {describe_model(config.model.model)}")
+    print(f"model:          {checked.model}")
     print(
         f"demonstrations: {sft.num_examples} {sft.task} items x {counts_text} rounds = {len(rows)} rows"
     )
     print(f"optimiser:      {total_steps(config)} steps of {sft.per_device_batch_size} rows")
+    on, why = checked.bf16
+    print(f"precision:      bf16 autocast {'on' if on else 'off'} ({why})")
     check = f"{sft.eval_size} items, greedy" if sft.eval_size else "off (--eval-size 0)"
     print(f"held-out check: {check}")
-    print(f"output dir:     {output_dir_state(sft.output_dir, sft.overwrite)}")
+    output = (
+        checked.output.describe() if checked.output else "not set: a real run needs --output-dir"
+    )
+    print(f"output dir:     {output}")
     print("\n# sample demonstration (item 1, every round)")
     for i, row in enumerate(rows[:rounds], start=1):
         print(f"--- round {i} user ---\n{row['prompt'][-1]['content']}")
@@ -90,8 +67,11 @@ def run(argv: list[str]) -> int:
         "motif sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), argv, description=DESCRIPTION
     )
     config = SftConfig(sft, model, protocol, lora)
+    from motif.training.sft import check_sft
+
+    checked = check_sft(config)  # the dry run and the real run share every check
     if sft.dry_run:
-        print_plan(config)
+        print_plan(config, checked)
         return 0
     quiet_libraries()
     from datasets.utils.logging import disable_progress_bar
@@ -103,6 +83,6 @@ def run(argv: list[str]) -> int:
         report = evaluate_adapter(config, None)
         print(json.dumps(report, indent=2))
         return 0
-    metrics = run_sft(config)
+    metrics = run_sft(config, checked)
     print_summary(metrics, str(sft.output_dir))
     return 0

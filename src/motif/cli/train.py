@@ -18,11 +18,15 @@ def parse_config(argv: list[str]):
 
 
 def run(argv: list[str]) -> int:
-    """Validate, then either print the plan (--dry-run) or train."""
-    config = parse_config(argv)
-    from motif.training.trainer import plan
+    """Check everything, print the plan, then stop (--dry-run) or train.
 
-    print(plan(config), flush=True)
+    The dry run and the real run share one check (``check_config``), so they fail alike.
+    """
+    config = parse_config(argv)
+    from motif.training.trainer import check_config, plan
+
+    checked = check_config(config)
+    print(plan(config, checked), flush=True)
     if config.run.dry_run:
         print("dry run: configuration valid; nothing loaded")
         return 0
@@ -31,6 +35,6 @@ def run(argv: list[str]) -> int:
     quiet_libraries()
     from motif.training.trainer import train
 
-    out = train(config)
+    out = train(config, checked)
     print(f"done: adapter and checkpoints in {out}")
     return 0

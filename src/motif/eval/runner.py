@@ -6,7 +6,6 @@ The library half of ``motif eval``; :func:`run_eval` does everything the command
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -127,7 +126,12 @@ def check_sampling(args: EvalArgs, gen: GenerationArgs) -> None:
 
 
 def model_identity(model: ModelArgs) -> dict:
-    """The model part of a run's identity: resolved paths, and the adapter weights' hash."""
+    """The model part of a run's identity: resolved paths, weight and adapter fingerprints.
+
+    ``model_weights`` fingerprints the weight files (names, sizes, modification times; see
+    :mod:`motif.identity`), so new weights under the same path are a different run.
+    """
+    from motif.identity import adapter_fingerprint, model_fingerprint
     from motif.models import DEFAULT_MODEL_NAME
 
     name = model.model
@@ -138,27 +142,14 @@ def model_identity(model: ModelArgs) -> dict:
     adapter = str(Path(model.adapter).expanduser().resolve()) if model.adapter else None
     return {
         "model": name,
+        "model_weights": model_fingerprint(model.model),
         "adapter": adapter,
-        "adapter_sha256": _adapter_hash(adapter),
+        "adapter_sha256": adapter_fingerprint(adapter),
         "dtype": model.dtype,
         # the decode path and its compute dtype change greedy outputs (bf16 vs fp32)
         "decode": model.decode,
         "decode_dtype": model.decode_dtype,
     }
-
-
-def _adapter_hash(adapter: str | None) -> str | None:
-    if adapter is None:
-        return None
-    digest = hashlib.sha256()
-    files = sorted(Path(adapter).glob("adapter_model.*")) + [Path(adapter) / "adapter_config.json"]
-    for path in files:
-        if path.is_file():
-            digest.update(path.name.encode())
-            with path.open("rb") as handle:
-                for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
-                    digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run_identity(
@@ -324,6 +315,7 @@ def run_eval(
     problems = full[: args.limit] if args.limit else full
     identity = run_identity(args, model, gen, proto, full)
     out_dir = args.resolved_output_dir(proto.rounds)
+    check_eval_dir(out_dir)
     store = ResultStore(out_dir, identity, args.samples)
     stats = {"generated_problems": 0, "generation_seconds": 0.0}
     if any(not store.finished(p.id) for p in problems):
@@ -337,6 +329,14 @@ def run_eval(
     summary = build_summary(args, identity, store, problems, stats, proto.rounds, out_dir)
     store.write_summary(summary)
     return summary
+
+
+def check_eval_dir(out_dir: Path) -> None:
+    """The output directory must be new, empty, or an earlier eval run (checked, not written)."""
+    from motif.eval.store import CONFIG_FILE, SAMPLES_FILE
+    from motif.outdir import check_output_dir
+
+    check_output_dir(out_dir, kind="eval", resume=True, legacy_files=(CONFIG_FILE, SAMPLES_FILE))
 
 
 def build_summary(

@@ -10,7 +10,9 @@ Appends are flushed and fsynced after every batch, so a crash loses at most the 
 flight. On opening, a torn last line is dropped, duplicate (problem, sample) rows keep their
 first copy and a problem with fewer than K samples is dropped (it is generated again), so a
 re-run never writes a row twice. A directory whose ``eval_config.json`` differs from the
-current configuration is refused: results of different configurations never mix.
+current configuration is refused: results of different configurations never mix. Nothing is
+written until the first batch of results is stored: the directory, its marker and
+``eval_config.json`` are created then, so a run that fails to start leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -48,21 +50,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+def config_differences(old: dict, new: dict) -> list[str]:
     """``key: old -> new`` for every leaf that differs between two configurations."""
-    diffs = []
-    for key in sorted(set(old) | set(new), key=str):
-        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs.extend(config_differences(a, b, f"{prefix}{key}."))
-        elif a != b:
-            diffs.append(f"{prefix}{key}: {_short(a)} -> {_short(b)}")
-    return diffs
+    from motif.identity import differences
 
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:28] + "..." + text[-28:]
+    return differences(old, new)
 
 
 class ResultStore:
@@ -91,8 +83,12 @@ class ResultStore:
         return len(self.records.get(problem_id, ())) == self.samples
 
     def append(self, records: Iterable[dict]) -> None:
-        """Append whole problems' rows, then flush and fsync (one batch)."""
+        """Append whole problems' rows, then flush and fsync (one batch).
+
+        The first append creates the directory (with the run marker) and ``eval_config.json``.
+        """
         rows = list(records)
+        self._claim()
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         with self.samples_path.open("a", encoding="utf-8") as handle:
             handle.write(lines)
@@ -107,6 +103,7 @@ class ResultStore:
 
     def write_summary(self, summary: dict) -> Path:
         """Write ``summary.json`` atomically; returns its path."""
+        self._claim()
         path = self.directory / SUMMARY_FILE
         write_json_atomic(path, summary)
         return path
@@ -122,10 +119,12 @@ class ResultStore:
                 raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
             diffs = config_differences(stored, self.config)
             if diffs:
-                raise ConfigError(
-                    f"output directory {self.directory} holds results of a different "
-                    f"configuration ({'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''}); "
-                    "refusing to mix them: pass another --output-dir or remove it"
+                from motif.identity import mismatch_error
+
+                raise mismatch_error(
+                    f"output directory {self.directory} holds results of a different configuration",
+                    diffs,
+                    "refusing to mix them: pass another --output-dir or remove it",
                 )
             return
         if (self.directory / SAMPLES_FILE).exists():
@@ -133,6 +132,16 @@ class ResultStore:
                 f"output directory {self.directory} has {SAMPLES_FILE} but no {CONFIG_FILE}, "
                 "so its configuration is unknown; pass another --output-dir or remove it"
             )
+
+    def _claim(self) -> None:
+        """Create the directory, its marker and ``eval_config.json`` (once)."""
+        path = self.directory / CONFIG_FILE
+        if path.exists():
+            return
+        from motif.outdir import MARKER, OutputDir
+
+        if not (self.directory / MARKER).exists():
+            OutputDir(self.directory, "new", "eval").claim()
         write_json_atomic(path, self.config)
 
     def _load(self) -> dict[str, list[dict]]:

@@ -21,6 +21,51 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def unset_if_blank(value: str | None) -> str | None:
+    """``""`` or ``none`` given for an optional path means "not set" (clears a recipe's value)."""
+    if value is None or value.strip() == "" or value.strip().lower() == "none":
+        return None
+    return value
+
+
+def parse_bf16(value: Any, flag: str = "--bf16") -> bool | str:
+    """``auto`` (the default), or an explicit true/false (YAML bools and their strings)."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    table = {"auto": "auto", "true": True, "yes": True, "1": True}
+    table.update({"false": False, "no": False, "0": False})
+    if text not in table:
+        raise ConfigError(f"{flag} must be auto, true or false; got {value!r}")
+    return table[text]
+
+
+def resolve_bf16(value: bool | str, use_cuda: bool) -> tuple[bool, str]:
+    """(bf16 mixed precision on?, why) for a ``bf16`` setting on this machine.
+
+    ``auto`` turns it on only where bf16 matrix products are faster than fp32
+    (:func:`motif.backends.fast.bf16_matmul_is_fast`: CUDA with bf16 support, CPUs with AMX
+    tiles; a CPU without AMX runs bf16 products at about half the fp32 rate).
+    """
+    if value is not True and value is not False and value != "auto":
+        value = parse_bf16(value)
+    if value is True or value is False:
+        return value, "set in the config"
+    import torch
+
+    from motif.backends.fast import bf16_matmul_is_fast
+
+    device = torch.device("cuda" if use_cuda else "cpu")
+    fast = bf16_matmul_is_fast(device)
+    if use_cuda:
+        why = "CUDA supports bf16" if fast else "this GPU lacks bf16"
+    else:
+        why = "this CPU has AMX bf16 units" if fast else "this CPU has no AMX: bf16 is slower"
+    return fast, f"auto: {why}"
+
+
 @dataclass
 class RunArgs:
     """What to train, from where, into where."""
@@ -37,7 +82,10 @@ class RunArgs:
     )
     init_adapter: str | None = field(
         default=None,
-        metadata={"help": "LoRA adapter to start from (e.g. the `motif sft` cold start)."},
+        metadata={
+            "help": 'LoRA adapter to start from (e.g. the `motif sft` cold start); "" or '
+            "none clears a recipe's value (a new LoRA)."
+        },
     )
     output_dir: str = field(default="runs/motif", metadata={"help": "The run directory."})
     resume: bool = field(
@@ -58,6 +106,8 @@ class RunArgs:
     )
 
     def __post_init__(self) -> None:
+        self.model = unset_if_blank(self.model)
+        self.init_adapter = unset_if_blank(self.init_adapter)
         _require(
             self.method in METHODS,
             f"--method must be one of {', '.join(METHODS)}; got {self.method!r}",
@@ -267,11 +317,16 @@ class OptimArgs:
     save_total_limit: int | None = field(default=None, metadata={"help": "Keep at most this many."})
     logging_steps: int = field(default=1, metadata={"help": "Log metrics every this many steps."})
     seed: int = field(default=42, metadata={"help": "Training seed."})
-    bf16: bool | None = field(
-        default=None, metadata={"help": "bf16 mixed precision; default: on when CUDA supports it."}
+    bf16: str = field(
+        default="auto",
+        metadata={
+            "help": "bf16 mixed precision: true, false, or auto (on only where bf16 matrix "
+            "products are faster: CUDA with bf16, CPUs with AMX)."
+        },
     )
     gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Save activation memory."}
+        default=False,
+        metadata={"help": "Save activation memory (transformers' activation_checkpointing)."},
     )
     use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (TRL's flag)."})
     vllm_mode: str = field(
@@ -285,6 +340,7 @@ class OptimArgs:
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard, wandb or none."})
 
     def __post_init__(self) -> None:
+        self.bf16 = parse_bf16(self.bf16)  # type: ignore[assignment]
         _require(
             self.num_generations >= 2,
             f"--num-generations must be >= 2 (GRPO needs a group to compare); got {self.num_generations}",
@@ -297,16 +353,21 @@ class OptimArgs:
         _require(self.vllm_mode in ("colocate", "server"), "--vllm-mode must be colocate or server")
 
     def to_grpo_kwargs(self, output_dir: str, use_cuda: bool) -> dict[str, Any]:
-        """Keyword arguments for ``trl.GRPOConfig``, with every drifting default set explicitly."""
+        """Keyword arguments for ``trl.GRPOConfig``, with every drifting default set explicitly.
+
+        ``bf16: auto`` is resolved by :func:`resolve_bf16`; ``gradient_checkpointing`` is passed
+        under transformers' current name, ``activation_checkpointing`` (the old name warns).
+        """
         kwargs = asdict(self)
         prompts = kwargs.pop("prompts_per_device")
-        bf16 = kwargs.pop("bf16")
+        kwargs.pop("bf16")
         # transformers 5 folds the warm-up ratio into warmup_steps (a float < 1 is a ratio).
         kwargs["warmup_steps"] = kwargs.pop("warmup_ratio")
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
         kwargs.update(
             output_dir=output_dir,
             per_device_train_batch_size=prompts * self.num_generations,
-            bf16=use_cuda if bf16 is None else bf16,
+            bf16=resolve_bf16(self.bf16, use_cuda)[0],
             use_cpu=not use_cuda,
             report_to=[] if self.report_to == "none" else [self.report_to],
             save_strategy="steps",
@@ -322,6 +383,67 @@ class OptimArgs:
             ):
                 kwargs.pop(key)
         return kwargs
+
+
+def check_choice(flag: str, value: str, choices: Any) -> None:
+    """``value`` must name a member of the transformers enum ``choices`` (as the run checks)."""
+    try:
+        choices(value)
+    except ValueError:
+        names = ", ".join(str(c.value) for c in choices)
+        raise ConfigError(f"{flag} {value!r} is not one of: {names}") from None
+
+
+def check_report_to(flag: str, report_to: str) -> None:
+    """``report_to`` must name a transformers reporting integration that is installed."""
+    if report_to == "none":
+        return
+    from transformers.integrations import get_reporting_integration_callbacks
+
+    try:
+        callbacks = get_reporting_integration_callbacks([report_to])
+        for callback in callbacks:
+            callback()  # checks that the integration's package is installed; writes nothing
+    except (ValueError, RuntimeError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{flag} {report_to!r}: {first}") from None
+
+
+def trl_loss_types() -> list[str]:
+    """The loss types TRL's ``GRPOConfig`` documents as supported (its field's help text)."""
+    import re
+
+    from trl import GRPOConfig
+
+    help_text = GRPOConfig.__dataclass_fields__["loss_type"].metadata.get("help", "")
+    listed = help_text.split("Supported values are", 1)[-1].split(".", 1)[0]
+    return re.findall(r"'([a-z_]+)'", listed)
+
+
+def grpo_config(optim: OptimArgs, output_dir: str, use_cuda: bool) -> Any:
+    """``trl.GRPOConfig`` of the run, every option value checked first (one-line errors).
+
+    The schedule and optimiser names are checked against transformers' own enums, the loss
+    type against TRL's documented list, ``report_to`` by building its callback; anything
+    else ``GRPOConfig`` rejects becomes a :class:`ConfigError` too.
+    """
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+    from trl import GRPOConfig
+
+    check_choice("--lr-scheduler-type", optim.lr_scheduler_type, SchedulerType)
+    check_choice("--optim", optim.optim, OptimizerNames)
+    losses = trl_loss_types()
+    _require(
+        not losses or optim.loss_type in losses,
+        f"--loss-type {optim.loss_type!r} is not one of: {', '.join(losses)}",
+    )
+    check_report_to("--report-to", optim.report_to)
+    try:
+        return GRPOConfig(**optim.to_grpo_kwargs(output_dir, use_cuda))
+    except (ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"TRL rejects the optimisation settings: {first[:300]}") from None
 
 
 @dataclass

@@ -40,9 +40,11 @@ def policy_backend(trainer: Any, max_batch_size: int) -> Iterator[GenerationBack
     from trl.models import unwrap_model_for_generation
 
     from motif.backends.hf import TransformersBackend
+    from motif.compat import library_deprecations
 
     gather = getattr(trainer.args, "ds3_gather_for_generation", True)
     with (
+        library_deprecations(),  # TRL's helper reads a deprecated transformers property
         unwrap_model_for_generation(
             trainer.model_wrapped, trainer.accelerator, gather_deepspeed3_params=gather
         ) as policy,

@@ -6,7 +6,6 @@ import functools
 import json
 import logging
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,41 +21,133 @@ METRICS_FILE = "metrics.jsonl"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def prepare_run_dir(path: str, config: dict[str, Any], resume: bool, overwrite: bool) -> str | None:
-    """Create or check the run directory; returns the checkpoint to resume from (or None).
+IDENTITY_FILE = "run_identity.json"
+# Settings that do not change what a step computes: they may differ when a run is resumed.
+# (max_steps may grow to continue a finished run; the schedule then stretches accordingly.)
+NOT_IDENTITY = (
+    "output_dir",
+    "resume",
+    "overwrite",
+    "dry_run",
+    "trust_remote_code",
+    "data_dir",
+    "max_steps",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "report_to",
+    "continuation_batch_size",
+    "vllm_server_host",
+    "vllm_server_port",
+    "vllm_gpu_memory_utilization",
+)
 
-    An existing run is refused unless ``resume`` (same method and model) or ``overwrite``.
+
+def run_identity(config: dict[str, Any], model: str | None, adapter: str | None, data: str) -> dict:
+    """What must match for ``--resume``: the settings that shape a step, weights, adapter, data."""
+    from motif.identity import adapter_fingerprint, model_fingerprint
+
+    settings = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+    return {
+        "settings": settings,
+        "model_weights": model_fingerprint(model),
+        "init_adapter_sha256": adapter_fingerprint(adapter),
+        "data_fingerprint": data,
+    }
+
+
+def resume_point(out: Path, identity: dict) -> Path:
+    """The checkpoint to resume from, once the stored identity matches ``identity``.
+
+    Raises:
+        ConfigError: one line naming every differing field (nothing has been written).
+        MotifError: the directory holds no run, or no complete checkpoint yet.
     """
-    out = Path(path)
-    existing = out.exists() and any(out.iterdir())
-    if existing and overwrite:
-        shutil.rmtree(out)
-        existing = False
-    if existing and not resume:
-        raise MotifError(
-            f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it"
-        )
-    if resume:
-        return _resume_point(out, config)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
-    return None
+    from motif.identity import differences, mismatch_error
 
-
-def _resume_point(out: Path, config: dict[str, Any]) -> str:
-    saved_file = out / CONFIG_FILE
-    if not saved_file.exists():
+    stored = _stored_identity(out)
+    if stored is None:
         raise MotifError(f"--resume: {out} holds no motif run ({CONFIG_FILE} is missing)")
-    saved = yaml.safe_load(saved_file.read_text()) or {}
-    for key in ("method", "model", "dataset", "rounds"):
-        if saved.get(key) != config.get(key):
-            raise MotifError(
-                f"--resume: the run in {out} used {key}={saved.get(key)!r}, not {config.get(key)!r}"
-            )
+    if "settings" not in stored:  # a run from before the identity file: its settings only
+        identity = {"settings": {k: identity["settings"].get(k) for k in stored}}
+        stored = {"settings": stored}
+    diffs = differences(stored, identity)
+    if diffs:
+        raise mismatch_error(
+            f"--resume: the run in {out} was started with other settings",
+            diffs,
+            "resume with the run's own settings, or start a new run (--overwrite or another "
+            "--output-dir)",
+        )
     checkpoint = latest_checkpoint(out)
     if checkpoint is None:
         raise MotifError(f"--resume: no checkpoint-N directory in {out} yet; nothing to resume")
-    return str(checkpoint)
+    return checkpoint
+
+
+def _stored_identity(out: Path) -> dict | None:
+    if (out / IDENTITY_FILE).is_file():
+        stored = json.loads((out / IDENTITY_FILE).read_text(encoding="utf-8"))
+        stored.pop("run", None)  # metadata (precision chosen, start time), not identity
+        return stored
+    if not (out / CONFIG_FILE).is_file():
+        return None
+    saved = yaml.safe_load((out / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+    return {k: v for k, v in saved.items() if k not in NOT_IDENTITY}
+
+
+def write_run_files(out: Path, config: dict[str, Any], identity: dict, meta: dict) -> None:
+    """The resolved config (``motif_config.yaml``) and the identity with run metadata."""
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    record = {**identity, "run": meta}
+    (out / IDENTITY_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def trim_logs(out: Path, step: int) -> int:
+    """Drop what was logged after ``step`` (the resumed checkpoint); returns records dropped.
+
+    Covers ``metrics.jsonl`` and the TensorBoard event files under ``out/runs``: a run killed
+    after its last checkpoint logged steps that the resumed run logs again.
+    """
+    dropped = 0
+    metrics = out / METRICS_FILE
+    if metrics.is_file():
+        lines = metrics.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if _metric_step(line) <= step]
+        dropped += len(lines) - len(kept)
+        metrics.write_text("".join(kept), encoding="utf-8")
+    for events in sorted(out.glob("runs/**/events.out.tfevents.*")):
+        dropped += _trim_events(events, step)
+    if dropped:
+        logger.warning("resume from step %d: dropped %d record(s) logged after it", step, dropped)
+    return dropped
+
+
+def _metric_step(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return float("inf")  # a torn line from the crash
+
+
+def _trim_events(path: Path, step: int) -> int:
+    """Rewrite a TensorBoard event file without its events after ``step``."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    records = list(RawEventFileLoader(str(path)).Load())
+    kept = [r for r in records if event_pb2.Event.FromString(r).step <= step]
+    if len(kept) == len(records):
+        return 0
+    tmp = path.with_name(path.name + ".trim")
+    with tmp.open("wb") as handle:
+        writer = RecordWriter(handle)
+        for record in kept:
+            writer.write(record)
+        writer.flush()
+    tmp.replace(path)
+    return len(records) - len(kept)
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -144,3 +235,14 @@ def time_method(obj: Any, name: str, sink: dict[str, float], key: str) -> bool:
 
     setattr(obj, name, timed)
     return True
+
+
+def prepare_run_dir(path: str, config: dict[str, Any], resume: bool, overwrite: bool) -> None:
+    """Check, then claim the run directory and write the resolved config (for callers that
+    build their own trainer; ``motif train`` itself goes through ``check_config``/``train``)."""
+    from motif.outdir import check_output_dir
+
+    out = check_output_dir(
+        path, kind="train", overwrite=overwrite, resume=resume, legacy_files=(CONFIG_FILE,)
+    ).claim()
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from motif.config import ModelArgs, ProtocolArgs
-from motif.errors import ConfigError, MotifError
-from motif.training.config import LoraArgs
+from motif.errors import ConfigError
+from motif.outdir import OutputDir
+from motif.training.config import LoraArgs, parse_bf16
 from motif.training.demos import SUPPORTED_TASKS
 
 logger = logging.getLogger(__name__)
@@ -94,8 +94,12 @@ class SftArgs:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for activation memory."}
     )
-    bf16: bool | None = field(
-        default=None, metadata={"help": "bf16 autocast; default: on when CUDA supports it."}
+    bf16: str = field(
+        default="auto",
+        metadata={
+            "help": "bf16 autocast: true, false, or auto (on only where bf16 matrix products "
+            "are faster: CUDA with bf16, CPUs with AMX)."
+        },
     )
     seed: int = field(default=42, metadata={"help": "Training seed (shuffling, LoRA init)."})
     logging_steps: int = field(default=5, metadata={"help": "Log every this many steps."})
@@ -116,6 +120,7 @@ class SftArgs:
     )
 
     def __post_init__(self) -> None:
+        self.bf16 = parse_bf16(self.bf16)  # type: ignore[assignment]
         if isinstance(self.task_config, str):
             try:
                 self.task_config = json.loads(self.task_config)
@@ -222,33 +227,65 @@ def build_rows(config: SftConfig) -> list[dict]:
     return rows
 
 
-def check_output_dir(path: str, overwrite: bool) -> Path:
-    """Create ``path``; an existing non-empty directory is refused unless ``overwrite``.
+@dataclass
+class SftChecked:
+    """The outcome of :func:`check_sft`: what a run needs, found without loading a model."""
 
-    With ``overwrite`` the old directory is deleted first (never the working directory, the
-    home directory or one of their parents).
+    rows: list[dict]
+    output: OutputDir | None
+    bf16: tuple[bool, str]
+    model: str
+    trainer_args: Any
+
+
+def check_sft(config: SftConfig) -> SftChecked:
+    """Check everything that can be checked before a model loads; deletes and writes nothing.
+
+    Option values are checked by building TRL's ``SFTConfig`` (and the reporting callback) as
+    the run does; also the model path, the LoRA settings, the demonstrations and the output
+    directory. ``--dry-run`` runs exactly this.
     """
-    out = Path(path).expanduser()
-    if out.exists() and not out.is_dir():
-        raise MotifError(f"--output-dir {out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise MotifError(f"--output-dir {out} is not empty; pass --overwrite to replace it")
-        resolved = out.resolve()
-        for protected in (Path.cwd().resolve(), Path.home().resolve()):
-            if resolved == protected or resolved in protected.parents:
-                raise MotifError(f"refusing to delete {resolved} for --overwrite; pick a run dir")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    from motif.models import check_model
+    from motif.outdir import check_output_dir
+    from motif.training.config import resolve_bf16
+
+    use_cuda = _uses_cuda(config.model.device)
+    args = sft_trainer_config(config, use_cuda)
+    model = check_model(config.model.model)
+    config.lora.peft_config()  # validates the LoRA settings
+    rows = build_rows(config)
+    output = None
+    if config.sft.output_dir and not config.sft.eval_base:
+        output = check_output_dir(config.sft.output_dir, kind="sft", overwrite=config.sft.overwrite)
+    return SftChecked(rows, output, resolve_bf16(config.sft.bf16, use_cuda), model, args)
+
+
+def _uses_cuda(device: str) -> bool:
+    import torch
+
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
 def sft_trainer_config(config: SftConfig, use_cuda: bool) -> Any:
     """TRL ``SFTConfig`` with every drifting default set explicitly."""
+    from transformers.trainer_utils import SchedulerType
     from trl import SFTConfig
 
+    from motif.training.config import check_choice, check_report_to, resolve_bf16
+
     sft = config.sft
-    return SFTConfig(
+    check_choice("--lr-scheduler-type", sft.lr_scheduler_type, SchedulerType)
+    check_report_to("--report-to", sft.report_to)
+    try:
+        return _sft_config(SFTConfig, config, use_cuda, resolve_bf16(sft.bf16, use_cuda)[0])
+    except (ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"TRL rejects the SFT settings: {first[:300]}") from None
+
+
+def _sft_config(cls: Any, config: SftConfig, use_cuda: bool, bf16: bool) -> Any:
+    sft = config.sft
+    return cls(
         output_dir=str(sft.output_dir),
         num_train_epochs=sft.epochs,
         max_steps=sft.max_steps,
@@ -263,7 +300,7 @@ def sft_trainer_config(config: SftConfig, use_cuda: bool) -> Any:
         assistant_only_loss=False,
         packing=False,
         activation_checkpointing=sft.gradient_checkpointing,
-        bf16=use_cuda if sft.bf16 is None else sft.bf16,
+        bf16=bf16,
         fp16=False,
         use_cpu=not use_cuda,
         optim="adamw_torch",
@@ -320,30 +357,40 @@ def peft_config(config: SftConfig, model: Any) -> Any:
     return lora
 
 
-def run_sft(config: SftConfig) -> dict[str, Any]:
-    """Train the cold-start adapter and save it; returns the metrics written to the run dir."""
+def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, Any]:
+    """Train the cold-start adapter and save it; returns the metrics written to the run dir.
+
+    Everything is checked (:func:`check_sft`) and the trainer built (model loaded) before an
+    old run is deleted (``--overwrite``) or anything is written.
+    """
     from datasets import Dataset
     from trl import SFTTrainer
 
     sft = config.sft
-    out = check_output_dir(str(sft.output_dir), sft.overwrite)
-    rows = build_rows(config)
+    checked = checked or check_sft(config)
+    if checked.output is None:
+        raise ConfigError("--output-dir is required (where the adapter is saved)")
+    from motif.compat import library_deprecations
+
     model, tokenizer = load_base(config)
-    use_cuda = next(model.parameters()).device.type == "cuda"
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_trainer_config(config, use_cuda),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=peft_config(config, model),
-    )
+    with library_deprecations():  # peft reads a deprecated transformers property
+        trainer = SFTTrainer(
+            model=model,
+            args=checked.trainer_args,
+            train_dataset=Dataset.from_list(checked.rows),
+            processing_class=tokenizer,
+            peft_config=peft_config(config, model),
+        )
+    out = checked.output.claim()
     start = time.perf_counter()
-    result = trainer.train()
+    with library_deprecations():
+        result = trainer.train()
     train_seconds = time.perf_counter() - start
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     _write_config(out, config)
-    metrics = _train_metrics(config, len(rows), result, train_seconds)
+    metrics = _train_metrics(config, len(checked.rows), result, train_seconds)
+    metrics["bf16"], metrics["bf16_reason"] = checked.bf16
     if sft.eval_size > 0:
         metrics["held_out"] = evaluate_adapter(config, str(out))
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")

@@ -7,8 +7,11 @@ the live policy; for ``grpo`` the reward grades the single round. Both add the f
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from motif.outdir import OutputDir
 from motif.protocol import Protocol
 from motif.training.config import TrainConfig
 
@@ -82,25 +85,89 @@ def load_policy(config: TrainConfig, use_cuda: bool) -> tuple[Any, Any, Any]:
     return policy, tokenizer, None
 
 
-def build_trainer(config: TrainConfig, dataset: Any = None) -> Any:
+@dataclass
+class Checked:
+    """The outcome of :func:`check_config`: everything a run needs that loads no model."""
+
+    grpo_args: Any
+    dataset: Any
+    output: OutputDir
+    identity: dict
+    resume_from: Path | None
+    bf16: tuple[bool, str]
+    model: str
+
+
+def check_config(config: TrainConfig) -> Checked:
+    """Check everything that can be checked before a model loads; deletes and writes nothing.
+
+    The TRL/transformers option values are checked by building ``GRPOConfig`` (and the
+    reporting callbacks) as the run does; the model and adapter paths, the data set, the
+    output directory and, with ``--resume``, the run's identity. ``--dry-run`` runs exactly
+    this, so it fails with the same messages as a real run.
+    """
+    import torch
+
+    from motif.models import check_adapter_dir, check_model
+    from motif.outdir import check_output_dir
+    from motif.training.config import grpo_config, resolve_bf16
+    from motif.training.rundir import CONFIG_FILE, resume_point, run_identity
+
+    use_cuda = torch.cuda.is_available()
+    args = grpo_config(config.optim, config.run.output_dir, use_cuda)
+    output = check_output_dir(
+        config.run.output_dir,
+        kind="train",
+        overwrite=config.run.overwrite,
+        resume=config.run.resume,
+        legacy_files=(CONFIG_FILE,),
+        resume_hint="pass --resume to continue it",
+    )
+    config.lora.peft_config()  # validates the LoRA settings
+    dataset = build_dataset(config)
+    model = check_model(config.run.model)
+    if config.run.init_adapter is not None:
+        check_adapter_dir(config.run.init_adapter)
+    identity = run_identity(
+        config.to_dict(), config.run.model, config.run.init_adapter, _data_fingerprint(dataset)
+    )
+    resume_from = resume_point(output.path, identity) if config.run.resume else None
+    bf16 = resolve_bf16(config.optim.bf16, use_cuda)
+    return Checked(args, dataset, output, identity, resume_from, bf16, model)
+
+
+def _data_fingerprint(dataset: Any) -> str:
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for row in dataset:
+        digest.update(json.dumps([row["question"], row["answer"]], ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def build_trainer(config: TrainConfig, dataset: Any = None, args: Any = None) -> Any:
     """A ready ``GRPOTrainer`` with the method's rewards bound and the run's callbacks."""
     import torch
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
+    from motif.compat import library_deprecations
+    from motif.training.config import grpo_config
     from motif.training.rundir import metrics_callback, time_method
 
     use_cuda = torch.cuda.is_available()
-    args = GRPOConfig(**config.optim.to_grpo_kwargs(config.run.output_dir, use_cuda))
+    args = args or grpo_config(config.optim, config.run.output_dir, use_cuda)
     model, tokenizer, peft_config = load_policy(config, use_cuda)
     rewards = build_rewards(config)
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=rewards,
-        args=args,
-        train_dataset=dataset if dataset is not None else build_dataset(config),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
+    with library_deprecations():  # peft reads a deprecated transformers property
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=rewards,
+            args=args,
+            train_dataset=dataset if dataset is not None else build_dataset(config),
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
     for reward in rewards:
         if hasattr(reward, "bind"):
             reward.bind(trainer)
@@ -111,27 +178,47 @@ def build_trainer(config: TrainConfig, dataset: Any = None) -> Any:
     return trainer
 
 
-def train(config: TrainConfig) -> str:
-    """Run training end to end; returns the run directory (final adapter at its root)."""
-    from motif.training.rundir import prepare_run_dir
+def train(config: TrainConfig, checked: Checked | None = None) -> str:
+    """Run training end to end; returns the run directory (final adapter at its root).
 
-    dataset = build_dataset(config)  # data errors surface before the model loads
-    resume_from = prepare_run_dir(
-        config.run.output_dir, config.to_dict(), config.run.resume, config.run.overwrite
-    )
-    trainer = build_trainer(config, dataset)
-    trainer.train(resume_from_checkpoint=resume_from)
+    Order: check everything (:func:`check_config`), load the model and build the trainer,
+    and only then delete an old run (``--overwrite``), write the run's files and, on
+    ``--resume``, drop what was logged after the checkpoint resumed from.
+    """
+    from datetime import datetime, timezone
+
+    from motif.training.rundir import trim_logs, write_run_files
+
+    checked = checked or check_config(config)
+    trainer = build_trainer(config, checked.dataset, checked.grpo_args)
+    out = checked.output.claim()
+    meta = {
+        "bf16": checked.bf16[0],
+        "bf16_reason": checked.bf16[1],
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "resumed_from": str(checked.resume_from) if checked.resume_from else None,
+    }
+    write_run_files(out, config.to_dict(), checked.identity, meta)
+    resume_from = checked.resume_from
+    if resume_from is not None:
+        trim_logs(out, int(resume_from.name.rsplit("-", 1)[1]))
+    from motif.compat import library_deprecations
+
+    with library_deprecations():  # TRL's generation helper reads a deprecated property
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     trainer.save_model(config.run.output_dir)
     return config.run.output_dir
 
 
-def plan(config: TrainConfig) -> str:
-    """A human-readable summary of what a run would do (``--dry-run``)."""
+def plan(config: TrainConfig, checked: Checked | None = None) -> str:
+    """A human-readable summary of what a run would do (``--dry-run`` and before a run)."""
     o, m = config.optim, config.motif
     completions = o.prompts_per_device * o.num_generations
+    model = checked.model if checked else config.run.model or "offline default"
+    output = checked.output.describe() if checked else config.run.output_dir
     lines = [
-        f"method: {config.run.method}  model: {config.run.model or 'offline default SmolLM2-135M-Instruct'}",
-        f"data: {config.data.dataset}  output: {config.run.output_dir}",
+        f"method: {config.run.method}  model: {model}",
+        f"data: {config.data.dataset}  output: {output}",
         f"steps: {o.max_steps}, checkpoint every {o.save_steps}; lr {o.learning_rate} "
         f"({o.lr_scheduler_type}, warm-up {o.warmup_ratio}), beta {o.beta}, loss {o.loss_type}",
         f"per step and device: {o.prompts_per_device} question(s) x {o.num_generations} round-1 "
@@ -148,6 +235,11 @@ def plan(config: TrainConfig) -> str:
         config.run.init_adapter or f"new LoRA r={config.lora.lora_r} alpha={config.lora.lora_alpha}"
     )
     lines.append(f"adapter: {adapter}; vLLM: {o.use_vllm and o.vllm_mode}")
+    if checked:
+        on, why = checked.bf16
+        lines.append(f"precision: bf16 mixed precision {'on' if on else 'off'} ({why})")
+        if checked.resume_from:
+            lines.append(f"resume: from {checked.resume_from.name}")
     return "\n".join(lines)
 
 
