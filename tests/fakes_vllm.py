@@ -542,12 +542,12 @@ def _load_model(path: str) -> Any:
 def _decode(model: Any, ids: list[int], sp: SamplingParams, generator: Any):
     """Next tokens of one sequence with a KV cache: greedy, or temperature, top-k, top-p."""
     import torch
+    from transformers import DynamicCache
 
-    cache, inputs = None, torch.tensor([ids])
+    cache, inputs = DynamicCache(config=model.config), torch.tensor([ids])
     with torch.no_grad():
         while True:
-            out = model(input_ids=inputs, past_key_values=cache, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[0, -1].float()
+            logits = model(input_ids=inputs, cache=cache, use_cache=True).logits[0, -1].float()
             token = _sample(logits, sp, generator)
             inputs = torch.tensor([[token]])
             yield token

@@ -201,8 +201,11 @@ def check_backend_options(
 
 
 def _check_vllm_model_options(device: str, decode: str, decode_dtype: str) -> None:
-    if device == "cpu":
-        raise ConfigError("--device cpu cannot run --backend vllm (it needs a GPU); drop one")
+    if device != "auto":
+        raise ConfigError(
+            f"--device is a transformers option (got {device!r}); drop it with --backend vllm, "
+            "which places the model on the GPUs itself (--tensor-parallel-size)"
+        )
     if decode != "fast":
         raise ConfigError(
             f"--decode {decode} is a transformers option; drop it with --backend vllm"
