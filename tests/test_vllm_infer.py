@@ -334,3 +334,22 @@ def test_fake_refuses_what_vllm_refuses(default_model_dir, fake_vllm):
 def test_backend_needs_an_engine_for_a_lora_request(tokenizer):
     with pytest.raises(ValueError, match="colocated llm"):
         VLLMBackend(tokenizer, [0], client=object(), lora_request=object())
+
+
+def test_plan_backend_checks_the_later_rounds_budget(monkeypatch):
+    from types import SimpleNamespace
+
+    import motif.backends.vllm_options as options
+
+    model = SimpleNamespace(
+        backend="auto", adapter=None, device="auto", decode="fast", decode_dtype="auto"
+    )
+    gen = SimpleNamespace(temperature=0.0, max_new_tokens=1024, later_max_new_tokens=2048)
+    monkeypatch.setattr(options, "vllm_installed", lambda: True)
+    monkeypatch.setattr(options, "gpu_visible", lambda: True)
+    assert options.plan_backend(model, VllmArgs(max_model_len=4096), gen)[0] == "vllm"
+    with pytest.raises(ConfigError, match="at least 2049"):
+        options.plan_backend(model, VllmArgs(max_model_len=2048), gen)
+    monkeypatch.setattr(options, "gpu_visible", lambda: False)
+    backend, line = options.plan_backend(model, VllmArgs(), gen)
+    assert backend == "transformers" and "no GPU is visible" in line

@@ -200,6 +200,39 @@ def check_backend_options(
         check_context_budget(vllm.max_model_len, budget, prompt_tokens=1)
 
 
+def plan_backend(model: object, vllm: VllmArgs, generation: object) -> tuple[str, str]:
+    """Resolve ``--backend`` and run every check that needs no model: ``(backend, plan line)``.
+
+    Args:
+        model: the model options (``motif.config.ModelArgs``: ``backend``, ``adapter``,
+            ``device``, ``decode``, ``decode_dtype``).
+        vllm: the vLLM options.
+        generation: the sampling options (``GenerationArgs``: ``temperature``,
+            ``max_new_tokens``, ``later_max_new_tokens``), after any command defaults.
+
+    Raises:
+        ConfigError: an unknown backend or a bad combination, naming the option.
+    """
+    backend, line = resolve_backend(model.backend)
+    check_backend_options(
+        backend,
+        vllm,
+        adapter=model.adapter,
+        device=model.device,
+        decode=model.decode,
+        decode_dtype=model.decode_dtype,
+        temperature=generation.temperature,
+        budget=round_budget(generation),
+    )
+    return backend, line
+
+
+def round_budget(generation: object) -> int:
+    """The largest per-round ``max_new_tokens``: round 1's or the later rounds'."""
+    later = getattr(generation, "later_max_new_tokens", None)
+    return max(generation.max_new_tokens, later or 0)
+
+
 def _check_vllm_model_options(device: str, decode: str, decode_dtype: str) -> None:
     if device != "auto":
         raise ConfigError(
