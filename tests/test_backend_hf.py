@@ -68,9 +68,75 @@ def test_prompt_longer_than_context_is_a_clear_error(tokenizer):
     long_chat = round_messages("word " * 200, 1, 3)
     with pytest.raises(ValueError, match=r"prompt 1 has \d+ tokens.*context of 300"):
         backend.generate([CHATS[0], long_chat], SamplingParams(max_new_tokens=4))
+    # a round-1 prompt carries no summary: truncation never cuts the question instead
     trimmed = make_backend(model, tokenizer, overflow="truncate_left")
-    out = trimmed.generate([long_chat], SamplingParams(max_new_tokens=4))[0]
-    assert out.prompt_tokens == 296
+    with pytest.raises(ValueError, match="prompt 0 .* cut to nothing"):
+        trimmed.generate([long_chat], SamplingParams(max_new_tokens=4))
+
+
+def small_context_model(tokenizer, limit: int = 300):
+    from conftest import build_tiny_model
+
+    model = build_tiny_model(tokenizer)
+    model.config.max_position_embeddings = limit
+    return model
+
+
+def test_truncate_left_cuts_the_carried_summary_never_the_instructions(tokenizer):
+    """An over-long summary is cut from its start; system prompt, question, final-round
+    instruction and the summary's latest words stay (the library mode used to cut them first)."""
+    from motif.backends.hf import split_carried
+
+    model = small_context_model(tokenizer)
+    question = "QUESTION: what is 17 + 25?"
+    summary = " ".join(f"w{i}" for i in range(400)) + " LATEST"
+    chat = round_messages(question, 3, 3, summary)
+    backend = make_backend(model, tokenizer, overflow="truncate_left")
+    backend._chats = [chat]
+    ids = backend.render([chat])[0]
+    params = SamplingParams(max_new_tokens=4)
+    fitted = backend._fit_context(ids, 0, params)
+    assert len(fitted) <= 300 - 4
+    text = tokenizer.decode(fitted)
+    system = chat[0]["content"]
+    assert system in text and question in text and "LATEST" in text
+    assert "final (third) round. Provide a final answer." in text
+    assert "w0 " not in text
+    head, kept, tail = split_carried(text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0])
+    assert head.startswith(question) and kept.endswith("LATEST") and tail.startswith('"')
+    out = backend.generate([chat], params)[0]
+    assert out.prompt_tokens == len(fitted) and not out.context_overflow
+
+
+@pytest.mark.parametrize(
+    ("content", "parts"),
+    [
+        ('Q? Progress in round 1: "abc"', ('Q? Progress in round 1: "', "abc", '"')),
+        (
+            'Q? Progress in round 2: "say "hi"" Current round is the final (third) round. '
+            "Provide a final answer.",
+            (
+                'Q? Progress in round 2: "',
+                'say "hi"',
+                '" Current round is the final (third) round. Provide a final answer.',
+            ),
+        ),
+        ("Q? no summary here", None),
+    ],
+)
+def test_split_carried(content, parts):
+    from motif.backends.hf import split_carried
+
+    assert split_carried(content) == parts
+
+
+def test_skip_mode_flags_the_prompt_that_does_not_fit(tokenizer):
+    model = small_context_model(tokenizer)
+    backend = make_backend(model, tokenizer, overflow="skip")
+    long_chat = round_messages("word " * 200, 1, 3)
+    out = backend.generate([CHATS[0], long_chat, CHATS[1]], SamplingParams(max_new_tokens=4), 2)
+    assert [o.context_overflow for o in out] == [False, False, True, True, False, False]
+    assert out[2].text == "" and out[2].completion_tokens == 0 and out[2].prompt_tokens > 296
 
 
 def test_generates_with_a_peft_policy(tokenizer):

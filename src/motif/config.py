@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from motif.errors import ConfigError
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
+# --context-overflow values and the transformers backend's ``overflow`` mode of each
+OVERFLOW_MODES = {"cut": "skip", "truncate": "truncate_left", "error": "error"}
 
 
 @dataclass
@@ -51,6 +53,15 @@ class ModelArgs:
             "help": "auto (a bf16 copy where bf16 matmuls are faster), model (exact), or bfloat16."
         },
     )
+    context_overflow: str = field(
+        default="cut",
+        metadata={
+            "help": "A round whose prompt plus token budget exceeds the model's context: cut "
+            "(end that trajectory there, record it as cut and ungraded, go on), truncate (drop "
+            "the oldest tokens of the carried summary, never the instructions or question), "
+            "or error (stop the run)."
+        },
+    )
 
     def __post_init__(self) -> None:
         # "" or none clears a value set by a config file (the default model, no adapter)
@@ -64,6 +75,11 @@ class ModelArgs:
             raise ConfigError(f"--max-batch-size must be >= 1; got {self.max_batch_size}")
         if self.decode not in ("fast", "generate"):
             raise ConfigError(f"--decode must be fast or generate; got {self.decode!r}")
+        if self.context_overflow not in OVERFLOW_MODES:
+            raise ConfigError(
+                f"--context-overflow must be one of {', '.join(OVERFLOW_MODES)}; "
+                f"got {self.context_overflow!r}"
+            )
         if self.decode_dtype not in ("auto", "model", "bfloat16"):
             raise ConfigError(
                 f"--decode-dtype must be auto, model or bfloat16; got {self.decode_dtype!r}"

@@ -38,11 +38,22 @@ class RoundRecord:
 
 @dataclass
 class Trajectory:
-    """One question answered over one or more rounds."""
+    """One question answered over one or more rounds.
+
+    ``cut_round`` is the round whose prompt plus token budget did not fit the model's context
+    (a backend in ``overflow="skip"`` mode): nothing was generated from it on, so ``rounds``
+    ends before it and the trajectory has no answer of the protocol's last round.
+    """
 
     question: str
     rounds: list[RoundRecord] = field(default_factory=list)
     stopped_early: bool = False
+    cut_round: int | None = None
+
+    @property
+    def cut(self) -> bool:
+        """Whether a round did not fit the context (see ``cut_round``)."""
+        return self.cut_round is not None
 
     @property
     def final_text(self) -> str:
@@ -59,6 +70,7 @@ class Trajectory:
         return {
             "question": self.question,
             "stopped_early": self.stopped_early,
+            "cut_round": self.cut_round,
             "rounds": [asdict(r) for r in self.rounds],
         }
 
@@ -114,7 +126,7 @@ class RolloutEngine:
         outputs = self.backend.generate(chats, self.first_round, num_samples)
         for i, (traj, out) in enumerate(zip(trajectories, outputs, strict=True)):
             prompt = chats[i // num_samples][-1]["content"]
-            traj.rounds.append(_record(self.protocol, 1, prompt, out))
+            _add_round(traj, _record(self.protocol, 1, prompt, out), out)
         self._continue(trajectories, start_round=2)
         return trajectories
 
@@ -144,10 +156,10 @@ class RolloutEngine:
         live = [g for g in groups if not self._done(g[0])]
         outputs = self._generate_round([g[0] for g in live], 2, num_samples=k)
         for i, group in enumerate(live):
-            for traj, record in zip(group, outputs[i * k : (i + 1) * k], strict=True):
-                traj.rounds.append(record)
+            for traj, pair in zip(group, outputs[i * k : (i + 1) * k], strict=True):
+                _add_round(traj, *pair)
         for group in groups:
-            if len(group[0].rounds) == 1:
+            if len(group[0].rounds) == 1 and not group[0].cut:
                 for traj in group:
                     traj.stopped_early = True
         self._continue([t for g in groups for t in g], start_round=3)
@@ -158,14 +170,14 @@ class RolloutEngine:
         return _record(self.protocol, 1, question, out)
 
     def _done(self, traj: Trajectory) -> bool:
-        if len(traj.rounds) >= self.protocol.rounds:
+        if traj.cut or len(traj.rounds) >= self.protocol.rounds:
             return True
         last = traj.rounds[-1]
         return self.early_stop and last.answer is not None and parse_boxed(last.answer) is not None
 
     def _generate_round(
         self, live: list[Trajectory], index: int, num_samples: int = 1
-    ) -> list[RoundRecord]:
+    ) -> list[tuple[RoundRecord, GenerationOutput]]:
         """One batched generate call for round ``index`` of every live trajectory."""
         if not live:
             return []
@@ -173,7 +185,9 @@ class RolloutEngine:
         chats = self.protocol.batch_messages([t.question for t in live], index, summaries)
         outputs = self.backend.generate(chats, self.later_rounds, num_samples)
         prompts = [c[-1]["content"] for c in chats for _ in range(num_samples)]
-        return [_record(self.protocol, index, p, o) for p, o in zip(prompts, outputs, strict=True)]
+        return [
+            (_record(self.protocol, index, p, o), o) for p, o in zip(prompts, outputs, strict=True)
+        ]
 
     def _continue(self, trajectories: list[Trajectory], start_round: int) -> None:
         for index in range(start_round, self.protocol.rounds + 1):
@@ -181,11 +195,20 @@ class RolloutEngine:
             for traj in trajectories:
                 if len(traj.rounds) == index - 1 and not self._done(traj):
                     live.append(traj)
-                elif len(traj.rounds) == index - 1:
+                elif len(traj.rounds) == index - 1 and not traj.cut:
                     traj.stopped_early = True
-            for traj, record in zip(live, self._generate_round(live, index), strict=True):
-                traj.rounds.append(record)
+            for traj, pair in zip(live, self._generate_round(live, index), strict=True):
+                _add_round(traj, *pair)
         logger.debug("rolled out %d trajectories", len(trajectories))
+
+
+def _add_round(traj: Trajectory, record: RoundRecord, out: GenerationOutput) -> None:
+    """Append a generated round, or mark the trajectory cut at a round that did not fit."""
+    if getattr(out, "context_overflow", False):
+        traj.cut_round = record.round
+        logger.debug("round %d did not fit the context: trajectory cut", record.round)
+        return
+    traj.rounds.append(record)
 
 
 def _check_questions(questions: Sequence[str]) -> None:

@@ -8,8 +8,12 @@ from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 
 
 def load_backend(args: ModelArgs) -> Any:
-    """Load the model named by ``args`` and wrap it in the transformers backend."""
+    """Load the model named by ``args`` and wrap it in the transformers backend.
+
+    ``--context-overflow`` maps onto the backend's ``overflow`` mode (:data:`OVERFLOW_MODES`).
+    """
     from motif.backends.hf import TransformersBackend
+    from motif.config import OVERFLOW_MODES
     from motif.models import load_model
 
     model, tokenizer = load_model(
@@ -21,6 +25,7 @@ def load_backend(args: ModelArgs) -> Any:
         max_batch_size=args.max_batch_size,
         decode=args.decode,
         decode_dtype=args.decode_dtype,
+        overflow=OVERFLOW_MODES[args.context_overflow],
     )
 
 

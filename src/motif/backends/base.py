@@ -57,6 +57,9 @@ class GenerationOutput:
         completion_tokens: tokens generated, EOS included when one was produced.
         truncated: True when generation stopped at ``max_new_tokens`` without an EOS.
         token_ids: the generated token ids (EOS included when produced).
+        context_overflow: the prompt plus ``max_new_tokens`` did not fit the model's context,
+            so nothing was generated (a backend in ``overflow="skip"`` mode; the caller
+            records the trajectory as cut at this round).
     """
 
     text: str
@@ -64,6 +67,7 @@ class GenerationOutput:
     completion_tokens: int
     truncated: bool
     token_ids: list[int] = field(default_factory=list)
+    context_overflow: bool = False
 
 
 class GenerationBackend(abc.ABC):

@@ -9,6 +9,7 @@ the same token for token; sampled output follows the same distribution.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -20,7 +21,28 @@ from motif.protocol import Chat
 
 logger = logging.getLogger(__name__)
 
-Overflow = Literal["error", "truncate_left"]
+Overflow = Literal["error", "truncate_left", "skip"]
+OVERFLOW_MODES = ("error", "truncate_left", "skip")
+
+# The carried summary inside a later round's user turn (motif.protocol.user_message):
+# '<question> Progress in round N: "<summary>"[ Current round is the final (...) round. ...]'
+_CARRIED = re.compile(
+    r'^(?P<head>.*? Progress in round \d+: ")(?P<summary>.*)'
+    r'(?P<tail>"(?: Current round is the final \([^)]*\) round\. Provide a final answer\.)?)$',
+    re.DOTALL,
+)
+
+
+class ContextOverflow(ValueError):
+    """A prompt plus its token budget does not fit the model's context (``overflow="error"``)."""
+
+
+def split_carried(content: str) -> tuple[str, str, str] | None:
+    """(before, summary, after) of a later round's user turn; None when it carries none."""
+    match = _CARRIED.match(content)
+    return (match["head"], match["summary"], match["tail"]) if match else None
+
+
 Decode = Literal["fast", "generate"]
 DecodeDtype = Literal["model", "bfloat16", "auto"]
 
@@ -67,8 +89,12 @@ class TransformersBackend(GenerationBackend):
         model: a causal LM, possibly a PEFT model (the active adapter is used).
         tokenizer: its tokenizer; it must carry a chat template.
         max_batch_size: most sequences per forward batch.
-        overflow: ``error`` (default) refuses prompts that do not fit the context with
-            ``max_new_tokens``; ``truncate_left`` drops their oldest tokens instead.
+        overflow: what to do with a prompt that does not fit the context with
+            ``max_new_tokens``: ``error`` (default) raises :class:`ContextOverflow` naming
+            it; ``truncate_left`` cuts the oldest tokens of the summary carried from the
+            previous round, never the system prompt, the chat template, the question or the
+            round instructions (a prompt that still does not fit raises); ``skip`` generates
+            nothing for it and returns an output flagged ``context_overflow``.
         decode: ``fast`` (default) runs motif's own decode loop (see :mod:`motif.backends.fast`);
             ``generate`` calls ``model.generate``.
         decode_dtype: ``auto`` (default) generates with a bf16 copy of a float32 model when
@@ -89,8 +115,10 @@ class TransformersBackend(GenerationBackend):
         decode_dtype: DecodeDtype = "auto",
     ) -> None:
         super().__init__(max_batch_size)
-        if overflow not in ("error", "truncate_left"):
-            raise ValueError(f"overflow must be 'error' or 'truncate_left', got {overflow!r}")
+        if overflow not in OVERFLOW_MODES:
+            raise ValueError(
+                f"overflow must be one of {', '.join(OVERFLOW_MODES)}; got {overflow!r}"
+            )
         if decode not in ("fast", "generate"):
             raise ValueError(f"decode must be 'fast' or 'generate', got {decode!r}")
         if decode_dtype not in ("model", "bfloat16", "auto"):
@@ -108,6 +136,7 @@ class TransformersBackend(GenerationBackend):
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
         self._compute: Any = None  # the model that generates during one generate call
+        self._chats: list = []  # the chats of the generate call in progress (for truncation)
 
     @property
     def device(self) -> torch.device:
@@ -124,10 +153,11 @@ class TransformersBackend(GenerationBackend):
         if num_samples < 1 or not chats:  # the base class answers; no copy needed
             return super().generate(chats, params, num_samples)
         self._compute = self._compute_model()
+        self._chats = list(chats)
         try:
             return super().generate(chats, params, num_samples)
         finally:
-            self._compute = None
+            self._compute, self._chats = None, []
 
     def compute_dtype(self) -> torch.dtype:
         """The dtype generation runs in (see ``decode_dtype``)."""
@@ -158,23 +188,68 @@ class TransformersBackend(GenerationBackend):
         ]
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
-    def _fit_context(self, ids: list[int], index: int, params: SamplingParams) -> list[int]:
+    def _fit_context(self, ids: list[int], index: int, params: SamplingParams) -> list[int] | None:
+        """``ids`` if they fit the context with the budget; else per ``overflow`` (None: skip)."""
         limit = context_limit(self.model)
         if limit is None or len(ids) + params.max_new_tokens <= limit:
             return ids
         room = limit - params.max_new_tokens
-        if self.overflow == "truncate_left" and room > 0:
-            return ids[-room:]
-        raise ValueError(
-            f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
-            f"it exceeds the model's context of {limit} tokens (lower max_new_tokens, or allow "
-            "truncation from the left)"
+        if self.overflow == "skip":
+            return None
+        if self.overflow == "truncate_left" and index < len(self._chats):
+            cut = self._cut_summary(self._chats[index], room)
+            if cut is not None:
+                return cut
+        why = (
+            "even with its carried summary cut to nothing"
+            if self.overflow == "truncate_left"
+            else "(lower max_new_tokens, or cut the carried summary: overflow='truncate_left')"
         )
+        raise ContextOverflow(
+            f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
+            f"it exceeds the model's context of {limit} tokens {why}"
+        )
+
+    def _cut_summary(self, chat: Chat, room: int) -> list[int] | None:
+        """The chat's ids with the oldest tokens of its carried summary dropped to fit ``room``.
+
+        Only the summary is cut: the system prompt, the template, the question and the round
+        instructions stay whole. None when no summary is carried or even none would not fit.
+        """
+        parts = split_carried(chat[-1]["content"])
+        if parts is None:
+            return None
+        head, summary, tail = parts
+        summary_ids = self.tokenizer(summary, add_special_tokens=False)["input_ids"]
+
+        def render(keep: int) -> list[int]:
+            kept = self.tokenizer.decode(summary_ids[len(summary_ids) - keep :]) if keep else ""
+            message = {**chat[-1], "content": head + kept + tail}
+            return self.render([[*chat[:-1], message]])[0]
+
+        if len(render(0)) > room:
+            return None
+        low, high = 0, len(summary_ids)  # the most summary tokens that fit: binary search
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if len(render(mid)) <= room else (low, mid - 1)
+        return render(low)
 
     def _generate_chunk(
         self, prompts: list, params: SamplingParams, num_samples: int, offset: int
     ) -> list[GenerationOutput]:
         fitted = [self._fit_context(p, offset + i, params) for i, p in enumerate(prompts)]
+        live = [p for p in fitted if p is not None]
+        outputs = iter(self._decode(live, params, num_samples) if live else [])
+        result: list[GenerationOutput] = []
+        for original, prompt in zip(prompts, fitted, strict=True):
+            for _ in range(num_samples):
+                result.append(next(outputs) if prompt is not None else _skipped(len(original)))
+        return result
+
+    def _decode(
+        self, fitted: list[list[int]], params: SamplingParams, num_samples: int
+    ) -> list[GenerationOutput]:
         if self.decode == "fast":
             return self._fast_chunk(fitted, params, num_samples)
         expanded = [p for p in fitted for _ in range(num_samples)]
@@ -262,6 +337,11 @@ class TransformersBackend(GenerationBackend):
         self, ids: list[int], prompt_len: int, params: SamplingParams
     ) -> GenerationOutput:
         return make_output(ids, prompt_len, params.max_new_tokens, self.eos_ids, self.tokenizer)
+
+
+def _skipped(prompt_tokens: int) -> GenerationOutput:
+    """The output of a prompt that did not fit the context (``overflow="skip"``)."""
+    return GenerationOutput("", prompt_tokens, 0, truncated=False, context_overflow=True)
 
 
 def make_output(

@@ -16,6 +16,18 @@ DESCRIPTION = (
 )
 
 
+def overflow_line(metrics: dict) -> str:
+    """How many trajectories a context overflow cut, and in which rounds."""
+    over = metrics.get("context_overflow") or {"cut": 0, "cut_by_round": {}}
+    if not over["cut"]:
+        return "  context overflow: none (every round fit the model's context)"
+    rounds = ", ".join(f"round {r}: {n}" for r, n in over["cut_by_round"].items())
+    return (
+        f"  context overflow: {over['cut']} trajectories cut and ungraded ({rounds}); "
+        "see the warnings above, or lower --later-max-new-tokens"
+    )
+
+
 def run(argv: list[str]) -> int:
     """Parse the flags, evaluate (resuming), print the summary."""
     from motif.cli.common import parse, quiet_libraries
@@ -33,5 +45,6 @@ def run(argv: list[str]) -> int:
         from motif.report import summary_text
 
         print(summary_text(summary))
+        print(overflow_line(summary["metrics"]))
     print(f"results: {summary['output_dir']}", file=sys.stderr)
     return 0

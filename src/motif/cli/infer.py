@@ -66,7 +66,10 @@ def trajectory_json(traj) -> dict:
             for r in traj.rounds
         ],
         "stopped_early": traj.stopped_early,
-        "final_answer": extract_final_answer(traj.final_text, fallback="response"),
+        "cut_round": traj.cut_round,
+        "final_answer": None
+        if traj.cut
+        else extract_final_answer(traj.final_text, fallback="response"),
     }
 
 
@@ -80,6 +83,11 @@ def print_text(record: dict) -> None:
             f"Reasoning: {r['reasoning'] if r['reasoning'] is not None else '(no <reasoning> tags)'}"
         )
         print(f"Summary:   {r['summary']}")
+    if record["cut_round"] is not None:
+        print(
+            f"\n--- Round {record['cut_round']}: not generated: its prompt plus the token "
+            "budget exceeds the model's context (--context-overflow cut) ---"
+        )
     print(f"\nFinal answer: {record['final_answer']}\n")
 
 

@@ -43,10 +43,29 @@ def _mean(values: Iterable[float]) -> float | None:
     return fmean(values) if values else None
 
 
+_NOT_RUN = {"answer": None, "correct": None}
+
+
 def _round_at(record: dict, r: int) -> dict:
-    """Round ``r`` (1-based) of a record; past an early stop, its last round."""
+    """Round ``r`` (1-based) of a record; past an early stop, its last round.
+
+    From the round of a trajectory cut by a context overflow (``cut_round``) on: no answer.
+    """
     rounds = record["rounds"]
+    cut = record.get("cut_round")
+    if not rounds or (cut is not None and r >= cut):
+        return _NOT_RUN
     return rounds[min(r, len(rounds)) - 1]
+
+
+def overflow_metrics(records: Sequence[dict]) -> dict:
+    """Trajectories cut because a round's prompt plus budget did not fit the context."""
+    by_round: dict[str, int] = {}
+    for rec in records:
+        if rec.get("cut_round") is not None:
+            key = str(rec["cut_round"])
+            by_round[key] = by_round.get(key, 0) + 1
+    return {"cut": sum(by_round.values()), "cut_by_round": dict(sorted(by_round.items()))}
 
 
 def answer_metrics(groups: Sequence[Sequence[dict]], samples: int) -> dict:
@@ -115,7 +134,9 @@ def token_metrics(records: Sequence[dict]) -> dict:
     of a trajectory, what a single-round answer of the same total length would need.
     """
     contexts = [
-        max(x["prompt_tokens"] + x["completion_tokens"] for x in rec["rounds"]) for rec in records
+        max(x["prompt_tokens"] + x["completion_tokens"] for x in rec["rounds"])
+        for rec in records
+        if rec["rounds"]
     ]
     generated = [sum(x["completion_tokens"] for x in rec["rounds"]) for rec in records]
     return {
@@ -135,4 +156,5 @@ def compute_metrics(groups: Sequence[Sequence[dict]], samples: int, rounds: int)
         **answer_metrics(groups, samples),
         "rounds": round_metrics(records, rounds),
         "tokens": token_metrics(records),
+        "context_overflow": overflow_metrics(records),
     }

@@ -149,6 +149,7 @@ def model_identity(model: ModelArgs) -> dict:
         # the decode path and its compute dtype change greedy outputs (bf16 vs fp32)
         "decode": model.decode,
         "decode_dtype": model.decode_dtype,
+        "context_overflow": model.context_overflow,
     }
 
 
@@ -215,13 +216,16 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
                 "truncated": rec.truncated,
             }
         )
+    cut = getattr(trajectory, "cut_round", None)
+    final = rounds[-1] if rounds and cut is None else {"answer": None, "correct": None}
     return {
         "id": problem.id,
         "sample": sample,
         "gold": problem.gold,
-        "answer": rounds[-1]["answer"],
-        "correct": rounds[-1]["correct"],
+        "answer": final["answer"],
+        "correct": final["correct"],  # None (ungradable) when a round did not fit the context
         "stopped_early": trajectory.stopped_early,
+        "cut_round": cut,
         "question": problem.question,
         "rounds": rounds,
     }
@@ -256,11 +260,24 @@ def evaluate(
             for s in range(store.samples)
         ]
         store.append(rows)
+        _log_cuts(rows)
         done += len(batch)
         _log_progress(done, len(pending), time.perf_counter() - started)
     engine.first_round, engine.later_rounds = base
     seconds = time.perf_counter() - started
     return {"generated_problems": done, "generation_seconds": round(seconds, 3)}
+
+
+def _log_cuts(rows: list[dict]) -> None:
+    for row in rows:
+        if row.get("cut_round") is not None:
+            logger.warning(
+                "problem %s (sample %d): round %d's prompt plus its token budget exceeds the "
+                "model's context; trajectory recorded as cut (ungraded), the run goes on",
+                row["id"],
+                row["sample"],
+                row["cut_round"],
+            )
 
 
 def _seed_batch(engine: Any, base: tuple, position: int) -> None:

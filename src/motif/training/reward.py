@@ -50,7 +50,9 @@ def policy_backend(trainer: Any, max_batch_size: int) -> Iterator[GenerationBack
         ) as policy,
         torch.no_grad(),
     ):
-        yield TransformersBackend(policy, trainer.processing_class, max_batch_size=max_batch_size)
+        yield TransformersBackend(
+            policy, trainer.processing_class, max_batch_size=max_batch_size, overflow="skip"
+        )
 
 
 class FutureAccuracyReward:
@@ -92,7 +94,17 @@ class FutureAccuracyReward:
         start = time.perf_counter()
         groups = self.rollout(questions, texts)
         seconds = time.perf_counter() - start
-        rewards = future_accuracy(groups, golds, self.motif.scoring, self._weight())
+        kept = [[t for t in g if not getattr(t, "cut", False)] for g in groups]
+        graded = [i for i, g in enumerate(kept) if g]
+        rewards: list = [None] * n  # a completion whose every continuation was cut: ungraded
+        scores = future_accuracy(
+            [kept[i] for i in graded],
+            [golds[i] for i in graded],
+            self.motif.scoring,
+            self._weight(),
+        )
+        for i, score in zip(graded, scores, strict=True):
+            rewards[i] = score
         self._log(kwargs.get("log_metric"), rewards, groups, seconds)
         return rewards
 
@@ -112,7 +124,15 @@ class FutureAccuracyReward:
         logger.debug(
             "future accuracy %.3f, %d continuation tokens in %.1fs", accuracy, tokens, seconds
         )
+        cut = sum(getattr(t, "cut", False) for g in groups for t in g)
+        if cut:
+            logger.warning(
+                "%d continuation(s) cut: a later round's prompt plus its budget exceeds the "
+                "model's context; they are left out of the reward (None if all k are)",
+                cut,
+            )
         if callable(log_metric):
+            log_metric("continuations_cut", float(cut))
             log_metric("future_accuracy", accuracy)
             log_metric("continuation_tokens", float(tokens))
             log_metric("continuation_seconds", seconds)
