@@ -247,6 +247,7 @@ def test_existing_output_dir_needs_overwrite(tmp_path, capsys, no_model_load):
     assert (tmp_path / "old.txt").exists()
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # issue 14, item 15: no deprecated names
 def test_tiny_model_cold_start_writes_a_loadable_adapter(tiny_checkpoint, tmp_path, capsys):
     from motif.models import load_model
 

@@ -87,6 +87,7 @@ def read_metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # issue 14, item 15: no deprecated names
 @pytest.mark.parametrize("method", ["motif", "grpo"])
 def test_two_steps_change_the_adapter_and_log_every_metric(
     method, tiny_checkpoint, tmp_path, with_length_reward, capsys
@@ -129,16 +130,24 @@ def test_two_steps_change_the_adapter_and_log_every_metric(
     assert list((out / "runs").glob("*/events.out.tfevents.*"))  # TensorBoard logs
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")
 def test_resume_continues_to_the_same_step_count(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "run"
     base = ["train", "--model", str(tiny_checkpoint), "--output-dir", str(out), *TINY_RUN]
     assert main([*base, "--max-steps", "1"]) == 0
     assert main([*base, "--max-steps", "1"]) == 2  # refuses to mix runs
     assert "already holds a run" in capsys.readouterr().err
+    # a crash after step 2 was logged but before checkpoint-2 was saved (issue 14, item 8)
+    with (out / "metrics.jsonl").open("a") as fh:
+        fh.write(json.dumps({"step": 2, "reward": 9.9}) + "\n")
     assert main([*base, "--max-steps", "2", "--resume"]) == 0
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
-    assert [r["step"] for r in read_metrics(out)] == [1, 2]
+    metrics = read_metrics(out)
+    assert [r["step"] for r in metrics] == [1, 2] and metrics[-1].get("reward") != 9.9
+    record = json.loads((out / "run_identity.json").read_text())
+    assert record["run"]["resumed_from"].endswith("checkpoint-1")
+    assert record["run"]["bf16_reason"].startswith("auto: ")
 
 
 def _fake_trainer(policy, tokenizer):

@@ -1,0 +1,491 @@
+"""Nothing lost, nothing stale (issue 14): run directories, run identity, dry runs, config keys,
+precision defaults. Each numbered item of the issue is a test here (items 9-11: test_textio.py,
+item 12: test_overflow.py, item 15: the FutureWarning marks in test_training/test_sft)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from motif.backends.base import GenerationBackend, GenerationOutput
+from motif.cli.main import main
+from motif.errors import ConfigError, MotifError
+from motif.outdir import MARKER, check_output_dir
+
+TINY = [
+    "--dataset",
+    "reasoning_gym:chain_sum",
+    "--dataset-size",
+    "4",
+    "--num-generations",
+    "2",
+    "--max-completion-length",
+    "4",
+    "--continuation-max-new-tokens",
+    "4",
+    "--k",
+    "2",
+    "--rounds",
+    "2",
+    "--lora-r",
+    "4",
+    "--lora-alpha",
+    "8",
+    "--lora-target-modules",
+    "q_proj",
+    "--report-to",
+    "none",
+]
+
+
+def user_files(folder: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"notes.txt": "mine", "data.csv": "1,2"}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return files
+
+
+def assert_intact(folder: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        assert (folder / name).read_text() == text, name
+
+
+def old_run(folder: Path) -> dict[str, str]:
+    """A directory that an earlier motif run created (it carries the marker)."""
+    files = user_files(folder)
+    (folder / MARKER).write_text("{}")
+    return files
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("motif: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+# --------------------------------------------------------------------------- item 1
+
+
+@pytest.mark.parametrize("command", ["train", "sft"])
+def test_overwrite_of_the_working_directory_is_refused(command, tmp_path, monkeypatch, capsys):
+    files = user_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = [command, "--output-dir", ".", "--overwrite", "--model", "NO_SUCH_DIR"]
+    assert main(argv) == 2
+    one_line_error(capsys)
+    assert_intact(tmp_path, files)
+
+
+@pytest.mark.parametrize(
+    "target", ["cwd", "home", "root", "parent of cwd", "project", "project parent"]
+)
+def test_protected_directories_are_refused_even_with_overwrite(target, tmp_path, monkeypatch):
+    work = tmp_path / "a" / "work"
+    work.mkdir(parents=True)
+    (work / MARKER).write_text("{}")  # even a marker does not make the cwd deletable
+    monkeypatch.chdir(work)
+    project = Path(__file__).resolve().parent.parent
+    path = {
+        "cwd": ".",
+        "home": "~",
+        "root": "/",
+        "parent of cwd": "..",
+        "project": str(project),
+        "project parent": str(project.parent),
+    }[target]
+    with pytest.raises(MotifError, match="a run needs a directory of its own"):
+        check_output_dir(path, kind="train", overwrite=True)
+
+
+def test_overwrite_only_deletes_a_directory_with_the_marker(tmp_path):
+    mine = tmp_path / "mine"
+    files = user_files(mine)
+    with pytest.raises(MotifError, match=f"not created by motif \\(no {MARKER} file\\)"):
+        check_output_dir(mine, kind="train", overwrite=True)
+    assert_intact(mine, files)
+    run = tmp_path / "run"
+    old_run(run)
+    planned = check_output_dir(run, kind="train", overwrite=True)
+    assert planned.state == "overwrite" and (run / "notes.txt").exists()  # checking deletes nothing
+    planned.claim()
+    assert sorted(p.name for p in run.iterdir()) == [MARKER]
+
+
+def test_a_file_as_output_dir_is_refused(tmp_path):
+    path = tmp_path / "f"
+    path.write_text("x")
+    with pytest.raises(MotifError, match="is not a directory"):
+        check_output_dir(path, kind="eval", resume=True)
+
+
+# --------------------------------------------------------------------------- item 2
+
+
+@pytest.mark.parametrize("command", ["train", "sft"])
+def test_a_wrong_model_leaves_the_old_run_intact(command, tmp_path, capsys):
+    out = tmp_path / "old"
+    files = old_run(out)
+    argv = [command, "--output-dir", str(out), "--overwrite", "--model", str(tmp_path / "nope")]
+    argv += TINY if command == "train" else ["--num-examples", "2"]
+    assert main(argv) == 2
+    assert "does not exist" in one_line_error(capsys)
+    assert_intact(out, files)
+
+
+def test_a_model_that_fails_to_load_leaves_the_old_run_intact(tmp_path, capsys):
+    """Past every check, the model itself fails to load: still nothing deleted."""
+    bad = tmp_path / "bad-model"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    out = tmp_path / "old"
+    files = old_run(out)
+    argv = ["train", "--output-dir", str(out), "--overwrite", "--model", str(bad), *TINY]
+    assert main(argv) != 0
+    capsys.readouterr()
+    assert_intact(out, files)
+
+
+# --------------------------------------------------------------------------- item 3
+
+
+BAD_OPTIONS = [
+    (["--lr-scheduler-type", "cosnie"], "--lr-scheduler-type 'cosnie' is not one of"),
+    (["--loss-type", "bogus"], "--loss-type 'bogus' is not one of"),
+    (["--optim", "adamw_bogus"], "--optim 'adamw_bogus' is not one of"),
+    (["--report-to", "tensorbord"], "--report-to 'tensorbord'"),
+    (["--dataset", "missing.jsonl"], "data file missing.jsonl does not exist"),
+    (["--init-adapter", "no-adapter"], "adapter directory no-adapter does not exist"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_OPTIONS, ids=lambda x: str(x)[:30])
+def test_dry_run_and_real_run_fail_alike_and_touch_nothing(
+    flags, message, tmp_path, tiny_checkpoint, capsys
+):
+    out = tmp_path / "old"
+    files = old_run(out)
+    base = ["train", "--model", str(tiny_checkpoint), *TINY, "--output-dir", str(out), *flags]
+    assert main([*base, "--dry-run", "--overwrite"]) == 2
+    dry = one_line_error(capsys)
+    assert message in dry
+    assert main([*base, "--overwrite"]) == 2
+    assert one_line_error(capsys) == dry
+    assert_intact(out, files)
+    new = tmp_path / "new"
+    base[base.index(str(out))] = str(new)
+    assert main(base) == 2
+    capsys.readouterr()
+    assert not new.exists()  # a failed start leaves no config behind to block the retry
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--lr-scheduler-type", "cosnie"], "--lr-scheduler-type 'cosnie' is not one of"),
+        (["--model", "/no/such/model"], "model path /no/such/model does not exist"),
+    ],
+)
+def test_sft_dry_run_checks_what_the_run_checks(flags, message, tmp_path, capsys):
+    base = ["sft", "--output-dir", str(tmp_path / "o"), "--num-examples", "2", *flags]
+    assert main([*base, "--dry-run"]) == 2
+    dry = one_line_error(capsys)
+    assert message in dry
+    assert main(base) == 2
+    assert one_line_error(capsys) == dry
+    assert not (tmp_path / "o").exists()
+
+
+def test_dry_run_describes_what_overwrite_would_do(tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "old"
+    old_run(out)
+    argv = ["train", "--model", str(tiny_checkpoint), *TINY, "--output-dir", str(out)]
+    assert main([*argv, "--overwrite", "--dry-run"]) == 0
+    assert "an old train run: deleted first, --overwrite" in capsys.readouterr().out
+    assert (out / "notes.txt").exists()
+
+
+# --------------------------------------------------------------------------- items 4 and 5
+
+
+class ReplyBackend(GenerationBackend):
+    """Answers every chat with a boxed 4."""
+
+    def _generate_chunk(self, prompts, params, num_samples, offset):
+        text = "<answer>\\boxed{4}</answer>"
+        return [GenerationOutput(text, 1, 1, False) for _ in prompts for _ in range(num_samples)]
+
+
+def scripted_loader(calls):
+    def load(model_args):
+        calls.append(model_args)
+        return ReplyBackend()
+
+    return load
+
+
+@pytest.fixture
+def eval_set(tmp_path):
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"question": "What is 2 + 2?", "answer": "4"}\n')
+    return str(path)
+
+
+def copy_checkpoint(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_changed_weights_under_the_same_path_are_a_new_run(tmp_path, tiny_checkpoint, eval_set):
+    from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+    from motif.eval.runner import EvalArgs, run_eval
+
+    model = copy_checkpoint(tiny_checkpoint, tmp_path / "model")
+    args = EvalArgs(benchmark=eval_set, output_dir=str(tmp_path / "out"))
+    margs = ModelArgs(model=str(model))
+    calls: list = []
+    run = (args, margs, GenerationArgs(max_new_tokens=4), ProtocolArgs(rounds=1))
+    run_eval(*run, backend_loader=scripted_loader(calls))
+    run_eval(*run, backend_loader=scripted_loader(calls))  # same weights: resumed, no load
+    assert len(calls) == 1
+    weights = next(model.glob("*.safetensors"))
+    stat = weights.stat()
+    os.utime(weights, (stat.st_atime, stat.st_mtime + 60))  # new weights saved in place
+    with pytest.raises(
+        ConfigError, match=r"different configuration: 1 field\(s\) differ \(model_weights"
+    ):
+        run_eval(*run, backend_loader=scripted_loader(calls))
+
+
+def test_a_failed_eval_start_leaves_nothing_behind(tmp_path, tiny_checkpoint, eval_set, capsys):
+    out = tmp_path / "out"
+    flags = ["--benchmark", eval_set, "--output-dir", str(out), "--max-new-tokens", "2"]
+    flags += ["--rounds", "1"]
+    assert main(["eval", "--model", str(tmp_path / "typo"), *flags]) == 2
+    capsys.readouterr()
+    assert not out.exists()
+    assert main(["eval", "--model", str(tiny_checkpoint), *flags]) == 0
+    assert (out / "eval_config.json").exists() and (out / MARKER).exists()
+
+
+def test_eval_refuses_a_directory_of_other_files(tmp_path, eval_set, capsys):
+    files = user_files(tmp_path / "mine")
+    argv = ["eval", "--benchmark", eval_set, "--output-dir", str(tmp_path / "mine")]
+    assert main(argv) == 2
+    assert "holds no motif eval run" in one_line_error(capsys)
+    assert_intact(tmp_path / "mine", files)
+
+
+def test_model_fingerprint_is_cheap_and_tracks_weight_files(tmp_path, tiny_checkpoint):
+    from motif.identity import model_fingerprint
+
+    model = copy_checkpoint(tiny_checkpoint, tmp_path / "m")
+    first = model_fingerprint(str(model))
+    (model / "README.md").write_text("docs do not change results")
+    assert model_fingerprint(str(model)) == first
+    weights = next(model.glob("*.safetensors"))
+    with weights.open("ab") as fh:
+        fh.write(b"\0")
+    assert model_fingerprint(str(model)) != first
+    assert model_fingerprint("nobody/not-cached") is None
+
+
+# --------------------------------------------------------------------------- items 6 and 7
+
+
+@pytest.fixture
+def started_run(tmp_path, tiny_checkpoint):
+    """A run directory as `motif train` leaves it after checkpoint-1 (no training needed)."""
+    from motif.cli.train import parse_config
+    from motif.training.rundir import write_run_files
+    from motif.training.trainer import check_config
+
+    out = tmp_path / "run"
+    base = ["--model", str(tiny_checkpoint), *TINY, "--output-dir", str(out)]
+    config = parse_config(base)
+    checked = check_config(config)
+    checked.output.claim()
+    write_run_files(out, config.to_dict(), checked.identity, {"bf16": False})
+    (out / "checkpoint-1").mkdir()
+    (out / "checkpoint-1" / "trainer_state.json").write_text("{}")
+    return base
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [
+        (["--lora-r", "8"], "settings.lora_r: 4 -> 8"),
+        (["--dataset-size", "5"], "settings.dataset_size: 4 -> 5"),
+        (["--k", "3"], "settings.k: 2 -> 3"),
+        (["--scoring", "paper"], 'settings.scoring: "default" -> "paper"'),
+        (["--summary-rule", "strict"], 'settings.summary_rule: "paper" -> "strict"'),
+        (["--learning-rate", "0.5"], "settings.learning_rate"),
+        (["--method", "grpo"], 'settings.method: "motif" -> "grpo"'),
+    ],
+)
+def test_resume_with_other_settings_is_a_one_line_error(flags, field, started_run, capsys):
+    run_dir = Path(started_run[started_run.index("--output-dir") + 1])
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    assert main(["train", *started_run, *flags, "--resume"]) == 2
+    err = one_line_error(capsys)
+    assert "--resume: the run in" in err and field in err
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+
+
+def test_resume_with_the_same_settings_passes_the_check(started_run, capsys):
+    assert main(["train", *started_run, "--resume", "--max-steps", "9", "--dry-run"]) == 0
+    assert "resume: from checkpoint-1" in capsys.readouterr().out
+
+
+def test_resume_after_the_init_adapter_changed_is_refused(tmp_path, tiny_checkpoint, capsys):
+    from motif.cli.train import parse_config
+    from motif.training.rundir import write_run_files
+    from motif.training.trainer import check_config
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"r": 4}')
+    out = tmp_path / "run"
+    base = ["--model", str(tiny_checkpoint), *TINY, "--output-dir", str(out)]
+    base += ["--init-adapter", str(adapter)]
+    config = parse_config(base)
+    checked = check_config(config)
+    checked.output.claim()
+    write_run_files(out, config.to_dict(), checked.identity, {})
+    (out / "checkpoint-1").mkdir()
+    (out / "checkpoint-1" / "trainer_state.json").write_text("{}")
+    (adapter / "adapter_config.json").write_text('{"r": 8}')
+    assert main(["train", *base, "--resume", "--dry-run"]) == 2
+    assert "init_adapter_sha256" in one_line_error(capsys)
+
+
+# --------------------------------------------------------------------------- item 8
+
+
+def test_trim_logs_drops_metrics_and_tensorboard_events_after_the_checkpoint(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from motif.training.rundir import trim_logs
+
+    lines = [json.dumps({"step": s, "loss": float(s)}) for s in (1, 2, 3, 4, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n" + '{"step": 6, "lo')
+    writer = SummaryWriter(log_dir=str(tmp_path / "runs" / "first"))
+    for step in (1, 2, 3, 4, 5):
+        writer.add_scalar("train/loss", float(step), step)
+    writer.close()
+    assert trim_logs(tmp_path, 4) == 2 + 1
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "runs" / "first"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------- item 13
+
+
+@pytest.mark.parametrize("key", ["max-steps", "max_steps"])
+def test_config_keys_accept_both_spellings(key, tmp_path):
+    from motif.cli.train import parse_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"{key}: 2\nlora-target-modules: [q_proj]\nreport_to: none\n")
+    config = parse_config(["--config", str(recipe)])
+    assert config.optim.max_steps == 2 and config.lora.lora_target_modules == ["q_proj"]
+    config = parse_config(["--config", str(recipe), "--max-steps", "3"])  # flags still win
+    assert config.optim.max_steps == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("max-steps: 2\nmax_steps: 3\n", "sets max_steps twice"),
+        ("no-such-key: 1\n", "unknown option(s) for `motif train`: --no_such_key 1"),
+        ("- a\n- b\n", "must hold a YAML mapping"),
+        ("max_steps: [\n", "is not valid YAML"),
+    ],
+)
+def test_bad_config_files_are_one_line_errors(text, message, tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    assert main(["train", "--config", str(recipe), "--dry-run"]) == 2
+    assert message in one_line_error(capsys)
+
+
+def test_dashed_keys_work_for_every_command(tmp_path):
+    from motif.cli.common import parse
+    from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+    from motif.eval.runner import EvalArgs
+
+    recipe = tmp_path / "e.yaml"
+    recipe.write_text("max-new-tokens: 7\nsummary-rule: strict\nbatch-size: 3\n")
+    args, _, gen, proto = parse(
+        "motif eval", (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs), ["--config", str(recipe)]
+    )
+    assert (gen.max_new_tokens, proto.summary_rule, args.batch_size) == (7, "strict", 3)
+
+
+# --------------------------------------------------------------------------- item 14
+
+
+@pytest.mark.parametrize("value", ["", "none"])
+def test_a_recipe_init_adapter_can_be_cleared(value, tmp_path, tiny_checkpoint, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("init_adapter: runs/not-trained-yet\n")
+    argv = ["train", "--config", str(recipe), "--model", str(tiny_checkpoint), *TINY]
+    argv += ["--output-dir", str(tmp_path / "o"), "--dry-run"]
+    assert main([*argv, "--init-adapter", value]) == 0
+    assert "adapter: new LoRA r=4" in capsys.readouterr().out
+    assert main(argv) == 2  # kept: it is checked (and does not exist yet)
+    assert "adapter directory runs/not-trained-yet does not exist" in one_line_error(capsys)
+
+
+def test_model_and_adapter_can_be_cleared_for_inference():
+    from motif.config import ModelArgs
+
+    args = ModelArgs(model="", adapter=" ")
+    assert args.model is None and args.adapter is None
+
+
+# --------------------------------------------------------------------------- item 16
+
+
+@pytest.mark.parametrize(("fast", "on"), [(True, True), (False, False)])
+def test_bf16_auto_follows_the_hardware(fast, on, monkeypatch, tmp_path, tiny_checkpoint, capsys):
+    import motif.backends.fast as fast_module
+
+    monkeypatch.setattr(fast_module, "bf16_matmul_is_fast", lambda device: fast)
+    argv = ["train", "--model", str(tiny_checkpoint), *TINY, "--output-dir", str(tmp_path / "o")]
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"precision: bf16 mixed precision {'on' if on else 'off'} (auto: " in out
+    assert main([*argv, "--dry-run", "--bf16", "false"]) == 0
+    assert "bf16 mixed precision off (set in the config)" in capsys.readouterr().out
+
+
+def test_cpu_recipes_default_to_bf16_auto():
+    import yaml
+
+    recipes = [
+        Path("recipes/motif_smollm2_chain_sum_cpu.yaml"),
+        Path("recipes/sft_chain_sum_cpu.yaml"),
+    ]
+    recipes += sorted(Path("recipes/replicate").glob("*.yaml"))
+    for recipe in recipes:
+        assert yaml.safe_load(recipe.read_text()).get("bf16", "auto") == "auto", recipe
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("auto", "auto"), ("true", True), (False, False)])
+def test_bf16_values(value, parsed):
+    from motif.training.config import parse_bf16
+
+    assert parse_bf16(value) == parsed
+    with pytest.raises(ConfigError, match="--bf16 must be auto, true or false"):
+        parse_bf16("maybe")
