@@ -489,3 +489,29 @@ def test_bf16_values(value, parsed):
     assert parse_bf16(value) == parsed
     with pytest.raises(ConfigError, match="--bf16 must be auto, true or false"):
         parse_bf16("maybe")
+
+
+def test_a_run_from_before_the_identity_file_resumes_on_its_settings(
+    tmp_path, tiny_checkpoint, capsys, monkeypatch
+):
+    """Older runs hold only motif_config.yaml (bf16 spelled true): compared on those keys."""
+    import yaml
+
+    import motif.backends.fast as fast_module
+    from motif.cli.train import parse_config
+
+    monkeypatch.setattr(fast_module, "bf16_matmul_is_fast", lambda device: True)
+    out = tmp_path / "run"
+    base = ["--model", str(tiny_checkpoint), *TINY, "--output-dir", str(out)]
+    config = parse_config(base).to_dict()
+    config["bf16"] = True
+    out.mkdir()
+    (out / "motif_config.yaml").write_text(yaml.safe_dump(config))
+    (out / "checkpoint-3").mkdir()
+    (out / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    assert main(["train", *base, "--resume", "--dry-run"]) == 0, capsys.readouterr().err
+    assert main(["train", *base, "--resume", "--dry-run", "--k", "4"]) == 2
+    assert "settings.k: 2 -> 4" in one_line_error(capsys)
+    monkeypatch.setattr(fast_module, "bf16_matmul_is_fast", lambda device: False)
+    assert main(["train", *base, "--resume", "--dry-run"]) == 2
+    assert "settings.bf16: true -> false" in one_line_error(capsys)

@@ -128,11 +128,12 @@ def check_config(config: TrainConfig) -> Checked:
     model = check_model(config.run.model)
     if config.run.init_adapter is not None:
         check_adapter_dir(config.run.init_adapter)
+    bf16 = resolve_bf16(config.optim.bf16, use_cuda)
+    settings = {**config.to_dict(), "bf16": bf16[0]}  # what runs, not how it was spelled
     identity = run_identity(
-        config.to_dict(), config.run.model, config.run.init_adapter, _data_fingerprint(dataset)
+        settings, config.run.model, config.run.init_adapter, _data_fingerprint(dataset)
     )
     resume_from = resume_point(output.path, identity) if config.run.resume else None
-    bf16 = resolve_bf16(config.optim.bf16, use_cuda)
     return Checked(args, dataset, output, identity, resume_from, bf16, model)
 
 
