@@ -141,7 +141,8 @@ PARSE_CASES = [
         None,
         "<reasoning>only reasoning</reasoning>",
     ),
-    ("<reasoning>unclosed reasoning <answer>x</answer>", None, "x", "x"),
+    # issue 13: a pair inside an unclosed reasoning, or inside an unclosed outer answer, is text
+    ("<reasoning>unclosed reasoning <answer>x</answer>", None, None, "x"),
     ("<reasoning>r</reasoning><answer>unclosed answer", "r", None, "unclosed answer"),
     (
         "<reasoning>r</reasoning>answer closed only</answer>",
@@ -154,7 +155,7 @@ PARSE_CASES = [
     ("<answer></answer>", None, "", ""),
     ("<reasoning></reasoning><answer> </answer>", "", "", ""),
     ("<ANSWER>upper</ANSWER>", None, None, "<ANSWER>upper</ANSWER>"),
-    ("<answer>a<answer>b</answer>", None, "b", "b"),
+    ("<answer>a<answer>b</answer>", None, None, "b"),
     ("<answer>x</answer></answer>", None, "x", "x"),
     (
         "<reasoning>a</reasoning><reasoning>b</reasoning>",
@@ -188,7 +189,7 @@ BOXED_CASES = [
     (r"The answer is \boxed{\frac{1}{2}}.", r"\frac{1}{2}"),
     (r"\boxed{1} then \boxed{2}", "2"),
     (r"\boxed{\sqrt{\frac{a}{b}}}", r"\sqrt{\frac{a}{b}}"),
-    (r"\boxed{2} and \boxed{3", "2"),
+    (r"\boxed{2} and \boxed{3", None),  # issue 13: the last box unclosed: no answer
     (r"\boxed{", None),
     ("no box", None),
     ("", None),
@@ -196,7 +197,7 @@ BOXED_CASES = [
     (r"\fbox{8}", "8"),
     (r"\boxed{\{1,2\}}", r"\{1,2\}"),
     (r"\boxed{ 12 }", "12"),
-    (r"\boxed{}", ""),
+    (r"\boxed{}", None),  # issue 13: an empty box is no answer
     (r"\boxed{(1, 2)}", "(1, 2)"),
     (r"\boxed{x^{2^{3}}}", "x^{2^{3}}"),
     (r"\boxed{a}}}", "a"),

@@ -184,8 +184,10 @@ def test_rewards_are_picklable_and_stateless() -> None:
 def test_accuracy_reward_default() -> None:
     reward = accuracy_reward()
     completions = [MULTI_LINE, ONE_LINE.replace("18", "17"), UNTAGGED, "<answer>\\boxed{}</answer>"]
-    scores = reward(prompts=["q"] * 4, completions=completions, answer=["#### 18"] * 4)
-    assert scores == [2.0, 0.0, 0.0, None]
+    completions.append("<answer>\\boxed{4\\sqrt(2)}</answer>")  # malformed: cannot grade
+    scores = reward(prompts=["q"] * 5, completions=completions, answer=["#### 18"] * 5)
+    # An empty box is no answer (0.0); a box that cannot be read faithfully is None.
+    assert scores == [2.0, 0.0, 0.0, 0.0, None]
 
 
 def test_accuracy_reward_options() -> None:
@@ -274,7 +276,7 @@ RIGHT = "<reasoning>\nwork\n</reasoning>\n<answer>\n\\boxed{18}\n</answer>"
 WRONG = "<reasoning>\nwork\n</reasoning>\n<answer>\n\\boxed{17}\n</answer>"
 BOX_OUTSIDE = "<reasoning>\nso \\boxed{18}\n</reasoning>\n<answer>\nI think 17\n</answer>"
 NO_TAGS = "The answer is \\boxed{18}"
-GARBAGE_BOX = "<answer>\\boxed{}</answer>"
+GARBAGE_BOX = "<answer>\\boxed{4\\sqrt(2)}</answer>"  # cannot be read faithfully
 
 
 def test_future_accuracy_default() -> None:
