@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python bench/decode.py                 # full: batches 1 8 32 64 128 + continuation
     .venv/bin/python bench/decode.py --quick         # batches 1 8 64, smaller continuation
     .venv/bin/python bench/decode.py --batches 64 --no-continuation
+    .venv/bin/python bench/decode.py --batches 64 --paths fast --no-continuation --profile 25
 
 Each batch holds distinct MOTIF round-1 prompts (system prompt + question, ~200 tokens), one
 sample each, sampled at temperature 1.0 / top_p 0.95. EOS is ignored by default so every path
@@ -12,7 +13,10 @@ generates exactly ``--new-tokens`` per row (``--honour-eos`` counts whatever was
 The continuation workload is ``RolloutEngine.continue_from`` on a 3-round protocol: rounds 2
 and 3 for ``k`` continuations of each round-1 response. tokens/s counts generated tokens over
 wall time, prefill included; the GEMM bound is the fp32 rate of a large matmul measured in the
-same run divided by 2 x parameters FLOPs per token.
+same run (the better of a measurement before and one after the workloads: on shared cores a
+single one can land on a busy moment) divided by 2 x parameters FLOPs per token. ``--profile N``
+runs the first path at the first batch once more under ``torch.profiler`` and prints the N
+heaviest ops, by op and by op and input shape (the breakdown in docs/decode.md).
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--honour-eos", action="store_true")
     parser.add_argument("--quick", action="store_true", help="batches 1 8 64, 4 x 4 continuation")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print N top ops")
     args = parser.parse_args(argv)
     if args.quick:
         args.batches, args.responses = [1, 8, 64], 4
@@ -135,6 +140,19 @@ def ratio_cells(timings: dict[str, Timing], paths: list[str], bound: float) -> l
     return cells
 
 
+def profile(model, tokenizer, path: str, batch: int, args, rows: int) -> None:
+    """Profile one run of ``path`` at ``batch``: self CPU time by op, then by op and shape."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        timing = run_batch(model, tokenizer, path, batch, args)
+    print(f"profiled {path} at batch {batch}: {timing.rate:.1f} tok/s under the profiler")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+    by_shape = prof.key_averages(group_by_input_shape=True)
+    print(by_shape.table(sort_by="self_cpu_time_total", row_limit=rows, max_shapes_column_width=70))
+
+
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -146,6 +164,7 @@ def main(argv: list[str]) -> None:
     bound = fp32 * 1e9 / (2 * params)
     policy = os.environ["OMP_WAIT_POLICY"]
     print(f"threads={torch.get_num_threads()} OMP_WAIT_POLICY={policy} params={params / 1e6:.1f}M")
+    print(f"load averages {os.getloadavg()} (1/5/15 min)")
     print(f"GEMM fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s; fp32 bound {bound:.0f} tok/s")
     make_backend(model, tokenizer, "fast", 1, False).generate(  # warm-up
         [Protocol(3).messages("Hi", 1)], SamplingParams(4)
@@ -162,6 +181,14 @@ def main(argv: list[str]) -> None:
         timings = {p: run_continuation(model, tokenizer, p, args) for p in args.paths}
         label = f"continuation {args.responses}x{args.k}x2"
         print(" | ".join([label, *ratio_cells(timings, args.paths, bound)]), flush=True)
+    after = gemm_rate(torch.float32)
+    print(
+        f"GEMM fp32 after the workloads {after:.0f} GFLOP/s (bound above from {fp32:.0f}; "
+        f"with the better of the two: x{fp32 / max(fp32, after):.2f} on every fraction); "
+        f"load averages {os.getloadavg()}"
+    )
+    if args.profile:
+        profile(model, tokenizer, args.paths[0], args.batches[0], args, args.profile)
 
 
 if __name__ == "__main__":

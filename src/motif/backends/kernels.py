@@ -36,6 +36,10 @@ PROBE_SHAPE = (64, 576, 1536)
 # oneDNN must beat MKL by this factor at the probe shape to be used (packing costs a copy of
 # the weights per call, and small margins are within the noise of a shared machine).
 MIN_GAIN = 1.15
+# Fewer rows than this per call stay on aten: at 1 row oneDNN measured slower than MKL (19
+# against 31 GFLOP/s; the product streams the weights either way) and packing the weights,
+# 0.1-0.2 s per call, would not be paid back (the one-at-a-time loop of bench/rollout.py).
+MIN_PACKED_ROWS = 8
 # Linear layers smaller than this on either side stay as they are (LoRA's rank-r factors).
 MIN_PACKED_DIM = 32
 
@@ -145,6 +149,7 @@ def _cpu_plan() -> dict[str, Any]:
         "fp32_linear_kernel": kernel,
         "bf16_decode_auto": _amx(),
         "malloc": malloc,
+        "min_packed_rows": MIN_PACKED_ROWS,
     }
     logger.info("decode plan: %s", plan)
     print(f"motif decode plan: {describe(plan)}", file=sys.stderr, flush=True)
@@ -157,7 +162,8 @@ def decode_plan(device: torch.device | str = "cpu") -> dict[str, Any]:
     Keys (CPU): ``cpu`` (model name), ``amx``, ``threads``, ``omp_wait_policy``,
     ``gemm_gflops`` (measured at ``probe_shape_mkn``: ``aten_fp32`` = MKL, ``onednn_fp32`` =
     packed oneDNN, ``aten_bf16``), ``fp32_linear_kernel`` (``onednn_packed`` when it is at
-    least ``MIN_GAIN`` times MKL, else ``aten``) and ``bf16_decode_auto`` (what
+    least ``MIN_GAIN`` times MKL, else ``aten``; used for calls of ``min_packed_rows`` rows
+    or more) and ``bf16_decode_auto`` (what
     ``decode_dtype="auto"`` picks: bf16 only with AMX, :func:`motif.backends.fast.
     bf16_matmul_is_fast`) and ``malloc`` (what :func:`tune_malloc` did). Measured once per process (~0.1 s) and printed once; later calls
     return the same dict. Other devices: ``{"device": ..., "fp32_linear_kernel": "aten"}``.
@@ -213,14 +219,16 @@ def packed_linears(model: Any, rows: int, kernel: str | None = None) -> Iterator
     """Run ``model``'s large fp32 ``nn.Linear`` layers through packed oneDNN GEMMs in the block.
 
     ``rows``: the batch size the packing is tuned for (any row count works). ``kernel``:
-    ``"onednn_packed"`` or ``"aten"`` (do nothing); ``None`` takes the plan's choice. Yields
+    ``"onednn_packed"`` or ``"aten"`` (do nothing); ``None`` takes the plan's choice, or
+    ``"aten"`` below ``MIN_PACKED_ROWS`` rows. Yields
     the number of layers packed. Each packed weight is a copy of the live weight made on
     entry (one pass over the weights; 0.1-0.2 s for the 135M model); on exit the layers'
     own ``forward`` is back. Call under ``torch.no_grad()``: the packed product has no
     backward. Layers whose dims are below ``MIN_PACKED_DIM`` (LoRA factors) are left alone.
     """
     if kernel is None:
-        kernel = decode_plan(_device(model))["fp32_linear_kernel"]
+        small = rows < MIN_PACKED_ROWS
+        kernel = "aten" if small else decode_plan(_device(model))["fp32_linear_kernel"]
     patched: list[torch.nn.Module] = []
     try:
         if kernel == "onednn_packed":
