@@ -432,7 +432,14 @@ def evaluate_adapter(config: SftConfig, adapter: str | None) -> dict[str, Any]:
     model, tokenizer = load_model(
         args.model, adapter, args.dtype, args.device, args.trust_remote_code
     )
-    backend = TransformersBackend(model, tokenizer, max_batch_size=args.max_batch_size)
+    from motif.config import OVERFLOW_MODES
+
+    backend = TransformersBackend(
+        model,
+        tokenizer,
+        max_batch_size=args.max_batch_size,
+        overflow=OVERFLOW_MODES[args.context_overflow],
+    )
     return format_report(backend, problems, config.protocol.protocol(), sft.eval_max_new_tokens)
 
 
@@ -460,20 +467,22 @@ def _score(trajectories: list, problems: list, rounds: int, seconds: float) -> d
 
     ok = [[format_ok(r.text, final=r.round == rounds) for r in t.rounds] for t in trajectories]
     texts = [r.text for t in trajectories for r in t.rounds]
-    correct = [
-        grade_response(t.final_text, p.answer) is True
+    correct = [  # a trajectory cut by a context overflow has no final round: not correct
+        not t.cut and grade_response(t.final_text, p.answer) is True
         for t, p in zip(trajectories, problems, strict=True)
     ]
+    whole = [all(o) and not t.cut for o, t in zip(ok, trajectories, strict=True)]
     per_round = [sum(o[i] for o in ok if len(o) > i) / len(ok) for i in range(rounds)]
     return {
         "items": len(problems),
         "responses": len(texts),
-        "format_rate": sum(map(sum, ok)) / len(texts),
-        "trajectory_format_rate": sum(all(o) for o in ok) / len(ok),
+        "format_rate": sum(map(sum, ok)) / max(1, len(texts)),
+        "trajectory_format_rate": sum(whole) / len(ok),
         "format_rate_by_round": per_round,
-        "paper_strict_rate": sum(map(paper_strict_ok, texts)) / len(texts),
+        "paper_strict_rate": sum(map(paper_strict_ok, texts)) / max(1, len(texts)),
         "accuracy": sum(correct) / len(correct),
         "truncated": sum(r.truncated for t in trajectories for r in t.rounds),
+        "context_overflow_cut": sum(t.cut for t in trajectories),
         "generation_seconds": round(seconds, 1),
         "sample": trajectories[0].to_dict() if trajectories else None,
     }
