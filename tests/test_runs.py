@@ -515,3 +515,27 @@ def test_a_run_from_before_the_identity_file_resumes_on_its_settings(
     monkeypatch.setattr(fast_module, "bf16_matmul_is_fast", lambda device: False)
     assert main(["train", *base, "--resume", "--dry-run"]) == 2
     assert "settings.bf16: true -> false" in one_line_error(capsys)
+
+
+def test_a_hub_model_is_fingerprinted_once_downloaded(tmp_path, eval_set, monkeypatch):
+    """Not cached before the first load: the identity is completed after the load, so the
+    next run (now cached) matches it."""
+    import motif.identity as identity_module
+    from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+    from motif.eval.runner import EvalArgs, run_eval
+
+    cached = {"now": None}
+    monkeypatch.setattr(identity_module, "model_fingerprint", lambda name: cached["now"])
+    calls: list = []
+
+    def load(model_args):
+        cached["now"] = "sha-after-download"
+        return ReplyBackend()
+
+    args = EvalArgs(benchmark=eval_set, output_dir=str(tmp_path / "out"))
+    run = (args, ModelArgs(model="org/model"), GenerationArgs(max_new_tokens=4), ProtocolArgs())
+    run_eval(*run, backend_loader=load)
+    stored = json.loads((tmp_path / "out" / "eval_config.json").read_text())
+    assert stored["model_weights"] == "sha-after-download"
+    run_eval(*run, backend_loader=scripted_loader(calls))
+    assert calls == []  # resumed: everything already evaluated

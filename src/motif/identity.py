@@ -3,7 +3,9 @@
 A run's identity (``motif eval`` and ``motif train``) holds the model's weights, the adapter,
 the data, the protocol and the sampling and decode settings. The weights are fingerprinted
 without reading them (a checkpoint may be many GB): the names, sizes and modification times of
-the weight files, their index and the model config. Adapters are small and hashed whole.
+the weight files, their index, the model config and the tokenizer files. A hub model that is
+not in the local cache yet has no fingerprint until it is downloaded: the commands record it
+after the model loads. Adapters are small and hashed whole.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ WEIGHT_PATTERNS = (
     "*.gguf",
     "config.json",
     "generation_config.json",
+    # the tokenizer and chat template shape every prompt
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.*",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
 )
 
 

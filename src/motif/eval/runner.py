@@ -339,6 +339,9 @@ def run_eval(
         from motif.runtime import build_engine, load_backend
 
         backend = (backend_loader or load_backend)(model)
+        if identity["model_weights"] is None:  # a hub model downloaded by this load
+            identity = run_identity(args, model, gen, proto, full)
+            store.recheck(identity)
         engine = build_engine(backend, gen, proto)
         stats = evaluate(engine, problems, store, batch_size=args.batch_size, grader=grader)
     else:

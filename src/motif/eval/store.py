@@ -97,6 +97,12 @@ class ResultStore:
         for row in rows:
             self.records.setdefault(row["id"], []).append(row)
 
+    def recheck(self, config: dict) -> None:
+        """Replace the identity (e.g. once a downloaded model can be fingerprinted), checked
+        against the stored one again; nothing has been written for the old one yet."""
+        self.config = config
+        self._check_config()
+
     def groups(self, problem_ids: Iterable[str]) -> list[list[dict]]:
         """The finished problems' rows among ``problem_ids``, in that order."""
         return [self.records[i] for i in problem_ids if self.finished(i)]

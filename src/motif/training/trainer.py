@@ -188,10 +188,13 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
     """
     from datetime import datetime, timezone
 
+    from motif.identity import model_fingerprint
     from motif.training.rundir import trim_logs, write_run_files
 
     checked = checked or check_config(config)
     trainer = build_trainer(config, checked.dataset, checked.grpo_args)
+    if checked.identity["model_weights"] is None:  # a hub model downloaded by this load
+        checked.identity["model_weights"] = model_fingerprint(config.run.model)
     out = checked.output.claim()
     meta = {
         "bf16": checked.bf16[0],
