@@ -311,12 +311,19 @@ def test_prompt_longer_than_context(tokenizer):
 
 
 @pytest.mark.slow
-def test_default_model_fast_greedy_equals_generate():
+@pytest.mark.parametrize("kernel", ["aten", "onednn_packed"])
+def test_default_model_fast_greedy_equals_generate(monkeypatch, kernel):
+    import motif.backends.kernels as kernels
     from motif.models import load_model
 
+    if kernel == "onednn_packed" and not kernels._onednn_fp32_available():
+        pytest.skip("torch built without oneDNN")
+    plan = {"device": "cpu", "fp32_linear_kernel": kernel}
+    monkeypatch.setattr(kernels, "decode_plan", lambda device: plan)
     model, tokenizer = load_model(None)
     chats = [round_messages(q, 1, 3) for q in ("What is 7 + 5?", "Name a prime number.")]
     chats.append(round_messages("What is 7 + 5?", 2, 3, "7 + 5 = 12"))
-    ref, fast = both(model, tokenizer, chats, SamplingParams(max_new_tokens=32), num_samples=2)
+    # 3 x 3 = 9 rows: at least MIN_PACKED_ROWS, so the plan's kernel is the one used
+    ref, fast = both(model, tokenizer, chats, SamplingParams(max_new_tokens=32), num_samples=3)
     assert token_ids(fast) == token_ids(ref)
     assert [o.text for o in fast] == [o.text for o in ref]

@@ -17,10 +17,12 @@ PEFT), merged adapters and optimiser updates are all followed; nothing outlives 
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -44,16 +46,6 @@ MIN_PACKED_ROWS = 8
 MIN_PACKED_DIM = 32
 
 
-def _median_seconds(fn: Any, reps: int = 7) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
-
 def _onednn_fp32_available() -> bool:
     ops = getattr(torch.ops, "mkldnn", None)
     return bool(
@@ -64,21 +56,36 @@ def _onednn_fp32_available() -> bool:
     )
 
 
-def _gemm_rates(shape: tuple[int, int, int]) -> dict[str, float]:
-    """GFLOP/s at ``shape`` (M, K, N): aten fp32 (MKL), packed oneDNN fp32, aten bf16."""
+def _gemm_rates(shape: tuple[int, int, int], rounds: int = 7) -> dict[str, float]:
+    """GFLOP/s at ``shape`` (M, K, N): aten fp32 (MKL), packed oneDNN fp32, aten bf16.
+
+    The kernels take turns within each round and each rate is the median over rounds, so a
+    busy moment on shared cores hits all of them rather than deciding the comparison.
+    """
     m, k, n = shape
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(m, k, generator=gen)
     w = torch.randn(n, k, generator=gen)
-    flop = 2 * m * k * n / 1e9
-    rates = {"aten_fp32": flop / _median_seconds(lambda: torch.nn.functional.linear(x, w))}
     xb, wb = x.bfloat16(), w.bfloat16()
-    rates["aten_bf16"] = flop / _median_seconds(lambda: torch.nn.functional.linear(xb, wb))
+    runs = {
+        "aten_fp32": lambda: torch.nn.functional.linear(x, w),
+        "aten_bf16": lambda: torch.nn.functional.linear(xb, wb),
+    }
     if _onednn_fp32_available():
         packed = torch.ops.mkldnn._reorder_linear_weight(w, m)
-        run = functools.partial(torch.ops.mkldnn._linear_pointwise, x, packed, None, "none", [], "")
-        rates["onednn_fp32"] = flop / _median_seconds(run)
-    return {name: round(rate, 1) for name, rate in rates.items()}
+        runs["onednn_fp32"] = functools.partial(
+            torch.ops.mkldnn._linear_pointwise, x, packed, None, "none", [], ""
+        )
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():
+        run()  # warm-up
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    flop = 2 * m * k * n / 1e9
+    return {name: round(flop / statistics.median(t), 1) for name, t in times.items()}
 
 
 def _cpu_name() -> str:
@@ -132,6 +139,12 @@ def tune_malloc() -> str:
     return f"glibc mmap_threshold={MMAP_THRESHOLD} trim_threshold={TRIM_THRESHOLD}"
 
 
+def _bf16_auto() -> bool:
+    from motif.backends.fast import bf16_matmul_is_fast  # fast imports this module
+
+    return bf16_matmul_is_fast(torch.device("cpu"))
+
+
 @functools.cache
 def _cpu_plan() -> dict[str, Any]:
     malloc = tune_malloc() if sys.platform.startswith("linux") else "unchanged (not Linux)"
@@ -147,7 +160,7 @@ def _cpu_plan() -> dict[str, Any]:
         "probe_shape_mkn": list(PROBE_SHAPE),
         "gemm_gflops": rates,
         "fp32_linear_kernel": kernel,
-        "bf16_decode_auto": _amx(),
+        "bf16_decode_auto": _bf16_auto(),
         "malloc": malloc,
         "min_packed_rows": MIN_PACKED_ROWS,
     }
@@ -163,15 +176,16 @@ def decode_plan(device: torch.device | str = "cpu") -> dict[str, Any]:
     ``gemm_gflops`` (measured at ``probe_shape_mkn``: ``aten_fp32`` = MKL, ``onednn_fp32`` =
     packed oneDNN, ``aten_bf16``), ``fp32_linear_kernel`` (``onednn_packed`` when it is at
     least ``MIN_GAIN`` times MKL, else ``aten``; used for calls of ``min_packed_rows`` rows
-    or more) and ``bf16_decode_auto`` (what
-    ``decode_dtype="auto"`` picks: bf16 only with AMX, :func:`motif.backends.fast.
-    bf16_matmul_is_fast`) and ``malloc`` (what :func:`tune_malloc` did). Measured once per process (~0.1 s) and printed once; later calls
-    return the same dict. Other devices: ``{"device": ..., "fp32_linear_kernel": "aten"}``.
+    or more), ``bf16_decode_auto`` (what ``decode_dtype="auto"`` picks:
+    :func:`motif.backends.fast.bf16_matmul_is_fast`, bf16 only with AMX) and ``malloc``
+    (what :func:`tune_malloc` did). Measured once per process (~0.1 s) and printed once to
+    stderr; later calls return the same values. Other devices: ``{"device": ...,
+    "fp32_linear_kernel": "aten"}``.
     """
     device = torch.device(device)
     if device.type != "cpu":
         return {"device": str(device), "fp32_linear_kernel": "aten"}
-    return dict(_cpu_plan())
+    return copy.deepcopy(_cpu_plan())
 
 
 def describe(plan: dict[str, Any]) -> str:
