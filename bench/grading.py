@@ -5,8 +5,9 @@ golds (right answers in other notations, wrong answers, responses without a box)
 the main thread (signal timer; golds not yet parsed, then again with their parses cached, as
 in training where each gold serves many completions) and from a background thread (the
 worker process, its own cache cold), as TRL's async rewards would call it. "off-label"
-counts verdicts that differ from how the case was built. Coverage: for MATH500, AIME24, AMC23 and GSM8K test, how many
-golds parse, and how many are graded correct against themselves in a ``\\boxed{}``.
+counts verdicts that differ from how the case was built. Coverage: for MATH500, AIME24, AMC23
+and GSM8K test, how many golds parse, how many of those parse as math (not only as a raw
+string), and how many are graded correct against themselves in a ``\\boxed{}``.
 
     .venv/bin/python bench/grading.py [--data-dir ../shared/data] [--n 1000] [--seed 0]
 """
@@ -22,6 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from motif import grading
 from motif.grading import GradeStats, gold_parses, grade, grade_text, normalize_gold
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,17 +109,26 @@ def run_in_thread(cases: list[Case], timeout_s: float) -> tuple[float, GradeStat
     return box["result"]
 
 
+def parses_as_math(gold: str) -> bool:
+    """Whether the gold parses to a math object, not only to math-verify's raw-string fallback
+    (against which nothing but the same string could ever grade)."""
+    return any(not isinstance(p, str) for p in grading._parse_gold(gold))
+
+
 def coverage(golds: dict[str, list], timeout_s: float) -> None:
-    print(f"{'data set':<14}{'golds':>7}{'parsed':>8}{'self-correct':>14}{'seconds':>9}")
+    print(
+        f"{'data set':<14}{'golds':>7}{'parsed':>8}{'as math':>9}{'self-correct':>14}{'seconds':>9}"
+    )
     for stem, gs in golds.items():
         start = time.perf_counter()
         parsed = sum(gold_parses(g, timeout_s=timeout_s) for g in gs)
+        as_math = sum(parses_as_math(normalize_gold(g, SETS[stem][1])) for g in gs)
         selfs = Counter(
             grade(f"\\boxed{{{normalize_gold(g, SETS[stem][1])}}}", g, timeout_s=timeout_s).reason
             for g in gs
         )
         seconds = time.perf_counter() - start
-        print(f"{stem:<14}{len(gs):>7}{parsed:>8}{selfs['correct']:>14}{seconds:>9.1f}")
+        print(f"{stem:<14}{len(gs):>7}{parsed:>8}{as_math:>9}{selfs['correct']:>14}{seconds:>9.1f}")
         if selfs["correct"] != len(gs):
             print(f"  not self-correct: {dict(selfs)}")
 

@@ -22,6 +22,7 @@ from motif.protocol import (
     extract_final_answer,
     extract_summary,
     final_answer_boxes,
+    final_answer_text,
     parse_answer,
     parse_boxed,
 )
@@ -236,3 +237,20 @@ def test_parsers_off_the_main_thread() -> None:
     thread.join(timeout=30)
     assert not thread.is_alive() and not errors
     assert time.monotonic() - start < 3.0
+
+
+@pytest.mark.parametrize(
+    ("text", "gold"),
+    [
+        (r"<answer>\boxed{1} and \boxed{-2}</answer>", "1,-2"),
+        (r"<reasoning>\boxed{9}</reasoning><answer>\boxed{3}, \boxed{5}</answer>", "5"),
+        (r"<answer>so</answer> \boxed{1}, \boxed{-2}", "1,-2"),
+        (r"<answer>\boxed{}</answer>", "5"),
+    ],
+)
+def test_final_answer_text_grades_like_the_response(text: str, gold: str) -> None:
+    from motif.grading import is_correct
+
+    region = final_answer_text(text, fallback="response")
+    by_text = grade_text(text, gold, fallback="response").correct
+    assert (is_correct(region, gold) if region is not None else False) is by_text

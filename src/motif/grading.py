@@ -1,9 +1,15 @@
 """The correctness oracle: is a predicted answer mathematically equal to the gold answer?
 
-Built on ``math-verify``. Each side is reduced to one expression first (the last complete
-``\\boxed{}`` when there is a box, a GSM8K gold's text after ``####``), wrapped in ``$...$``
-(math-verify misreads bare ``[1,3)`` or ``(x+1)^2``), parsed, then compared with
-``verify(gold, prediction)``: gold first, since the comparison is asymmetric.
+Built on ``math-verify``. Each side is reduced to one expression first (the last box when
+there is a box, see :func:`motif.protocol.boxed_answers`; a GSM8K gold's text after
+``####``), rewritten so that it reads as its TeX does (:func:`faithful_latex`: digit groups,
+brace-less arguments, the imaginary unit; None when it cannot be read faithfully), wrapped in
+``$...$`` (math-verify misreads bare ``[1,3)`` or ``(x+1)^2``), parsed as one whole LaTeX
+expression, then compared with ``verify(gold, prediction, allow_set_relation_comp=True)``:
+gold first, since the comparison is asymmetric; the set/relation option makes a
+one-variable inequality equal its interval on either side. Numbers must also be relatively
+close (:data:`REL_TOL`). A gold holding several values (``1,-2``) answered with one box per
+value is graded against all the boxes. Rules and sources: ``docs/grading.md``.
 
 Outcomes (see :class:`Grade`): ``True``/``False``, or ``None`` for "cannot grade": the gold
 or the prediction does not parse, an input is too long, or the time bound ran out. A
@@ -212,8 +218,9 @@ def grade(prediction: str | None, gold: GoldLike, *, timeout_s: float = DEFAULT_
     """Grade a predicted answer against a gold answer, within ``timeout_s`` seconds.
 
     ``prediction`` may be a bare answer (``"1,234"``, ``"$18.90"``, ``"\\frac{1}{2}"``) or
-    text holding ``\\boxed{}``, in which case the last complete box is graded. None means
-    the caller found no answer (``False``, reason ``no_answer``).
+    text holding boxes, in which case its last box is graded (all its boxes for a
+    multi-value gold); an empty or unclosed last box is no answer. None means the caller
+    found no answer (``False``, reason ``no_answer``).
     """
     _check_str("prediction", prediction, optional=True)
     _check_timeout(timeout_s)
@@ -243,9 +250,11 @@ def grade_text(
 ) -> Grade:
     """Grade a whole (last-round) response: extract its final answer, then grade it.
 
-    The final answer is the last ``\\boxed{}`` inside the last ``<answer>...</answer>``
-    (:func:`motif.protocol.extract_final_answer`). ``fallback="response"`` also accepts the
-    last box anywhere in the response. No answer gives ``False`` (reason ``no_answer``).
+    The final answer is the last box of the final ``<answer>`` block
+    (:func:`motif.protocol.final_answer_boxes`: tags read as a structure; an empty or
+    unclosed last box is no answer); all its boxes for a multi-value gold.
+    ``fallback="response"`` also accepts the boxes of the whole response. No answer gives
+    ``False`` (reason ``no_answer``).
     """
     _check_str("text", text)
     _check_timeout(timeout_s)

@@ -8,8 +8,14 @@ What is carried from round ``i`` into round ``i + 1`` (the *summary*):
 * ``paper`` rule (default): ``text.split("<answer>")[-1].split("</answer>")[0].strip()``.
   A response without tags is therefore carried forward whole (stripped); an unclosed
   ``<answer>`` carries everything after it.
-* ``strict`` rule: the content of the last complete ``<answer>...</answer>`` pair, or the
-  empty string when there is none (the model gets no credit for untagged text).
+* ``strict`` rule: the content of the final ``<answer>`` block read as a structure
+  (:func:`answer_span`), or the empty string when there is none (the model gets no credit
+  for untagged text).
+
+One rule reads answers everywhere outside the ``paper`` preset: :func:`answer_span` finds
+the final ``<answer>`` block, :func:`boxed_answers` its boxes; :func:`final_answer_boxes` and
+:func:`extract_final_answer` combine them for final answers, rewards, evaluation and early
+stop.
 """
 
 from __future__ import annotations
@@ -353,21 +359,34 @@ def parse_boxed(text: str) -> str | None:
     return boxes[-1] if boxes else None
 
 
-def final_answer_boxes(text: str, fallback: Literal["none", "response"] = "none") -> list[str]:
-    """The boxes of a response's final answer: the one rule for answers.
+def final_answer_text(text: str, fallback: Literal["none", "response"] = "none") -> str | None:
+    """The part of a response whose boxes make its final answer, or None.
 
-    :func:`boxed_answers` of the final ``<answer>`` block (:func:`answer_span`); with
-    ``fallback="response"``, when that gives nothing, of the whole response. ``[]`` when
-    there is no final answer. Summaries (``strict``), final answers, rewards, evaluation
-    and early stop all read answers through this function and :func:`answer_span`.
+    The final ``<answer>`` block's content (:func:`answer_span`) when it holds a boxed
+    answer (:func:`boxed_answers`); with ``fallback="response"``, else the whole response
+    when it holds one. Grading this text (``motif.grading.is_correct``) applies the same
+    box rules as grading the response (``motif.grading.grade_text``).
     """
     if fallback not in ("none", "response"):
         raise ValueError(f"unknown fallback {fallback!r}; use 'none' or 'response'")
     answer = parse_answer(text)
-    boxes = boxed_answers(answer) if answer is not None else []
-    if not boxes and fallback == "response":
-        boxes = boxed_answers(text)
-    return boxes
+    if answer is not None and boxed_answers(answer):
+        return answer
+    if fallback == "response" and boxed_answers(text):
+        return text
+    return None
+
+
+def final_answer_boxes(text: str, fallback: Literal["none", "response"] = "none") -> list[str]:
+    """The boxes of a response's final answer: the one rule for answers.
+
+    :func:`boxed_answers` of :func:`final_answer_text`; ``[]`` when there is no final answer.
+    Summaries (``strict``), final answers, rewards, evaluation and early stop all read
+    answers through this rule (:func:`answer_span` for the tags, :func:`boxed_answers` for
+    the boxes).
+    """
+    region = final_answer_text(text, fallback)
+    return boxed_answers(region) if region is not None else []
 
 
 def extract_final_answer(text: str, fallback: Literal["none", "response"] = "none") -> str | None:
