@@ -90,6 +90,8 @@ _IMAGINARY = re.compile(
 )
 # Commands whose brace-less arguments we read as TeX does (one token each).
 _ARG_COMMAND = re.compile(r"\\(?:[dtc]?frac|sqrt)(?![A-Za-z])|\\log_")
+_OPEN_INDEX = re.compile(r"\s*\[")
+_BACKSLASH_OR_CLOSE = re.compile(r"[\\}]")
 _ARG_TOKEN = re.compile(r"\s*(\{|\\[A-Za-z]+|[A-Za-z0-9])")
 _PAREN_POWER = re.compile(r"\^\s*\(|(?<![\\A-Za-z])sqrt\s*\(")
 
@@ -437,22 +439,18 @@ def _brace_arguments(text: str) -> str | None:
         command = _ARG_COMMAND.match(text, i) if text[i] == "\\" else None
         if command:
             out.append(command.group())
-            i = _optional_index(text, command.end(), out) if "sqrt" in command.group() else i
-            i = _arguments(
-                text,
-                max(i, command.end()),
-                2 if "frac" in command.group() else 1,
-                pairs,
-                out,
-                after,
-            )
+            i = command.end()
+            if "sqrt" in command.group():
+                i = _optional_index(text, i, out)
+            due = 2 if "frac" in command.group() else 1
+            i = _arguments(text, i, due, pairs, out, after) if i >= 0 else i
         elif text[i] == "}" and i in after:
             out.append("}")
             i = _arguments(text, i + 1, after.pop(i), pairs, out, after)
-        else:
-            step = 2 if text[i] == "\\" else 1
-            out.append(text[i : i + step])
-            i += step
+        else:  # copy up to the next backslash or closing brace
+            stop = _BACKSLASH_OR_CLOSE.search(text, i + 2 if text[i] == "\\" else i + 1)
+            out.append(text[i : stop.start() if stop else len(text)])
+            i = stop.start() if stop else len(text)
         if i < 0:
             return None
     return "".join(out)
@@ -460,10 +458,10 @@ def _brace_arguments(text: str) -> str | None:
 
 def _optional_index(text: str, i: int, out: list[str]) -> int:
     """Copy ``\\sqrt``'s ``[n]``, if any; the position after it (-1 if never closed)."""
-    j = len(text) - len(text[i:].lstrip())
-    if not text.startswith("[", j):
+    opening = _OPEN_INDEX.match(text, i)
+    if opening is None:
         return i
-    close = text.find("]", j)
+    close = text.find("]", opening.end())
     if close < 0:
         return -1
     out.append(text[i : close + 1])
@@ -495,21 +493,22 @@ def _arguments(
 
 def _brace_parentheses(text: str) -> str:
     """``2^(n+1)`` -> ``2^{(n+1)}``, ``sqrt(2)`` -> ``\\sqrt{(2)}`` (balanced parentheses)."""
+    if "(" not in text:
+        return text
+    pairs, stack = {}, []
+    for j, ch in enumerate(text):
+        if ch == "(":
+            stack.append(j)
+        elif ch == ")" and stack:
+            pairs[stack.pop()] = j
     pos, out = 0, []
     for match in _PAREN_POWER.finditer(text):
-        if match.start() < pos:
-            continue
-        depth, j = 0, match.end() - 1
-        while j < len(text):
-            depth += {"(": 1, ")": -1}.get(text[j], 0)
-            if depth == 0:
-                break
-            j += 1
-        if depth:
-            continue  # unbalanced: left for math-verify to refuse
+        close = pairs.get(match.end() - 1)
+        if match.start() < pos or close is None:
+            continue  # inside one already braced, or unbalanced: left for math-verify to refuse
         head = "^" if match.group().startswith("^") else "\\sqrt"
-        out.append(text[pos : match.start()] + head + "{" + text[match.end() - 1 : j + 1] + "}")
-        pos = j + 1
+        out.append(text[pos : match.start()] + head + "{" + text[match.end() - 1 : close + 1] + "}")
+        pos = close + 1
     return "".join(out) + text[pos:]
 
 
