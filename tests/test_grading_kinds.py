@@ -98,6 +98,8 @@ ANSWER_TABLE = [
     ("digits", r"1\,000.5", "1000.5", True),
     ("digits", r"3.141\,592", "3.141592", True),
     ("digits", r"12\,34", "1234", None),  # not a grouping: ambiguous
+    ("digits", "1 000 dollars", "1000", True),
+    ("digits", r"1\,000\text{ cm}", "1000", True),
     # 6. a one-variable inequality equals its interval, on either side
     ("inequality", r"\boxed{m \geq \sqrt{2}}", r"[\sqrt{2}, \infty)", True),
     ("inequality", "x < 3", r"(-\infty, 3)", True),

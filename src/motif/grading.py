@@ -380,7 +380,7 @@ def _answer_core(text: str) -> str | None:
     core = parse_boxed(text) if _BOX.search(text) else text
     if core is None:
         return None
-    core = core.strip()
+    core = _ungroup_digits(core.strip())
     unit = _NUMBER_AND_WORDS.fullmatch(core)
     return unit.group(1) if unit else core
 
@@ -416,13 +416,17 @@ def faithful_latex(core: str) -> str | None:
 
     Linear in ``len(core)`` apart from the parenthesis matching of the last rule.
     """
-    text = _INT_GROUPS.sub(_drop_separators, core)
-    text = _FRACTION_GROUPS.sub(_drop_separators, text)
+    text = _ungroup_digits(core)
     if _SPACED_DIGITS.search(text):
         return None
     text = _IMAGINARY.sub("{i}", text)
     text = _brace_arguments(text)
     return None if text is None else _brace_parentheses(text)
+
+
+def _ungroup_digits(text: str) -> str:
+    """Digit groups without their separators (``1\\,000.000\\,5`` -> ``1000.0005``)."""
+    return _FRACTION_GROUPS.sub(_drop_separators, _INT_GROUPS.sub(_drop_separators, text))
 
 
 def _drop_separators(match: re.Match[str]) -> str:
