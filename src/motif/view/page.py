@@ -1,0 +1,232 @@
+"""The viewer page: the runs' rows as compact JSON inside one self-contained HTML file.
+
+The page is rendered by Jinja2 with autoescaping on. The data travels in a
+``<script type="application/json">`` block: ``json.dumps`` output with ``<``, ``>``, ``&``,
+U+2028 and U+2029 written as ``\\uXXXX`` escapes, so no row text can close the block or be
+read as markup; the page's script (``templates/view.js``, no dependencies) parses it and
+puts every row text into the page with ``textContent``, never as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from motif.errors import ConfigError
+from motif.view.load import ViewRun, load_view_run
+
+# json.dumps output -> text that is inert inside <script> (and valid JSON: the same string).
+_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+MAX_SKIPPED_LISTED = 20
+_SENTINEL = "\x00motif-state\x00"
+
+
+def check_comparable(runs: Sequence[ViewRun]) -> None:
+    """Two runs must be of the same benchmark and problem set; raises :class:`ConfigError`."""
+    first = runs[0]
+    for other in runs[1:]:
+        a, b = first.config.get("data", {}), other.config.get("data", {})
+        if a.get("benchmark") != b.get("benchmark") or a.get("split") != b.get("split"):
+            raise ConfigError(
+                f"{first.path} ({first.benchmark}) and {other.path} ({other.benchmark}) are runs "
+                "of different benchmarks; compare runs of one benchmark"
+            )
+        if a.get("fingerprint") and b.get("fingerprint") and a["fingerprint"] != b["fingerprint"]:
+            raise ConfigError(
+                f"{first.path} and {other.path} ran different problem sets of {first.benchmark} "
+                "(data.fingerprint differs); compare runs of one problem set"
+            )
+
+
+def _labels(runs: Sequence[ViewRun]) -> list[str]:
+    labels = [run.label for run in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{run.label} [{run.path.name}]" for run in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} ({'AB'[i]})" for i, label in enumerate(labels)]
+    return labels
+
+
+def build_data(runs: Sequence[ViewRun], title: str | None = None) -> dict:
+    """The page's data: ``runs`` (label, counts, skipped lines) and ``problems``.
+
+    A problem is ``{id, q, gold, s: [samples per run or null], f: [flags per run or null]}``;
+    a sample ``{s, v, a, stop, r: [rounds]}`` with ``v`` = correct (true / false / null =
+    ungraded); a round ``{t, a, v, pt, ct, cut, hs, st, pre, post}``: text, answer, grade,
+    prompt and completion tokens, cut by the budget, the state it hands over (``hs``) and
+    where it starts in ``t`` (``st``, -1 when not found), and for rounds after the first the
+    prompt around the previous round's state (``pre``/``post``; the question precedes ``pre``).
+    """
+    check_comparable(runs)
+    problems: dict[str, dict] = {}
+    for index, run in enumerate(runs):
+        for row in run.rows:
+            key = str(row["id"])
+            entry = problems.setdefault(
+                key,
+                {
+                    "id": key,
+                    "q": str(row.get("question") or ""),
+                    "gold": _text(row.get("gold")),
+                    "s": [None] * len(runs),
+                    "f": [None] * len(runs),
+                },
+            )
+            entry["s"][index] = (entry["s"][index] or []) + [_sample(row, run)]
+    for entry in problems.values():
+        for index, samples in enumerate(entry["s"]):
+            if samples:
+                samples.sort(key=lambda s: (str(type(s["s"])), s["s"]))
+                entry["f"][index] = _flags(samples)
+    return {
+        "title": title or " vs ".join(_labels(runs)),
+        "runs": [_run_info(run, label) for run, label in zip(runs, _labels(runs), strict=True)],
+        "problems": list(problems.values()),
+    }
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _run_info(run: ViewRun, label: str) -> dict:
+    graded = [row["correct"] for row in run.rows]
+    return {
+        "label": label,
+        "dir": str(run.path),
+        "benchmark": run.benchmark,
+        "rounds": run.rounds,
+        "rows": len(run.rows),
+        "correct": sum(v is True for v in graded),
+        "ungraded": sum(v is None for v in graded),
+        "skipped": len(run.skipped),
+        "skipped_lines": [f"line {n}: {why}" for n, why in run.skipped[:MAX_SKIPPED_LISTED]],
+    }
+
+
+def _sample(row: dict, run: ViewRun) -> dict:
+    question = str(row.get("question") or "")
+    rounds, previous = [], None
+    for position, rec in enumerate(row["rounds"], start=1):
+        out = _round(rec, run.summary_rule)
+        if previous is not None:
+            out["pre"], out["post"] = _prompt_around_state(question, position, run.rounds)
+        rounds.append(out)
+        previous = out
+    return {
+        "s": row["sample"],
+        "v": row["correct"],
+        "a": _text(row.get("answer")),
+        "stop": bool(row.get("stopped_early")),
+        "r": rounds,
+    }
+
+
+def _round(rec: dict, rule: str) -> dict:
+    from motif.protocol import extract_summary
+
+    text = rec["text"]
+    state = rec.get("summary")
+    if not isinstance(state, str):
+        state = extract_summary(text, rule if rule in ("paper", "strict") else "paper")
+    return {
+        "t": text,
+        "a": _text(rec.get("answer")),
+        "v": rec.get("correct"),
+        "pt": rec.get("prompt_tokens"),
+        "ct": rec.get("completion_tokens"),
+        "cut": bool(rec.get("truncated")),
+        "hs": state,
+        "st": _state_start(text, state),
+    }
+
+
+def _state_start(text: str, state: str) -> int:
+    """Where the carried state starts in the round's text (after the last ``<answer>``), or -1."""
+    if not state:
+        return -1
+    base = text.rfind("<answer>")
+    found = text.find(state, max(base, 0))
+    return found if found >= 0 else text.rfind(state)
+
+
+def _prompt_around_state(question: str, position: int, rounds: int) -> tuple[str, str]:
+    """Round ``position``'s user message around the carried state, question prefix removed."""
+    from motif.protocol import user_message
+
+    rounds = max(rounds, position)
+    pre, _, post = user_message(question, position, rounds, _SENTINEL).partition(_SENTINEL)
+    return pre.removeprefix(question), post
+
+
+def _flags(samples: list[dict]) -> dict:
+    """Per problem and run: counts of correct / wrong / ungraded samples, rounds r where some
+    sample was fixed (wrong at r-1, right at r) or broken, and whether any round was cut."""
+    fixed, broken = set(), set()
+    for sample in samples:
+        grades = [r["v"] for r in sample["r"]]
+        for r in range(1, len(grades)):
+            if grades[r - 1] is not True and grades[r] is True:
+                fixed.add(r + 1)
+            if grades[r - 1] is True and grades[r] is not True:
+                broken.add(r + 1)
+    return {
+        "n": len(samples),
+        "c": sum(s["v"] is True for s in samples),
+        "w": sum(s["v"] is False for s in samples),
+        "u": sum(s["v"] is None for s in samples),
+        "fx": sorted(fixed),
+        "br": sorted(broken),
+        "cut": any(r["cut"] for s in samples for r in s["r"]),
+    }
+
+
+def embed_json(data: object) -> str:
+    """``json.dumps`` with ``< > &`` U+2028 U+2029 escaped: safe inside a ``<script>`` block."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in _JSON_ESCAPES.items():
+        text = text.replace(char, escape)
+    return text
+
+
+def render_page(data: dict) -> str:
+    """The HTML page (template ``templates/view.html.j2``; autoescape on)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+    from markupsafe import Markup
+
+    env = Environment(
+        loader=PackageLoader("motif.view", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    template = env.get_template("view.html.j2")
+    # embed_json leaves no '<', '>' or '&': the block cannot be closed from inside.
+    return template.render(data=data, data_json=Markup(embed_json(data)))
+
+
+def write_page(
+    run_dirs: Sequence[str | Path], output: str | Path, title: str | None = None
+) -> tuple[Path, dict]:
+    """Read 1-2 eval runs and write the page to ``output`` (``.html``); returns (path, data).
+
+    Raises :class:`ConfigError` before writing anything for a bad directory, two runs of
+    different benchmarks, or an output that is not an ``.html`` file.
+    """
+    if not 1 <= len(run_dirs) <= 2:
+        raise ConfigError(f"pass one or two eval run directories; got {len(run_dirs)}")
+    out = Path(output)
+    if out.suffix.lower() not in (".html", ".htm") or out.is_dir():
+        raise ConfigError(f"--output {output} must be an .html file")
+    data = build_data([load_view_run(d) for d in run_dirs], title)
+    html = render_page(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out, data
