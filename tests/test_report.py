@@ -111,3 +111,72 @@ def test_metric_key_prefers_segments():
     rows = [{"rewards/future_accuracy_reward/mean": 1.0, "rewards/accuracy/mean": 0.5}]
     assert metric_key(rows, "future_accuracy") == "rewards/future_accuracy_reward/mean"
     assert metric_key(rows, "reward") is None
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def test_ema_is_tensorboards_debiased_smoothing():
+    from motif.report import ema
+
+    assert ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # no pull towards 0
+    # s1 = 0.5*2 / (1 - 0.5) = 2; s2 = (0.5*1 + 0.5*4) / (1 - 0.25) = 10/3
+    assert ema([2.0, 4.0], 0.5) == pytest.approx([2.0, 10 / 3])
+    assert ema([3.0, 1.0], 0.0) == [3.0, 1.0]
+    with pytest.raises(MotifError, match="smoothing must be in"):
+        ema([1.0], 1.0)
+
+
+@pytest.mark.parametrize(
+    ("label", "method"),
+    [("grpo-s1", "grpo"), ("motif_seed2", "motif"), ("motif-s-3", "motif"), ("run", "run")],
+)
+def test_method_of(label, method):
+    from motif.report import method_of
+
+    assert method_of(label) == method
+
+
+def train_dir(root: Path, name: str, rows: list[dict], config: str | None = None) -> Path:
+    run = root / name
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    if config is not None:
+        (run / "motif_config.yaml").write_text(config)
+    return run
+
+
+def test_curves_pool_seeds_and_x_axes(tmp_path):
+    from motif.report import TrainRun, read_training_metrics, training_curves
+
+    config = "prompts_per_device: 2\nnum_generations: 8\ngradient_accumulation_steps: 2\n"
+    for seed, scale in ((1, 1.0), (2, 3.0)):
+        rows = [{"step": s, "reward": scale * s, "step_seconds": 30.0 * seed} for s in (1, 2, 3)]
+        rows.insert(1, {"step": 2, "reward": 99.0})  # superseded by the resumed run's record
+        train_dir(tmp_path, f"grpo-s{seed}", rows, config)
+    train_dir(tmp_path, "motif", [{"step": 1, "reward": 1.0, "step_time": 60.0}], config)
+    trains = [
+        TrainRun(p, read_training_metrics(p / "metrics.jsonl")) for p in sorted(tmp_path.iterdir())
+    ]
+    grpo, motif = training_curves(trains, "reward", "step", smoothing=0.0)
+    assert grpo.label == "grpo (mean of 2 seeds, min-max band)" and grpo.x == [1, 2, 3]
+    assert grpo.smooth == [2.0, 4.0, 6.0] and grpo.low == [1.0, 2.0, 3.0]
+    assert grpo.high == [3.0, 6.0, 9.0] and motif.low is None and motif.raw == [1.0]
+    grpo, _ = training_curves(trains, "reward", "samples", smoothing=0.0)
+    assert grpo.x == [32, 64, 96]  # 2 prompts x 8 generations x 2 accumulation steps
+    grpo, motif = training_curves(trains, "reward", "wall-clock", smoothing=0.0)
+    assert grpo.x == [0.75, 1.5, 2.25] and motif.x == [1.0]  # minutes, mean over seeds
+    (tmp_path / "motif" / "motif_config.yaml").unlink()
+    with pytest.raises(MotifError, match="motif: samples per step need"):
+        training_curves(trains, "reward", "samples")
+
+
+def test_report_x_axis_and_smoothing_options(tmp_path):
+    run = train_dir(tmp_path, "grpo", [{"step": 1, "reward": 1.0}])
+    with pytest.raises(MotifError, match="--x-axis must be one of step, samples, wall-clock"):
+        write_report([run], tmp_path / "r.md", x_axis="time")
+    with pytest.raises(MotifError, match="logs no step_seconds or step_time"):
+        write_report([run], tmp_path / "r.md", x_axis="wall-clock")
+    with pytest.raises(MotifError, match="smoothing must be in"):
+        write_report([run], tmp_path / "r.md", smoothing=-0.1)
+    assert not (tmp_path / "r.md").exists()
