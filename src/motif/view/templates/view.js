@@ -66,7 +66,10 @@
     shown.forEach(function (i) {
       var p = PROBS[i], li = el("li");
       li.dataset.i = i;
-      p.f.forEach(function (f) { li.appendChild(runBadge(f)); });
+      p.f.forEach(function (f, ri) {
+        var b = li.appendChild(runBadge(f));
+        b.title = AB[ri] + ": " + (f ? f.c + " of " + f.n + " correct" : "not in this run");
+      });
       if (p.f.some(function (f) { return f && f.cut; })) li.appendChild(el("span", "badge cutb", "cut"));
       li.appendChild(el("span", "pid", p.id));
       li.appendChild(document.createTextNode(p.q.length > 110 ? p.q.slice(0, 110) + "…" : p.q));
