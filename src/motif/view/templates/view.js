@@ -15,6 +15,7 @@
     return e;
   }
   function verdict(v) { return v === true ? "correct" : v === false ? "wrong" : "ungraded"; }
+  function num(x) { return x === null || x === undefined ? "?" : x; }
   function badge(v, text) { return el("span", "badge " + verdict(v), text); }
 
   PROBS.forEach(function (p) { p.hay = (p.id + "\n" + p.q).toLowerCase(); });
@@ -97,7 +98,7 @@
     if (rd.cut) h.appendChild(el("span", "badge cutb", "cut"));
     col.appendChild(h);
     col.appendChild(el("div", "lab", "answer: " + (rd.a === null ? "(none)" : rd.a) +
-      " · tokens " + rd.pt + " in, " + rd.ct + " out"));
+      " · tokens " + num(rd.pt) + " in, " + num(rd.ct) + " out"));
     if (prev) {
       col.appendChild(el("div", "lab", "prompt (after the question)"));
       var p = el("pre");
