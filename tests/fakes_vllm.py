@@ -49,6 +49,7 @@ call is recorded in ``LLM.calls``; every engine in :data:`ENGINES`.
 
 from __future__ import annotations
 
+import importlib.machinery
 import itertools
 import json
 import sys
@@ -576,6 +577,8 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     root = types.ModuleType("vllm")
     root.__version__ = VERSION
     root.__path__ = []  # a package, so "vllm.lora.request" imports resolve
+    # importlib.util.find_spec("vllm") (transformers' and TRL's availability checks) reads it
+    root.__spec__ = importlib.machinery.ModuleSpec("vllm", None, is_package=True)
     members = {
         "LLM": LLM,
         "SamplingParams": SamplingParams,
@@ -600,6 +603,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, "vllm", root)
     for name, attrs in subs.items():
         module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=name == "vllm.lora")
         module.__dict__.update(attrs)
         monkeypatch.setitem(sys.modules, name, module)
         parent, _, child = name.rpartition(".")
