@@ -7,6 +7,7 @@ so greedy records must agree token for token between the two backends.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ import pytest
 
 import fakes_vllm
 from motif.backends.base import SamplingParams
+from motif.backends.hf import ContextOverflow
 from motif.backends.vllm import VLLMBackend, load_vllm_backend
 from motif.backends.vllm_options import (
     VllmArgs,
@@ -221,11 +223,68 @@ def test_max_model_len_checks(tiny_checkpoint, tokenizer, fake_vllm):
     with pytest.raises(ConfigError, match="--max-model-len 2048"):
         load_vllm_backend(str(tiny_checkpoint), None, VllmArgs(), budget=2048)
     assert fakes_vllm.ENGINES == []
-    # a real prompt plus the budget: refused before vLLM sees it
+    # a real prompt plus the budget: refused before vLLM sees it (overflow="error")
     backend = load_vllm_backend(str(tiny_checkpoint), None, VllmArgs(max_model_len=64))
-    with pytest.raises(ConfigError, match=r"^prompt 0: --max-model-len 64 cannot hold a prompt"):
+    with pytest.raises(ContextOverflow, match=r"^prompt 0 has \d+ tokens; .* max_model_len of 64"):
         _engine(backend, tokens=32).run(["A long question " * 5])
     assert fakes_vllm.ENGINES[0].calls == []
+
+
+@pytest.fixture(scope="module")
+def short_context(tmp_path_factory, tokenizer):
+    """A tiny checkpoint whose context (250 tokens) holds round 1 but not round 2 + budget."""
+    from conftest import build_tiny_model
+
+    model = build_tiny_model(tokenizer)
+    model.config.max_position_embeddings = 250
+    path = tmp_path_factory.mktemp("short-ctx")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _short_hf(short_context, overflow):
+    from motif.backends.hf import TransformersBackend
+    from motif.models import load_model
+
+    model, tokenizer = load_model(str(short_context), dtype="float32", device="cpu")
+    return TransformersBackend(
+        model, tokenizer, overflow=overflow, decode="generate", decode_dtype="model"
+    )
+
+
+def test_context_overflow_skip_matches_the_transformers_backend(short_context, fake_vllm):
+    vllm = load_vllm_backend(str(short_context), None, VllmArgs(), overflow="skip")
+    got = _records(_engine(vllm, rounds=3, tokens=16).run(QUESTIONS))
+    assert got == _records(
+        _engine(_short_hf(short_context, "skip"), rounds=3, tokens=16).run(QUESTIONS)
+    )
+    # round 3's prompt (the final-round instruction) plus 16 tokens exceeds 250: cut there
+    assert all(t["cut_round"] == 3 and len(t["rounds"]) == 2 for t in got)
+    assert len(fakes_vllm.ENGINES[0].calls) == 2  # round 3 never reached vLLM
+
+
+def test_context_overflow_error_and_truncate(short_context, tokenizer, tmp_path, fake_vllm):
+    # the random model carries an empty summary: nothing to cut, both backends refuse
+    vllm = load_vllm_backend(str(short_context), None, VllmArgs(), overflow="truncate_left")
+    for backend in (vllm, _short_hf(short_context, "truncate_left")):
+        with pytest.raises(ContextOverflow, match="prompt 0 has 242 tokens"):
+            _engine(backend, rounds=3, tokens=16).run(QUESTIONS[:1])
+    # a scripted model with a 270-token context: round 2's prompt (227 tokens + a 24-token
+    # summary) plus 24 new tokens overflows; the summary is cut from the left to fit 246
+    scripted = tmp_path / "scripted"
+    shutil.copytree(short_context, scripted)
+    config = json.loads((scripted / "config.json").read_text())
+    (scripted / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 270}))
+    words = tokenizer("<answer>" + " seven" * 40, add_special_tokens=False)["input_ids"]
+    fakes_vllm.SCRIPTS[str(scripted)] = lambda ids, sample, seed: words
+    backend = load_vllm_backend(str(scripted), None, VllmArgs(), overflow="truncate_left")
+    (traj,) = _engine(backend, rounds=3, tokens=24).run(QUESTIONS[:1])
+    assert len(traj.rounds) == 3 and traj.cut_round is None
+    for call, record in zip(fakes_vllm.ENGINES[-1].calls[1:], traj.rounds[1:], strict=True):
+        sent = call["prompts"][0]["prompt_token_ids"]
+        assert 270 - 24 - 2 <= len(sent) <= 270 - 24 and record.prompt_tokens == len(sent)
+        assert "seven" in tokenizer.decode(sent)
 
 
 @pytest.mark.parametrize(

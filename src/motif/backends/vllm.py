@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
-from motif.backends.hf import make_output
+from motif.backends.hf import OVERFLOW_MODES, ContextOverflow, TransformersBackend, make_output
 from motif.errors import ConfigError
 from motif.protocol import Chat
 
@@ -62,9 +62,19 @@ class VLLMBackend(GenerationBackend):
         max_batch_size: most sequences per ``generate`` call; the default sends a whole round
             at once and leaves batching to vLLM's scheduler.
         lora_request: a ``vllm.lora.request.LoRARequest`` sent with every call (colocate only).
-        max_model_len: the engine's longest sequence; default: read from ``llm.model_config``.
-            A prompt that does not fit with ``max_new_tokens`` is refused before vLLM sees it.
+        max_model_len: the engine's longest sequence; default: read from ``llm.model_config``
+            (unknown in server mode: no check there).
+        overflow: a prompt that does not fit ``max_model_len`` with ``max_new_tokens``, as in
+            the transformers backend: ``error`` (default) raises :class:`ContextOverflow`
+            naming it, ``truncate_left`` cuts the oldest tokens of the carried summary (the
+            transformers backend's own cut), ``skip`` generates nothing for it and returns an
+            output flagged ``context_overflow``. vLLM itself would refuse such a prompt or
+            silently stop its completion at ``max_model_len``; neither reaches vLLM.
     """
+
+    # The summary cut of overflow="truncate_left": the transformers backend's own method (it
+    # uses only ``tokenizer`` and ``render``), so both backends cut a summary identically.
+    _cut_summary = TransformersBackend._cut_summary
 
     def __init__(
         self,
@@ -76,8 +86,13 @@ class VLLMBackend(GenerationBackend):
         max_batch_size: int = sys.maxsize,
         lora_request: Any = None,
         max_model_len: int | None = None,
+        overflow: str = "error",
     ) -> None:
         super().__init__(max_batch_size)
+        if overflow not in OVERFLOW_MODES:
+            raise ValueError(
+                f"overflow must be one of {', '.join(OVERFLOW_MODES)}; got {overflow!r}"
+            )
         if (llm is None) == (client is None):
             raise ValueError("VLLMBackend needs exactly one of llm (colocate) or client (server)")
         if lora_request is not None and llm is None:
@@ -90,24 +105,41 @@ class VLLMBackend(GenerationBackend):
         self.lora_request = lora_request
         config = getattr(llm, "model_config", None)
         self.max_model_len = max_model_len or getattr(config, "max_model_len", None)
+        self.overflow = overflow
+        self._chats: list[Chat] = []
 
     @classmethod
     def from_trainer(cls, trainer: Any) -> VLLMBackend:
-        """The backend over a ``GRPOTrainer``'s vLLM engine (TRL 1.16: ``trainer.vllm_generation``)."""
+        """The backend over a ``GRPOTrainer``'s vLLM engine (TRL 1.16: ``trainer.vllm_generation``).
+
+        A continuation that does not fit the context is skipped (``overflow="skip"``), as on
+        the transformers path of :mod:`motif.training.reward`.
+        """
         from motif.backends.hf import eos_token_ids
 
         vgen = trainer.vllm_generation
         tokenizer = trainer.processing_class
         eos = eos_token_ids(trainer.model, tokenizer)
         if vgen.mode == "colocate":
-            return cls(tokenizer, eos, llm=vgen.llm, max_batch_size=1024)
+            return cls(tokenizer, eos, llm=vgen.llm, max_batch_size=1024, overflow="skip")
         return cls(
             tokenizer,
             eos,
             client=vgen.vllm_client,
             accelerator=trainer.accelerator,
             max_batch_size=1024,
+            overflow="skip",
         )
+
+    def generate(
+        self, chats: Sequence[Chat], params: SamplingParams, num_samples: int = 1
+    ) -> list[GenerationOutput]:
+        """See :meth:`GenerationBackend.generate`; the chats are kept for summary cuts."""
+        self._chats = list(chats)
+        try:
+            return super().generate(chats, params, num_samples)
+        finally:
+            self._chats = []
 
     def render(self, chats: Sequence[Chat]) -> list[list[int]]:
         texts = [
@@ -130,34 +162,48 @@ class VLLMBackend(GenerationBackend):
     def _generate_chunk(
         self, prompts: list, params: SamplingParams, num_samples: int, offset: int
     ) -> list[GenerationOutput]:
-        if self.llm is not None:
-            self._check_lengths(prompts, params, offset)
-            completions = self._colocate(prompts, params, num_samples)
+        fitted = [self._fit_context(p, offset + i, params) for i, p in enumerate(prompts)]
+        live = [p for p in fitted if p is not None]
+        if not live:
+            completions = []
+        elif self.llm is not None:
+            completions = self._colocate(live, params, num_samples)
         else:
-            completions = [(ids, None) for ids in self._server(prompts, params, num_samples)]
+            completions = [(ids, None) for ids in self._server(live, params, num_samples)]
+        done = iter(completions)
         outputs = []
-        for i, (ids, finish) in enumerate(completions):
-            out = make_output(
-                ids,
-                len(prompts[i // num_samples]),
-                params.max_new_tokens,
-                self.eos_ids,
-                self.tokenizer,
-            )
-            out.truncated = out.truncated or finish == "length"
-            outputs.append(out)
+        for original, prompt in zip(prompts, fitted, strict=True):
+            for _ in range(num_samples):
+                if prompt is None:  # as the transformers backend's overflow="skip" output
+                    outputs.append(
+                        GenerationOutput("", len(original), 0, False, context_overflow=True)
+                    )
+                    continue
+                ids, finish = next(done)
+                out = make_output(
+                    ids, len(prompt), params.max_new_tokens, self.eos_ids, self.tokenizer
+                )
+                out.truncated = out.truncated or finish == "length"
+                outputs.append(out)
         return outputs
 
-    def _check_lengths(self, prompts: list, params: SamplingParams, offset: int) -> None:
-        from motif.backends.vllm_options import check_context_budget
-
-        if self.max_model_len is None:
-            return
-        longest = max(range(len(prompts)), key=lambda i: len(prompts[i]))
-        try:
-            check_context_budget(self.max_model_len, params.max_new_tokens, len(prompts[longest]))
-        except ConfigError as exc:
-            raise ConfigError(f"prompt {offset + longest}: {exc}") from None
+    def _fit_context(self, ids: list[int], index: int, params: SamplingParams) -> list[int] | None:
+        """``ids`` if they fit ``max_model_len`` with the budget; else per ``overflow``."""
+        limit = self.max_model_len
+        if limit is None or len(ids) + params.max_new_tokens <= limit:
+            return ids
+        if self.overflow == "skip":
+            return None
+        if self.overflow == "truncate_left" and index < len(self._chats):
+            cut = self._cut_summary(self._chats[index], limit - params.max_new_tokens)
+            if cut is not None:
+                return cut
+        raise ContextOverflow(
+            f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
+            f"it exceeds vLLM's max_model_len of {limit} tokens (raise --max-model-len up to the "
+            "model's context, lower the token budget, or cut the carried summary: "
+            "--context-overflow truncate)"
+        )
 
     def _colocate(
         self, prompts: list, params: SamplingParams, n: int
@@ -199,12 +245,14 @@ def load_vllm_backend(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     budget: int | None = None,
+    overflow: str = "error",
 ) -> VLLMBackend:
     """Start a ``vllm.LLM`` for ``model`` (hub id, checkpoint, or None = the offline default).
 
     Checks run before any weights load: vLLM installed, a GPU visible, the adapter's LoRA rank
     and features, ``max_model_len`` against the model's context and ``budget`` (the largest
     per-round ``max_new_tokens``). The adapter is served through ``LoRARequest`` (id 1).
+    ``overflow``: see :class:`VLLMBackend`.
 
     Raises:
         ConfigError: vLLM missing (naming ``pip install 'motif-rl[vllm]'``), no GPU, or a bad
@@ -232,6 +280,7 @@ def load_vllm_backend(
         llm=llm,
         lora_request=_lora_request(adapter) if adapter else None,
         max_model_len=max_len,
+        overflow=overflow,
     )
 
 
