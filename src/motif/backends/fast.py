@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from motif.backends.base import SamplingParams
+from motif.backends.cascade import shared_prefix_attention
 from motif.backends.kernels import packed_linears
 
 logger = logging.getLogger(__name__)
@@ -267,6 +268,7 @@ def fast_decode(
     pad_id: int,
     *,
     kernel: str | None = None,
+    cascade: bool = True,
 ) -> list[list[int]]:
     """Generate ``num_samples`` continuations of each prompt; prompt-major token-id lists.
 
@@ -274,16 +276,22 @@ def fast_decode(
     caller cuts there). Call under ``torch.no_grad()`` with the model in eval mode. ``kernel``
     picks the fp32 linear kernel (``"onednn_packed"`` or ``"aten"``; ``None``: the measured
     choice of :func:`motif.backends.kernels.decode_plan`, see :func:`packed_linears`).
+    ``cascade``: decode steps read the prefix every row shares once for all rows
+    (:func:`motif.backends.cascade.shared_prefix_attention`; CPU, sdpa models).
     """
     unique, row_of = _dedupe(prompts, num_samples)
     device = _device(model)
     capacity = max(len(p) for p in unique) + params.max_new_tokens
+    # Every row's cache starts with the same unmasked keys: the shared prefix, or the whole
+    # prompt when all rows sample one prompt (its prefill is copied to every row).
+    same = len(unique[0]) if len(unique) == 1 else _shared_prefix(unique)
     with packed_linears(model, len(row_of), kernel):
         cache = new_cache(model, capacity)
         with _gqa_in_sdpa(device):
             logits, mask = _prefill(model, cache, unique, pad_id, device)
         rows, logits = _expand(cache, logits, mask, row_of, capacity)
-        return _decode_loop(model, rows, logits, params, eos_ids, pad_id)
+        with shared_prefix_attention(model, same if cascade else 0):
+            return _decode_loop(model, rows, logits, params, eos_ids, pad_id)
 
 
 @contextmanager
@@ -356,6 +364,12 @@ def _common_prefix(prompts: list[list[int]]) -> int:
     return n
 
 
+def _shared_prefix(prompts: list[list[int]]) -> int:
+    """Tokens prefilled once for all prompts (0: the common prefix is too short to bother)."""
+    shared = _common_prefix(prompts) if len(prompts) > 1 else 0
+    return shared if shared >= MIN_SHARED_PREFIX else 0
+
+
 def _prefill(
     model: Any, cache: Any, prompts: list[list[int]], pad_id: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -365,9 +379,7 @@ def _prefill(
     row; the rest is left-padded after it, so padding may sit between prefix and suffix: the
     mask hides it and positions count only real tokens.
     """
-    shared = _common_prefix(prompts) if len(prompts) > 1 else 0
-    if shared < MIN_SHARED_PREFIX:
-        shared = 0
+    shared = _shared_prefix(prompts)
     if shared:
         ids = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
         ones = torch.ones_like(ids)
