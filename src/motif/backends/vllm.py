@@ -270,16 +270,17 @@ def load_vllm_backend(
     source, local_only = resolve_model(model)
     tokenizer = load_tokenizer(model, trust_remote_code)
     config = _model_config(source, local_only, trust_remote_code)
-    max_len = _max_model_len(vllm_args.max_model_len, config, budget)
+    _check_max_model_len(vllm_args.max_model_len, config, budget)  # before any weights load
     if local_only and not Path(source).exists():
         os.environ["HF_HUB_OFFLINE"] = "1"  # a cached hub id: vLLM must not try the hub
-    llm = _start_llm(source, vllm_args, dtype, trust_remote_code, rank, max_len)
+    # vLLM derives the context itself when none is given (rope scaling, sliding windows);
+    # the backend then reads the engine's own max_model_len
+    llm = _start_llm(source, vllm_args, dtype, trust_remote_code, rank)
     return VLLMBackend(
         tokenizer,
         _eos_ids(tokenizer, source, local_only),
         llm=llm,
         lora_request=_lora_request(adapter) if adapter else None,
-        max_model_len=max_len,
         overflow=overflow,
     )
 
@@ -292,7 +293,8 @@ def _model_config(source: str, local_only: bool, trust_remote_code: bool) -> Any
     )
 
 
-def _max_model_len(given: int | None, config: Any, budget: int | None) -> int | None:
+def _check_max_model_len(given: int | None, config: Any, budget: int | None) -> None:
+    """``given`` must fit the config's context; ``given`` (else that context) the ``budget``."""
     from motif.backends.hf import context_limit
     from motif.backends.vllm_options import check_context_budget
 
@@ -305,7 +307,6 @@ def _max_model_len(given: int | None, config: Any, budget: int | None) -> int | 
     max_len = given or context
     if budget is not None and max_len is not None:
         check_context_budget(max_len, budget, prompt_tokens=1)
-    return max_len
 
 
 def _eos_ids(tokenizer: Any, source: str, local_only: bool) -> list[int]:
@@ -326,7 +327,6 @@ def _start_llm(
     dtype: str,
     trust_remote_code: bool,
     lora_rank: int | None,
-    max_model_len: int | None,
 ) -> Any:
     import torch
     from vllm import LLM
@@ -343,7 +343,7 @@ def _start_llm(
         dtype=vllm_dtype(dtype, bf16),
         gpu_memory_utilization=vllm_args.gpu_memory_utilization,
         enforce_eager=vllm_args.enforce_eager,
-        max_model_len=max_model_len,
+        max_model_len=vllm_args.max_model_len,
         **lora,
     )
 
