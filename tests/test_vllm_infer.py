@@ -412,3 +412,10 @@ def test_plan_backend_checks_the_later_rounds_budget(monkeypatch):
     monkeypatch.setattr(options, "gpu_visible", lambda: False)
     backend, line = options.plan_backend(model, VllmArgs(), gen)
     assert backend == "transformers" and "no GPU is visible" in line
+    # asked for explicitly: vLLM missing, or no GPU, fails before anything loads
+    model.backend = "vllm"
+    with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+        options.plan_backend(model, VllmArgs(), gen)
+    monkeypatch.setattr(options, "vllm_installed", lambda: False)
+    with pytest.raises(ConfigError, match=r"pip install 'motif-rl\[vllm\]'"):
+        options.plan_backend(model, VllmArgs(), gen)

@@ -262,10 +262,7 @@ def load_vllm_backend(
     from motif.models import load_tokenizer, resolve_model
 
     opts.require_vllm()
-    if not opts.gpu_visible():
-        raise ConfigError(
-            "--backend vllm needs a CUDA GPU and none is visible; use --backend transformers"
-        )
+    opts.require_gpu()
     rank = opts.lora_rank_for(adapter, vllm_args.max_lora_rank) if adapter else None
     source, local_only = resolve_model(model)
     tokenizer = load_tokenizer(model, trust_remote_code)

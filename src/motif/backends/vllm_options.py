@@ -150,6 +150,18 @@ def require_vllm() -> None:
         )
 
 
+def require_gpu() -> None:
+    """Fail in one line when no CUDA device is visible (imports torch).
+
+    Raises:
+        ConfigError: no GPU.
+    """
+    if not gpu_visible():
+        raise ConfigError(
+            "--backend vllm needs a CUDA GPU and none is visible; use --backend transformers"
+        )
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -211,9 +223,13 @@ def plan_backend(model: object, vllm: VllmArgs, generation: object) -> tuple[str
             ``max_new_tokens``, ``later_max_new_tokens``), after any command defaults.
 
     Raises:
-        ConfigError: an unknown backend or a bad combination, naming the option.
+        ConfigError: an unknown backend, vLLM asked for but not installed or without a GPU,
+            or a bad combination, naming the option.
     """
     backend, line = resolve_backend(model.backend)
+    if backend == "vllm":
+        require_vllm()
+        require_gpu()
     check_backend_options(
         backend,
         vllm,
