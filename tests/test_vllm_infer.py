@@ -416,6 +416,7 @@ def test_plan_backend_checks_the_later_rounds_budget(monkeypatch):
     model.backend = "vllm"
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
         options.plan_backend(model, VllmArgs(), gen)
+    assert options.plan_backend(model, VllmArgs(), gen, engine=False)[0] == "vllm"
     monkeypatch.setattr(options, "vllm_installed", lambda: False)
     with pytest.raises(ConfigError, match=r"pip install 'motif-rl\[vllm\]'"):
         options.plan_backend(model, VllmArgs(), gen)

@@ -212,7 +212,9 @@ def check_backend_options(
         check_context_budget(vllm.max_model_len, budget, prompt_tokens=1)
 
 
-def plan_backend(model: object, vllm: VllmArgs, generation: object) -> tuple[str, str]:
+def plan_backend(
+    model: object, vllm: VllmArgs, generation: object, *, engine: bool = True
+) -> tuple[str, str]:
     """Resolve ``--backend`` and run every check that needs no model: ``(backend, plan line)``.
 
     Args:
@@ -221,13 +223,15 @@ def plan_backend(model: object, vllm: VllmArgs, generation: object) -> tuple[str
         vllm: the vLLM options.
         generation: the sampling options (``GenerationArgs``: ``temperature``,
             ``max_new_tokens``, ``later_max_new_tokens``), after any command defaults.
+        engine: also require what starting vLLM needs (vLLM installed, a GPU); False for a
+            run that may load no model (a finished evaluation only re-summarised).
 
     Raises:
         ConfigError: an unknown backend, vLLM asked for but not installed or without a GPU,
             or a bad combination, naming the option.
     """
     backend, line = resolve_backend(model.backend)
-    if backend == "vllm":
+    if backend == "vllm" and engine:
         require_vllm()
         require_gpu()
     check_backend_options(
