@@ -83,15 +83,26 @@ def test_peft_policy_with_packed_base_layers(tokenizer, monkeypatch):
 def test_packed_linears_match_and_are_removed_on_exit(tokenizer):
     from peft import LoraConfig, get_peft_model
 
-    policy = get_peft_model(sharp_model(tokenizer), LoraConfig(r=4))
+    policy = get_peft_model(sharp_model(tokenizer), LoraConfig(r=4)).eval()  # as eval_mode
     ids = torch.tensor([[1, 5, 9, 30, 2]])
     with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:  # a trained adapter (lora_B starts at zero)
+                param.add_(torch.randn_like(param))
         want = policy(input_ids=ids).logits
         with kernels.packed_linears(policy, rows=1, kernel="onednn_packed") as count:
             got = policy(input_ids=ids).logits
-    # 2 layers x (q k v o gate up down) + lm_head; the rank-4 LoRA factors are left alone
+    # 2 layers x (q k v o gate up down) + lm_head; q and v (PEFT's default targets for Llama)
+    # as one product each with the adapter merged in, the rank-4 factors never on their own
     assert count == 2 * 7 + 1
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-3)
+    lora = policy.base_model.model.model.layers[0].self_attn.q_proj
+    with torch.no_grad(), kernels.packed_linears(policy, rows=1, kernel="onednn_packed"):
+        assert "forward" in lora.__dict__ and "forward" not in lora.base_layer.__dict__
+        lora.train()  # dropout would be live: PEFT's own forward over a packed base layer
+    with torch.no_grad(), kernels.packed_linears(policy, rows=1, kernel="onednn_packed"):
+        assert "forward" not in lora.__dict__ and "forward" in lora.base_layer.__dict__
+    lora.eval()
     assert not any("forward" in m.__dict__ for m in policy.modules())
     with torch.no_grad(), kernels.packed_linears(policy, rows=1, kernel="aten") as count:
         assert count == 0

@@ -228,6 +228,32 @@ def _packed_forward(
     return out.view(*x.shape[:-1], out.shape[-1])
 
 
+def _lora_delta(module: torch.nn.Module) -> torch.Tensor | None:
+    """The weight a PEFT ``lora.Linear`` adds to its base layer now, or None if not plain.
+
+    Plain: adapters enabled and not merged, eval mode (dropout is the identity), every active
+    adapter vanilla LoRA (no DoRA or other variant, no bias on ``lora_B``). Then the layer
+    computes ``x W^T + b + sum_a s_a (x A_a^T) B_a^T`` = ``x (W + sum_a s_a B_a A_a)^T + b``.
+    """
+    base = getattr(module, "base_layer", None)
+    lora_a = getattr(module, "lora_A", None)
+    if not isinstance(base, torch.nn.Linear) or lora_a is None or not hasattr(module, "merged"):
+        return None
+    if module.disable_adapters or module.merged or module.training:
+        return None
+    active = [a for a in module.active_adapters if a in lora_a]
+    variants = getattr(module, "lora_variant", {})
+    if not active or any(a in variants or module.lora_B[a].bias is not None for a in active):
+        return None
+    return sum(module.get_delta_weight(a) for a in active)
+
+
+def _pack(module: torch.nn.Module, weight: torch.Tensor, bias: Any, rows: int) -> None:
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), max(rows, 1))
+    bias = bias.detach() if bias is not None else None
+    module.forward = functools.partial(_packed_forward, packed, bias)
+
+
 @contextmanager
 def packed_linears(model: Any, rows: int, kernel: str | None = None) -> Iterator[int]:
     """Run ``model``'s large fp32 ``nn.Linear`` layers through packed oneDNN GEMMs in the block.
@@ -239,19 +265,28 @@ def packed_linears(model: Any, rows: int, kernel: str | None = None) -> Iterator
     entry (one pass over the weights; 0.1-0.2 s for the 135M model); on exit the layers'
     own ``forward`` is back. Call under ``torch.no_grad()``: the packed product has no
     backward. Layers whose dims are below ``MIN_PACKED_DIM`` (LoRA factors) are left alone.
+    A PEFT LoRA layer in plain use (:func:`_lora_delta`) is packed as one product with its
+    adapter merged into the copy, ``W + s B A``; other LoRA layers keep PEFT's forward over
+    a packed base layer.
     """
     if kernel is None:
         small = rows < MIN_PACKED_ROWS
         kernel = "aten" if small else decode_plan(_device(model))["fp32_linear_kernel"]
     patched: list[torch.nn.Module] = []
+    merged: set[int] = set()  # base layers packed inside their LoRA layer
     try:
         if kernel == "onednn_packed":
             for module in model.modules():
-                if _packable(module):
-                    weight = module.weight.detach()
-                    packed = torch.ops.mkldnn._reorder_linear_weight(weight, max(rows, 1))
-                    bias = module.bias.detach() if module.bias is not None else None
-                    module.forward = functools.partial(_packed_forward, packed, bias)
+                base = getattr(module, "base_layer", None)
+                if "forward" not in module.__dict__ and base is not None and _packable(base):
+                    delta = _lora_delta(module)
+                    if delta is not None:  # the adapter merged into the packed copy
+                        _pack(module, base.weight.detach() + delta, base.bias, rows)
+                        patched.append(module)
+                        merged.add(id(base))
+                        continue
+                if _packable(module) and id(module) not in merged:
+                    _pack(module, module.weight.detach(), module.bias, rows)
                     patched.append(module)
         elif kernel != "aten":
             raise ValueError(f"kernel must be 'onednn_packed' or 'aten', got {kernel!r}")
