@@ -348,8 +348,14 @@ def test_cli_end_to_end_on_tiny_model(tiny_checkpoint, tmp_path, capsys):
         "--json",
     ]
     assert main(argv) == 0
-    summary = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    summary = json.loads(printed.out)
     assert summary["metrics"]["problems"] == 2 and summary["run"]["generated_problems"] == 2
+    # The printed viewer command works on the run it names.
+    assert f"view the trajectories: motif view {out}" in printed.err
+    assert main(["view", str(out)]) == 0
+    assert (out / "view.html").stat().st_size > 0
+    capsys.readouterr()
     rows = rows_of(out)
     assert len(rows) == 2 and all(len(r["rounds"]) == 2 for r in rows)
     assert all(x["completion_tokens"] <= 8 for r in rows for x in r["rounds"])

@@ -20,8 +20,6 @@ import pytest
 import fakes_vllm
 from motif.cli.main import main
 
-pytestmark = pytest.mark.skip(reason="wiring pending")
-
 ARITH = str(Path(__file__).parent / "fixtures" / "eval_arith.jsonl")
 EXACT_HF = ["--backend", "transformers", "--decode", "generate", "--decode-dtype", "model"]
 

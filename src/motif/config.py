@@ -34,6 +34,14 @@ class ModelArgs:
         metadata={"help": "auto (float32 on CPU, bfloat16 on CUDA), float32, bfloat16, float16."},
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N."})
+    backend: str = field(
+        default="transformers",
+        metadata={
+            "help": "transformers; vllm (GPU; pip install 'motif-rl[vllm]'; options below "
+            "marked vLLM); or auto: vLLM when it is installed and a GPU is visible, else "
+            "transformers (the choice is printed)."
+        },
+    )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow model code from the hub (off for safety)."}
     )
@@ -69,6 +77,10 @@ class ModelArgs:
             value = getattr(self, name)
             if value is not None and value.strip().lower() in ("", "none"):
                 setattr(self, name, None)
+        if self.backend not in ("transformers", "vllm", "auto"):
+            raise ConfigError(
+                f"--backend must be one of transformers, vllm, auto; got {self.backend!r}"
+            )
         if self.dtype not in _DTYPES:
             raise ConfigError(f"--dtype must be one of {', '.join(_DTYPES)}; got {self.dtype!r}")
         if self.max_batch_size < 1:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
-from motif.protocol import Protocol, parse_answer, parse_boxed, parse_reasoning
+from motif.protocol import Protocol, extract_final_answer, parse_answer, parse_reasoning
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class RolloutEngine:
         if traj.cut or len(traj.rounds) >= self.protocol.rounds:
             return True
         last = traj.rounds[-1]
-        return self.early_stop and last.answer is not None and parse_boxed(last.answer) is not None
+        return self.early_stop and extract_final_answer(last.text) is not None
 
     def _generate_round(
         self, live: list[Trajectory], index: int, num_samples: int = 1

@@ -7,13 +7,41 @@ from typing import Any
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 
 
-def load_backend(args: ModelArgs) -> Any:
-    """Load the model named by ``args`` and wrap it in the transformers backend.
+def load_backend(
+    args: ModelArgs, vllm: Any = None, generation: GenerationArgs | None = None
+) -> Any:
+    """Load the model named by ``args`` in the backend ``args.backend`` resolves to.
 
-    ``--context-overflow`` maps onto the backend's ``overflow`` mode (:data:`OVERFLOW_MODES`).
+    ``vllm``: the :class:`motif.backends.vllm_options.VllmArgs` (default: their defaults);
+    ``generation``: the sampling the run uses (temperature and per-round budgets are checked).
+    Every check that needs no model runs first (:func:`~motif.backends.vllm_options.plan_backend`);
+    with ``--backend auto`` the choice is printed to stderr. ``--context-overflow`` maps onto
+    the backend's ``overflow`` mode (:data:`OVERFLOW_MODES`) for both backends.
     """
-    from motif.backends.hf import TransformersBackend
+    import sys
+
+    from motif.backends.vllm_options import VllmArgs, plan_backend, round_budget
     from motif.config import OVERFLOW_MODES
+
+    vllm = vllm if vllm is not None else VllmArgs()
+    generation = generation if generation is not None else GenerationArgs()
+    backend, line = plan_backend(args, vllm, generation)
+    if args.backend == "auto":
+        print(line, file=sys.stderr)
+    overflow = OVERFLOW_MODES[args.context_overflow]
+    if backend == "vllm":
+        from motif.backends.vllm import load_vllm_backend
+
+        return load_vllm_backend(
+            args.model,
+            args.adapter,
+            vllm,
+            dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code,
+            budget=round_budget(generation),
+            overflow=overflow,
+        )
+    from motif.backends.hf import TransformersBackend
     from motif.models import load_model
 
     model, tokenizer = load_model(
@@ -25,7 +53,7 @@ def load_backend(args: ModelArgs) -> Any:
         max_batch_size=args.max_batch_size,
         decode=args.decode,
         decode_dtype=args.decode_dtype,
-        overflow=OVERFLOW_MODES[args.context_overflow],
+        overflow=overflow,
     )
 
 

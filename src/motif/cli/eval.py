@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
@@ -30,15 +31,19 @@ def overflow_line(metrics: dict) -> str:
 
 def run(argv: list[str]) -> int:
     """Parse the flags, evaluate (resuming), print the summary."""
+    from motif.backends.vllm_options import VllmArgs
     from motif.cli.common import parse, quiet_libraries
     from motif.eval.runner import EvalArgs, run_eval
 
-    args, model, gen, proto = parse(
-        "motif eval", (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs), argv, DESCRIPTION
+    args, model, gen, proto, vllm = parse(
+        "motif eval",
+        (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs, VllmArgs),
+        argv,
+        DESCRIPTION,
     )
     quiet_libraries()
     logging.getLogger("motif.eval").setLevel(logging.INFO)
-    summary = run_eval(args, model, gen, proto)
+    summary = run_eval(args, model, gen, proto, vllm=vllm)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
@@ -46,5 +51,8 @@ def run(argv: list[str]) -> int:
 
         print(summary_text(summary))
         print(overflow_line(summary["metrics"]))
-    print(f"results: {summary['output_dir']}", file=sys.stderr)
+    out_dir = summary["output_dir"]
+    print(f"results: {out_dir}", file=sys.stderr)
+    # the trajectory page (written to <output-dir>/view.html)
+    print(f"view the trajectories: motif view {shlex.quote(out_dir)}", file=sys.stderr)
     return 0

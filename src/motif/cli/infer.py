@@ -93,11 +93,12 @@ def print_text(record: dict) -> None:
 
 def run(argv: list[str]) -> int:
     """Parse the flags, load the model, answer, print."""
+    from motif.backends.vllm_options import VllmArgs
     from motif.cli.common import parse, quiet_libraries
 
-    infer, model, gen, proto, pos = parse(
+    infer, model, gen, proto, vllm, pos = parse(
         "motif infer",
-        (InferArgs, ModelArgs, GenerationArgs, ProtocolArgs),
+        (InferArgs, ModelArgs, GenerationArgs, ProtocolArgs, VllmArgs),
         argv,
         description="Answer questions over --rounds rounds; each round sees only the last summary.",
         positional={"question": {"nargs": "?", "help": "The question to answer."}},
@@ -106,7 +107,7 @@ def run(argv: list[str]) -> int:
     quiet_libraries()
     from motif.runtime import build_engine, load_backend
 
-    engine = build_engine(load_backend(model), gen, proto)
+    engine = build_engine(load_backend(model, vllm, gen), gen, proto)
     for traj in engine.run(questions):
         record = trajectory_json(traj)
         if infer.json:

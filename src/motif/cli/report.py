@@ -13,6 +13,21 @@ class ReportArgs:
         default="report.md",
         metadata={"help": "Markdown file to write; the PNG plots go next to it."},
     )
+    x_axis: str = field(
+        default="step",
+        metadata={
+            "help": "x axis of the training curves: step, samples (round-1 samples, from each "
+            "run's motif_config.yaml) or wall-clock (minutes, summed step times).",
+            "choices": ["step", "samples", "wall-clock"],
+        },
+    )
+    smoothing: float = field(
+        default=0.8,
+        metadata={
+            "help": "EMA weight of the training curves in [0, 1) (TensorBoard's bias-corrected "
+            "EMA; 0 = raw). Default 0.8: a 5-step time constant, see docs/evaluation.md."
+        },
+    )
 
 
 DESCRIPTION = (
@@ -33,6 +48,6 @@ def run(argv: list[str]) -> int:
         DESCRIPTION,
         positional={"dirs": {"nargs": "+", "metavar": "DIR", "help": "Eval or training run dirs."}},
     )
-    path = write_report(pos.dirs, args.output)
+    path = write_report(pos.dirs, args.output, x_axis=args.x_axis, smoothing=args.smoothing)
     print(path)
     return 0

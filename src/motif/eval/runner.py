@@ -24,7 +24,10 @@ from motif.eval.store import ResultStore
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-ANSWER_RULE = "extract_final_answer(text, fallback='response') per round; motif.grading.is_correct"
+ANSWER_RULE = (
+    "final_answer_boxes(text, fallback='response') per round (several boxes graded together); "
+    "motif.grading.is_correct"
+)
 Grader = Callable[[str | None, str], "bool | None"]
 VERSIONED = ("motif-rl", "torch", "transformers", "trl", "peft", "datasets", "math-verify")
 
@@ -131,6 +134,7 @@ def model_identity(model: ModelArgs) -> dict:
     ``model_weights`` fingerprints the weight files (names, sizes, modification times; see
     :mod:`motif.identity`), so new weights under the same path are a different run.
     """
+    from motif.backends.vllm_options import resolve_backend
     from motif.identity import adapter_fingerprint, model_fingerprint
     from motif.models import DEFAULT_MODEL_NAME
 
@@ -145,6 +149,8 @@ def model_identity(model: ModelArgs) -> dict:
         "model_weights": model_fingerprint(model.model),
         "adapter": adapter,
         "adapter_sha256": adapter_fingerprint(adapter),
+        # the backend generates differently (kernels, sampler): never mixed in one directory
+        "backend": resolve_backend(model.backend)[0],
         "dtype": model.dtype,
         # the decode path and its compute dtype change greedy outputs (bf16 vs fp32)
         "decode": model.decode,
@@ -200,17 +206,20 @@ def run_identity(
 
 def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader) -> dict:
     """One ``samples.jsonl`` row: every round's text, the answer read after it, and grades."""
-    from motif.protocol import extract_final_answer
+    from motif.protocol import final_answer_boxes, final_answer_text
 
     rounds = []
     for rec in trajectory.rounds:
-        answer = extract_final_answer(rec.text, fallback="response")
+        boxes = final_answer_boxes(rec.text, fallback="response")
+        answer = boxes[-1] if boxes else None
+        # Several boxes: the grader gets the text holding them (multi-value golds, issue 13).
+        graded = final_answer_text(rec.text, "response") if len(boxes) > 1 else answer
         rounds.append(
             {
                 "round": rec.round,
                 "text": rec.text,
                 "answer": answer,
-                "correct": grader(answer, problem.gold),
+                "correct": grader(graded, problem.gold),
                 "prompt_tokens": rec.prompt_tokens,
                 "completion_tokens": rec.completion_tokens,
                 "truncated": rec.truncated,
@@ -309,6 +318,7 @@ def run_eval(
     *,
     backend_loader: Callable[[ModelArgs], Any] | None = None,
     grader: Grader | None = None,
+    vllm: Any = None,
 ) -> dict:
     """Evaluate (resuming ``args.resolved_output_dir``), write and return ``summary.json``.
 
@@ -319,6 +329,10 @@ def run_eval(
         raise ConfigError("pass --benchmark NAME|PATH (e.g. math500, or a .jsonl file)")
     gen = eval_generation_defaults(gen)
     check_sampling(args, gen)
+    from motif.backends.vllm_options import VllmArgs, plan_backend
+
+    vllm = vllm if vllm is not None else VllmArgs()
+    plan_backend(model, vllm, gen, engine=False)  # model-free checks, before anything loads
     full = load_problems(
         args.benchmark,
         split=args.split,
@@ -338,7 +352,10 @@ def run_eval(
     if any(not store.finished(p.id) for p in problems):
         from motif.runtime import build_engine, load_backend
 
-        backend = (backend_loader or load_backend)(model)
+        if backend_loader is None:
+            backend = load_backend(model, vllm, gen)
+        else:
+            backend = backend_loader(model)
         if identity["model_weights"] is None:  # a hub model downloaded by this load
             identity = run_identity(args, model, gen, proto, full)
             store.recheck(identity)
