@@ -351,6 +351,10 @@ def test_cli_end_to_end_on_tiny_model(tiny_checkpoint, tmp_path, capsys):
     printed = capsys.readouterr()
     summary = json.loads(printed.out)
     assert summary["metrics"]["problems"] == 2 and summary["run"]["generated_problems"] == 2
+    # The machine-dependent choices are recorded with the run (issue 21).
+    machine = summary["run"]["machine"]
+    assert machine["decode"] == "fast" and machine["compute_dtype"].startswith("torch.")
+    assert machine["decode_plan"]["fp32_linear_kernel"] in ("aten", "onednn_packed")
     # The printed viewer command works on the run it names.
     assert f"view the trajectories: motif view {out}" in printed.err
     assert main(["view", str(out)]) == 0

@@ -170,6 +170,21 @@ class TransformersBackend(GenerationBackend):
             return torch.bfloat16 if bf16_matmul_is_fast(self.device) else own
         return own
 
+    def machine_plan(self) -> dict:
+        """The machine-dependent choices this backend makes, JSON-able (recorded in eval summaries).
+
+        ``decode``, ``compute_dtype`` (what ``decode_dtype`` resolved to, e.g. ``auto`` -> fp32
+        on a CPU without AMX) and, for the fast path, ``decode_plan``: the fp32 kernel choice and
+        the measured GEMM rates (:func:`motif.backends.kernels.decode_plan`, printed once per
+        process).
+        """
+        plan: dict = {"decode": self.decode, "compute_dtype": str(self.compute_dtype())}
+        if self.decode == "fast":
+            from motif.backends.kernels import decode_plan
+
+            plan["decode_plan"] = decode_plan(self.device)
+        return plan
+
     def _compute_model(self) -> Any:
         # A fresh copy per call: it follows the policy's latest weights and adapter state.
         dtype = self.compute_dtype()

@@ -361,6 +361,8 @@ def run_eval(
             store.recheck(identity)
         engine = build_engine(backend, gen, proto)
         stats = evaluate(engine, problems, store, batch_size=args.batch_size, grader=grader)
+        plan = getattr(backend, "machine_plan", None)
+        stats["machine"] = plan() if callable(plan) else None
     else:
         logger.info("all %d problems already evaluated in %s", len(problems), out_dir)
     summary = build_summary(args, identity, store, problems, stats, proto.rounds, out_dir)
