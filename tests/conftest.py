@@ -49,6 +49,18 @@ def build_tiny_model(tokenizer, seed: int = 0, layers: int = 2, hidden: int = 64
     return model
 
 
+def build_sharp_model(tokenizer, seed: int = 0):
+    """A tiny random Llama with sharp logits, so greedy output varies (a plain one repeats)."""
+    import torch
+
+    model = build_tiny_model(tokenizer, seed=seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.mul_(20.0)
+    return model
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tokenizer):
     return build_tiny_model(tokenizer)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import motif.backends.kernels as kernels
+from conftest import build_sharp_model
 from motif.backends.base import SamplingParams
 from motif.backends.fast import _gqa_in_sdpa, _logsumexp
 from motif.backends.hf import TransformersBackend
@@ -21,18 +22,6 @@ needs_onednn = pytest.mark.skipif(
 CHATS = [round_messages(q, 1, 3) for q in ("Hi", "What is 2 + 2? Think step by step.")] + [
     round_messages("Hi", 2, 3, "four is the answer")
 ]
-
-
-def sharp_model(tokenizer, seed: int = 0):
-    """A tiny random Llama with sharp logits, so greedy output varies."""
-    from conftest import build_tiny_model
-
-    model = build_tiny_model(tokenizer, seed=seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.mul_(20.0)
-    return model
 
 
 def forced(monkeypatch, kernel: str) -> None:
@@ -50,7 +39,7 @@ def greedy_ids(backend, chats, tokens=12, samples=3):
 @pytest.mark.parametrize("kernel", ["aten", pytest.param("onednn_packed", marks=needs_onednn)])
 def test_each_kernel_keeps_greedy_equal_to_generate(tokenizer, monkeypatch, kernel):
     forced(monkeypatch, kernel)
-    model = sharp_model(tokenizer)
+    model = build_sharp_model(tokenizer)
     ref = TransformersBackend(model, tokenizer, decode="generate", decode_dtype="model")
     fast = TransformersBackend(model, tokenizer, decode="fast", decode_dtype="model")
     assert greedy_ids(fast, CHATS) == greedy_ids(ref, CHATS)
@@ -62,7 +51,7 @@ def test_peft_policy_with_packed_base_layers(tokenizer, monkeypatch):
     from peft import LoraConfig, get_peft_model
 
     forced(monkeypatch, "onednn_packed")
-    policy = get_peft_model(sharp_model(tokenizer, seed=1), LoraConfig(r=4))
+    policy = get_peft_model(build_sharp_model(tokenizer, seed=1), LoraConfig(r=4))
     with torch.no_grad():
         for name, param in policy.named_parameters():
             if "lora_B" in name:
@@ -83,7 +72,7 @@ def test_peft_policy_with_packed_base_layers(tokenizer, monkeypatch):
 def test_packed_linears_match_and_are_removed_on_exit(tokenizer):
     from peft import LoraConfig, get_peft_model
 
-    policy = get_peft_model(sharp_model(tokenizer), LoraConfig(r=4)).eval()  # as eval_mode
+    policy = get_peft_model(build_sharp_model(tokenizer), LoraConfig(r=4)).eval()  # as eval_mode
     ids = torch.tensor([[1, 5, 9, 30, 2]])
     with torch.no_grad():
         for name, param in policy.named_parameters():
@@ -112,7 +101,7 @@ def test_packed_linears_match_and_are_removed_on_exit(tokenizer):
 
 
 def test_packed_linears_refuse_an_unknown_kernel_and_grad_inputs(tokenizer):
-    model = sharp_model(tokenizer)
+    model = build_sharp_model(tokenizer)
     with pytest.raises(ValueError, match="kernel must be"), kernels.packed_linears(model, 1, "mkl"):
         pass
     assert not any("forward" in m.__dict__ for m in model.modules())

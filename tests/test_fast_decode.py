@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import build_sharp_model
 from motif.backends.base import SamplingParams
 from motif.backends.fast import SlabLayer, _common_prefix, _dedupe, new_cache, sample_tokens
 from motif.backends.hf import TransformersBackend
@@ -22,21 +23,9 @@ CHATS = [round_messages(q, 1, 3) for q in QUESTIONS] + [
 ]
 
 
-def varied_model(tokenizer, seed: int = 0):
-    """A tiny random Llama with sharp logits, so greedy output varies (a plain one repeats)."""
-    from conftest import build_tiny_model
-
-    model = build_tiny_model(tokenizer, seed=seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.mul_(20.0)
-    return model
-
-
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    return varied_model(tokenizer)
+    return build_sharp_model(tokenizer)
 
 
 # The default decode_dtype ("auto") is bf16 on CPUs with AMX; exact comparisons pin fp32.
@@ -199,7 +188,7 @@ def test_fast_greedy_with_duplicates_and_small_batches(model, tokenizer):
 def test_fast_greedy_with_a_peft_policy(tokenizer):
     from peft import LoraConfig, get_peft_model
 
-    policy = get_peft_model(varied_model(tokenizer, seed=1), LoraConfig(r=4))
+    policy = get_peft_model(build_sharp_model(tokenizer, seed=1), LoraConfig(r=4))
     with torch.no_grad():
         for name, param in policy.named_parameters():
             if "lora_B" in name:
@@ -293,7 +282,7 @@ def test_bad_options_are_clear_errors(model, tokenizer):
 
 
 def test_prompt_longer_than_context(tokenizer):
-    model = varied_model(tokenizer)
+    model = build_sharp_model(tokenizer)
     model.config.max_position_embeddings = 300
     long_chat = round_messages("word " * 200, 1, 3)
     params = SamplingParams(max_new_tokens=4)
