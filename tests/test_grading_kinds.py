@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from motif import grading
+from motif import _reading, grading
 from motif.grading import (
     REL_TOL,
     GradeStats,
@@ -212,7 +212,7 @@ def test_relative_tolerance_wraps_math_verify_once() -> None:
     is_correct("1", "1")
     hook = math_verify.grader.sympy_numeric_eq
     assert getattr(hook, "motif_relative", False)
-    grading._install_relative_tolerance()
+    _reading._install_relative_tolerance()
     assert math_verify.grader.sympy_numeric_eq is hook
 
 
