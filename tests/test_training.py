@@ -216,6 +216,16 @@ def test_unbound_reward_is_an_error():
         (["--num-generations", "1"], "--num-generations must be >= 2"),
         (["--resume", "--overwrite"], "exclude each other"),
         (["--lora-r", "0"], "--lora-r must be >= 1"),
+        # Found by a user test: TRL refused these only at step 0, after --overwrite had deleted.
+        (["--temperature", "0"], "--temperature must be > 0"),
+        (["--temperature", "-1"], "--temperature must be > 0"),
+        (["--top-p", "2"], "--top-p must be in (0, 1]"),
+        (["--top-p", "0"], "--top-p must be in (0, 1]"),
+        (["--beta", "-1"], "--beta (the KL coefficient) must be >= 0"),
+        (["--adam-beta1", "2"], "--adam-beta1 must be in [0, 1)"),
+        (["--adam-beta2", "-0.1"], "--adam-beta2 must be in [0, 1)"),
+        (["--max-grad-norm", "-1"], "--max-grad-norm must be > 0"),
+        (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
         (["--scoring", "substring"], "--scoring must be default or paper"),
         (["--task-config", "{not json"], "--task-config must be a JSON mapping"),
     ],
@@ -294,6 +304,14 @@ def test_every_recipe_dry_runs_offline(recipe, capsys, tmp_path, tiny_checkpoint
     assert not (tmp_path / "out").exists()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_processes_end_with_the_same_parameters(tiny_checkpoint, tmp_path):
     """`accelerate launch --num_processes 2 --cpu`: two optimiser steps, identical weights on both ranks."""
     import os
@@ -318,6 +336,8 @@ def test_two_processes_end_with_the_same_parameters(tiny_checkpoint, tmp_path):
         "--multi_gpu",
         "--num_machines",
         "1",
+        "--main_process_port",  # a free port: the default 29500 may be taken by another run
+        str(_free_port()),
         "--mixed_precision",
         "no",
         "--dynamo_backend",

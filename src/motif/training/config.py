@@ -351,6 +351,24 @@ class OptimArgs:
         _require(self.learning_rate > 0, f"--learning-rate must be > 0; got {self.learning_rate}")
         _require(self.max_completion_length >= 1, "--max-completion-length must be >= 1")
         _require(self.vllm_mode in ("colocate", "server"), "--vllm-mode must be colocate or server")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Values TRL or torch would reject only once training starts (after the run dir is
+        written), or accept silently although they are meaningless."""
+        _require(
+            self.temperature > 0,
+            f"--temperature must be > 0 (GRPO samples a group of round-1 completions; TRL "
+            f"refuses 0); got {self.temperature}",
+        )
+        _require(0 < self.top_p <= 1, f"--top-p must be in (0, 1]; got {self.top_p}")
+        _require(self.beta >= 0, f"--beta (the KL coefficient) must be >= 0; got {self.beta}")
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            _require(0 <= value < 1, f"--{name.replace('_', '-')} must be in [0, 1); got {value}")
+        _require(self.weight_decay >= 0, f"--weight-decay must be >= 0; got {self.weight_decay}")
+        _require(self.warmup_ratio >= 0, f"--warmup-ratio must be >= 0; got {self.warmup_ratio}")
+        _require(self.max_grad_norm > 0, f"--max-grad-norm must be > 0; got {self.max_grad_norm}")
 
     def to_grpo_kwargs(self, output_dir: str, use_cuda: bool) -> dict[str, Any]:
         """Keyword arguments for ``trl.GRPOConfig``, with every drifting default set explicitly.
