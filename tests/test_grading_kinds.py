@@ -116,6 +116,14 @@ ANSWER_TABLE = [
     ("multibox", r"\boxed{1}", "1,-2", False),
     ("multibox", r"\boxed{3} no: \boxed{5}", "5", True),
     ("multibox", r"\boxed{5} no: \boxed{3}", "5", False),
+    # Found by a user test: E notation read as a product with Euler's number
+    ("enotation", "1e3", "1000", True),
+    ("enotation", "1e3", "3e", False),
+    ("enotation", "2.5e-3", "0.0025", True),
+    ("enotation", "2.5E-3", "0.0026", False),
+    ("enotation", r"\boxed{6.02e23}", r"6.02\times10^{23}", True),
+    ("enotation", "3e", "3e", True),  # a number times e stays that
+    ("enotation", "2e^{x}", "2e^{x}", True),
 ]
 
 # (kind, response text, gold, expected correct, expected reason)
@@ -231,6 +239,10 @@ def test_relative_tolerance_wraps_math_verify_once() -> None:
         (r"\sqrt[3", None),
         (r"\sqrt [3] 8", r"\sqrt [3]{8}"),
         (r"12\,34", None),
+        ("1e3", r"1\cdot10^{3}"),
+        ("x=2.5E-3", r"x=2.5\cdot10^{-3}"),
+        ("3e", "3e"),
+        ("a1e3", "a1e3"),
     ],
 )
 def test_faithful_latex(core: str, expected: str | None) -> None:

@@ -38,6 +38,8 @@ _ARG_COMMAND = re.compile(r"\\(?:[dtc]?frac|sqrt)(?![A-Za-z])|\\log_")
 _OPEN_INDEX = re.compile(r"\s*\[")
 _BACKSLASH_OR_CLOSE = re.compile(r"[\\}]")
 _ARG_TOKEN = re.compile(r"\s*(\{|\\[A-Za-z]+|[A-Za-z0-9])")
+# A number in E notation: digits, e or E, an exponent; no letter or digit around it.
+_E_NOTATION = re.compile(r"(?<![A-Za-z\\\d.])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?\d+)(?![\d.A-Za-z])")
 _PAREN_POWER = re.compile(r"\^\s*\(|(?<![\\A-Za-z])sqrt\s*\(")
 
 # --------------------------------------------------------------------------- reading
@@ -67,7 +69,9 @@ def faithful_latex(core: str) -> str | None:
     * brace-less arguments of ``\\frac``, ``\\dfrac``, ``\\tfrac``, ``\\cfrac``, ``\\sqrt`` and
       ``\\log_`` are one token each, as in TeX (``\\frac 1234`` is ``\\frac{1}{2}34``); an
       argument that is missing or a parenthesis (``4\\sqrt(2)``) is malformed: None;
-    * ``x^(...)`` and plain ``sqrt(...)`` take the whole balanced parenthesis.
+    * ``x^(...)`` and plain ``sqrt(...)`` take the whole balanced parenthesis;
+    * a number in E notation (``1e3``, ``2.5E-3``) is that number (``1\\cdot10^{3}``), not a
+      product with Euler's number.
 
     Linear in ``len(core)`` apart from the parenthesis matching of the last rule.
     """
@@ -75,6 +79,7 @@ def faithful_latex(core: str) -> str | None:
     if _SPACED_DIGITS.search(text):
         return None
     text = _IMAGINARY.sub("{i}", text)
+    text = _E_NOTATION.sub(r"\1\\cdot10^{\2}", text)
     text = _brace_arguments(text)
     return None if text is None else _brace_parentheses(text)
 
