@@ -117,6 +117,7 @@ ANSWER_TABLE = [
     ("multibox", r"\boxed{3} no: \boxed{5}", "5", True),
     ("multibox", r"\boxed{5} no: \boxed{3}", "5", False),
     # Found by a user test: E notation read as a product with Euler's number
+    ("tolerance", "0.0000001", "0", False),  # at zero math-verify's exact verdict stands
     ("enotation", "1e3", "1000", True),
     ("enotation", "1e3", "3e", False),
     ("enotation", "2.5e-3", "0.0025", True),
@@ -239,6 +240,10 @@ def test_relative_tolerance_wraps_math_verify_once() -> None:
         (r"\sqrt[3", None),
         (r"\sqrt [3] 8", r"\sqrt [3]{8}"),
         (r"12\,34", None),
+        (r"1\quad000", None),
+        (r"1 \qquad 000", None),
+        (r"1\hspace{1em}000", None),
+        (r"x \quad y", r"x \quad y"),
         ("1e3", r"1\cdot10^{3}"),
         ("x=2.5E-3", r"x=2.5\cdot10^{-3}"),
         ("3e", "3e"),

@@ -27,7 +27,9 @@ _BARE_DOLLAR = re.compile(r"(?<!\\)\$")
 _SEP = r"(?:(?<!\\)\\(?:[,;: ]|thinspace(?![A-Za-z]) ?)|~|\{,\}|[ \u00a0\u2009\u202f])"
 _INT_GROUPS = re.compile(rf"(?<![\d.])\d{{1,3}}(?:{_SEP}\d{{3}})+(?!\d)")
 _FRACTION_GROUPS = re.compile(rf"(?<=\d\.)\d{{3}}(?:{_SEP}\d{{3}})*{_SEP}\d{{1,3}}(?!\d)")
-_SPACED_DIGITS = re.compile(rf"\d{_SEP}+\d")
+# Digits still apart after ungrouping: separators, or wider TeX spacing (\quad, \enspace...).
+_WIDE_SPACE = r"\\(?:q?quad|enspace|hspace\{[^{}]*\})(?![A-Za-z])"
+_SPACED_DIGITS = re.compile(rf"\d(?:{_SEP}|{_WIDE_SPACE})+\d")
 _SEP_RE = re.compile(_SEP)
 # Spellings of the imaginary unit; the letter i itself becomes sympy's I after parsing.
 _IMAGINARY = re.compile(
