@@ -367,3 +367,21 @@ def test_cli_end_to_end_on_tiny_model(tiny_checkpoint, tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     assert again["run"]["generated_problems"] == 0 and len(rows_of(out)) == 2
     assert again["metrics"] == summary["metrics"]
+
+
+def test_missing_model_is_named_before_the_run_identity(tiny_checkpoint, tmp_path, capsys):
+    """Found by a user test: a typo'd --model on an existing run said "different configuration"."""
+    out = tmp_path / "run"
+    base = ["eval", "--benchmark", ARITH, "--limit", "1", "--rounds", "1", "--max-new-tokens", "2"]
+    assert main([*base, "--model", str(tiny_checkpoint), "--output-dir", str(out)]) == 0
+    capsys.readouterr()
+    for flags, message in [
+        (["--model", str(tmp_path / "nope")], "does not exist"),
+        (
+            ["--model", str(tiny_checkpoint), "--adapter", str(tmp_path / "no-adapter")],
+            "adapter directory",
+        ),
+    ]:
+        assert main([*base, *flags, "--output-dir", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "different configuration" not in err

@@ -333,6 +333,8 @@ def run_eval(
 
     vllm = vllm if vllm is not None else VllmArgs()
     plan_backend(model, vllm, gen, engine=False)  # model-free checks, before anything loads
+    if backend_loader is None:  # a custom loader owns its model
+        _check_model_paths(model)
     full = load_problems(
         args.benchmark,
         split=args.split,
@@ -368,6 +370,15 @@ def run_eval(
     summary = build_summary(args, identity, store, problems, stats, proto.rounds, out_dir)
     store.write_summary(summary)
     return summary
+
+
+def _check_model_paths(model: ModelArgs) -> None:
+    """A missing model or adapter is named as such, before the run identity is compared."""
+    from motif.models import check_adapter_dir, check_model
+
+    check_model(model.model)
+    if model.adapter:
+        check_adapter_dir(model.adapter)
 
 
 def check_eval_dir(out_dir: Path) -> None:
