@@ -420,3 +420,22 @@ def test_plan_backend_checks_the_later_rounds_budget(monkeypatch):
     monkeypatch.setattr(options, "vllm_installed", lambda: False)
     with pytest.raises(ConfigError, match=r"pip install 'motif-rl\[vllm\]'"):
         options.plan_backend(model, VllmArgs(), gen)
+
+
+def test_auto_on_a_cpu_ignores_the_vllm_options_of_a_portable_config(monkeypatch, caplog):
+    """Found by a user test: --backend auto with vLLM options failed on a CPU machine."""
+    from types import SimpleNamespace
+
+    import motif.backends.vllm_options as options
+
+    model = SimpleNamespace(
+        backend="auto", adapter=None, device="auto", decode="fast", decode_dtype="auto"
+    )
+    gen = SimpleNamespace(temperature=0.0, max_new_tokens=64, later_max_new_tokens=None)
+    monkeypatch.setattr(options, "gpu_visible", lambda: False)
+    with caplog.at_level("WARNING"):
+        backend, _ = options.plan_backend(model, VllmArgs(gpu_memory_utilization=0.5), gen)
+    assert backend == "transformers" and "ignoring --gpu-memory-utilization" in caplog.text
+    model.backend = "transformers"  # asked for explicitly: still an error
+    with pytest.raises(ConfigError, match="is a vLLM option but the backend is transformers"):
+        options.plan_backend(model, VllmArgs(gpu_memory_utilization=0.5), gen)

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from motif.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("transformers", "vllm", "auto")
 VLLM_VERSION = "0.31.0"
@@ -231,6 +234,10 @@ def plan_backend(
             or a bad combination, naming the option.
     """
     backend, line = resolve_backend(model.backend)
+    if model.backend == "auto" and backend == "transformers" and vllm.given():
+        # A portable config: its vLLM options apply where auto picks vLLM, and only there.
+        logger.warning("%s: ignoring %s", line, ", ".join(vllm.given()))
+        vllm = VllmArgs()
     if backend == "vllm" and engine:
         require_vllm()
         require_gpu()
