@@ -116,6 +116,11 @@ ANSWER_TABLE = [
     ("multibox", r"\boxed{1}", "1,-2", False),
     ("multibox", r"\boxed{3} no: \boxed{5}", "5", True),
     ("multibox", r"\boxed{5} no: \boxed{3}", "5", False),
+    # Found by a user test: a gold with one box per value is all its boxes, not the last one
+    ("multibox", r"\boxed{-2}", r"\boxed{1},\boxed{-2}", False),
+    ("multibox", r"\boxed{1}", r"\boxed{1},\boxed{-2}", False),
+    ("multibox", r"\boxed{1}, \boxed{-2}", r"\boxed{1},\boxed{-2}", True),
+    ("multibox", r"\boxed{-2,1}", r"\boxed{1} and \boxed{-2}", True),
     # Found by a user test: E notation read as a product with Euler's number
     ("tolerance", "0.0000001", "0", False),  # at zero math-verify's exact verdict stands
     ("enotation", "1e3", "1000", True),

@@ -347,8 +347,16 @@ def _compare(gold_parsed: tuple[Any, ...], prediction: str) -> Grade:
 
 @lru_cache(maxsize=4096)
 def _parse_gold(gold: str) -> tuple[Any, ...]:
-    """The parsed gold (cached: a data set repeats each gold over many completions)."""
-    core = _answer_core(gold)
+    """The parsed gold (cached: a data set repeats each gold over many completions).
+
+    A gold written with one box per value (``\\boxed{1}, \\boxed{-2}``) is all of its boxes,
+    a list of values, never its last box alone.
+    """
+    boxes = boxed_answers(gold) if _BOX.search(gold) else []
+    if len(boxes) > 1:
+        core: str | None = ", ".join(_ungroup_digits(box.strip()) for box in boxes)
+    else:
+        core = _answer_core(gold)
     if core is None or not core.strip() or len(core) > MAX_ANSWER_CHARS:
         return ()
     return tuple(_read(core))
