@@ -25,7 +25,10 @@ def parse(
     from trl import TrlParser
 
     parser = TrlParser(list(dataclass_types), prog=prog, description=description)
-    parser.add_argument("--config", help="YAML file whose keys set any of the options below.")
+    parser.add_argument(
+        "--config",
+        help="YAML file whose keys set any option of this command (dashed or underscored names); flags override it.",
+    )
     for name, kwargs in (positional or {}).items():
         parser.add_argument(name, **kwargs)
     argv = list(argv)
