@@ -145,9 +145,15 @@ class GenerationArgs:
 
 @dataclass
 class ProtocolArgs:
-    """The multi-round protocol."""
+    """The multi-round protocol and how state is carried between rounds (docs/bounded-context.md)."""
 
-    rounds: int = field(default=3, metadata={"help": "Number of rounds (1 = vanilla prompt)."})
+    rounds: int | None = field(
+        default=None,
+        metadata={
+            "help": "Number of rounds (1 = vanilla prompt). Default: 3 with --carry-over summary "
+            "(the paper's n); tail counts chunks with --tail-chunks; none is 1 round."
+        },
+    )
     summary_rule: str = field(
         default="paper",
         metadata={
@@ -159,15 +165,87 @@ class ProtocolArgs:
         default=False,
         metadata={"help": "Stop a trajectory once a round's <answer> holds a \\boxed{} answer."},
     )
+    carry_over: str = field(
+        default="summary",
+        metadata={
+            "help": "How state crosses rounds: summary (MOTIF/InftyThink: the next round sees the "
+            "question and the previous <answer>), tail (Delethink: one thought in chunks of "
+            "--tail-chunk tokens, each re-prompted with its first --tail-head and last "
+            "--tail-keep tokens), or none (one pass, the whole --max-new-tokens budget)."
+        },
+    )
+    tail_chunk: int = field(
+        default=8192,
+        metadata={
+            "help": "tail: C, the most thought tokens in one chunk's context, new tokens "
+            "included; chunk 1 writes C (Delethink, arXiv 2510.06557: 8192)."
+        },
+    )
+    tail_head: int = field(
+        default=100,
+        metadata={"help": "tail: h, first thought tokens kept in every later chunk (paper: 100)."},
+    )
+    tail_keep: int | None = field(
+        default=None,
+        metadata={"help": "tail: m, last thought tokens carried to the next chunk (default C/2)."},
+    )
+    tail_chunks: int = field(
+        default=5,
+        metadata={"help": "tail: I, the most chunks; a thought stops earlier at end-of-sequence."},
+    )
 
     def __post_init__(self) -> None:
-        if self.rounds < 1:
+        from motif.carryover import check_carry_over
+
+        check_carry_over(self.carry_over)
+        if self.rounds is not None and self.rounds < 1:
             raise ConfigError(f"--rounds must be >= 1; got {self.rounds}")
         if self.summary_rule not in ("paper", "strict"):
             raise ConfigError(f"--summary-rule must be paper or strict; got {self.summary_rule!r}")
+        self.rounds = self._resolved_rounds()
+
+    def _resolved_rounds(self) -> int:
+        if self.carry_over == "summary":
+            return 3 if self.rounds is None else self.rounds
+        if self.carry_over == "none":
+            if self.rounds not in (None, 1):
+                raise ConfigError(
+                    f"--carry-over none answers in one pass; drop --rounds {self.rounds} "
+                    "(its budget is --max-new-tokens) or use --carry-over summary"
+                )
+            return 1
+        window = self.window()
+        if self.rounds not in (None, window.max_chunks):
+            raise ConfigError(
+                f"--carry-over tail counts chunks with --tail-chunks ({window.max_chunks}); "
+                f"drop --rounds {self.rounds} or set --tail-chunks {self.rounds}"
+            )
+        return window.max_chunks
+
+    def window(self):
+        """The :class:`motif.carryover.TailWindow` of ``--carry-over tail`` (None otherwise).
+
+        Raises:
+            ConfigError: C, h, m, I do not leave room to write (see ``TailWindow``).
+        """
+        if self.carry_over != "tail":
+            return None
+        from motif.carryover import TailWindow
+
+        return TailWindow(
+            chunk=self.tail_chunk,
+            head=self.tail_head,
+            tail=self.tail_keep,
+            max_chunks=self.tail_chunks,
+        )
 
     def protocol(self):
         """The :class:`motif.protocol.Protocol` these arguments describe."""
         from motif.protocol import Protocol
 
-        return Protocol(rounds=self.rounds, summary_rule=self.summary_rule)
+        return Protocol(
+            rounds=self.rounds,
+            summary_rule=self.summary_rule,
+            carry_over=self.carry_over,
+            window=self.window(),
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
 from motif.protocol import Protocol, extract_final_answer, parse_answer, parse_reasoning
@@ -19,10 +19,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RoundRecord:
-    """What one round of one trajectory produced.
+    """What one round (or ``tail`` chunk) of one trajectory produced.
 
-    ``summary`` is what the protocol carries into the next round; ``answer`` is the strictly
-    parsed ``<answer>`` content (None when the tags are missing).
+    ``summary`` is what the protocol carries into the next round (``""`` for ``tail`` and
+    ``none``); ``reasoning`` and ``answer`` are read from the text the answer is read from
+    (this round's text; for ``tail``, the whole thought so far). Budget accounting, in tokens:
+    ``prompt_tokens`` (chat template, question and carried state; for ``tail``,
+    ``carried_tokens`` of them are thought tokens carried into this chunk), ``completion_tokens``
+    (new tokens), and their sum ``context_tokens``, the most this round attended over.
     """
 
     round: int
@@ -34,54 +38,81 @@ class RoundRecord:
     prompt_tokens: int
     completion_tokens: int
     truncated: bool
+    carried_tokens: int = 0
+
+    @property
+    def context_tokens(self) -> int:
+        """Prompt plus new tokens: the largest context this round used."""
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass
 class Trajectory:
-    """One question answered over one or more rounds.
+    """One question answered over one or more rounds (``tail``: chunks of one thought).
 
     ``cut_round`` is the round whose prompt plus token budget did not fit the model's context
     (a backend in ``overflow="skip"`` mode): nothing was generated from it on, so ``rounds``
     ends before it and the trajectory has no answer of the protocol's last round.
+    ``thought_ids`` (``tail`` only, not serialised) are the token ids of the whole thought.
     """
 
     question: str
     rounds: list[RoundRecord] = field(default_factory=list)
     stopped_early: bool = False
     cut_round: int | None = None
+    carry_over: str = "summary"
+    thought_ids: list[int] = field(default_factory=list, repr=False)
 
     @property
     def cut(self) -> bool:
         """Whether a round did not fit the context (see ``cut_round``)."""
         return self.cut_round is not None
 
+    def answer_text(self, round_index: int) -> str:
+        """The text the answer after round ``round_index`` (1-based) is read from.
+
+        That round's response; for ``tail``, the thought written up to it (its chunks joined).
+        """
+        if self.carry_over == "tail":
+            return "".join(r.text for r in self.rounds[:round_index])
+        return self.rounds[round_index - 1].text
+
     @property
     def final_text(self) -> str:
-        """The last round's whole response."""
-        return self.rounds[-1].text if self.rounds else ""
+        """The text the final answer is read from (:meth:`answer_text` of the last round)."""
+        return self.answer_text(len(self.rounds)) if self.rounds else ""
 
     @property
     def completion_tokens(self) -> int:
         """Tokens generated over all rounds."""
         return sum(r.completion_tokens for r in self.rounds)
 
+    @property
+    def largest_context(self) -> int:
+        """The most tokens (prompt + new) any round attended over; 0 before any round."""
+        return max((r.context_tokens for r in self.rounds), default=0)
+
     def to_dict(self) -> dict:
-        """A JSON-ready view."""
+        """A JSON-ready view (``thought_ids`` left out)."""
         return {
             "question": self.question,
+            "carry_over": self.carry_over,
             "stopped_early": self.stopped_early,
             "cut_round": self.cut_round,
             "rounds": [asdict(r) for r in self.rounds],
         }
 
 
-def _record(protocol: Protocol, index: int, prompt: str, out: GenerationOutput) -> RoundRecord:
+def _record(
+    protocol: Protocol, index: int, prompt: str, out: GenerationOutput, before: str = ""
+) -> RoundRecord:
+    read = before + out.text  # tail: the thought so far; otherwise this round's text
     return RoundRecord(
         round=index,
         prompt=prompt,
         text=out.text,
-        reasoning=parse_reasoning(out.text),
-        answer=parse_answer(out.text),
+        reasoning=parse_reasoning(read),
+        answer=parse_answer(read),
         summary=protocol.summary(out.text),
         prompt_tokens=out.prompt_tokens,
         completion_tokens=out.completion_tokens,
@@ -90,15 +121,20 @@ def _record(protocol: Protocol, index: int, prompt: str, out: GenerationOutput) 
 
 
 class RolloutEngine:
-    """Runs a :class:`Protocol` over many trajectories at once.
+    """Runs a :class:`Protocol` over many trajectories at once, one batched call per round.
 
     Args:
         backend: where the text comes from.
-        protocol: rounds and summary rule.
+        protocol: rounds and carry-over (``summary``, ``tail`` or ``none``).
         first_round: sampling for round 1.
         later_rounds: sampling for rounds 2..n (defaults to ``first_round``).
         early_stop: stop a trajectory before the last round once a round's ``<answer>``
             holds a ``\\boxed{}`` answer (off by default: the paper always runs every round).
+            A ``tail`` thought always stops at its end-of-sequence instead.
+
+    With ``tail``, round ``r``'s token budget is the window's (``C`` for the first chunk,
+    ``C - h - m`` after), whatever ``max_new_tokens`` the sampling says; later chunks continue
+    the assistant turn from the carried token ids (``backend.generate(..., prefixes=...)``).
     """
 
     def __init__(
@@ -121,43 +157,53 @@ class RolloutEngine:
         Returns the trajectories question by question (the samples of ``questions[0]`` first).
         """
         _check_questions(questions)
-        trajectories = [Trajectory(q) for q in questions for _ in range(num_samples)]
-        chats = self.protocol.batch_messages(questions, 1, [None] * len(questions))
-        outputs = self.backend.generate(chats, self.first_round, num_samples)
-        for i, (traj, out) in enumerate(zip(trajectories, outputs, strict=True)):
-            prompt = chats[i // num_samples][-1]["content"]
-            _add_round(traj, _record(self.protocol, 1, prompt, out), out)
+        carry = self.protocol.carry_over
+        seeds = [Trajectory(q, carry_over=carry) for q in questions]
+        outputs = self._generate(seeds, 1, num_samples)
+        trajectories = []
+        for i, out in enumerate(outputs):
+            traj = Trajectory(questions[i // num_samples], carry_over=carry)
+            self._add(traj, 1, out)
+            trajectories.append(traj)
         self._continue(trajectories, start_round=2)
         return trajectories
 
     def continue_from(
-        self, questions: Sequence[str], first_responses: Sequence[str], k: int
+        self,
+        questions: Sequence[str],
+        first_responses: Sequence[str],
+        k: int,
+        first_token_ids: Sequence[Sequence[int]] | None = None,
+        first_truncated: Sequence[bool] | None = None,
     ) -> list[list[Trajectory]]:
         """Roll out ``k`` continuations (rounds 2..n) of each given round-1 response.
 
         Round 2's prompt is the same for the ``k`` continuations of one response, so it is sent
         once with ``num_samples=k`` (a backend may share its prefill). Returns, for each
         response, its ``k`` trajectories, each starting with the given round 1.
+
+        ``tail`` continues each response's thought, so it needs ``first_token_ids`` (the
+        response's token ids) and ``first_truncated`` (whether it stopped at its budget rather
+        than at end-of-sequence; a finished thought is not continued).
+
+        Raises:
+            ValueError: lengths differ, ``k < 1``, or ``tail`` without ``first_token_ids``.
         """
         _check_questions(questions)
-        if len(questions) != len(first_responses):
-            raise ValueError(
-                f"got {len(questions)} questions but {len(first_responses)} round-1 responses"
-            )
+        n = len(questions)
+        if len(first_responses) != n:
+            raise ValueError(f"got {n} questions but {len(first_responses)} round-1 responses")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        firsts = [self._given_round(q, r) for q, r in zip(questions, first_responses, strict=True)]
-        groups = [
-            [Trajectory(q, [first]) for _ in range(k)]
-            for q, first in zip(questions, firsts, strict=True)
-        ]
+        firsts = self._given_firsts(questions, first_responses, first_token_ids, first_truncated)
+        groups = [[_copy(first) for _ in range(k)] for first in firsts]
         if self.protocol.rounds == 1:
             return groups
         live = [g for g in groups if not self._done(g[0])]
-        outputs = self._generate_round([g[0] for g in live], 2, num_samples=k)
+        outputs = self._generate([g[0] for g in live], 2, num_samples=k)
         for i, group in enumerate(live):
-            for traj, pair in zip(group, outputs[i * k : (i + 1) * k], strict=True):
-                _add_round(traj, *pair)
+            for traj, out in zip(group, outputs[i * k : (i + 1) * k], strict=True):
+                self._add(traj, 2, out)
         for group in groups:
             if len(group[0].rounds) == 1 and not group[0].cut:
                 for traj in group:
@@ -165,29 +211,74 @@ class RolloutEngine:
         self._continue([t for g in groups for t in g], start_round=3)
         return groups
 
-    def _given_round(self, question: str, text: str) -> RoundRecord:
-        out = GenerationOutput(text=text, prompt_tokens=0, completion_tokens=0, truncated=False)
-        return _record(self.protocol, 1, question, out)
+    def _given_firsts(
+        self,
+        questions: Sequence[str],
+        texts: Sequence[str],
+        token_ids: Sequence[Sequence[int]] | None,
+        truncated: Sequence[bool] | None,
+    ) -> list[Trajectory]:
+        tail = self.protocol.continues_turn
+        if tail and (token_ids is None or len(token_ids) != len(texts)):
+            raise ValueError("carry_over='tail' continues a thought: pass first_token_ids")
+        firsts = []
+        for i, (question, text) in enumerate(zip(questions, texts, strict=True)):
+            ids = list(token_ids[i]) if token_ids is not None else []
+            cut = bool(truncated[i]) if truncated is not None else tail
+            out = GenerationOutput(text, 0, len(ids), cut, token_ids=ids)
+            traj = Trajectory(question, carry_over=self.protocol.carry_over)
+            self._add(traj, 1, out)
+            firsts.append(traj)
+        return firsts
 
     def _done(self, traj: Trajectory) -> bool:
         if traj.cut or len(traj.rounds) >= self.protocol.rounds:
             return True
         last = traj.rounds[-1]
+        if self.protocol.continues_turn:
+            return not last.truncated  # the thought reached its end-of-sequence
         return self.early_stop and extract_final_answer(last.text) is not None
 
-    def _generate_round(
-        self, live: list[Trajectory], index: int, num_samples: int = 1
-    ) -> list[tuple[RoundRecord, GenerationOutput]]:
-        """One batched generate call for round ``index`` of every live trajectory."""
-        if not live:
+    def _params(self, index: int) -> SamplingParams:
+        params = self.first_round if index == 1 else self.later_rounds
+        window = self.protocol.window
+        if window is not None:
+            params = replace(params, max_new_tokens=window.new_tokens(index))
+        return params
+
+    def _generate(
+        self, trajectories: list[Trajectory], index: int, num_samples: int = 1
+    ) -> list[GenerationOutput]:
+        """One batched generate call for round ``index`` of every given trajectory."""
+        if not trajectories:
             return []
-        summaries = [t.rounds[-1].summary for t in live]
-        chats = self.protocol.batch_messages([t.question for t in live], index, summaries)
-        outputs = self.backend.generate(chats, self.later_rounds, num_samples)
-        prompts = [c[-1]["content"] for c in chats for _ in range(num_samples)]
-        return [
-            (_record(self.protocol, index, p, o), o) for p, o in zip(prompts, outputs, strict=True)
-        ]
+        summaries = [t.rounds[-1].summary if t.rounds else None for t in trajectories]
+        chats = self.protocol.batch_messages([t.question for t in trajectories], index, summaries)
+        params = self._params(index)
+        if index == 1 or not self.protocol.continues_turn:
+            return self.backend.generate(chats, params, num_samples)
+        prefixes = [self.protocol.window.carried(t.thought_ids) for t in trajectories]
+        return self.backend.generate(chats, params, num_samples, prefixes=prefixes)
+
+    def _add(self, traj: Trajectory, index: int, out: GenerationOutput) -> None:
+        """Append round ``index``'s output to ``traj``, or mark it cut there."""
+        if getattr(out, "context_overflow", False):
+            traj.cut_round = index
+            logger.debug("round %d did not fit the context: trajectory cut", index)
+            return
+        tail = self.protocol.continues_turn
+        if tail and out.completion_tokens and not out.token_ids:
+            raise ValueError(
+                f"{type(self.backend).__name__} returned no token ids; carry_over='tail' needs them"
+            )
+        summary = traj.rounds[-1].summary if traj.rounds else None
+        prompt = self.protocol.messages(traj.question, index, summary)[-1]["content"]
+        record = _record(self.protocol, index, prompt, out, traj.final_text if tail else "")
+        if tail and index > 1:
+            record.carried_tokens = len(self.protocol.window.carried(traj.thought_ids))
+        traj.rounds.append(record)
+        if tail:
+            traj.thought_ids.extend(out.token_ids)
 
     def _continue(self, trajectories: list[Trajectory], start_round: int) -> None:
         for index in range(start_round, self.protocol.rounds + 1):
@@ -197,18 +288,21 @@ class RolloutEngine:
                     live.append(traj)
                 elif len(traj.rounds) == index - 1 and not traj.cut:
                     traj.stopped_early = True
-            for traj, pair in zip(live, self._generate_round(live, index), strict=True):
-                _add_round(traj, *pair)
+            for traj, out in zip(live, self._generate(live, index), strict=True):
+                self._add(traj, index, out)
         logger.debug("rolled out %d trajectories", len(trajectories))
 
 
-def _add_round(traj: Trajectory, record: RoundRecord, out: GenerationOutput) -> None:
-    """Append a generated round, or mark the trajectory cut at a round that did not fit."""
-    if getattr(out, "context_overflow", False):
-        traj.cut_round = record.round
-        logger.debug("round %d did not fit the context: trajectory cut", record.round)
-        return
-    traj.rounds.append(record)
+def _copy(traj: Trajectory) -> Trajectory:
+    """An independent copy of a one-round trajectory (the k continuations of one response)."""
+    return Trajectory(
+        traj.question,
+        list(traj.rounds),
+        traj.stopped_early,
+        traj.cut_round,
+        traj.carry_over,
+        list(traj.thought_ids),
+    )
 
 
 def _check_questions(questions: Sequence[str]) -> None:

@@ -79,9 +79,17 @@ class GenerationBackend(abc.ABC):
         self.max_batch_size = max_batch_size
 
     def generate(
-        self, chats: Sequence[Chat], params: SamplingParams, num_samples: int = 1
+        self,
+        chats: Sequence[Chat],
+        params: SamplingParams,
+        num_samples: int = 1,
+        prefixes: Sequence[Sequence[int]] | None = None,
     ) -> list[GenerationOutput]:
         """Generate ``num_samples`` completions for every chat.
+
+        ``prefixes`` (optional, one per chat): token ids the assistant turn already holds; the
+        model continues that turn after them (:meth:`continue_prompts`). ``prompt_tokens`` then
+        counts them, and the output holds only the new tokens.
 
         Returns a flat list ordered chat by chat: the samples of ``chats[0]`` first.
         """
@@ -90,6 +98,8 @@ class GenerationBackend(abc.ABC):
         if not chats:
             return []
         prompts = self.render(chats)
+        if prefixes is not None:
+            prompts = self.continue_prompts(chats, prompts, prefixes)
         if params.seed is not None:
             self.seed(params.seed)
         # Chunk by whole prompts so one prompt's samples stay together (prefix sharing).
@@ -106,6 +116,16 @@ class GenerationBackend(abc.ABC):
     def render(self, chats: Sequence[Chat]) -> list:
         """Turn chats into the backend's prompt form (default: the chats themselves)."""
         return list(chats)
+
+    def continue_prompts(
+        self, chats: Sequence[Chat], prompts: list, prefixes: Sequence[Sequence[int]]
+    ) -> list:
+        """Rendered prompts whose assistant turn already holds ``prefixes`` (token ids).
+
+        Raises:
+            NotImplementedError: this backend cannot continue an assistant turn (the default).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot continue an assistant turn")
 
     @abc.abstractmethod
     def _generate_chunk(

@@ -147,15 +147,19 @@ class TransformersBackend(GenerationBackend):
         torch.manual_seed(seed)
 
     def generate(
-        self, chats: Sequence[Chat], params: SamplingParams, num_samples: int = 1
+        self,
+        chats: Sequence[Chat],
+        params: SamplingParams,
+        num_samples: int = 1,
+        prefixes: Sequence[Sequence[int]] | None = None,
     ) -> list[GenerationOutput]:
         """See :meth:`GenerationBackend.generate`; a bf16 copy, if used, lives for this call."""
         if num_samples < 1 or not chats:  # the base class answers; no copy needed
-            return super().generate(chats, params, num_samples)
+            return super().generate(chats, params, num_samples, prefixes)
         self._compute = self._compute_model()
         self._chats = list(chats)
         try:
-            return super().generate(chats, params, num_samples)
+            return super().generate(chats, params, num_samples, prefixes)
         finally:
             self._compute, self._chats = None, []
 
@@ -194,6 +198,14 @@ class TransformersBackend(GenerationBackend):
 
         logger.debug("generating with a %s copy of the model", dtype)
         return cast_copy(self.model, dtype)
+
+    def continue_prompts(
+        self, chats: Sequence[Chat], prompts: list, prefixes: Sequence[Sequence[int]]
+    ) -> list[list[int]]:
+        """Token-id prompts continuing the assistant turn (:mod:`motif.backends.template`)."""
+        from motif.backends.template import continue_prompts
+
+        return continue_prompts(self.tokenizer, chats, prompts, prefixes)
 
     def render(self, chats: Sequence[Chat]) -> list[list[int]]:
         """Apply the chat template (with the generation prompt) and tokenize."""

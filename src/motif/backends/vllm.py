@@ -132,14 +132,26 @@ class VLLMBackend(GenerationBackend):
         )
 
     def generate(
-        self, chats: Sequence[Chat], params: SamplingParams, num_samples: int = 1
+        self,
+        chats: Sequence[Chat],
+        params: SamplingParams,
+        num_samples: int = 1,
+        prefixes: Sequence[Sequence[int]] | None = None,
     ) -> list[GenerationOutput]:
         """See :meth:`GenerationBackend.generate`; the chats are kept for summary cuts."""
         self._chats = list(chats)
         try:
-            return super().generate(chats, params, num_samples)
+            return super().generate(chats, params, num_samples, prefixes)
         finally:
             self._chats = []
+
+    def continue_prompts(
+        self, chats: Sequence[Chat], prompts: list, prefixes: Sequence[Sequence[int]]
+    ) -> list[list[int]]:
+        """Token-id prompts continuing the assistant turn (:mod:`motif.backends.template`)."""
+        from motif.backends.template import continue_prompts
+
+        return continue_prompts(self.tokenizer, chats, prompts, prefixes)
 
     def render(self, chats: Sequence[Chat]) -> list[list[int]]:
         texts = [
