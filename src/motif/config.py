@@ -203,6 +203,11 @@ class ProtocolArgs:
         if self.summary_rule not in ("paper", "strict"):
             raise ConfigError(f"--summary-rule must be paper or strict; got {self.summary_rule!r}")
         self.rounds = self._resolved_rounds()
+        if self.early_stop and self.carry_over == "tail":
+            raise ConfigError(
+                "--early-stop does not apply to --carry-over tail: a thought already stops at "
+                "its end-of-sequence; drop --early-stop"
+            )
 
     def _resolved_rounds(self) -> int:
         if self.carry_over == "summary":

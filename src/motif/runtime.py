@@ -2,21 +2,99 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.errors import ConfigError
+
+
+def protocol_generation(generation: GenerationArgs, protocol: ProtocolArgs) -> GenerationArgs:
+    """The sampling a protocol actually runs: ``tail`` budgets come from its window.
+
+    ``tail``: round 1 writes ``C`` tokens, later chunks ``C - h - m``
+    (:class:`motif.carryover.TailWindow`); ``none`` and ``summary``: ``generation`` as given.
+    """
+    window = protocol.window()
+    if window is None:
+        return generation
+    return replace(
+        generation, max_new_tokens=window.chunk, later_max_new_tokens=window.later_new_tokens
+    )
+
+
+def _budget_option(generation: GenerationArgs, protocol: ProtocolArgs) -> tuple[int, str]:
+    """(largest per-round budget, the option that sets it)."""
+    if protocol.carry_over == "tail":
+        return protocol.tail_chunk, "--tail-chunk"
+    later = generation.later_max_new_tokens if protocol.rounds > 1 else None
+    if later and later > generation.max_new_tokens:
+        return later, "--later-max-new-tokens"
+    return generation.max_new_tokens, "--max-new-tokens"
+
+
+def check_protocol_fits(
+    model: ModelArgs, generation: GenerationArgs, protocol: ProtocolArgs
+) -> None:
+    """Checks that need the model's config and tokenizer but not its weights.
+
+    A per-round budget at least as large as the model's context (no room for any prompt), and
+    ``--carry-over tail`` with a chat template that cannot continue an assistant turn
+    (:func:`motif.backends.template.check_continuation`). A config that cannot be read here is
+    left to the model load, which names the problem.
+
+    Raises:
+        ConfigError: naming the option and the fix.
+    """
+    from motif.backends.hf import context_limit
+
+    budget, option = _budget_option(generation, protocol)
+    limit = context_limit(_read_config(model))
+    if limit is not None and budget >= limit:
+        raise ConfigError(
+            f"{option} {budget} is a per-round budget at least as large as the model's context "
+            f"of {limit} tokens, leaving no room for the prompt: lower {option}"
+        )
+    if protocol.carry_over == "tail":
+        from motif.backends.template import check_continuation
+        from motif.models import load_tokenizer
+
+        check_continuation(load_tokenizer(model.model, model.trust_remote_code))
+
+
+def _read_config(model: ModelArgs) -> Any:
+    """A holder of the model's config (``.config``), or None when it cannot be read here."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+
+    from motif.models import resolve_model
+
+    try:
+        source, local_only = resolve_model(model.model)
+        config = AutoConfig.from_pretrained(
+            source, local_files_only=local_only, trust_remote_code=model.trust_remote_code
+        )
+    except Exception:  # the model load reports it properly
+        return None
+    return SimpleNamespace(config=config)
 
 
 def load_backend(
-    args: ModelArgs, vllm: Any = None, generation: GenerationArgs | None = None
+    args: ModelArgs,
+    vllm: Any = None,
+    generation: GenerationArgs | None = None,
+    protocol: ProtocolArgs | None = None,
 ) -> Any:
     """Load the model named by ``args`` in the backend ``args.backend`` resolves to.
 
     ``vllm``: the :class:`motif.backends.vllm_options.VllmArgs` (default: their defaults);
-    ``generation``: the sampling the run uses (temperature and per-round budgets are checked).
-    Every check that needs no model runs first (:func:`~motif.backends.vllm_options.plan_backend`);
-    with ``--backend auto`` the choice is printed to stderr. ``--context-overflow`` maps onto
-    the backend's ``overflow`` mode (:data:`OVERFLOW_MODES`) for both backends.
+    ``generation``: the sampling the run uses (temperature and per-round budgets are checked);
+    ``protocol``: the protocol it runs (its budgets and template needs are checked before the
+    weights load, :func:`check_protocol_fits`). Every check that needs no model runs first
+    (:func:`~motif.backends.vllm_options.plan_backend`); with ``--backend auto`` the choice is
+    printed to stderr. ``--context-overflow`` maps onto the backend's ``overflow`` mode
+    (:data:`OVERFLOW_MODES`) for both backends.
     """
     import sys
 
@@ -25,9 +103,13 @@ def load_backend(
 
     vllm = vllm if vllm is not None else VllmArgs()
     generation = generation if generation is not None else GenerationArgs()
+    if protocol is not None:
+        generation = protocol_generation(generation, protocol)
     backend, line = plan_backend(args, vllm, generation)
     if args.backend == "auto":
         print(line, file=sys.stderr)
+    if protocol is not None:
+        check_protocol_fits(args, generation, protocol)
     overflow = OVERFLOW_MODES[args.context_overflow]
     if backend == "vllm":
         from motif.backends.vllm import load_vllm_backend

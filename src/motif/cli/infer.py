@@ -52,6 +52,7 @@ def trajectory_json(traj) -> dict:
 
     return {
         "question": traj.question,
+        "carry_over": traj.carry_over,
         "rounds": [
             {
                 "round": r.round,
@@ -61,10 +62,14 @@ def trajectory_json(traj) -> dict:
                 "text": r.text,
                 "prompt_tokens": r.prompt_tokens,
                 "completion_tokens": r.completion_tokens,
+                "context_tokens": r.context_tokens,
+                "carried_tokens": r.carried_tokens,
                 "truncated": r.truncated,
             }
             for r in traj.rounds
         ],
+        "generated_tokens": traj.completion_tokens,
+        "largest_context": traj.largest_context,
         "stopped_early": traj.stopped_early,
         "cut_round": traj.cut_round,
         "final_answer": None
@@ -76,8 +81,16 @@ def trajectory_json(traj) -> dict:
 def print_text(record: dict) -> None:
     """Human-readable view of one answered question."""
     print(f"Question: {record['question']}")
+    tail = record.get("carry_over") == "tail"
     for r in record["rounds"]:
         flag = ", truncated" if r["truncated"] else ""
+        if tail:  # one thought in chunks: show what each chunk wrote
+            carried = f", {r['carried_tokens']} carried" if r["carried_tokens"] else ""
+            print(
+                f"\n--- Chunk {r['round']} ({r['completion_tokens']} new tokens{carried}{flag}) ---"
+            )
+            print(r["text"])
+            continue
         print(f"\n--- Round {r['round']} ({r['completion_tokens']} tokens{flag}) ---")
         print(
             f"Reasoning: {r['reasoning'] if r['reasoning'] is not None else '(no <reasoning> tags)'}"
@@ -88,7 +101,10 @@ def print_text(record: dict) -> None:
             f"\n--- Round {record['cut_round']}: not generated: its prompt plus the token "
             "budget exceeds the model's context (--context-overflow cut) ---"
         )
-    print(f"\nFinal answer: {record['final_answer']}\n")
+    print(
+        f"\nFinal answer: {record['final_answer']}  ({record['generated_tokens']} tokens "
+        f"generated, largest context {record['largest_context']})\n"
+    )
 
 
 def run(argv: list[str]) -> int:
@@ -100,14 +116,15 @@ def run(argv: list[str]) -> int:
         "motif infer",
         (InferArgs, ModelArgs, GenerationArgs, ProtocolArgs, VllmArgs),
         argv,
-        description="Answer questions over --rounds rounds; each round sees only the last summary.",
+        description="Answer questions over --rounds rounds; each round sees only the last summary "
+        "(--carry-over tail: one thought in bounded chunks; none: one pass).",
         positional={"question": {"nargs": "?", "help": "The question to answer."}},
     )
     questions = read_questions(pos.question, infer.file)
     quiet_libraries()
     from motif.runtime import build_engine, load_backend
 
-    engine = build_engine(load_backend(model, vllm, gen), gen, proto)
+    engine = build_engine(load_backend(model, vllm, gen, proto), gen, proto)
     for traj in engine.run(questions):
         record = trajectory_json(traj)
         if infer.json:

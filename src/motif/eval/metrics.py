@@ -130,8 +130,10 @@ def token_metrics(records: Sequence[dict]) -> dict:
     """Context and generation totals.
 
     ``largest_round_context``: the most tokens (prompt + completion) any single round used,
-    the memory a multi-round answer needs; ``generated_*``: tokens generated across all rounds
-    of a trajectory, what a single-round answer of the same total length would need.
+    the memory a multi-round answer needs (``round_context_max_mean``: its mean over
+    trajectories); ``generated_*``: tokens generated across all rounds of a trajectory (mean,
+    max, and the run's total), what a single-round answer of the same total length would need;
+    ``prompt_tokens_total``: prompt tokens read over all rounds of the run (prefill work).
     """
     contexts = [
         max(x["prompt_tokens"] + x["completion_tokens"] for x in rec["rounds"])
@@ -139,11 +141,14 @@ def token_metrics(records: Sequence[dict]) -> dict:
         if rec["rounds"]
     ]
     generated = [sum(x["completion_tokens"] for x in rec["rounds"]) for rec in records]
+    prompts = [sum(x["prompt_tokens"] for x in rec["rounds"]) for rec in records]
     return {
         "largest_round_context": max(contexts, default=None),
         "round_context_max_mean": _mean(contexts),
         "generated_mean": _mean(generated),
         "generated_max": max(generated, default=None),
+        "generated_total": sum(generated),
+        "prompt_tokens_total": sum(prompts),
         "truncated_any_rate": _mean(any(x["truncated"] for x in rec["rounds"]) for rec in records),
         "stopped_early_rate": _mean(bool(rec.get("stopped_early")) for rec in records),
     }

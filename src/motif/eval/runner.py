@@ -102,12 +102,17 @@ class EvalArgs:
             raise ConfigError("--task-config must be a JSON object")
         return value
 
-    def resolved_output_dir(self, rounds: int) -> Path:
-        """``--output-dir``, or ``outputs/eval/<benchmark>-r<rounds>[-k<samples>]``."""
+    def resolved_output_dir(self, rounds: int, carry_over: str = "summary") -> Path:
+        """``--output-dir``, or ``outputs/eval/<benchmark>-r<rounds>[-<carry-over>][-k<samples>]``.
+
+        ``summary`` adds no tag (the directories written before carry-overs existed).
+        """
         if self.output_dir:
             return Path(self.output_dir)
+        tag = "" if carry_over == "summary" else f"-{carry_over}"
         suffix = f"-k{self.samples}" if self.samples > 1 else ""
-        return Path("outputs") / "eval" / f"{slug(self.benchmark or 'data')}-r{rounds}{suffix}"
+        name = f"{slug(self.benchmark or 'data')}-r{rounds}{tag}{suffix}"
+        return Path("outputs") / "eval" / name
 
 
 def eval_generation_defaults(gen: GenerationArgs) -> GenerationArgs:
@@ -175,11 +180,7 @@ def run_identity(
     return {
         "format": FORMAT_VERSION,
         **model_identity(model),
-        "protocol": {
-            "rounds": proto.rounds,
-            "summary_rule": proto.summary_rule,
-            "early_stop": proto.early_stop,
-        },
+        "protocol": protocol_identity(proto),
         "sampling": {
             "max_new_tokens": gen.max_new_tokens,
             "later_max_new_tokens": gen.later_max_new_tokens,
@@ -201,27 +202,55 @@ def run_identity(
     }
 
 
+def protocol_identity(proto: ProtocolArgs) -> dict:
+    """The protocol part of a run's identity.
+
+    ``carry_over`` (and, for ``tail``, its window C/h/m/I) is only written for strategies other
+    than ``summary``, so directories written before carry-overs existed still resume.
+    """
+    out: dict = {
+        "rounds": proto.rounds,
+        "summary_rule": proto.summary_rule,
+        "early_stop": proto.early_stop,
+    }
+    if proto.carry_over != "summary":
+        out["carry_over"] = proto.carry_over
+    window = proto.window()
+    if window is not None:
+        out["window"] = {
+            "chunk": window.chunk,
+            "head": window.head,
+            "keep": window.keep_tail,
+            "chunks": window.max_chunks,
+        }
+    return out
+
+
 # --------------------------------------------------------------------------- rollouts
 
 
 def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader) -> dict:
-    """One ``samples.jsonl`` row: every round's text, the answer read after it, and grades."""
-    from motif.protocol import final_answer_boxes, final_answer_text
+    """One ``samples.jsonl`` row: every round's text, the answer read after it, grades, budget.
 
+    The answer after round ``r`` is read from ``trajectory.answer_text(r)`` (the round's
+    response; for ``tail``, the thought written so far). Budget accounting per round:
+    ``prompt_tokens``, ``completion_tokens`` (new), ``context_tokens`` (their sum),
+    ``carried_tokens`` (tail), ``truncated``; per row: ``generated_tokens`` (all rounds),
+    ``largest_context`` (the largest round) and ``cut_round``.
+    """
     rounds = []
     for rec in trajectory.rounds:
-        boxes = final_answer_boxes(rec.text, fallback="response")
-        answer = boxes[-1] if boxes else None
-        # Several boxes: the grader gets the text holding them (multi-value golds, issue 13).
-        graded = final_answer_text(rec.text, "response") if len(boxes) > 1 else answer
+        answer, correct = _grade_text(_answer_text(trajectory, rec.round), problem.gold, grader)
         rounds.append(
             {
                 "round": rec.round,
                 "text": rec.text,
                 "answer": answer,
-                "correct": grader(graded, problem.gold),
+                "correct": correct,
                 "prompt_tokens": rec.prompt_tokens,
                 "completion_tokens": rec.completion_tokens,
+                "context_tokens": rec.prompt_tokens + rec.completion_tokens,
+                "carried_tokens": getattr(rec, "carried_tokens", 0),
                 "truncated": rec.truncated,
             }
         )
@@ -235,9 +264,28 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
         "correct": final["correct"],  # None (ungradable) when a round did not fit the context
         "stopped_early": trajectory.stopped_early,
         "cut_round": cut,
+        "carry_over": getattr(trajectory, "carry_over", "summary"),
+        "generated_tokens": sum(r["completion_tokens"] for r in rounds),
+        "largest_context": max((r["context_tokens"] for r in rounds), default=0),
         "question": problem.question,
         "rounds": rounds,
     }
+
+
+def _answer_text(trajectory: Any, round_index: int) -> str:
+    reader = getattr(trajectory, "answer_text", None)
+    return reader(round_index) if callable(reader) else trajectory.rounds[round_index - 1].text
+
+
+def _grade_text(text: str, gold: str, grader: Grader) -> tuple[str | None, bool | None]:
+    """(the final answer read from ``text``, its grade); several boxes are graded together."""
+    from motif.protocol import final_answer_boxes, final_answer_text
+
+    boxes = final_answer_boxes(text, fallback="response")
+    answer = boxes[-1] if boxes else None
+    # Several boxes: the grader gets the text holding them (multi-value golds, issue 13).
+    graded = final_answer_text(text, "response") if len(boxes) > 1 else answer
+    return answer, grader(graded, gold)
 
 
 def evaluate(
@@ -332,9 +380,12 @@ def run_eval(
     from motif.backends.vllm_options import VllmArgs, plan_backend
 
     vllm = vllm if vllm is not None else VllmArgs()
-    plan_backend(model, vllm, gen, engine=False)  # model-free checks, before anything loads
+    from motif.runtime import check_protocol_fits, protocol_generation
+
+    plan_backend(model, vllm, protocol_generation(gen, proto), engine=False)  # model-free checks
     if backend_loader is None:  # a custom loader owns its model
         _check_model_paths(model)
+        check_protocol_fits(model, gen, proto)  # config and tokenizer only, before any write
     full = load_problems(
         args.benchmark,
         split=args.split,
@@ -347,7 +398,7 @@ def run_eval(
     )
     problems = full[: args.limit] if args.limit else full
     identity = run_identity(args, model, gen, proto, full)
-    out_dir = args.resolved_output_dir(proto.rounds)
+    out_dir = args.resolved_output_dir(proto.rounds, proto.carry_over)
     check_eval_dir(out_dir)
     store = ResultStore(out_dir, identity, args.samples)
     stats = {"generated_problems": 0, "generation_seconds": 0.0}
@@ -355,7 +406,7 @@ def run_eval(
         from motif.runtime import build_engine, load_backend
 
         if backend_loader is None:
-            backend = load_backend(model, vllm, gen)
+            backend = load_backend(model, vllm, gen, proto)
         else:
             backend = backend_loader(model)
         if identity["model_weights"] is None:  # a hub model downloaded by this load
@@ -421,12 +472,20 @@ def build_summary(
 
 
 def run_label(identity: dict) -> str:
-    """A short row label: model (+ adapter), rounds, and K when sampling."""
+    """A short row label: model (+ adapter), rounds (or tail chunks, or one pass), K when sampling."""
     name = Path(identity["model"].removeprefix("default:")).name
     if identity.get("adapter"):
         name += f" + {Path(identity['adapter']).name}"
-    rounds = identity["protocol"]["rounds"]
-    label = f"{name}, {rounds} round{'s' if rounds > 1 else ''}"
+    protocol = identity["protocol"]
+    rounds = protocol["rounds"]
+    carry = protocol.get("carry_over", "summary")
+    if carry == "tail":
+        window = protocol["window"]
+        label = f"{name}, tail {rounds} chunk{'s' if rounds > 1 else ''} of {window['chunk']}"
+    elif carry == "none":
+        label = f"{name}, one pass"
+    else:
+        label = f"{name}, {rounds} round{'s' if rounds > 1 else ''}"
     samples = identity["sampling"]["samples"]
     return label + (f", avg@{samples}" if samples > 1 else "")
 
