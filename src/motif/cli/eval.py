@@ -13,7 +13,8 @@ DESCRIPTION = (
     "Evaluate on a benchmark with the multi-round protocol (--rounds N; 1 = vanilla prompt). "
     "Greedy pass@1 by default (round 1 at most --max-new-tokens, later rounds twice that unless "
     "--later-max-new-tokens); --samples K with --temperature gives avg@K and pass@k. Results "
-    "stream to <output-dir>/samples.jsonl; re-running the same command resumes."
+    "stream to <output-dir>/samples.jsonl; re-running the same command resumes. --grid compares "
+    "carry-over strategies at equal total budgets (docs/bounded-context.md)."
 )
 
 
@@ -33,16 +34,23 @@ def run(argv: list[str]) -> int:
     """Parse the flags, evaluate (resuming), print the summary."""
     from motif.backends.vllm_options import VllmArgs
     from motif.cli.common import parse, quiet_libraries
+    from motif.eval.grid import GridArgs
     from motif.eval.runner import EvalArgs, run_eval
 
-    args, model, gen, proto, vllm = parse(
+    args, model, gen, proto, vllm, grid = parse(
         "motif eval",
-        (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs, VllmArgs),
+        (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs, VllmArgs, GridArgs),
         argv,
         DESCRIPTION,
     )
+    if grid.grid:
+        from motif.eval.grid import check_cell_options
+
+        check_cell_options(given_options(argv))
     quiet_libraries()
     logging.getLogger("motif.eval").setLevel(logging.INFO)
+    if grid.grid:
+        return run_grid_command(args, grid, model, gen, proto, vllm)
     summary = run_eval(args, model, gen, proto, vllm=vllm)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -55,4 +63,32 @@ def run(argv: list[str]) -> int:
     print(f"results: {out_dir}", file=sys.stderr)
     # the trajectory page (written to <output-dir>/view.html)
     print(f"view the trajectories: motif view {shlex.quote(out_dir)}", file=sys.stderr)
+    return 0
+
+
+def given_options(argv: list[str]) -> set[str]:
+    """Option names set on the command line or in its ``--config`` file (dashed, no ``--``)."""
+    names = {a[2:].split("=", 1)[0].replace("_", "-") for a in argv if a.startswith("--")}
+    if "config" in names and argv.index("--config") + 1 < len(argv):
+        from motif.cli.common import read_config
+
+        names |= {key.replace("_", "-") for key in read_config(argv[argv.index("--config") + 1])}
+    return names
+
+
+def run_grid_command(args, grid, model, gen, proto, vllm) -> int:
+    """``motif eval --grid``: every cell (model loaded once), then the table and the paths."""
+    from motif.eval.grid import GRID_FILE, GRID_PLOT, GRID_TABLE, run_grid
+    from motif.report import grid_caption, grid_table
+
+    doc = run_grid(args, grid, model, gen, proto, vllm=vllm)
+    if args.json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print(grid_caption(doc))
+        print(grid_table(doc))
+    out = doc["output_dir"]
+    for name in (GRID_FILE, GRID_TABLE, GRID_PLOT):
+        print(f"{name}: {out}/{name}", file=sys.stderr)
+    print(f"report: motif report {shlex.quote(out)}", file=sys.stderr)
     return 0

@@ -1,0 +1,565 @@
+"""The equal-budget comparison: carry-over strategies side by side at one total token budget.
+
+``motif eval --grid "192=summary:3x64,tail:5x64,none:1x192"`` evaluates every *cell* of a grid
+on the same model, task and sampling. A *group* claims a total new-token budget ``T`` and lists
+cells ``STRATEGY:NxB`` that must each total ``T`` (checked before any model loads):
+
+* ``summary:NxB``: N rounds of at most B new tokens each (MOTIF, arXiv 2507.02851; InftyThink,
+  arXiv 2503.06692); total ``N * B``.
+* ``tail:IxC``: one thought in at most I chunks of C tokens (Delethink, arXiv 2510.06557), each
+  later chunk carrying ``--tail-head`` h and ``--tail-keep`` m tokens; total
+  ``C + (I - 1)(C - h - m)`` (:class:`motif.carryover.TailWindow`).
+* ``none:1xT``: one pass of T new tokens (the long chain-of-thought reference).
+
+Each cell is an ordinary ``motif eval`` run into ``<output-dir>/cells/<label>/`` (so each
+resumes on its own); the model is loaded once for all cells. The grid writes ``grid.json``
+(one entry per cell: accuracy, tokens generated, largest context, wall-clock), ``grid.md``
+and ``grid.png`` (accuracy against total budget, one line per strategy, the largest measured
+context written next to each point). ``motif report <output-dir>`` renders them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from motif.carryover import CARRY_OVERS, GridCell
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.errors import ConfigError, MotifError
+
+if TYPE_CHECKING:
+    from motif.eval.runner import EvalArgs
+
+logger = logging.getLogger(__name__)
+
+GRID_FILE = "grid.json"
+GRID_TABLE = "grid.md"
+GRID_PLOT = "grid.png"
+CELLS_DIR = "cells"
+CELL_OPTIONS = (
+    "rounds",
+    "carry-over",
+    "max-new-tokens",
+    "later-max-new-tokens",
+    "tail-chunk",
+    "tail-chunks",
+)
+"""Options a grid cell sets itself: refused next to ``--grid`` (see :func:`check_cell_options`)."""
+_CELL = re.compile(r"^\s*(?P<strategy>[A-Za-z_]+)\s*:\s*(?P<n>\d+)\s*[xX]\s*(?P<b>\d+)\s*$")
+
+
+class _GroupsAction(argparse.Action):
+    """``--grid`` may be repeated; flags replace a config file's ``grid`` instead of adding."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        fresh = current is None or current is self.default
+        setattr(namespace, self.dest, [*([] if fresh else current), *values])
+
+
+@dataclass
+class GridArgs:
+    """The equal-budget grid of ``motif eval`` (docs/bounded-context.md)."""
+
+    grid: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluate a grid of carry-over cells at equal total new-token budgets: "
+            "TOTAL=STRATEGY:NxB,... (summary:NxB = N rounds of B tokens; tail:IxC = I chunks "
+            "of C with --tail-head/--tail-keep; none:1xT = one pass), e.g. "
+            "'192=summary:3x64,tail:5x64,none:1x192'. Repeat it or separate groups with ';'. "
+            "Cells set --rounds, --carry-over and the budgets themselves.",
+            "action": _GroupsAction,
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.grid, str):  # a YAML config may give one string
+            self.grid = [self.grid]
+        if self.grid is not None:
+            parse_grid(self.grid)
+
+
+@dataclass(frozen=True)
+class GridGroup:
+    """One group of a grid: the total new-token budget it claims and its cells."""
+
+    total: int
+    cells: tuple[GridCell, ...]
+
+
+def cell_spec(cell: GridCell) -> str:
+    """A cell as written in ``--grid``: ``summary:3x64``."""
+    return f"{cell.carry_over}:{cell.rounds}x{cell.budget}"
+
+
+def parse_cell(text: str) -> GridCell:
+    """``STRATEGY:NxB`` as a :class:`GridCell`.
+
+    Raises:
+        ConfigError: malformed text, an unknown strategy, N or B below 1, ``none`` with N != 1.
+    """
+    match = _CELL.match(text)
+    if not match:
+        raise ConfigError(
+            f"--grid cell {text.strip()!r} is not STRATEGY:NxB (e.g. summary:3x64, tail:5x64, "
+            "none:1x192)"
+        )
+    strategy, n, b = match["strategy"], int(match["n"]), int(match["b"])
+    if strategy not in CARRY_OVERS:
+        raise ConfigError(
+            f"--grid cell {text.strip()!r}: strategy must be one of {', '.join(CARRY_OVERS)}"
+        )
+    if n < 1 or b < 1:
+        raise ConfigError(f"--grid cell {text.strip()!r}: N and B must be >= 1")
+    if strategy == "none" and n != 1:
+        raise ConfigError(
+            f"--grid cell {text.strip()!r}: none is one pass; write none:1x{n * b} "
+            "(B is the whole budget)"
+        )
+    return GridCell(strategy, n, b)  # type: ignore[arg-type]
+
+
+def parse_grid(specs: Sequence[str]) -> list[GridGroup]:
+    """``--grid`` values (each one or more ``;``-separated groups ``TOTAL=CELL,CELL``) as groups.
+
+    Raises:
+        ConfigError: a malformed group or cell, or a cell listed twice (syntax only; the totals
+            are checked by :func:`check_grid`, which needs the tail window).
+    """
+    groups, seen = [], set()
+    for part in (p for spec in specs for p in str(spec).split(";")):
+        if not part.strip():
+            continue
+        total_text, sep, cells_text = part.partition("=")
+        if not sep or not total_text.strip().isdigit() or int(total_text) < 1:
+            raise ConfigError(
+                f"--grid group {part.strip()!r} is not TOTAL=CELL,CELL with TOTAL a token count "
+                "(e.g. 192=summary:3x64,none:1x192)"
+            )
+        cells = tuple(parse_cell(c) for c in cells_text.split(",") if c.strip())
+        if not cells:
+            raise ConfigError(f"--grid group {part.strip()!r} lists no cells")
+        for cell in cells:
+            if cell.label in seen:
+                raise ConfigError(f"--grid lists {cell_spec(cell)} twice; keep one")
+            seen.add(cell.label)
+        groups.append(GridGroup(int(total_text), cells))
+    if not groups:
+        raise ConfigError("--grid is empty; e.g. --grid '192=summary:3x64,none:1x192'")
+    return groups
+
+
+def check_grid(groups: Sequence[GridGroup], head: int, keep: int | None) -> None:
+    """Every cell totals its group's claim, and every tail cell's window is valid.
+
+    Raises:
+        ConfigError: naming the cell, what it totals and a cell of the same shape that would
+            match (when one exists).
+    """
+    for group in groups:
+        for cell in group.cells:
+            actual = _cell_total(cell, head, keep)
+            if actual != group.total:
+                raise ConfigError(
+                    f"--grid cell {cell_spec(cell)} totals {actual} new tokens"
+                    f"{_tail_note(cell, head, keep)}, not its group's {group.total}: "
+                    f"{_suggest(cell, group.total, head, keep)}"
+                )
+
+
+def _cell_total(cell: GridCell, head: int, keep: int | None) -> int:
+    try:
+        return cell.total_budget(head, keep)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"--grid cell {cell_spec(cell)} (chunk size C = {cell.budget}, --tail-head {head}, "
+            f"--tail-keep {'C/2' if keep is None else keep}): {exc}"
+        ) from None
+
+
+def _tail_note(cell: GridCell, head: int, keep: int | None) -> str:
+    if cell.carry_over != "tail":
+        return ""
+    window = cell.window(head, keep)
+    return f" ({window.chunk} + {window.max_chunks - 1} x {window.later_new_tokens})"
+
+
+def _suggest(cell: GridCell, total: int, head: int, keep: int | None) -> str:
+    """A cell of the same strategy and per-round budget that totals ``total``, if one exists."""
+    if cell.carry_over == "none":
+        return f"use none:1x{total}"
+    if cell.carry_over == "summary":
+        fits = total % cell.budget == 0
+        return (
+            f"use summary:{total // cell.budget}x{cell.budget}"
+            if fits
+            else (f"no round count of {cell.budget} tokens totals {total}; change B or the total")
+        )
+    step = cell.window(head, keep).later_new_tokens
+    if total >= cell.budget and (total - cell.budget) % step == 0:
+        return f"use tail:{1 + (total - cell.budget) // step}x{cell.budget}"
+    return (
+        f"no chunk count of C = {cell.budget} totals {total} (C + (I-1) x {step}); change C, "
+        "--tail-head/--tail-keep or the total"
+    )
+
+
+def check_cell_options(given: set[str]) -> None:
+    """Refuse options a grid cell sets itself (``given``: option names, dashed, no ``--``).
+
+    Raises:
+        ConfigError: naming the first such option.
+    """
+    for name in CELL_OPTIONS:
+        if name in given:
+            raise ConfigError(
+                f"--{name} is set by every --grid cell (STRATEGY:NxB: N rounds or chunks of B "
+                f"tokens); drop --{name} or drop --grid"
+            )
+
+
+# --------------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell's run: its claimed total and the configs of its ``motif eval`` run."""
+
+    cell: GridCell
+    total: int
+    gen: GenerationArgs
+    proto: ProtocolArgs
+
+    @property
+    def label(self) -> str:
+        """The cell's directory name under ``cells/``."""
+        return self.cell.label
+
+
+def plan_cells(
+    groups: Sequence[GridGroup], gen: GenerationArgs, proto: ProtocolArgs
+) -> list[CellPlan]:
+    """The eval configs of every cell: the cell sets rounds/chunks, carry-over and the budgets;
+    sampling, the summary rule, early stop and the tail's h and m come from ``gen``/``proto``.
+
+    Raises:
+        ConfigError: as :func:`check_grid`, or a cell the protocol options refuse (named).
+    """
+    check_grid(groups, proto.tail_head, proto.tail_keep)
+    plans = []
+    for group in groups:
+        for cell in group.cells:
+            tail = cell.carry_over == "tail"
+            try:
+                cell_proto = ProtocolArgs(
+                    rounds=cell.rounds if cell.carry_over == "summary" else None,
+                    summary_rule=proto.summary_rule,
+                    early_stop=proto.early_stop,
+                    carry_over=cell.carry_over,
+                    tail_chunk=cell.budget if tail else proto.tail_chunk,
+                    tail_head=proto.tail_head,
+                    tail_keep=proto.tail_keep,
+                    tail_chunks=cell.rounds if tail else proto.tail_chunks,
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"--grid cell {cell_spec(cell)}: {exc}") from None
+            cell_gen = replace(gen, max_new_tokens=cell.budget, later_max_new_tokens=cell.budget)
+            plans.append(CellPlan(cell, group.total, cell_gen, cell_proto))
+    return plans
+
+
+def memoized(loader: Callable[[ModelArgs], Any]) -> Callable[[ModelArgs], Any]:
+    """A backend loader that loads once and hands the same backend to every later call."""
+    cache: list[Any] = []
+
+    def load(model: ModelArgs) -> Any:
+        if not cache:
+            cache.append(loader(model))
+        return cache[0]
+
+    return load
+
+
+def default_output_dir(benchmark: str, samples: int = 1) -> Path:
+    """``outputs/eval/<benchmark>-grid[-k<samples>]``."""
+    from motif.data import slug
+
+    suffix = f"-k{samples}" if samples > 1 else ""
+    return Path("outputs") / "eval" / f"{slug(benchmark)}-grid{suffix}"
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_grid(
+    args: EvalArgs,
+    grid: GridArgs,
+    model: ModelArgs,
+    gen: GenerationArgs,
+    proto: ProtocolArgs,
+    *,
+    backend_loader: Callable[[ModelArgs], Any] | None = None,
+    grader: Any = None,
+    vllm: Any = None,
+) -> dict:
+    """Evaluate every cell (resuming each), write and return the ``grid.json`` content.
+
+    ``args`` is the :class:`motif.eval.runner.EvalArgs` shared by every cell (``output_dir``:
+    the grid's directory, default :func:`default_output_dir`). The cells set ``--rounds``,
+    ``--carry-over``, ``--tail-chunk``, ``--tail-chunks`` and both per-round budgets; the
+    other options of ``gen``/``proto`` apply to all. Everything is checked before any model
+    loads or anything is written; ``backend_loader`` (default
+    :func:`motif.runtime.load_backend`) is called at most once, when some cell has work left.
+    """
+    from motif.eval.runner import run_eval
+
+    plans, out_dir = prepare_grid(args, grid, model, gen, proto, vllm, backend_loader is None)
+    loader = memoized(backend_loader or _default_loader(vllm, gen, plans))
+    entries = {e["label"]: e for e in read_grid(out_dir).get("cells", [])}
+    previous = dict(entries)
+    _claim(out_dir)
+    doc: dict = {}
+    for i, plan in enumerate(plans, start=1):
+        logger.info("cell %d/%d: %s (total %d new tokens)", i, len(plans), plan.label, plan.total)
+        cell_args = replace(args, output_dir=str(out_dir / CELLS_DIR / plan.label))
+        summary = run_eval(
+            cell_args, model, plan.gen, plan.proto, backend_loader=loader, grader=grader, vllm=vllm
+        )
+        entries[plan.label] = cell_entry(plan, summary, previous.get(plan.label))
+        doc = grid_document(
+            args, proto, out_dir, summary, [entries[p.label] for p in plans if p.label in entries]
+        )
+        write_json(out_dir / GRID_FILE, doc)
+    write_grid_outputs(out_dir, doc)
+    return doc
+
+
+def prepare_grid(
+    args: EvalArgs,
+    grid: GridArgs,
+    model: ModelArgs,
+    gen: GenerationArgs,
+    proto: ProtocolArgs,
+    vllm: Any = None,
+    check_model: bool = True,
+) -> tuple[list[CellPlan], Path]:
+    """Every check of :func:`run_grid`, nothing loaded or written: (cell plans, grid dir).
+
+    ``check_model``: also the model paths and, per cell, the per-round budget against the
+    model's context and the tail's chat template (:func:`motif.runtime.check_protocol_fits`).
+    """
+    if not args.benchmark:
+        raise ConfigError("pass --benchmark NAME|PATH (e.g. math500, or a .jsonl file)")
+    if not grid.grid:
+        raise ConfigError("pass --grid TOTAL=STRATEGY:NxB,... (e.g. 192=summary:3x64,none:1x192)")
+    plans = plan_cells(parse_grid(grid.grid), gen, proto)
+    out_dir = (
+        Path(args.output_dir)
+        if args.output_dir
+        else default_output_dir(args.benchmark, args.samples)
+    )
+    _check_grid_dir(out_dir)
+    if check_model:
+        from motif.models import check_adapter_dir
+        from motif.models import check_model as check_model_path
+
+        check_model_path(model.model)
+        if model.adapter:
+            check_adapter_dir(model.adapter)
+    for plan in plans:
+        _check_cell(args, model, plan, vllm, out_dir, check_model)
+    _check_cell_identities(args, model, plans, out_dir)
+    return plans, out_dir
+
+
+def _check_cell(
+    args: EvalArgs, model: ModelArgs, plan: CellPlan, vllm: Any, out_dir: Path, fits: bool
+) -> None:
+    from motif.backends.vllm_options import VllmArgs, plan_backend
+    from motif.eval.runner import check_eval_dir, check_sampling
+    from motif.runtime import check_protocol_fits, protocol_generation
+
+    check_sampling(args, plan.gen)
+    vllm = vllm if vllm is not None else VllmArgs()
+    plan_backend(model, vllm, protocol_generation(plan.gen, plan.proto), engine=False)
+    check_eval_dir(out_dir / CELLS_DIR / plan.label)
+    if fits:
+        try:
+            check_protocol_fits(model, plan.gen, plan.proto)
+        except ConfigError as exc:
+            raise ConfigError(f"--grid cell {cell_spec(plan.cell)}: {exc}") from None
+
+
+def _check_cell_identities(args: EvalArgs, model: ModelArgs, plans: list[CellPlan], out_dir: Path):
+    """A cell directory written under another configuration is refused before any cell runs."""
+    from motif.data import load_problems
+    from motif.eval.runner import run_identity
+    from motif.eval.store import ResultStore
+
+    full = load_problems(
+        args.benchmark,
+        split=args.split,
+        data_dir=args.data_dir,
+        question_field=args.question_field,
+        answer_field=args.answer_field,
+        skip_bad_rows=args.skip_bad_rows,
+        task_config=args.task_options(),
+        seed=args.data_seed,
+    )
+    for plan in plans:
+        identity = run_identity(args, model, plan.gen, plan.proto, full)
+        ResultStore(out_dir / CELLS_DIR / plan.label, identity, args.samples)
+
+
+def _check_grid_dir(out_dir: Path) -> None:
+    from motif.eval.store import SAMPLES_FILE
+    from motif.outdir import check_output_dir
+
+    check_output_dir(out_dir, kind="eval", resume=True, legacy_files=(GRID_FILE,))
+    if (out_dir / SAMPLES_FILE).exists():
+        raise ConfigError(
+            f"--output-dir {out_dir} holds a single eval run, not a grid; pass another --output-dir"
+        )
+
+
+def _claim(out_dir: Path) -> None:
+    from motif.outdir import MARKER, OutputDir
+
+    if not (out_dir / MARKER).exists():
+        OutputDir(out_dir, "new", "eval").claim()
+
+
+def _default_loader(vllm: Any, gen: GenerationArgs, plans: list[CellPlan]):
+    """:func:`motif.runtime.load_backend` sized for the grid's largest per-round budget."""
+    from motif.runtime import load_backend
+
+    largest = max(p.cell.budget for p in plans)
+    widest = replace(gen, max_new_tokens=largest, later_max_new_tokens=largest)
+    return lambda model: load_backend(model, vllm, widest)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> dict:
+    """One cell of ``grid.json`` from its eval ``summary.json``.
+
+    ``budget_exhausted_rate``: share of trajectories whose last allowed round (or chunk) was
+    cut at its budget, i.e. that ran out of the total; ``generation_seconds``: wall-clock of
+    generation summed over the runs that generated the cell (a run that generated nothing
+    keeps the earlier figure; a run interrupted inside the cell loses that part).
+    """
+    m, run = summary["metrics"], summary["run"]
+    tok, rounds = m["tokens"], m["rounds"]
+    seconds, generated = _timing(run, m["problems"], previous)
+    window = plan.proto.window()
+    trajectories = m["trajectories"]
+    ran_last, cut_last = rounds["ran"][-1], rounds["truncation_rate"][-1]
+    return {
+        "label": plan.label,
+        "cell": cell_spec(plan.cell),
+        "strategy": plan.cell.carry_over,
+        "rounds": plan.cell.rounds,
+        "budget": plan.cell.budget,
+        "total": plan.total,
+        "window": {"head": window.head, "keep": window.keep_tail} if window else None,
+        "problems": m["problems"],
+        "trajectories": trajectories,
+        "accuracy": m["pass@1"],
+        "answered": 1 - m["no_answer"] / trajectories if trajectories else None,
+        "generated_mean": tok["generated_mean"],
+        "generated_max": tok["generated_max"],
+        "largest_context": tok["largest_round_context"],
+        "largest_context_mean": tok.get("round_context_max_mean"),
+        "truncated_any_rate": tok["truncated_any_rate"],
+        "budget_exhausted_rate": (cut_last or 0.0) * ran_last / trajectories
+        if trajectories
+        else None,
+        "generation_seconds": seconds,
+        "generated_problems": generated,
+        "seconds_per_problem": round(seconds / generated, 3) if generated else None,
+        "dir": f"{CELLS_DIR}/{plan.label}",
+    }
+
+
+def _timing(run: dict, problems: int, previous: dict | None) -> tuple[float, int]:
+    seconds, generated = run["generation_seconds"], run["generated_problems"]
+    if previous:
+        old_seconds, old_generated = previous["generation_seconds"], previous["generated_problems"]
+        if generated == 0:
+            return old_seconds, old_generated
+        if old_generated + generated <= problems:  # this run finished an interrupted cell
+            return round(old_seconds + seconds, 3), old_generated + generated
+    return seconds, generated
+
+
+def grid_document(
+    args: EvalArgs, proto: ProtocolArgs, out_dir: Path, summary: dict, cells: list[dict]
+) -> dict:
+    """The ``grid.json`` content: what was compared and one entry per cell (in grid order)."""
+    cfg = summary["config"]
+    name = Path(cfg["model"].removeprefix("default:")).name
+    if cfg.get("adapter"):
+        name += f" + {Path(cfg['adapter']).name}"
+    sampling = {k: v for k, v in cfg["sampling"].items() if "max_new_tokens" not in k}
+    return {
+        "kind": "equal-budget grid",
+        "benchmark": summary["benchmark"],
+        "source": args.benchmark,
+        "model": name,
+        "output_dir": str(out_dir),
+        "limit": args.limit,
+        "sampling": sampling,
+        "tail_head": proto.tail_head,
+        "tail_keep": proto.tail_keep,
+        "cells": cells,
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` atomically (:func:`motif.eval.store.write_json_atomic`)."""
+    from motif.eval.store import write_json_atomic
+
+    write_json_atomic(path, data)
+
+
+def read_grid(directory: str | Path) -> dict:
+    """A grid directory's ``grid.json`` ({} when there is none yet).
+
+    Raises:
+        MotifError: the file is not a grid document.
+    """
+    path = Path(directory) / GRID_FILE
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
+        raise MotifError(f"{path} is not a motif grid (no cells); remove it")
+    return doc
+
+
+def write_grid_outputs(out_dir: Path, doc: dict) -> dict[str, Path]:
+    """Write ``grid.json``, ``grid.md`` and ``grid.png`` into ``out_dir``; returns their paths."""
+    from motif.report import grid_markdown, plot_grid
+
+    paths = {
+        "json": out_dir / GRID_FILE,
+        "table": out_dir / GRID_TABLE,
+        "plot": out_dir / GRID_PLOT,
+    }
+    write_json(paths["json"], doc)
+    plot_grid(doc, paths["plot"])
+    paths["table"].write_text(grid_markdown(doc, GRID_PLOT), encoding="utf-8")
+    return paths

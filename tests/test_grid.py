@@ -1,0 +1,281 @@
+"""The equal-budget grid (`motif eval --grid`): spec parsing, refusals before any model loads,
+a full small grid on the scripted fake (model loaded once), resume, the equal-budget property
+read back from the written numbers, and `motif report` on the grid directory."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from fakes import ScriptedBackend
+from motif.carryover import GridCell
+from motif.cli.main import main
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.errors import ConfigError
+from motif.eval.grid import (
+    GRID_FILE,
+    GRID_PLOT,
+    GRID_TABLE,
+    GridArgs,
+    GridGroup,
+    check_cell_options,
+    parse_grid,
+    plan_cells,
+    run_grid,
+)
+from motif.eval.runner import EvalArgs
+from motif.report import load_runs, write_report
+from test_eval import ARITH, sum_of
+
+# h = 2, m = 6: a tail chunk of 16 writes 16, later chunks 16 - 2 - 6 = 8 new tokens
+SPEC = ["48=summary:3x16,tail:5x16,none:1x48", "96=summary:6x16;96=tail:11x16,none:1x96"]
+HEAD, KEEP = 2, 6
+THINK = [f"t{i}" for i in range(1, 31)]  # 30 one-token words before the box
+
+
+def thinker(chat, sample):
+    """Even sums: the boxed answer at once. Odd sums: 30 words of thought, then the box (31
+    tokens), written from wherever a continued tail turn left off."""
+    total = sum_of(chat[:2])  # the question (a continued tail turn adds a third message)
+    answer = f"\\boxed{{{total}}}"
+    if total % 2 == 0:
+        return answer
+    words = [*THINK, answer]
+    if len(chat) > 2:  # a continued assistant turn: go on after the last carried word
+        words = words[words.index(chat[2]["content"].split()[-1]) + 1 :]
+    return " ".join(words)
+
+
+def loader(calls: list):
+    def load(model_args):
+        calls.append(model_args)
+        return ScriptedBackend(thinker)
+
+    return load
+
+
+def grid_run(out: Path, calls: list, spec=SPEC, **proto):
+    args = EvalArgs(benchmark=ARITH, output_dir=str(out), batch_size=4)
+    protocol = ProtocolArgs(**{"tail_head": HEAD, "tail_keep": KEEP, **proto})
+    return run_grid(
+        args, GridArgs(grid=list(spec)), ModelArgs(), GenerationArgs(), protocol,
+        backend_loader=loader(calls),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def grid_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid") / "g"
+    calls: list = []
+    doc = grid_run(out, calls)
+    return out, doc, calls
+
+
+# --------------------------------------------------------------------------- spec
+
+
+@pytest.mark.parametrize(
+    ("specs", "groups"),
+    [
+        (["192=summary:3x64"], [(192, [("summary", 3, 64)])]),
+        (
+            [" 96 = summary : 3 x 32 , none:1X96 ;"],
+            [(96, [("summary", 3, 32), ("none", 1, 96)])],
+        ),
+        (
+            ["64=none:1x64;128=summary:2x64", "128=tail:3x64"],
+            [(64, [("none", 1, 64)]), (128, [("summary", 2, 64)]), (128, [("tail", 3, 64)])],
+        ),
+    ],
+)
+def test_parse_grid(specs, groups):
+    expected = [GridGroup(t, tuple(GridCell(*c) for c in cells)) for t, cells in groups]
+    assert parse_grid(specs) == expected
+
+
+def test_cells_set_rounds_budgets_and_window():
+    plans = plan_cells(parse_grid(SPEC), GenerationArgs(temperature=0.5, seed=3), ProtocolArgs(
+        tail_head=HEAD, tail_keep=KEEP))  # fmt: skip
+    by = {p.label: p for p in plans}
+    assert list(by) == [
+        "summary-3x16", "tail-5x16", "none-1x48", "summary-6x16", "tail-11x16", "none-1x96"
+    ]  # fmt: skip
+    tail = by["tail-11x16"]
+    assert (tail.proto.carry_over, tail.proto.rounds, tail.proto.tail_chunk) == ("tail", 11, 16)
+    assert tail.proto.window().total_budget == 96 == tail.total
+    assert (by["summary-6x16"].proto.rounds, by["none-1x96"].proto.rounds) == (6, 1)
+    for plan in plans:
+        assert plan.gen.max_new_tokens == plan.gen.later_max_new_tokens == plan.cell.budget
+        assert (plan.gen.temperature, plan.gen.seed) == (0.5, 3)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize(
+    ("grid", "extra", "message"),
+    [
+        ("48=summary:3-16", [], r"--grid cell 'summary:3-16' is not STRATEGY:NxB"),
+        ("48=delete:3x16", [], r"'delete:3x16': strategy must be one of summary, tail, none"),
+        ("48=none:2x24", [], r"none:2x24'.*write none:1x48"),
+        ("48=summary:0x16", [], r"N and B must be >= 1"),
+        ("summary:3x16", [], r"group 'summary:3x16' is not TOTAL=CELL"),
+        ("48=", [], r"group '48=' lists no cells"),
+        ("48=summary:3x16,summary:3x16", [], r"lists summary:3x16 twice"),
+        ("64=summary:3x16", [], r"summary:3x16 totals 48 .* not its group's 64: use summary:4x16"),
+        ("50=summary:3x16", [], r"totals 48 .*no round count of 16 tokens totals 50"),
+        ("64=none:1x48", [], r"none:1x48 totals 48 .* use none:1x64"),
+        (
+            "64=tail:5x16",
+            [],
+            r"tail:5x16 totals 48 new tokens \(16 \+ 4 x 8\), not .* 64: use tail:7x16",
+        ),
+        ("60=tail:5x16", [], r"no chunk count of C = 16 totals 60"),
+        ("48=tail:3x16", ["--tail-head", "12"], r"tail:3x16 \(chunk size C = 16, --tail-head 12"),
+        ("48=tail:3x16", ["--tail-keep", "16"], r"tail:3x16 .*--tail-keep \(16\) must be smaller"),
+        ("48=summary:3x16", ["--rounds", "3"], r"--rounds is set by every --grid cell"),
+        ("48=summary:3x16", ["--carry-over", "tail"], r"--carry-over is set by every --grid"),
+        ("48=summary:3x16", ["--max_new_tokens", "9"], r"--max-new-tokens is set by every"),
+        ("48=summary:3x16", ["--tail-chunks", "2"], r"--tail-chunks is set by every"),
+        ("48=tail:5x16", ["--early-stop"], r"--grid cell tail:5x16: --early-stop does not"),
+        ("48=summary:3x16", ["--samples", "2"], r"--samples 2 needs --temperature"),
+    ],
+)
+def test_bad_grids_are_one_line_errors_before_anything(grid, extra, message, tmp_path, capsys):
+    out = tmp_path / "g"
+    argv = ["eval", "--benchmark", ARITH, "--output-dir", str(out), "--grid", grid]
+    assert main([*argv, "--tail-head", str(HEAD), "--tail-keep", str(KEEP), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("motif: error: ")
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_cell_options_from_a_config_file_are_refused(tmp_path, capsys):
+    config = tmp_path / "grid.yaml"
+    config.write_text(f"benchmark: {ARITH}\ngrid: ['48=summary:3x16']\nlater_max_new_tokens: 9\n")
+    assert main(["eval", "--config", str(config), "--output-dir", str(tmp_path / "g")]) == 2
+    assert "--later-max-new-tokens is set by every --grid cell" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--tail-chunk is set"):
+        check_cell_options({"tail-chunk", "tail-head"})
+    check_cell_options({"tail-head", "tail-keep", "limit"})  # window and data options are shared
+
+
+def test_grid_flags_repeat_and_replace_the_config_file(tmp_path):
+    from motif.cli.common import parse
+
+    config = tmp_path / "grid.yaml"
+    config.write_text("grid: ['48=summary:3x16', '96=none:1x96']\n")
+    (grid,) = parse("t", (GridArgs,), ["--config", str(config)])
+    assert grid.grid == ["48=summary:3x16", "96=none:1x96"]
+    flags = ["--grid", "8=none:1x8", "--grid", "4=none:1x4;6=none:1x6"]
+    (grid,) = parse("t", (GridArgs,), ["--config", str(config), *flags])
+    assert grid.grid == ["8=none:1x8", "4=none:1x4;6=none:1x6"]  # repeated; the file's replaced
+
+
+def test_a_changed_cell_configuration_is_refused_before_any_cell_runs(grid_dir, tmp_path):
+    import shutil
+
+    out, _, _ = grid_dir
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
+    calls: list = []
+    with pytest.raises(ConfigError, match="tail-5x16 holds results of a different configuration"):
+        # --tail-keep 4 changes only the tail cells (and their totals: 16 + 4 x 10 = 56)
+        grid_run(copy, calls, spec=["48=summary:3x16,none:1x48", "56=tail:5x16"], tail_keep=4)
+    assert not calls
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == before
+
+
+# --------------------------------------------------------------------------- a whole grid
+
+
+def test_grid_writes_json_table_and_plot_loading_the_model_once(grid_dir):
+    out, doc, calls = grid_dir
+    assert len(calls) == 1
+    for name in (GRID_FILE, GRID_TABLE, GRID_PLOT):
+        assert (out / name).stat().st_size > 100
+    assert (out / GRID_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / GRID_FILE).read_text()) == doc
+    cells = {c["label"]: c for c in doc["cells"]}
+    assert [c["label"] for c in doc["cells"]] == [
+        "summary-3x16", "tail-5x16", "none-1x48", "summary-6x16", "tail-11x16", "none-1x96"
+    ]  # fmt: skip
+    for label in cells:
+        assert (out / "cells" / label / "summary.json").is_file()
+    # odd sums need 31 tokens in one thought: a 16-token summary round never gets there
+    assert cells["summary-3x16"]["accuracy"] == 0.5 and cells["none-1x48"]["accuracy"] == 1.0
+    assert cells["tail-5x16"]["accuracy"] == 1.0
+    assert cells["tail-5x16"]["window"] == {"head": HEAD, "keep": KEEP}
+    assert cells["summary-3x16"]["window"] is None
+    assert cells["summary-3x16"]["budget_exhausted_rate"] == 0.5
+    assert cells["none-1x96"]["budget_exhausted_rate"] == 0.0
+    assert cells["tail-5x16"]["budget_exhausted_rate"] == 0.0  # no thought reached chunk 5
+    table = (out / GRID_TABLE).read_text()
+    assert "| 48 | tail:5x16 (h 2, m 6) | 100.0 | 100.0 |" in table
+    assert "| 48 | summary:3x16 | 50.0 | 50.0 | 26 / 48 |" in table  # 25.5 rounds to even
+    assert f"]({GRID_PLOT})" in table
+
+
+def test_every_cell_keeps_to_its_group_total(grid_dir):
+    """The equal-budget property, from the written numbers: no answer generated more than its
+    cell's total, the totals of one group are equal, and the carry-over cells kept their
+    contexts below the single pass's."""
+    out, _, _ = grid_dir
+    cells = json.loads((out / GRID_FILE).read_text())["cells"]
+    by_total: dict[int, list[dict]] = {}
+    for cell in cells:
+        by_total.setdefault(cell["total"], []).append(cell)
+        assert cell["generated_max"] <= cell["total"]
+        summary = json.loads((out / cell["dir"] / "summary.json").read_text())
+        assert summary["metrics"]["tokens"]["generated_max"] == cell["generated_max"]
+    assert sorted(by_total) == [48, 96] and all(len(v) == 3 for v in by_total.values())
+    for total, group in by_total.items():
+        # summary rounds never finish the odd problems: they use the whole budget
+        assert next(c for c in group if c["strategy"] == "summary")["generated_max"] == total
+        single = next(c for c in group if c["strategy"] == "none")
+        for cell in group:
+            if cell["strategy"] == "tail":
+                assert cell["largest_context"] < single["largest_context"] + total
+                # the thought part of a tail chunk's context never exceeds C
+                rows = (out / cell["dir"] / "samples.jsonl").read_text().splitlines()
+                for row in map(json.loads, rows):
+                    for r in row["rounds"]:
+                        assert r["carried_tokens"] + r["completion_tokens"] <= cell["budget"]
+
+
+def test_resume_generates_nothing_and_keeps_the_numbers(grid_dir):
+    out, doc, _ = grid_dir
+    calls: list = []
+    again = grid_run(out, calls)
+    assert not calls  # nothing left to generate: no model loaded
+    strip = ("updated",)
+    assert {k: v for k, v in again.items() if k not in strip} == {
+        k: v for k, v in doc.items() if k not in strip
+    }
+    assert all(c["generated_problems"] == 6 for c in again["cells"])
+
+
+def test_cli_grid_prints_the_table_and_report_renders_it(grid_dir, tmp_path, capsys):
+    out, doc, _ = grid_dir
+    argv = ["eval", "--benchmark", ARITH, "--output-dir", str(out), "--tail-head", str(HEAD)]
+    argv += ["--tail-keep", str(KEEP), "--batch-size", "4"]
+    for spec in SPEC:
+        argv += ["--grid", spec]
+    assert main(argv) == 0  # finished: re-summarised, no model needed
+    captured = capsys.readouterr()
+    assert "| 96 | none:1x96 | 100.0 |" in captured.out
+    assert f"{out}/{GRID_PLOT}" in captured.err and "motif report" in captured.err
+    report = tmp_path / "rep" / "report.md"
+    assert main(["report", str(out), "--output", str(report)]) == 0
+    text = report.read_text()
+    assert "## Equal-budget grid: eval_arith" in text and "| 48 | summary:3x16 |" in text
+    assert (report.parent / "report_grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert "3 rounds [summary-3x16]" in text  # the cells' per-round details too
+    evals, _ = load_runs([out.parent])  # a parent of the grid directory is searched too
+    assert len(evals) == len(doc["cells"])
+    assert "## Equal-budget grid" in write_report([out.parent], tmp_path / "p.md").read_text()
