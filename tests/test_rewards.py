@@ -334,3 +334,12 @@ def test_future_accuracy_shape_errors() -> None:
         future_accuracy([[_trajectory(RIGHT)], [_trajectory(RIGHT)]], ["18"])
     with pytest.raises(ValueError, match="no continuation trajectories"):
         future_accuracy([[]], ["18"])
+
+
+def test_future_accuracy_grades_a_tail_thought_whole() -> None:
+    """--carry-over tail: the chunks are one thought, so an answer split across them counts."""
+    chunks = ["<reasoning>\nwork\n</reasoning>\n<answer>\n\\boxed{1", "8}\n</answer>"]
+    tail = _trajectory(*chunks)
+    tail.carry_over = "tail"
+    assert future_accuracy([[tail], [_trajectory(*chunks)]], ["18", "18"]) == [2.0, 0.0]
+    assert future_accuracy([[tail]], ["18"], mode="paper") == [2.0]

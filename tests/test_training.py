@@ -370,3 +370,192 @@ def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path):
     (tmp_path / "checkpoint-x").mkdir()
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-20"
     assert latest_checkpoint(tmp_path / "checkpoint-30") is None
+
+
+# --------------------------------------------------------------------------- carry-over
+
+# A template that writes an empty think block into every assistant turn: a partial turn is not
+# rendered right after the generation prompt, so it cannot be continued.
+REFORMATTING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{% if m.role == 'assistant' %}<think>\n\n</think>\n\n{% endif %}{{ m.content }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+TAIL = ["--carry-over", "tail", "--tail-chunk", "8", "--tail-head", "2", "--tail-keep", "3"]
+
+
+def tail_reward(policy, tokenizer, chunks=3, k=2):
+    """A tail future-accuracy reward (C=8, h=2, m=3: later chunks write 3) bound to ``policy``."""
+    from motif.training.config import MotifArgs
+    from motif.training.reward import FutureAccuracyReward
+
+    motif = MotifArgs(
+        carry_over="tail",
+        tail_chunk=8,
+        tail_head=2,
+        tail_keep=3,
+        tail_chunks=chunks,
+        k=k,
+        continuation_temperature=0.0,
+    )
+    return FutureAccuracyReward(motif).bind(_fake_trainer(policy, tokenizer))
+
+
+def spy_rollouts(reward):
+    """Record every rollout's trajectory groups (the reward only returns the scores)."""
+    seen, rollout = [], reward.rollout
+    reward.rollout = lambda *args: seen.append(rollout(*args)) or seen[-1]
+    return seen
+
+
+def test_tail_reward_continues_cut_completions_from_their_ids(tokenizer, tiny_model, monkeypatch):
+    """A completion cut at C (no EOS) is continued from its ids (first h + last m carried); one
+    that ended at EOS is not continued: its k trajectories are graded on chunk 1 alone."""
+    from motif.backends.hf import TransformersBackend
+
+    prompts_sent = []
+    real = TransformersBackend.continue_prompts
+
+    def spy(self, chats, prompts, prefixes):
+        out = real(self, chats, prompts, prefixes)
+        prompts_sent.extend(zip(out, prefixes, strict=True))
+        return out
+
+    monkeypatch.setattr(TransformersBackend, "continue_prompts", spy)
+    reward = tail_reward(tiny_model, tokenizer)
+    seen = spy_rollouts(reward)
+    cut_ids = tokenizer.encode(" one two three four five six seven eight nine ten")[:8]
+    done = "<reasoning>\nadd\n</reasoning>\n<answer>\n\\boxed{3}\n</answer>"
+    done_ids = [*tokenizer.encode(done), tokenizer.eos_token_id]
+    logged = {}
+    rewards = reward(
+        prompts=[None] * 2,
+        completions=[tokenizer.decode(cut_ids), done],
+        completion_ids=[cut_ids, done_ids],
+        question=["1 + 2 = ?", "1 + 2 = ?"],
+        answer=["3", "3"],
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
+    cut, ended = seen[0]
+    assert rewards[1] == 2.0 and logged["continued_completions"] == 1.0
+    assert all(len(t.rounds) == 1 and t.stopped_early and t.final_text == done for t in ended)
+    carried = cut_ids[:2] + cut_ids[-3:]
+    for traj in cut:
+        assert traj.thought_ids[:8] == cut_ids and len(traj.rounds) >= 2
+        assert traj.rounds[1].carried_tokens == 5 and traj.rounds[1].completion_tokens <= 3
+    # chunk 2 (its k samples share one prompt): the rendered single-round prompt, then h + m ids
+    ids, prefix = prompts_sent[0]
+    assert list(prefix) == carried and ids[-5:] == carried
+    assert tokenizer.decode(ids[:-5]).endswith("<|im_start|>assistant\n")
+    # chunk 3 (greedy: both samples alike) carries h of the thought and the last m of chunks 1-2
+    thought = cut[0].thought_ids
+    assert [len(t.rounds) for t in cut] == [3, 3] and len(prompts_sent) == 1 + 2
+    assert list(prompts_sent[1][1]) == thought[:2] + thought[8:11]
+
+
+def test_tail_reward_needs_trls_completion_ids(tokenizer, tiny_model):
+    from motif.errors import MotifError
+
+    reward = tail_reward(tiny_model, tokenizer)
+    with pytest.raises(MotifError, match="passed no completion_ids"):
+        reward(prompts=[None], completions=["x"], question=["q"], answer=["1"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "rounds", "budget", "note"),
+    [
+        ([], 2, 6, False),  # summary: TINY_RUN's own values
+        ([*TAIL, "--tail-chunks", "4"], 4, 8, True),  # tail: rounds = I, round 1 = chunk 1 (C)
+        ([*TAIL, "--max-completion-length", "8"], 5, 8, False),  # the paper's I = 5
+        (["--method", "grpo", "--carry-over", "none"], 1, 6, False),
+    ],
+)
+def test_carry_over_resolves_rounds_and_round_one_budget(flags, rounds, budget, note):
+    from motif.cli.train import parse_config
+    from motif.protocol import VANILLA_SYSTEM_PROMPT
+    from motif.training.trainer import build_dataset, plan
+
+    config = parse_config([*TINY_RUN, "--dataset-size", "1", *flags])
+    assert config.motif.rounds == rounds and config.optim.max_completion_length == budget
+    assert any("replaced by --tail-chunk" in n for n in config.notes) == note
+    prompt = build_dataset(config)[0]["prompt"]
+    vanilla = config.motif.carry_over != "summary"  # tail's chunk 1 and grpo: one-pass prompt
+    assert (prompt[0]["content"] == VANILLA_SYSTEM_PROMPT) == vanilla
+    assert config.motif.protocol().carry_over == config.motif.carry_over
+    if config.motif.carry_over == "tail":
+        assert f"chunks 2..{rounds} of <= 3 tokens" in plan(config)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--carry-over", "delete"], "--carry-over must be one of summary, tail, none"),
+        (["--carry-over", "none"], "use --method grpo"),
+        (["--method", "grpo", "--carry-over", "tail"], "use --method motif"),
+        ([*TAIL, "--tail-chunks", "0"], "--tail-chunks must be >= 1"),
+        ([*TAIL, "--tail-keep", "8"], "--tail-keep (8) must be smaller than --tail-chunk (8)"),
+        ([*TAIL, "--tail-head", "5"], "leaves no room to write"),
+        (["--carry-over", "tail", "--tail-chunk", "0"], "--tail-chunk must be >= 1"),
+        (["--carry-over", "tail", "--tail-head", "-1"], "--tail-head and --tail-keep must be >= 0"),
+    ],
+)
+def test_bad_carry_over_is_one_line_exit_2(flags, message, capsys):
+    assert main(["train", "--dry-run", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_tail_is_checked_against_the_model_before_it_loads(tiny_checkpoint, tmp_path, capsys):
+    """The dry run refuses a C that fills the tiny model's 2048-token context, and a template
+    that cannot continue an assistant turn (the checks of motif infer/eval)."""
+    import shutil
+
+    base = ["train", "--dry-run", "--output-dir", str(tmp_path / "o"), *TINY_RUN, *TAIL]
+    assert main([*base, "--model", str(tiny_checkpoint)]) == 0
+    assert main([*base, "--model", str(tiny_checkpoint), "--tail-chunk", "2048"]) == 2
+    assert "--tail-chunk 2048 is a per-round budget" in capsys.readouterr().err
+    thinking = tmp_path / "thinking"
+    shutil.copytree(tiny_checkpoint, thinking)
+    config = json.loads((thinking / "tokenizer_config.json").read_text())
+    (thinking / "chat_template.jinja").unlink(missing_ok=True)
+    config["chat_template"] = REFORMATTING_TEMPLATE
+    (thinking / "tokenizer_config.json").write_text(json.dumps(config))
+    assert main([*base, "--model", str(thinking)]) == 2
+    assert "--carry-over tail needs a chat template" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_saved_config_and_identity_hold_the_tail_window_only_under_tail():
+    from motif.cli.train import parse_config
+
+    summary = parse_config(TINY_RUN).to_dict()
+    assert not {"carry_over", "tail_chunk", "tail_keep"} & set(summary)  # old runs resume
+    tail = parse_config([*TINY_RUN, *TAIL]).to_dict()
+    assert tail["carry_over"] == "tail" and (tail["tail_chunk"], tail["tail_keep"]) == (8, 3)
+    assert parse_config(["--method", "grpo", "--carry-over", "none"]).to_dict()["rounds"] == 1
+
+
+def test_tail_demonstrations_are_one_single_round_response():
+    from motif.protocol import VANILLA_SYSTEM_PROMPT
+    from motif.training.demos import build_demonstrations, format_ok
+
+    for carry_over in ("tail", "none"):
+        rows = build_demonstrations("chain_sum", 3, 2, 0, carry_over=carry_over)
+        assert len(rows) == 2 and rows[0]["prompt"][0]["content"] == VANILLA_SYSTEM_PROMPT
+        assert format_ok(rows[0]["completion"][0]["content"], final=True)
+    assert len(build_demonstrations("chain_sum", 3, 2, 0)) == 6
+
+
+@pytest.mark.filterwarnings("error::FutureWarning")
+def test_one_tail_step_continues_trls_completions(tiny_checkpoint, tmp_path, with_length_reward):
+    """A real GRPOTrainer step with --carry-over tail: TRL's completion_ids reach the reward."""
+    out = tmp_path / "tail"
+    flags = ["--model", str(tiny_checkpoint), "--output-dir", str(out), "--max-steps", "1"]
+    assert main(["train", *flags, *TINY_RUN, *TAIL, "--tail-chunks", "2"]) == 0
+    (record,) = read_metrics(out)
+    continued = record["continued_completions"]  # the completions TRL cut at C, from their ids
+    assert continued == record["completions/clipped_ratio"] * 2 and "future_accuracy" in record
+    assert 0 < record["continuation_tokens"] <= continued * 2 * (8 - 2 - 3)
+    assert record["completions/max_length"] <= 8
+    saved = (out / "motif_config.yaml").read_text()
+    assert "carry_over: tail" in saved and "max_completion_length: 8" in saved

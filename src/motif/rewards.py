@@ -299,8 +299,10 @@ def future_accuracy(
         groups: for each round-1 completion, its trajectories
             (:meth:`motif.engine.RolloutEngine.continue_from`).
         golds: one raw gold per completion (GSM8K ``... #### 18`` is fine).
-        mode: ``default``: ``weight`` if the last round's final answer is correct
-            (:func:`motif.grading.grade_text`), else 0; a trajectory that cannot be graded
+        mode: ``default``: ``weight`` if the final answer of the trajectory's
+            ``final_text`` is correct (:func:`motif.grading.grade_text`; the last round's
+            response, or for ``carry_over="tail"`` the whole thought, its chunks joined),
+            else 0; a trajectory that cannot be graded
             counts 0 and is logged, and the entry is None only when none of the ``k``
             could be graded. ``paper``: :func:`paper_future_score` (2/1/0), never None.
         weight: score of a correct trajectory in ``default`` mode.

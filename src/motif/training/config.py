@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from motif.carryover import DELETHINK_CHUNK, DELETHINK_CHUNKS, DELETHINK_HEAD
 from motif.errors import ConfigError
 
 METHODS = ("motif", "grpo")
@@ -207,11 +208,31 @@ class LoraArgs:
         )
 
 
+def _protocol_help(name: str) -> dict[str, str]:
+    """The help of ``motif.config.ProtocolArgs``'s field ``name``: one wording for every command."""
+    from dataclasses import fields
+
+    from motif.config import ProtocolArgs
+
+    return {"help": next(f.metadata["help"] for f in fields(ProtocolArgs) if f.name == name)}
+
+
 @dataclass
 class MotifArgs:
-    """The multi-round protocol and the MOTIF reward (paper: n=3, k=4, T=0.8, top_p=0.95)."""
+    """The multi-round protocol and the MOTIF reward (paper: n=3, k=4, T=0.8, top_p=0.95).
 
-    rounds: int = field(default=3, metadata={"help": "Rounds n (grpo always uses 1)."})
+    ``carry_over`` picks how a round-1 completion is continued by the reward (see
+    docs/training.md): ``summary`` (the paper: rounds 2..n each a fresh chat carrying the
+    previous ``<answer>``) or ``tail`` (Delethink, arXiv 2510.06557: round 1 is chunk 1 of one
+    thought, the continuations write chunks 2..I of that same thought). Under ``tail`` the
+    rounds are the chunks: ``rounds`` is set to ``tail_chunks``. ``none`` (one pass) is one
+    round; with ``--method motif`` it is refused (:class:`TrainConfig`).
+    """
+
+    rounds: int = field(
+        default=3,
+        metadata={"help": "Rounds n (grpo always uses 1; --carry-over tail: --tail-chunks)."},
+    )
     k: int = field(
         default=4, metadata={"help": "Continuation trajectories per round-1 completion."}
     )
@@ -242,9 +263,25 @@ class MotifArgs:
     summary_rule: str = field(
         default="paper", metadata={"help": "What is carried between rounds: paper or strict."}
     )
+    carry_over: str = field(
+        default="summary",
+        metadata={
+            "help": "How the reward continues a round-1 completion: summary (MOTIF: rounds 2..n "
+            "each see the question and the previous <answer>), tail (Delethink: round 1 is "
+            "chunk 1 of one thought of --tail-chunk tokens, the continuations write chunks "
+            "2..--tail-chunks of that same thought from its first --tail-head and last "
+            "--tail-keep tokens), or none (one pass: use --method grpo)."
+        },
+    )
+    tail_chunk: int = field(default=DELETHINK_CHUNK, metadata=_protocol_help("tail_chunk"))
+    tail_head: int = field(default=DELETHINK_HEAD, metadata=_protocol_help("tail_head"))
+    tail_keep: int | None = field(default=None, metadata=_protocol_help("tail_keep"))
+    tail_chunks: int = field(default=DELETHINK_CHUNKS, metadata=_protocol_help("tail_chunks"))
 
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, f"--rounds must be >= 1; got {self.rounds}")
+        # carry-over, C, h, m, I checked by ProtocolArgs; tail: rounds = I chunks, none: 1
+        self.rounds = self.protocol_args().rounds
         _require(self.k >= 1, f"--k must be >= 1; got {self.k}")
         _require(
             self.continuation_temperature >= 0,
@@ -270,6 +307,28 @@ class MotifArgs:
             self.summary_rule in ("paper", "strict"),
             f"--summary-rule must be paper or strict; got {self.summary_rule!r}",
         )
+
+    def protocol_args(self) -> Any:
+        """These settings as :class:`motif.config.ProtocolArgs` (its checks, its rounds rule)."""
+        from motif.config import ProtocolArgs
+
+        return ProtocolArgs(
+            rounds=self.rounds if self.carry_over == "summary" else None,
+            summary_rule=self.summary_rule,
+            carry_over=self.carry_over,
+            tail_chunk=self.tail_chunk,
+            tail_head=self.tail_head,
+            tail_keep=self.tail_keep,
+            tail_chunks=self.tail_chunks,
+        )
+
+    def window(self) -> Any:
+        """The :class:`motif.carryover.TailWindow` of ``--carry-over tail`` (None otherwise)."""
+        return self.protocol_args().window()
+
+    def protocol(self) -> Any:
+        """The :class:`motif.protocol.Protocol` of the run (dataset prompts and continuations)."""
+        return self.protocol_args().protocol()
 
 
 @dataclass
@@ -475,14 +534,48 @@ class TrainConfig:
     optim: OptimArgs
 
     def __post_init__(self) -> None:
+        self.notes: list[str] = []  # settings derived from others, for the plan
+        self._check_carry_over()
         if self.run.method == "grpo" and self.motif.rounds != 1:
             self.motif.rounds = 1  # vanilla GRPO is single-round by definition
+        if self.motif.carry_over == "tail":
+            chunk, given = self.motif.tail_chunk, self.optim.max_completion_length
+            if given != chunk:  # round 1 is chunk 1: TRL writes its C tokens
+                self.optim.max_completion_length = chunk
+                self.notes.append(
+                    f"--max-completion-length {given} replaced by --tail-chunk {chunk} "
+                    "(--carry-over tail: round 1 is chunk 1)"
+                )
+
+    def _check_carry_over(self) -> None:
+        """The carry-over must fit the method: ``tail`` continues, ``none`` never does."""
+        method, carry = self.run.method, self.motif.carry_over
+        _require(
+            not (method == "motif" and carry == "none"),
+            "--carry-over none is one pass with nothing for the future-accuracy reward to "
+            "continue: use --method grpo (the one-pass baseline) or --carry-over summary/tail",
+        )
+        _require(
+            not (method == "grpo" and carry == "tail"),
+            "--carry-over tail continues round 1 in chunks, which --method grpo never does: "
+            "use --method motif, or --carry-over none for the one-pass baseline",
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration, flat (as a recipe would write it)."""
+        """The resolved configuration, flat (as a recipe would write it).
+
+        The ``tail_*`` options only under ``carry_over: tail``, and ``carry_over`` only when it
+        is not ``summary``: they do not shape a step otherwise, and the saved config and run
+        identity of a run from before carry-over existed stay the same (``--resume`` works).
+        """
         flat: dict[str, Any] = {}
         for part in (self.run, self.data, self.lora, self.motif, self.optim):
             flat.update(asdict(part))
+        if self.motif.carry_over != "tail":
+            for key in ("tail_chunk", "tail_head", "tail_keep", "tail_chunks"):
+                del flat[key]
+        if self.motif.carry_over == "summary":
+            del flat["carry_over"]
         return flat
 
 

@@ -30,6 +30,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from motif.carryover import check_carry_over
 from motif.errors import ConfigError, MotifError
 from motif.protocol import Protocol, SummaryRule, parse_answer, parse_boxed
 
@@ -269,9 +270,14 @@ def demonstration_responses(problem: ChainProblem, rounds: int) -> list[str]:
 
 
 def demonstration_rows(problem: ChainProblem, protocol: Protocol) -> list[dict]:
-    """One prompt-completion row per round, each prompt built as the engine builds it."""
+    """One prompt-completion row per round, each prompt built as the engine builds it.
+
+    ``summary``: ``protocol.rounds`` rows. ``tail`` and ``none``: one row, the whole chain in
+    one response to the single-round prompt (a tail thought this short ends in chunk 1).
+    """
+    rounds = protocol.rounds if protocol.carry_over == "summary" else 1
     rows, summary = [], None
-    for i, response in enumerate(demonstration_responses(problem, protocol.rounds), start=1):
+    for i, response in enumerate(demonstration_responses(problem, rounds), start=1):
         prompt = protocol.messages(problem.question, i, summary)
         rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": response}]})
         summary = protocol.summary(response)
@@ -285,13 +291,24 @@ def build_demonstrations(
     seed: int,
     task_config: dict | None = None,
     summary_rule: SummaryRule = "paper",
+    carry_over: str = "summary",
 ) -> list[dict]:
     """SFT rows for ``size`` task items over ``rounds`` rounds (``size * rounds`` rows).
 
     Rows are ordered item by item, round by round: row ``j * rounds + i`` is round ``i + 1``
     of item ``j``. Each row is ``{"prompt": [system, user], "completion": [assistant]}``.
+    ``carry_over`` ``tail`` or ``none``: one single-round row per item whatever ``rounds``
+    (chunk 1 of a tail thought is prompted like a one-pass answer; :func:`demonstration_rows`).
+
+    Raises:
+        ConfigError: an unknown ``carry_over``.
     """
-    protocol = Protocol(rounds=rounds, summary_rule=summary_rule)
+    check_carry_over(carry_over)
+    protocol = Protocol(
+        rounds=rounds if carry_over == "summary" else 1,
+        summary_rule=summary_rule,
+        carry_over="summary" if carry_over == "summary" else "none",
+    )
     rows: list[dict] = []
     for problem in load_chain_problems(task, size, seed, task_config):
         rows.extend(demonstration_rows(problem, protocol))

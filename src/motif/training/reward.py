@@ -17,6 +17,7 @@ from typing import Any
 
 from motif.backends.base import GenerationBackend, SamplingParams
 from motif.engine import RolloutEngine
+from motif.errors import MotifError
 from motif.protocol import Protocol
 from motif.rewards import column_values, completion_text, future_accuracy
 from motif.training.config import MotifArgs
@@ -61,6 +62,13 @@ class FutureAccuracyReward:
     TRL signature: ``(prompts, completions, **columns) -> list[float | None]``; the question and
     gold come from the dataset columns ``question`` and ``answer``. Logged under ``__name__``
     by TRL, plus ``future_accuracy``, ``continuation_tokens`` and ``continuation_seconds``.
+
+    ``--carry-over tail`` (Delethink, arXiv 2510.06557): a round-1 completion is chunk 1 of a
+    thought. One cut at its budget (its ``completion_ids`` do not end in an end-of-sequence id)
+    is continued from its token ids, chunks 2..I of the same assistant turn, ``k`` times; one
+    that ended is not continued, and its ``k`` trajectories are graded on chunk 1 alone. The
+    ids come from TRL's ``completion_ids`` argument, never from re-tokenising the text; a
+    trainer that does not pass them is an error. Also logs ``continued_completions``.
     """
 
     __name__ = "future_accuracy_reward"
@@ -69,7 +77,7 @@ class FutureAccuracyReward:
         self, motif: MotifArgs, question_column: str = "question", answer_column: str = "answer"
     ):
         self.motif = motif
-        self.protocol = Protocol(rounds=motif.rounds, summary_rule=motif.summary_rule)
+        self.protocol: Protocol = motif.protocol()
         self.params = SamplingParams(
             max_new_tokens=motif.continuation_max_new_tokens,
             temperature=motif.continuation_temperature,
@@ -91,8 +99,9 @@ class FutureAccuracyReward:
         questions = column_values(kwargs, self.question_column, n, self.__name__)
         golds = column_values(kwargs, self.answer_column, n, self.__name__)
         texts = [completion_text(c) for c in completions]
+        ids, truncated = self._first_ids(kwargs, n)
         start = time.perf_counter()
-        groups = self.rollout(questions, texts)
+        groups = self.rollout(questions, texts, ids, truncated)
         seconds = time.perf_counter() - start
         kept = [[t for t in g if not getattr(t, "cut", False)] for g in groups]
         graded = [i for i, g in enumerate(kept) if g]
@@ -106,13 +115,48 @@ class FutureAccuracyReward:
         for i, score in zip(graded, scores, strict=True):
             rewards[i] = score
         self._log(kwargs.get("log_metric"), rewards, groups, seconds)
+        if truncated is not None and callable(kwargs.get("log_metric")):
+            kwargs["log_metric"]("continued_completions", float(sum(truncated)))
         return rewards
 
-    def rollout(self, questions: Sequence[str], texts: Sequence[str]) -> list[list[Any]]:
-        """The ``k`` continuations of every completion, with the live policy, one call a round."""
+    def _first_ids(self, kwargs: dict, n: int) -> tuple[list | None, list | None]:
+        """``tail``: (token ids, cut at the budget?) of each round-1 completion; else (None, None).
+
+        Raises:
+            MotifError: ``tail`` and the trainer passed no ``completion_ids`` (TRL >= 1.0 does).
+        """
+        if not self.protocol.continues_turn:
+            return None, None
+        if kwargs.get("completion_ids") is None:
+            raise MotifError(
+                f"{self.__name__} with --carry-over tail continues each completion from its "
+                "token ids, and the trainer passed no completion_ids (TRL's GRPOTrainer does)"
+            )
+        ids = [list(c) for c in kwargs["completion_ids"]]
+        if len(ids) != n:
+            raise ValueError(f"got {len(ids)} completion_ids for {n} completions")
+        from motif.backends.hf import eos_token_ids
+
+        eos = set(eos_token_ids(self.trainer.model, self.trainer.processing_class))
+        return ids, [bool(c) and c[-1] not in eos for c in ids]
+
+    def rollout(
+        self,
+        questions: Sequence[str],
+        texts: Sequence[str],
+        token_ids: Sequence[Sequence[int]] | None = None,
+        truncated: Sequence[bool] | None = None,
+    ) -> list[list[Any]]:
+        """The ``k`` continuations of every completion, with the live policy, one call a round.
+
+        ``token_ids`` and ``truncated`` (``tail`` only): each completion's ids and whether it
+        was cut at its budget (:meth:`RolloutEngine.continue_from`).
+        """
         with policy_backend(self.trainer, self.motif.continuation_batch_size) as backend:
             engine = RolloutEngine(backend, self.protocol, self.params)
-            return engine.continue_from(questions, texts, self.motif.k)
+            return engine.continue_from(
+                questions, texts, self.motif.k, first_token_ids=token_ids, first_truncated=truncated
+            )
 
     def _weight(self) -> float:
         return 2.0 if self.motif.scoring == "paper" else self.motif.accuracy_weight

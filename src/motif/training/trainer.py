@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from motif.outdir import OutputDir
-from motif.protocol import Protocol
 from motif.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -21,6 +20,8 @@ logger = logging.getLogger(__name__)
 def build_dataset(config: TrainConfig) -> Any:
     """The training rows: a conversational round-1 ``prompt`` plus ``question`` and ``answer``.
 
+    The prompt is the run's protocol's round 1 (``Protocol.messages``): the n-round MOTIF
+    prompt for ``summary``, the single-round prompt for ``tail`` (chunk 1) and for ``grpo``.
     Fails before any model loads when a row lacks a question or gold (unless skipped).
     """
     from datasets import Dataset
@@ -41,7 +42,7 @@ def build_dataset(config: TrainConfig) -> Any:
         task_config=task_config or None,
         seed=data.dataset_seed,
     )
-    protocol = Protocol(rounds=config.motif.rounds, summary_rule=config.motif.summary_rule)
+    protocol = config.motif.protocol()  # tail: round 1 is chunk 1, the single-round prompt
     rows = [
         {"prompt": protocol.messages(p.question, 1), "question": p.question, "answer": p.gold}
         for p in problems
@@ -128,6 +129,8 @@ def check_config(config: TrainConfig) -> Checked:
     model = check_model(config.run.model)
     if config.run.init_adapter is not None:
         check_adapter_dir(config.run.init_adapter)
+    if config.motif.carry_over == "tail":
+        check_tail_fits(config)
     bf16 = resolve_bf16(config.optim.bf16, use_cuda)
     settings = {**config.to_dict(), "bf16": bf16[0]}  # what runs, not how it was spelled
     identity = run_identity(
@@ -135,6 +138,25 @@ def check_config(config: TrainConfig) -> Checked:
     )
     resume_from = resume_point(output.path, identity) if config.run.resume else None
     return Checked(args, dataset, output, identity, resume_from, bf16, model)
+
+
+def check_tail_fits(config: TrainConfig) -> None:
+    """``--carry-over tail``: C below the model's context, a template that continues a turn.
+
+    The checks of ``motif infer``/``eval`` (:func:`motif.runtime.check_protocol_fits`), from
+    the model's config and tokenizer only; no weights load.
+
+    Raises:
+        ConfigError: naming the option and the fix.
+    """
+    from motif.config import GenerationArgs, ModelArgs
+    from motif.runtime import check_protocol_fits
+
+    check_protocol_fits(
+        ModelArgs(model=config.run.model, trust_remote_code=config.run.trust_remote_code),
+        GenerationArgs(max_new_tokens=config.motif.tail_chunk),
+        config.motif.protocol_args(),
+    )
 
 
 def _data_fingerprint(dataset: Any) -> str:
@@ -216,7 +238,7 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
 
 def plan(config: TrainConfig, checked: Checked | None = None) -> str:
     """A human-readable summary of what a run would do (``--dry-run`` and before a run)."""
-    o, m = config.optim, config.motif
+    o = config.optim
     completions = o.prompts_per_device * o.num_generations
     model = checked.model if checked else config.run.model or "offline default"
     output = checked.output.describe() if checked else config.run.output_dir
@@ -229,11 +251,8 @@ def plan(config: TrainConfig, checked: Checked | None = None) -> str:
         f"completions of <= {o.max_completion_length} tokens (T={o.temperature})",
     ]
     if config.run.method == "motif":
-        lines.append(
-            f"MOTIF: n={m.rounds} rounds, k={m.k} continuations per completion "
-            f"({completions * m.k} trajectories x {m.rounds - 1} rounds per step), T={m.continuation_temperature}, "
-            f"top_p={m.continuation_top_p}, <= {m.continuation_max_new_tokens} tokens/round"
-        )
+        lines.append(_continuation_line(config, completions))
+    lines.extend(f"note: {note}" for note in config.notes)
     lines.append(f"rewards: {', '.join(_reward_names(config))}")
     adapter = (
         config.run.init_adapter or f"new LoRA r={config.lora.lora_r} alpha={config.lora.lora_alpha}"
@@ -245,6 +264,26 @@ def plan(config: TrainConfig, checked: Checked | None = None) -> str:
         if checked.resume_from:
             lines.append(f"resume: from {checked.resume_from.name}")
     return "\n".join(lines)
+
+
+def _continuation_line(config: TrainConfig, completions: int) -> str:
+    """The plan's line on the reward's continuations (``summary`` rounds or ``tail`` chunks)."""
+    m = config.motif
+    sampling = f"T={m.continuation_temperature}, top_p={m.continuation_top_p}"
+    window = m.window()
+    if window is None:
+        return (
+            f"MOTIF: n={m.rounds} rounds, k={m.k} continuations per completion "
+            f"({completions * m.k} trajectories x {m.rounds - 1} rounds per step), {sampling}, "
+            f"<= {m.continuation_max_new_tokens} tokens/round"
+        )
+    return (
+        f"MOTIF, carry-over tail (Delethink): round 1 = chunk 1 of C={window.chunk} tokens; "
+        f"k={m.k} continuations of each cut completion write chunks 2..{window.max_chunks} of "
+        f"<= {window.later_new_tokens} tokens from its first h={window.head} + last "
+        f"m={window.keep_tail} tokens ({completions * m.k} trajectories per step, "
+        f"<= {window.total_budget} tokens per thought), {sampling}"
+    )
 
 
 def _reward_names(config: TrainConfig) -> list[str]:
