@@ -279,3 +279,18 @@ def test_cli_grid_prints_the_table_and_report_renders_it(grid_dir, tmp_path, cap
     evals, _ = load_runs([out.parent])  # a parent of the grid directory is searched too
     assert len(evals) == len(doc["cells"])
     assert "## Equal-budget grid" in write_report([out.parent], tmp_path / "p.md").read_text()
+
+
+def test_the_cpu_recipe_is_a_valid_grid():
+    from motif.backends.vllm_options import VllmArgs
+    from motif.cli.common import parse
+
+    recipe = Path(__file__).parent.parent / "recipes" / "grid_smollm2_cpu.yaml"
+    types = (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs, VllmArgs, GridArgs)
+    args, _, gen, proto, _, grid = parse("motif eval", types, ["--config", str(recipe)])
+    plans = plan_cells(parse_grid(grid.grid), gen, proto)
+    assert [(p.label, p.total) for p in plans] == [
+        ("summary-2x64", 128), ("tail-3x64", 128), ("none-1x128", 128),
+        ("summary-4x64", 256), ("tail-7x64", 256), ("none-1x256", 256),
+    ]  # fmt: skip
+    assert args.benchmark == "gsm8k" and args.limit == 50

@@ -2,10 +2,12 @@
 
 ``motif report DIR...`` reads *eval directories* (holding ``summary.json``, written by
 ``motif eval``) and *training directories* (holding ``metrics.jsonl``: one JSON object per
-logged step with ``step`` and reward keys such as ``reward`` and ``future_accuracy``). A
-directory holding neither is searched one level down. The report has the paper's Table 1
-layout (rows: runs, columns: benchmarks, pass@1 in %), a details table, and PNG plots next
-to the Markdown file: accuracy by round, and reward / future accuracy against step.
+logged step with ``step`` and reward keys such as ``reward`` and ``future_accuracy``), and
+*equal-budget grids* (holding ``grid.json``, written by ``motif eval --grid``; their cells are
+eval directories). A directory holding none of them is searched one level down. The report has
+each grid's table and plot (accuracy against total budget), the paper's Table 1 layout (rows:
+runs, columns: benchmarks, pass@1 in %), a details table, and PNG plots next to the Markdown
+file: accuracy by round, and reward / future accuracy against step.
 """
 
 from __future__ import annotations
@@ -609,7 +611,7 @@ def write_report(
     if out.suffix.lower() != ".md":
         raise MotifError(f"--output {output} must be a .md file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    parts = ["# MOTIF evaluation report", ""]
+    parts = ["# MOTIF evaluation report", "", *_grid_sections(dirs, out)]
     if evals:
         plot = plot_round_accuracy(evals, out.with_name(f"{out.stem}_accuracy_by_round.png"))
         parts += ["## pass@1 (%)", "", main_table(evals), "", "## Details", ""]
@@ -617,7 +619,6 @@ def write_report(
     if trains:
         plot = plot_training(trains, out.with_name(f"{out.stem}_training.png"), x_axis, smoothing)
         parts += ["## Training", "", training_table(trains), "", f"![training]({plot.name})", ""]
-    parts += _grid_sections(dirs, out)
     out.write_text("\n".join(parts), encoding="utf-8")
     return out
 

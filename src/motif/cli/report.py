@@ -1,4 +1,4 @@
-"""``motif report``: a side-by-side Markdown table and plots from eval and training runs."""
+"""``motif report``: a side-by-side Markdown table and plots from eval, training and grid runs."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ class ReportArgs:
 
 DESCRIPTION = (
     "Side-by-side pass@1 table (rows: runs, columns: benchmarks) and plots from eval "
-    "directories (summary.json) and training directories (metrics.jsonl)."
+    "directories (summary.json), training directories (metrics.jsonl) and equal-budget grids "
+    "(grid.json from motif eval --grid: their table and accuracy-against-budget plot)."
 )
 
 
@@ -46,7 +47,9 @@ def run(argv: list[str]) -> int:
         (ReportArgs,),
         argv,
         DESCRIPTION,
-        positional={"dirs": {"nargs": "+", "metavar": "DIR", "help": "Eval or training run dirs."}},
+        positional={
+            "dirs": {"nargs": "+", "metavar": "DIR", "help": "Eval, training or grid run dirs."}
+        },
     )
     path = write_report(pos.dirs, args.output, x_axis=args.x_axis, smoothing=args.smoothing)
     print(path)
