@@ -1,8 +1,9 @@
 """The equal-budget comparison: carry-over strategies side by side at one total token budget.
 
-``motif eval --grid "192=summary:3x64,tail:5x64,none:1x192"`` evaluates every *cell* of a grid
-on the same model, task and sampling. A *group* claims a total new-token budget ``T`` and lists
-cells ``STRATEGY:NxB`` that must each total ``T`` (checked before any model loads):
+``motif eval --grid "192=summary:3x64,tail:5x64,none:1x192" --tail-head 0`` (tail: 64 + 4 x 32)
+evaluates every *cell* of a grid on the same model, task and sampling. A *group* claims a total
+new-token budget ``T`` and lists cells ``STRATEGY:NxB`` that must each total ``T`` (checked
+before any model loads):
 
 * ``summary:NxB``: N rounds of at most B new tokens each (MOTIF, arXiv 2507.02851; InftyThink,
   arXiv 2503.06692); total ``N * B``.
@@ -74,7 +75,8 @@ class GridArgs:
             "help": "Evaluate a grid of carry-over cells at equal total new-token budgets: "
             "TOTAL=STRATEGY:NxB,... (summary:NxB = N rounds of B tokens; tail:IxC = I chunks "
             "of C with --tail-head/--tail-keep; none:1xT = one pass), e.g. "
-            "'192=summary:3x64,tail:5x64,none:1x192'. Repeat it or separate groups with ';'. "
+            "'192=summary:3x64,tail:5x64,none:1x192' with --tail-head 0 (tail: 64 + 4 x 32). "
+            "Repeat it or separate groups with ';'. "
             "Cells set --rounds, --carry-over and the budgets themselves.",
             "action": _GroupsAction,
         },
