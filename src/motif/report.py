@@ -65,6 +65,9 @@ def summary_text(summary: dict) -> str:
         f"  largest round context {tok['largest_round_context']} tokens; generated per answer "
         f"{_num(tok['generated_mean'])} tokens (max {tok['generated_max']})"
     )
+    from motif.eval.metrics import work_lines
+
+    lines.extend(work_lines(m))  # step and state checks of tasks with checkers (motif.tasks)
     return "\n".join(lines)
 
 

@@ -4,6 +4,8 @@ Every function reads *sample records*, the rows of ``samples.jsonl`` (see
 :func:`motif.eval.runner.sample_record`): one per (problem, sample) with its final ``correct``
 and, per round, the answer read after that round, its ``correct``, token counts and truncation.
 ``correct`` may be None (the grader could not decide); it counts as not correct.
+Rounds of tasks with checkers (:mod:`motif.tasks`) also hold ``steps_right``, ``steps`` and
+``state_right``; :func:`work_metrics` summarises them.
 """
 
 from __future__ import annotations
@@ -154,12 +156,80 @@ def token_metrics(records: Sequence[dict]) -> dict:
     }
 
 
-def compute_metrics(groups: Sequence[Sequence[dict]], samples: int, rounds: int) -> dict:
-    """All metrics of a run from its records grouped by problem (each group: K samples)."""
-    records = [rec for group in groups for rec in group]
+def work_metrics(records: Sequence[dict], rounds: int) -> dict | None:
+    """The checked work of a task with checkers; None when no round row carries checks.
+
+    ``step_accuracy``: right steps / written steps over every round (or ``tail`` chunk) of
+    every trajectory (None when none was written), with the counts ``steps_right`` and
+    ``steps_written``. ``state_right`` and ``step_accuracy_by_round``: lists indexed by round;
+    ``state_right[r]`` is the share of the states handed over after round ``r + 1`` that are
+    right (None where no trajectory handed one: the last round, ``tail``, ``none``).
+    """
+    checked = [rec for rec in records if any("steps" in x for x in rec["rounds"])]
+    if not checked:
+        return None
+    by_round: list[list[dict]] = [[] for _ in range(rounds)]
+    for rec in checked:
+        for x in rec["rounds"][:rounds]:
+            by_round[x["round"] - 1].append(x)
+    right = sum(x.get("steps_right", 0) for rec in checked for x in rec["rounds"])
+    written = sum(x.get("steps", 0) for rec in checked for x in rec["rounds"])
     return {
+        "step_accuracy": right / written if written else None,
+        "steps_right": right,
+        "steps_written": written,
+        "step_accuracy_by_round": [_ratio(xs, "steps_right", "steps") for xs in by_round],
+        "state_right": [
+            _mean(x["state_right"] for x in xs if x.get("state_right") is not None)
+            for xs in by_round
+        ],
+    }
+
+
+def _ratio(rows: Sequence[dict], part: str, whole: str) -> float | None:
+    total = sum(x.get(whole, 0) for x in rows)
+    return sum(x.get(part, 0) for x in rows) / total if total else None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def work_lines(metrics: dict) -> list[str]:
+    """Text lines of the checked work for a summary (none when the run has no checks)."""
+    if "steps" not in metrics:
+        return []
+    r, steps = metrics["rounds"], metrics["steps"]
+    lines = [
+        f"  steps right {_pct(metrics['step_accuracy'])} ({steps['right']}/{steps['written']}"
+        f" written); by round: {', '.join(_pct(v) for v in r['step_accuracy'])}"
+    ]
+    if any(v is not None for v in r["state_right"]):
+        states = ", ".join(
+            f"{i} {_pct(v)}" for i, v in enumerate(r["state_right"], 1) if v is not None
+        )
+        lines.append(f"  state handed over right, after round: {states}")
+    return lines
+
+
+def compute_metrics(groups: Sequence[Sequence[dict]], samples: int, rounds: int) -> dict:
+    """All metrics of a run from its records grouped by problem (each group: K samples).
+
+    When the task has checkers (:func:`work_metrics`): ``step_accuracy`` and ``steps``
+    (``right``, ``written``) for the run, ``rounds.state_right`` and ``rounds.step_accuracy``
+    per round.
+    """
+    records = [rec for group in groups for rec in group]
+    metrics = {
         **answer_metrics(groups, samples),
         "rounds": round_metrics(records, rounds),
         "tokens": token_metrics(records),
         "context_overflow": overflow_metrics(records),
     }
+    work = work_metrics(records, rounds)
+    if work is not None:
+        metrics["rounds"]["state_right"] = work["state_right"]
+        metrics["rounds"]["step_accuracy"] = work["step_accuracy_by_round"]
+        metrics["step_accuracy"] = work["step_accuracy"]
+        metrics["steps"] = {"right": work["steps_right"], "written": work["steps_written"]}
+    return metrics
