@@ -385,3 +385,11 @@ def test_missing_model_is_named_before_the_run_identity(tiny_checkpoint, tmp_pat
         assert main([*base, *flags, "--output-dir", str(out)]) == 2
         err = capsys.readouterr().err
         assert message in err and "different configuration" not in err
+
+
+def test_eval_refuses_a_task_knob_out_of_range(tmp_path, capsys):
+    flags = ["--benchmark", "reasoning_gym:chain_sum", "--output-dir", str(tmp_path / "o")]
+    assert main(["eval", *flags, "--task-config", '{"min_terms": 5, "max_terms": 2000}']) == 2
+    err = capsys.readouterr().err
+    assert "--task-config max_terms must be a whole number from 1 to 1000" in err
+    assert err.count("\n") == 1 and not (tmp_path / "o").exists()

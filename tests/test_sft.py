@@ -13,19 +13,18 @@ from fakes import ScriptedBackend
 from motif.cli.main import main
 from motif.engine import RolloutEngine
 from motif.protocol import Protocol, parse_answer, parse_boxed
+from motif.tasks import ChainProblem, chain_from_entry, parse_chain
 from motif.training.demos import (
-    ChainProblem,
     build_demonstrations,
     demonstration_responses,
     format_ok,
     held_out_problems,
     load_chain_problems,
     paper_strict_ok,
-    parse_chain,
-    problem_from_entry,
 )
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("sft_*.yaml"))
+TWO_TERMS = '{"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}'
 _PARTIAL = re.compile(r"^Partial result after round (\d+): (-?\d+)\. Remaining: (.*)$")
 
 
@@ -100,6 +99,39 @@ def test_format_report_scores_perfect_demonstrations():
     assert report["format_rate"] == report["trajectory_format_rate"] == 1.0
     assert report["paper_strict_rate"] == report["accuracy"] == 1.0
     assert report["format_rate_by_round"] == [1.0, 1.0] and report["responses"] == 8
+    assert report["step_accuracy"] == 1.0 and report["steps_written"] > 0
+    assert report["state_right_rate"] == 1.0 and report["state_right_by_round"] == [1.0]
+
+
+def round_of(chat) -> int:
+    """The round a summary-protocol chat asks for (its user turn names the previous one)."""
+    match = re.search(r"Progress in round (\d+)", chat[1]["content"])
+    return int(match.group(1)) + 1 if match else 1
+
+
+def test_held_out_check_counts_wrong_steps_and_states():
+    from motif.training.sft import format_report
+
+    config = {"min_terms": 6, "max_terms": 6, "min_digits": 1, "max_digits": 1}
+    problems = load_chain_problems("chain_sum", 4, 5, config)
+    replies = {p.question: demonstration_responses(p, 3) for p in problems}
+
+    def script(chat, sample):  # round 2 adds one wrong: its step and its state are wrong
+        index = round_of(chat)
+        text = next(r for q, r in replies.items() if chat[1]["content"].startswith(q))[index - 1]
+        if index == 2:
+            step = re.search(r"(-?\d+) ([+-]) (\d+) = (-?\d+)\.", text)
+            wrong = f"{step.group(1)} {step.group(2)} {step.group(3)} = {int(step.group(4)) + 1}."
+            text = text.replace(step.group(0), wrong, 1)
+            text = re.sub(
+                r"(round 2: )(-?\d+)", lambda m: m.group(1) + str(int(m.group(2)) + 1), text
+            )
+        return text
+
+    report = format_report(ScriptedBackend(script), problems, Protocol(rounds=3), 10_000)
+    assert report["steps_written"] == 4 * 5 and report["steps_right"] == 4 * 4
+    assert report["step_accuracy"] == 0.8
+    assert report["state_right_by_round"] == [1.0, 0.0] and report["state_right_rate"] == 0.5
 
 
 def test_more_rounds_than_terms_still_boxes_the_total():
@@ -138,9 +170,9 @@ def test_parse_chain(expression, expected):
 
 def test_entries_with_a_wrong_answer_or_no_metadata():
     entry = {"question": "Sum: 4 + 5 =", "answer": "9"}
-    assert problem_from_entry(entry).total == 9
-    assert problem_from_entry({**entry, "answer": "10"}) is None
-    assert problem_from_entry({**entry, "answer": "nine"}) is None
+    assert chain_from_entry(entry).total == 9
+    assert chain_from_entry({**entry, "answer": "10"}) is None
+    assert chain_from_entry({**entry, "answer": "nine"}) is None
 
 
 def test_basic_arithmetic_keeps_only_flat_chains():
@@ -182,9 +214,13 @@ def test_recipe_dry_run(recipe, tmp_path, capsys, no_model_load):
     out = capsys.readouterr().out
     assert code == 0, out
     config = yaml.safe_load(recipe.read_text())
-    counts = [config["rounds"], *(config.get("extra_rounds") or [])]
-    shown = str(counts[0]) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
-    assert f"x {shown} rounds = {config['num_examples'] * sum(counts)} rows" in out
+    if config.get("carry_over") == "tail":  # one row per chunk: 2 or 3 chunks per thought here
+        rows = int(re.search(r"x \d+ rounds = (\d+) rows", out).group(1))
+        assert 2 * config["num_examples"] <= rows <= 3 * config["num_examples"]
+    else:
+        counts = [config["rounds"], *(config.get("extra_rounds") or [])]
+        shown = str(counts[0]) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
+        assert f"x {shown} rounds = {config['num_examples'] * sum(counts)} rows" in out
     assert "<reasoning>" in out and "\\boxed{" in out
     assert not (tmp_path / "o").exists()
 
@@ -211,6 +247,85 @@ def test_recipes_exist():
 def test_bad_config_is_a_one_line_error(flags, message, capsys, no_model_load):
     assert main(["sft", "--dry-run", *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+LONG = '{"min_terms": 12, "max_terms": 12, "min_digits": 1, "max_digits": 1}'
+TAIL = ["--carry-over", "tail", "--tail-chunk", "64", "--tail-head", "8", "--tail-keep", "24"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--task-config", '{"min_terms": 0}'], "--task-config min_terms must be a whole number"),
+        (
+            ["--task", "letter_counting", "--task-config", '{"min_words": 9, "max_words": 2}'],
+            "--task-config min_words (9) must not exceed max_words (2)",
+        ),
+        (
+            ["--rounds", "5", "--task-config", '{"min_terms": 3, "max_terms": 4}'],
+            "--rounds 5 splits the work into more rounds than the 3 terms of the smallest",
+        ),
+        (
+            [
+                "--rounds",
+                "2",
+                "--extra-rounds",
+                "4",
+                "--task-config",
+                '{"min_terms": 3, "max_terms": 3}',
+            ],
+            "--extra-rounds 4 splits the work into more rounds than the 3 terms",
+        ),
+        (
+            ["--rounds", "2", "--task-config", LONG, "--eval-max-new-tokens", "64"],
+            "the longest demonstrated round is 111 new tokens (item 4, round 1 of 2), more than "
+            "the per-round budget --eval-max-new-tokens 64: use more --rounds",
+        ),
+        (
+            [
+                "--rounds",
+                "1",
+                "--task-config",
+                LONG,
+                "--eval-max-new-tokens",
+                "256",
+                "--max-length",
+                "256",
+            ],
+            "the longest demonstration row is 326 tokens (prompt and completion), more than "
+            "--max-length 256",
+        ),
+        (
+            [*TAIL, "--tail-chunks", "2", "--task-config", LONG],
+            "more than --tail-chunks 2 chunks of --tail-chunk 64 hold (96 = C + (I - 1)(C - h - m)",
+        ),
+        (
+            [*TAIL, "--tail-chunks", "8", "--extra-rounds", "1"],
+            "--extra-rounds demonstrates other round counts of --carry-over summary; drop it",
+        ),
+    ],
+)
+def test_demonstrations_that_cannot_fit_are_one_line_errors(flags, message, capsys, no_model_load):
+    """Bad input of issue 16: the knob, the per-round budget, more rounds than work."""
+    assert main(["sft", "--dry-run", "--num-examples", "4", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_tail_rows_are_chunks_of_one_thought(tokenizer):
+    from motif.cli.common import parse
+    from motif.config import ModelArgs, ProtocolArgs
+    from motif.training.config import LoraArgs
+    from motif.training.sft import SftArgs, SftConfig, build_rows, total_steps, training_rows
+
+    flags = ["--dry-run", "--num-examples", "3", "--task-config", LONG, *TAIL, "--tail-chunks", "8"]
+    flags += ["--per-device-batch-size", "2"]
+    config = SftConfig(*parse("sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), flags))
+    rows = build_rows(config, tokenizer)
+    starts = [r for r in rows if len(r["prompt"]) == 2]  # chunk 1 of each thought
+    assert len(starts) == 3 and len(rows) > 6
+    assert all(set(r) == {"input_ids", "completion_mask"} for r in training_rows(rows))
+    assert total_steps(config) == -(-len(rows) // 2)
 
 
 def test_extra_rounds_demonstrate_each_protocol(capsys, no_model_load):
@@ -260,7 +375,7 @@ def test_tiny_model_cold_start_writes_a_loadable_adapter(tiny_checkpoint, tmp_pa
     flags += ["--per-device-batch-size", "2", "--lora-r", "2", "--lora-alpha", "4"]
     flags += ["--lora-target-modules", "q_proj", "v_proj", "--logging-steps", "1"]
     flags += ["--lora-last-layers", "1", "--dtype", "float32"]
-    flags += ["--eval-size", "1", "--eval-max-new-tokens", "2"]
+    flags += ["--eval-size", "1", "--eval-max-new-tokens", "48", "--task-config", TWO_TERMS]
     assert main(["sft", *flags]) == 0, capsys.readouterr().err
     assert not (out / "stale.txt").exists()
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json"):
@@ -276,8 +391,25 @@ def test_tiny_model_cold_start_writes_a_loadable_adapter(tiny_checkpoint, tmp_pa
     assert type(model).__name__ == "PeftModelForCausalLM"
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")
+def test_tiny_model_tail_cold_start_trains_on_chunk_rows(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "tail"
+    flags = ["--model", str(tiny_checkpoint), "--output-dir", str(out), "--num-examples", "2"]
+    flags += [*TAIL, "--tail-chunks", "8", "--task-config", LONG, "--max-steps", "2"]
+    flags += ["--per-device-batch-size", "2", "--lora-r", "2", "--lora-alpha", "4"]
+    flags += ["--lora-target-modules", "q_proj", "--lora-last-layers", "1", "--dtype", "float32"]
+    flags += ["--eval-size", "1"]
+    assert main(["sft", *flags]) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "sft_metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["rows"] > 2 * 3
+    held = metrics["held_out"]
+    assert held["items"] == 1 and held["responses"] == 1 and held["state_right_by_round"] == []
+    assert held["state_right_rate"] is None and "step_accuracy" in held
+
+
 def test_eval_base_reports_without_training(tiny_checkpoint, tmp_path, capsys):
     flags = ["--model", str(tiny_checkpoint), "--eval-base", "--eval-size", "1"]
-    assert main(["sft", *flags, "--eval-max-new-tokens", "2", "--rounds", "2"]) == 0
+    flags += ["--task-config", TWO_TERMS, "--num-examples", "4"]
+    assert main(["sft", *flags, "--eval-max-new-tokens", "48", "--rounds", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["items"] == 1 and report["responses"] == 2 and report["format_rate"] == 0.0

@@ -414,16 +414,24 @@ def _unique_ids(problems: list[Problem], where: str) -> list[Problem]:
 
 
 def _load_reasoning_gym(task: str, task_config: dict | None, seed: int) -> list[Problem]:
-    """Generate a reasoning-gym task: gold = the entry's ``answer``."""
+    """Generate a reasoning-gym task: gold = the entry's ``answer``.
+
+    The knob of a long-horizon task (:mod:`motif.tasks`: ``min_terms``/``max_terms`` of
+    ``chain_sum``, ...) is checked first; the entry's metadata (``source_dataset``,
+    ``expression``, ...) becomes the problem's ``meta``, where the task's checkers find it.
+    """
     import reasoning_gym
+
+    from motif.tasks import check_task_config
 
     config = dict(task_config or {})
     size = config.pop("size", REASONING_GYM_DEFAULT_SIZE)
     if not task:
         raise ConfigError(f"name the task: {REASONING_GYM_PREFIX}<task> (e.g. chain_sum)")
+    check_task_config(task, config)
     try:
         dataset = reasoning_gym.create_dataset(task, seed=seed, size=size, **config)
-    except ValueError as exc:
+    except (ValueError, AssertionError) as exc:
         raise ConfigError(f"reasoning-gym task {task!r}: {exc}") from exc
     except TypeError as exc:
         raise ConfigError(f"reasoning-gym task {task!r} rejects its config: {exc}") from exc

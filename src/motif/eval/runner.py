@@ -237,6 +237,12 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
     ``prompt_tokens``, ``completion_tokens`` (new), ``context_tokens`` (their sum),
     ``carried_tokens`` (tail), ``truncated``; per row: ``generated_tokens`` (all rounds),
     ``largest_context`` (the largest round) and ``cut_round``.
+
+    When the problem's task has checkers (:func:`motif.tasks.item_for`: reasoning-gym
+    ``chain_sum``, ``basic_arithmetic``, ``letter_counting``), each round also gets
+    ``steps_right`` / ``steps`` (steps of work written in the round's own text, right /
+    written) and ``state_right`` (the state it handed over is right; None when it handed
+    none: the last round, ``tail`` chunks, ``none``); see :func:`motif.tasks.check_trajectory`.
     """
     rounds = []
     for rec in trajectory.rounds:
@@ -254,6 +260,7 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
                 "truncated": rec.truncated,
             }
         )
+    _add_checks(rounds, problem, trajectory)
     cut = getattr(trajectory, "cut_round", None)
     final = rounds[-1] if rounds and cut is None else {"answer": None, "correct": None}
     return {
@@ -270,6 +277,18 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
         "question": problem.question,
         "rounds": rounds,
     }
+
+
+def _add_checks(rounds: list[dict], problem: Problem, trajectory: Any) -> None:
+    """Add the task's step and state checks to each round row (nothing for other tasks)."""
+    from motif.tasks import check_trajectory, item_for
+
+    item = item_for(problem.question, problem.gold, problem.meta)
+    if item is None:
+        return
+    for row, check in zip(rounds, check_trajectory(item, trajectory), strict=True):
+        row["steps_right"], row["steps"] = check.steps_right, check.steps
+        row["state_right"] = check.state_right
 
 
 def _answer_text(trajectory: Any, round_index: int) -> str:

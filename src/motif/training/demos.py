@@ -1,130 +1,76 @@
-"""Multi-round demonstrations for the format cold start (``motif sft``).
+"""Demonstrations for the cold start (``motif sft``): the work of a task split over rounds.
 
 The demonstrations are written by this module from the task's own data, never by a model.
-Supported tasks are reasoning-gym chains of additions and subtractions: ``chain_sum`` (every
-item) and ``basic_arithmetic`` (only its items without ``*``, ``/`` or parentheses; set its
-``operators: ["+", "-"]`` and ``allow_parentheses: false`` to keep them all).
+Tasks are the kinds of :mod:`motif.tasks`: reasoning-gym ``chain_sum`` (every item),
+``basic_arithmetic`` (only its items without ``*``, ``/`` or parentheses; set its
+``operators: ["+", "-"]`` and ``allow_parentheses: false`` to keep them all) and
+``letter_counting``. An item's work is a row of *units* (terms, words), one step each.
 
-For ``n`` rounds the terms of the chain are split into ``n`` contiguous chunks (earlier chunks
-take the extra terms; with fewer terms than rounds the last chunks are empty). Round ``i``
-adds its chunk to the partial result carried from round ``i - 1``; its ``<answer>`` states the
-partial result and the terms still to add; the last round boxes the total. ``n = 1`` is the
-vanilla single-round format (all terms, boxed total).
+``summary``: for ``n`` rounds the units are split into ``n`` contiguous shares (earlier shares
+take the extra units). Round ``i`` does its share from the state carried from round ``i - 1``;
+its ``<answer>`` hands over the state (the partial result and the work still to do); the last
+round boxes the result. ``n = 1`` is the vanilla single-round format. Response format (one line
+of reasoning, one line of answer, a final newline)::
 
-Response format (one line of reasoning, one line of answer, a final newline)::
-
-    <reasoning>\\nSTEPS\\n</reasoning>\\n<answer>\\nPROGRESS\\n</answer>\\n
+    <reasoning>\\nSTEPS\\n</reasoning>\\n<answer>\\nSTATE\\n</answer>\\n
 
 It matches the reference's strict format regex
 ``^<reasoning>\\n.*?\\n</reasoning>\\n<answer>\\n.*?\\n</answer>\\n$`` (compiled without
 DOTALL, so the one-line contents are what make it match) and earns the full xmlcount reward.
-
 Each round is one SFT row in TRL's conversational prompt-completion form; its prompt is
 exactly what :class:`motif.engine.RolloutEngine` would send: ``Protocol.messages(question,
 i, Protocol.summary(previous response))``.
+
+``tail`` (Delethink): one single-round response, the *thought*, whose steps are interleaved
+every :data:`TAIL_CHECKPOINT` steps with ``Next: <the next units>.``, cut into the chunks the
+engine would write (:func:`tail_rows`); ``none``: the single-round response.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any
 
-from motif.carryover import check_carry_over
+from motif.carryover import TailWindow, check_carry_over
 from motif.errors import ConfigError, MotifError
 from motif.protocol import Protocol, SummaryRule, parse_answer, parse_boxed
+from motif.tasks import (
+    TASK_KINDS,
+    TaskItem,
+    chain_from_entry,
+    check_task_config,
+    item_from_entry,
+    task_kind,
+)
+from motif.tasks import ChainProblem as ChainProblem  # re-exported: it moved to motif.tasks
+from motif.tasks import parse_chain as parse_chain  # re-exported
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_TASKS = ("chain_sum", "basic_arithmetic")
+problem_from_entry = chain_from_entry
+"""The chain of a reasoning-gym entry (:func:`motif.tasks.chain_from_entry`), by its first name."""
+
+SUPPORTED_TASKS = tuple(TASK_KINDS)
 HELD_OUT_SEED_OFFSET = 1_000_003
 """Held-out items are generated with ``seed + HELD_OUT_SEED_OFFSET`` (reasoning-gym seeds
 item ``j`` of a set with ``seed + j``, so nearby seeds would share items)."""
 POOL_FACTOR = 20
 """At most ``POOL_FACTOR * size`` task items are drawn to find ``size`` usable ones."""
+TAIL_CHECKPOINT = 4
+"""A ``tail`` thought writes the next this-many units before every this-many steps.
 
-_TOKEN = re.compile(r"\d+(?:\.\d+)?|\S")
+A later chunk sees the question, the thought's first ``h`` and last ``m`` tokens: to go on it
+must find its place in the question. ``44 + 75 = 119.`` alone does not say which ``+ 75`` it
+was (one-digit terms repeat), so every 4 steps the thought copies the next 4 units
+(``Next: - 32 + 75 - 32 + 5.``): the last ``m`` tokens then hold a checkpoint and the steps
+after it, and copying the units that follow that checkpoint's units is an exact match in the
+question. 4 units cost about 12 tokens per 4 steps of about 11 tokens each (one-digit terms),
+against the remaining terms at every step, whose length grows with the chain."""
+
 _FORMAT = re.compile(r"<reasoning>\n.+?\n</reasoning>\n<answer>\n.+?\n</answer>\n?", re.DOTALL)
 _PAPER_STRICT = re.compile(r"^<reasoning>\n.*?\n</reasoning>\n<answer>\n.*?\n</answer>\n$")
-
-
-@dataclass(frozen=True)
-class ChainProblem:
-    """One chain of additions and subtractions.
-
-    Attributes:
-        question: the task's question text, unchanged.
-        answer: the task's own answer string.
-        ops: the operator written before each later operand (``"+"`` or ``"-"``).
-        operands: the operands as written (``4 - -7`` has operands ``(4, -7)``); see
-            :attr:`terms` for their signed contributions.
-    """
-
-    question: str
-    answer: str
-    ops: tuple[str, ...]
-    operands: tuple[int, ...]
-
-    @property
-    def terms(self) -> tuple[int, ...]:
-        """Signed contributions of the operands to the total."""
-        first, rest = self.operands[0], self.operands[1:]
-        return (first, *(v if op == "+" else -v for op, v in zip(self.ops, rest, strict=True)))
-
-    @property
-    def total(self) -> int:
-        """The chain's value, computed here."""
-        return sum(self.terms)
-
-
-def parse_chain(expression: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
-    """(operators, operands) of a flat ``+``/``-`` chain of integers; None for anything else.
-
-    Unary signs are folded into the operand (``2 - -1`` gives ``("-",), (2, -1)``).
-    """
-    tokens = _TOKEN.findall(expression)
-    ops: list[str] = []
-    operands: list[int] = []
-    i = 0
-    while i < len(tokens):
-        sign = 1
-        while i < len(tokens) and tokens[i] in ("+", "-"):
-            sign = -sign if tokens[i] == "-" else sign
-            i += 1
-        if i >= len(tokens) or not tokens[i].isdigit():
-            return None
-        operands.append(sign * int(tokens[i]))
-        i += 1
-        if i < len(tokens):
-            if tokens[i] not in ("+", "-"):
-                return None
-            ops.append(tokens[i])
-            i += 1
-            if i >= len(tokens):
-                return None
-    return (tuple(ops), tuple(operands)) if operands else None
-
-
-def problem_from_entry(entry: dict) -> ChainProblem | None:
-    """A :class:`ChainProblem` from a reasoning-gym entry, or None when it is not usable.
-
-    The expression comes from ``metadata["expression"]`` when present, else from the
-    question (text before ``=``, after the last ``:``). The computed total must equal the
-    entry's own answer.
-    """
-    metadata = entry.get("metadata") or {}
-    expression = metadata.get("expression")
-    if not isinstance(expression, str):
-        expression = str(entry.get("question", "")).split("=")[0].split(":")[-1]
-    parsed = parse_chain(expression)
-    if parsed is None:
-        return None
-    problem = ChainProblem(str(entry["question"]), str(entry["answer"]).strip(), *parsed)
-    try:
-        gold = int(problem.answer)
-    except ValueError:
-        return None
-    return problem if gold == problem.total else None
 
 
 def _check_task(task: str, task_config: dict | None) -> dict:
@@ -138,23 +84,24 @@ def _check_task(task: str, task_config: dict | None) -> dict:
             raise ConfigError(
                 f"task_config must not set {key!r}; use --num-examples and --data-seed instead"
             )
+    check_task_config(task, config)
     return config
 
 
-def load_chain_problems(
+def load_items(
     task: str,
     size: int,
     seed: int,
     task_config: dict | None = None,
     exclude: set[str] | frozenset[str] = frozenset(),
-) -> list[ChainProblem]:
+) -> list[TaskItem]:
     """The first ``size`` usable items of a reasoning-gym task, in order.
 
-    Items that are not a flat ``+``/``-`` chain, whose answer disagrees with the computed
-    total, or whose question is in ``exclude`` are skipped (and counted in the log).
+    Items the task's reader cannot use (not a flat ``+``/``-`` chain, an answer that disagrees
+    with the one computed here), or whose question is in ``exclude``, are skipped (logged).
 
     Raises:
-        ConfigError: unknown task or a task config the task rejects.
+        ConfigError: unknown task, a knob out of range, or a task config the task rejects.
         MotifError: fewer than ``size`` usable items among ``POOL_FACTOR * size`` drawn.
     """
     import reasoning_gym
@@ -168,44 +115,53 @@ def load_chain_problems(
         raise ConfigError(
             f"reasoning-gym task {task!r} rejects task_config {config}: {exc}"
         ) from exc
-    problems: list[ChainProblem] = []
+    items: list[TaskItem] = []
     skipped = 0
     for entry in dataset:
-        problem = problem_from_entry(entry)
-        if problem is None or problem.question in exclude:
+        item = item_from_entry(task, entry)
+        if item is None or item.question in exclude:
             skipped += 1
             continue
-        problems.append(problem)
-        if len(problems) == size:
+        items.append(item)
+        if len(items) == size:
             break
     if skipped:
         logger.info("%s: skipped %d unusable or excluded items", task, skipped)
-    if len(problems) < size:
+    if len(items) < size:
         raise MotifError(
-            f"only {len(problems)} of {size} {task} items are flat +/- chains; for "
-            "basic_arithmetic set task_config operators: ['+', '-'] and allow_parentheses: false"
+            f"only {len(items)} of {size} {task} items are usable; for basic_arithmetic set "
+            "task_config operators: ['+', '-'] and allow_parentheses: false"
         )
-    return problems
+    return items
+
+
+def load_chain_problems(
+    task: str,
+    size: int,
+    seed: int,
+    task_config: dict | None = None,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> list[TaskItem]:
+    """:func:`load_items` under its first name (chains were the first kind)."""
+    return load_items(task, size, seed, task_config, exclude)
 
 
 def held_out_problems(
     task: str, size: int, seed: int, task_config: dict | None = None, train_size: int = 0
-) -> list[ChainProblem]:
+) -> list[TaskItem]:
     """``size`` items for evaluation, disjoint from the first ``train_size`` demonstrations.
 
     Generated with ``seed + HELD_OUT_SEED_OFFSET``; any question that also appears among the
-    ``train_size`` demonstration problems of ``seed`` is skipped.
+    ``train_size`` demonstration items of ``seed`` is skipped.
     """
     exclude: frozenset[str] = frozenset()
     if train_size > 0:
-        exclude = frozenset(
-            p.question for p in load_chain_problems(task, train_size, seed, task_config)
-        )
-    return load_chain_problems(task, size, seed + HELD_OUT_SEED_OFFSET, task_config, exclude)
+        exclude = frozenset(p.question for p in load_items(task, train_size, seed, task_config))
+    return load_items(task, size, seed + HELD_OUT_SEED_OFFSET, task_config, exclude)
 
 
 def split_chunks(count: int, rounds: int) -> list[range]:
-    """Split ``count`` term indices into ``rounds`` contiguous chunks, larger chunks first."""
+    """Split ``count`` unit indices into ``rounds`` contiguous shares, larger shares first."""
     base, extra = divmod(count, rounds)
     chunks, start = [], 0
     for i in range(rounds):
@@ -215,70 +171,70 @@ def split_chunks(count: int, rounds: int) -> list[range]:
     return chunks
 
 
-def _written(op: str, value: int) -> str:
-    return f"{op} {value}"
+def check_split(
+    items: Sequence[TaskItem], rounds: int, task: str, option: str = "--rounds"
+) -> None:
+    """Every round must get a share of the work: ``rounds`` <= the units of the smallest item.
 
-
-def _steps(problem: ChainProblem, chunk: range, carried: int | None) -> tuple[str, int]:
-    """One line of arithmetic over ``chunk`` and the partial result after it."""
-    parts: list[str] = []
-    value = carried
-    for index in chunk:
-        if index == 0:
-            value = problem.operands[0]
-            parts.append(f"Start with {value}.")
-            continue
-        op, operand = problem.ops[index - 1], problem.operands[index]
-        new = value + problem.terms[index]
-        parts.append(f"{value} {_written(op, operand)} = {new}.")
-        value = new
-    if carried is not None:
-        lead = f"Continue from the partial result {carried}."
-        parts.insert(0, lead if chunk else f"{lead} No terms are left to add.")
-    return " ".join(parts), value
-
-
-def _remaining(problem: ChainProblem, after: int) -> str:
-    pairs = zip(problem.ops[after:], problem.operands[after + 1 :], strict=True)
-    rest = [_written(op, v) for op, v in pairs]
-    return " ".join(rest) if rest else "nothing"
+    Raises:
+        ConfigError: naming ``option`` and the fix (fewer rounds or longer items).
+    """
+    smallest = min(item.units for item in items)
+    if rounds <= smallest:
+        return
+    kind = task_kind(task)
+    knob, low = (kind.knob, kind.low) if kind else ("units", "the task's size")
+    raise ConfigError(
+        f"{option} {rounds} splits the work into more rounds than the {smallest} {knob} of the "
+        f"smallest demonstrated {task} item, so a round would have nothing to do: use "
+        f"{option} {smallest} or fewer, or longer items (--task-config {low} >= {rounds})"
+    )
 
 
 def _response(reasoning: str, answer: str) -> str:
     return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
 
 
-def demonstration_responses(problem: ChainProblem, rounds: int) -> list[str]:
-    """The ``rounds`` responses of one demonstration (the last one boxes the total)."""
+def demonstration_responses(item: TaskItem, rounds: int, checkpoint: int = 0) -> list[str]:
+    """The ``rounds`` responses of one demonstration (the last one boxes the result).
+
+    ``checkpoint > 0`` writes the next units before every ``checkpoint`` steps (the ``tail``
+    thought, :data:`TAIL_CHECKPOINT`).
+    """
     if rounds < 1:
         raise ConfigError(f"--rounds must be >= 1; got {rounds}")
-    chunks = split_chunks(len(problem.operands), rounds)
+    chunks = split_chunks(item.units, rounds)
     responses, carried = [], None
     for i, chunk in enumerate(chunks, start=1):
-        reasoning, carried = _steps(problem, chunk, carried)
+        reasoning, carried = item.work(chunk, carried, checkpoint)
         if i == rounds:
-            if carried != problem.total:
-                raise AssertionError(f"partial sums give {carried}, expected {problem.total}")
-            answer = f"\\boxed{{{problem.answer}}}"
+            if carried != item.total:
+                raise AssertionError(f"the steps give {carried}, expected {item.total}")
+            answer = f"\\boxed{{{item.answer}}}"
         else:
-            answer = (
-                f"Partial result after round {i}: {carried}. "
-                f"Remaining: {_remaining(problem, chunk.stop - 1)}"
-            )
+            answer = item.state(i, carried, chunk.stop)
         responses.append(_response(reasoning, answer))
     return responses
 
 
-def demonstration_rows(problem: ChainProblem, protocol: Protocol) -> list[dict]:
+def thought_response(item: TaskItem) -> str:
+    """The single-round response a ``tail`` demonstration cuts into chunks."""
+    return demonstration_responses(item, 1, TAIL_CHECKPOINT)[0]
+
+
+def demonstration_rows(item: TaskItem, protocol: Protocol, thought: bool = False) -> list[dict]:
     """One prompt-completion row per round, each prompt built as the engine builds it.
 
-    ``summary``: ``protocol.rounds`` rows. ``tail`` and ``none``: one row, the whole chain in
-    one response to the single-round prompt (a tail thought this short ends in chunk 1).
+    ``protocol.rounds`` rows; ``thought=True`` (``tail``, with a single-round protocol): one
+    row holding the checkpointed thought, uncut (see :func:`tail_rows` for its chunks).
     """
-    rounds = protocol.rounds if protocol.carry_over == "summary" else 1
+    if thought:
+        responses = [thought_response(item)]
+    else:
+        responses = demonstration_responses(item, protocol.rounds)
     rows, summary = [], None
-    for i, response in enumerate(demonstration_responses(problem, rounds), start=1):
-        prompt = protocol.messages(problem.question, i, summary)
+    for i, response in enumerate(responses, start=1):
+        prompt = protocol.messages(item.question, i, summary)
         rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": response}]})
         summary = protocol.summary(response)
     return rows
@@ -301,18 +257,154 @@ def build_demonstrations(
     (chunk 1 of a tail thought is prompted like a one-pass answer; :func:`demonstration_rows`).
 
     Raises:
-        ConfigError: an unknown ``carry_over``.
+        ConfigError: an unknown ``carry_over`` or task, a knob out of range.
     """
     check_carry_over(carry_over)
-    protocol = Protocol(
-        rounds=rounds if carry_over == "summary" else 1,
-        summary_rule=summary_rule,
-        carry_over="summary" if carry_over == "summary" else "none",
-    )
+    single = carry_over != "summary"
+    protocol = Protocol(rounds=1 if single else rounds, summary_rule=summary_rule)
     rows: list[dict] = []
-    for problem in load_chain_problems(task, size, seed, task_config):
-        rows.extend(demonstration_rows(problem, protocol))
+    for item in load_items(task, size, seed, task_config):
+        rows.extend(demonstration_rows(item, protocol, thought=carry_over == "tail"))
     return rows
+
+
+# --------------------------------------------------------------------------- token budgets
+
+
+def _render_ids(tokenizer: Any, chat: list[dict], **kwargs: Any) -> list[int]:
+    """Token ids of a chat as the transformers backend renders it (template, then tokens)."""
+    text = tokenizer.apply_chat_template(chat, tokenize=False, **kwargs)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def thought_ids(tokenizer: Any, chat: list[dict], prompt: list[int], response: str) -> list[int]:
+    """The token ids of ``response`` as the assistant turn after ``prompt``, end-of-turn included.
+
+    The chat plus the response is rendered by the template and tokenized; the ids after the
+    prompt, up to and including the first end-of-sequence token (where generation stops).
+
+    Raises:
+        MotifError: the template renders the prompt differently once a reply follows it.
+    """
+    full = _render_ids(tokenizer, [*chat, {"role": "assistant", "content": response}])
+    if full[: len(prompt)] != prompt:
+        raise MotifError(
+            "the chat template renders the prompt differently once an assistant turn follows "
+            "it, so a demonstrated thought cannot be cut into tail chunks for this model"
+        )
+    thought = full[len(prompt) :]
+    eos = tokenizer.eos_token_id
+    return thought[: thought.index(eos) + 1] if eos in thought else thought
+
+
+def chunk_rows(
+    chat: list[dict], prompt: list[int], thought: list[int], window: TailWindow, decode: Any
+) -> list[dict]:
+    """The ``tail`` chunks of one thought, as the engine writes them, one row each.
+
+    Chunk 1 writes the first ``C`` thought tokens after ``prompt``; chunk ``j > 1`` is
+    ``prompt`` + :meth:`TailWindow.carried` (the first ``h`` and last ``m`` tokens of the
+    thought so far) and writes the next ``C - h - m``, until the thought ends. Each row holds
+    ``input_ids`` and ``completion_mask`` (1 on the chunk's new tokens: the loss), plus, for
+    display, ``prompt`` (the chat, and the carried tokens decoded as a started assistant turn)
+    and ``completion`` (the new tokens decoded).
+    """
+    rows, done, index = [], 0, 1
+    while done < len(thought):
+        carried = window.carried(thought[:done]) if index > 1 else []
+        new = thought[done : done + window.new_tokens(index)]
+        shown = [*chat, {"role": "assistant", "content": decode(carried)}] if carried else chat
+        rows.append(
+            {
+                "prompt": list(shown),
+                "completion": [{"role": "assistant", "content": decode(new)}],
+                "input_ids": [*prompt, *carried, *new],
+                "completion_mask": [0] * (len(prompt) + len(carried)) + [1] * len(new),
+            }
+        )
+        done, index = done + len(new), index + 1
+    return rows
+
+
+def tail_rows(items: Sequence[TaskItem], tokenizer: Any, window: TailWindow) -> list[dict]:
+    """The chunk rows (:func:`chunk_rows`) of every item's thought, item by item.
+
+    Raises:
+        ConfigError: a thought longer than the window's ``C + (I - 1)(C - h - m)`` tokens.
+    """
+    protocol = Protocol(rounds=1)
+    rows: list[dict] = []
+    for j, item in enumerate(items, start=1):
+        chat = protocol.messages(item.question, 1)
+        prompt = _render_ids(tokenizer, chat, add_generation_prompt=True)
+        thought = thought_ids(tokenizer, chat, prompt, thought_response(item))
+        if len(thought) > window.total_budget:
+            raise ConfigError(
+                f"the demonstrated thought of item {j} is {len(thought)} tokens, more than "
+                f"--tail-chunks {window.max_chunks} chunks of --tail-chunk {window.chunk} hold "
+                f"({window.total_budget} = C + (I - 1)(C - h - m) tokens): raise --tail-chunks "
+                "or --tail-chunk, or use shorter items (--task-config max_terms or max_words)"
+            )
+        rows.extend(chunk_rows(chat, prompt, thought, window, tokenizer.decode))
+    return rows
+
+
+def longest_round(items: Sequence[TaskItem], rounds: int, tokenizer: Any) -> tuple[int, int, int]:
+    """(new tokens, item number, round) of the longest demonstrated round of ``rounds`` rounds.
+
+    New tokens: the response's tokens plus one end-of-turn token, what generation must write
+    within a round's budget for the round to end untruncated.
+    """
+    best = (0, 0, 0)
+    for j, item in enumerate(items, start=1):
+        responses = demonstration_responses(item, rounds)
+        counts = tokenizer(responses, add_special_tokens=False)["input_ids"]
+        for i, ids in enumerate(counts, start=1):
+            best = max(best, (len(ids) + 1, j, i))
+    return best
+
+
+def check_round_budget(
+    items: Sequence[TaskItem],
+    rounds: int,
+    tokenizer: Any,
+    budget: int,
+    option: str = "--eval-max-new-tokens",
+) -> None:
+    """Every demonstrated round must fit ``budget`` new tokens (:func:`longest_round`).
+
+    Raises:
+        ConfigError: naming ``option`` and the fixes (more rounds, shorter items, more budget).
+    """
+    tokens, item, index = longest_round(items, rounds, tokenizer)
+    if tokens > budget:
+        raise ConfigError(
+            f"the longest demonstrated round is {tokens} new tokens (item {item}, round {index} "
+            f"of {rounds}), more than the per-round budget {option} {budget}: use more --rounds, "
+            f"shorter items (--task-config max_terms or max_words), or {option} {tokens} or more"
+        )
+
+
+def row_tokens(row: dict, tokenizer: Any) -> int:
+    """Tokens of one training row (prompt and completion), as TRL tokenizes it."""
+    if "input_ids" in row:
+        return len(row["input_ids"])
+    return len(_render_ids(tokenizer, [*row["prompt"], *row["completion"]]))
+
+
+def check_row_length(rows: Sequence[dict], tokenizer: Any, max_length: int) -> None:
+    """Every row must fit ``--max-length`` (TRL would cut the end of its completion).
+
+    Raises:
+        ConfigError: naming ``--max-length`` and the length needed.
+    """
+    longest = max((row_tokens(row, tokenizer) for row in rows), default=0)
+    if longest > max_length:
+        raise ConfigError(
+            f"the longest demonstration row is {longest} tokens (prompt and completion), more "
+            f"than --max-length {max_length}, so training would cut its completion: "
+            f"use --max-length {longest} or more"
+        )
 
 
 def format_ok(text: str, final: bool = False) -> bool:

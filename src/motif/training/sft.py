@@ -24,8 +24,10 @@ from typing import Any
 from motif.config import ModelArgs, ProtocolArgs
 from motif.errors import ConfigError
 from motif.outdir import OutputDir
+from motif.tasks import check_task_config
 from motif.training.config import LoraArgs, parse_bf16
 from motif.training.demos import SUPPORTED_TASKS
+from motif.training.heldout import evaluate_adapter, format_report  # noqa: F401 (public here)
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +118,12 @@ class SftArgs:
         },
     )
     eval_max_new_tokens: int = field(
-        default=128, metadata={"help": "Most tokens per round in the held-out check."}
+        default=128,
+        metadata={
+            "help": "Per-round budget in new tokens: every demonstrated round must fit it "
+            "(summary, none; tail rounds are the --tail-* window) and the held-out check "
+            "generates at most this many per round."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -133,6 +140,7 @@ class SftArgs:
                 f"--task {self.task!r} has no demonstration writer; "
                 f"use one of {', '.join(SUPPORTED_TASKS)}"
             )
+        check_task_config(self.task, self.task_config)
         if isinstance(self.extra_rounds, (int, str)):
             self.extra_rounds = [int(x) for x in str(self.extra_rounds).split(",")]
         if any(int(r) < 1 for r in self.extra_rounds or []):
@@ -177,6 +185,11 @@ class SftConfig:
             raise ConfigError("--adapter is not used by motif sft: it trains a new LoRA adapter")
         if not (self.sft.dry_run or self.sft.eval_base) and not self.sft.output_dir:
             raise ConfigError("--output-dir is required (where the adapter is saved)")
+        if self.sft.extra_rounds and self.protocol.carry_over != "summary":
+            raise ConfigError(
+                f"--extra-rounds demonstrates other round counts of --carry-over summary; "
+                f"drop it with --carry-over {self.protocol.carry_over}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration, flat (as a recipe would write it)."""
@@ -188,18 +201,32 @@ class SftConfig:
         return flat
 
 
-def total_steps(config: SftConfig) -> int:
-    """Optimiser steps the run will take (single process)."""
+def total_steps(config: SftConfig, rows: int | None = None) -> int:
+    """Optimiser steps the run will take (single process) over ``rows`` demonstration rows.
+
+    ``rows`` defaults to items x demonstrated rounds; ``tail`` rows (one per chunk, as many as
+    each thought needs) are counted by building them.
+    """
     sft = config.sft
     if sft.max_steps > 0:
         return sft.max_steps
-    rows = sft.num_examples * sum(demo_round_counts(config))
+    if rows is None:
+        if config.protocol.carry_over == "tail":
+            rows = len(build_rows(config))
+        else:
+            rows = sft.num_examples * sum(demo_round_counts(config))
     per_epoch = math.ceil(rows / sft.per_device_batch_size / sft.gradient_accumulation_steps)
     return max(1, math.ceil(per_epoch * sft.epochs))
 
 
 def demo_round_counts(config: SftConfig) -> list[int]:
-    """The round counts demonstrated: ``--rounds`` first, then ``--extra-rounds`` (deduplicated)."""
+    """The round counts demonstrated: ``--rounds`` first, then ``--extra-rounds`` (deduplicated).
+
+    ``[1]`` for ``--carry-over tail`` or ``none``: their demonstrations answer in one
+    single-round response (``tail`` cuts it into chunks).
+    """
+    if config.protocol.carry_over != "summary":
+        return [1]
     counts = [config.protocol.rounds]
     for r in config.sft.extra_rounds or []:
         if int(r) not in counts:
@@ -207,23 +234,73 @@ def demo_round_counts(config: SftConfig) -> list[int]:
     return counts
 
 
-def build_rows(config: SftConfig) -> list[dict]:
-    """Every demonstration row: each item over each demonstrated round count."""
-    from motif.training.demos import build_demonstrations
+def build_rows(config: SftConfig, tokenizer: Any = None, items: list | None = None) -> list[dict]:
+    """Every demonstration row: each item over each demonstrated round count.
 
-    sft = config.sft
+    ``summary`` and ``none``: conversational prompt-completion rows. ``tail``: the chunk rows
+    of :func:`motif.training.demos.tail_rows` (token ids; ``tokenizer`` defaults to the
+    model's). ``items`` defaults to the demonstrated items.
+    """
+    from motif.protocol import Protocol
+    from motif.training.demos import demonstration_rows, load_items, tail_rows
+
+    sft, carry = config.sft, config.protocol.carry_over
+    if items is None:
+        items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
+    if carry == "tail":
+        return tail_rows(items, tokenizer or _tokenizer(config), config.protocol.window())
     rows: list[dict] = []
     for rounds in demo_round_counts(config):
-        rows.extend(
-            build_demonstrations(
-                sft.task,
-                rounds,
-                sft.num_examples,
-                sft.data_seed,
-                sft.task_config,
-                config.protocol.summary_rule,
-            )
-        )
+        protocol = Protocol(rounds=rounds, summary_rule=config.protocol.summary_rule)
+        for item in items:
+            rows.extend(demonstration_rows(item, protocol))
+    return rows
+
+
+def _tokenizer(config: SftConfig) -> Any:
+    from motif.models import load_tokenizer
+
+    return load_tokenizer(config.model.model, config.model.trust_remote_code)
+
+
+def check_demonstrations(config: SftConfig) -> list[dict]:
+    """Build the rows, checked against the budgets; loads the tokenizer, not the model.
+
+    Every round gets a share of the work (``--rounds`` and ``--extra-rounds`` at most the units
+    of the smallest item), every demonstrated round fits ``--eval-max-new-tokens`` (``tail``:
+    every thought fits the window) and every row fits ``--max-length``.
+
+    Raises:
+        ConfigError: naming the option and the fix.
+    """
+    from motif.training.demos import (
+        check_round_budget,
+        check_row_length,
+        check_split,
+        load_items,
+    )
+
+    sft = config.sft
+    items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
+    counts = demo_round_counts(config)
+    for i, rounds in enumerate(counts):
+        check_split(items, rounds, sft.task, "--rounds" if i == 0 else "--extra-rounds")
+    tokenizer = _tokenizer(config)
+    if config.protocol.carry_over != "tail":
+        for rounds in counts:
+            check_round_budget(items, rounds, tokenizer, sft.eval_max_new_tokens)
+    rows = build_rows(config, tokenizer, items)
+    check_row_length(rows, tokenizer, sft.max_length)
+    return rows
+
+
+def training_rows(rows: list[dict]) -> list[dict]:
+    """What TRL trains on: ``tail`` rows as token ids only (TRL then neither re-tokenizes
+    them nor appends an end-of-sequence token to a chunk that does not end the thought)."""
+    if rows and "input_ids" in rows[0]:
+        return [
+            {"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in rows
+        ]
     return rows
 
 
@@ -253,7 +330,7 @@ def check_sft(config: SftConfig) -> SftChecked:
     args = sft_trainer_config(config, use_cuda)
     model = check_model(config.model.model)
     config.lora.peft_config()  # validates the LoRA settings
-    rows = build_rows(config)
+    rows = check_demonstrations(config)
     output = None
     if config.sft.output_dir and not config.sft.eval_base:
         output = check_output_dir(config.sft.output_dir, kind="sft", overwrite=config.sft.overwrite)
@@ -377,7 +454,7 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
         trainer = SFTTrainer(
             model=model,
             args=checked.trainer_args,
-            train_dataset=Dataset.from_list(checked.rows),
+            train_dataset=Dataset.from_list(training_rows(checked.rows)),
             processing_class=tokenizer,
             peft_config=peft_config(config, model),
         )
@@ -413,76 +490,4 @@ def _train_metrics(config: SftConfig, rows: int, result: Any, seconds: float) ->
         "steps": int(result.global_step),
         "train_loss": float(result.training_loss),
         "train_seconds": round(seconds, 1),
-    }
-
-
-def evaluate_adapter(config: SftConfig, adapter: str | None) -> dict[str, Any]:
-    """Greedy multi-round rollouts of held-out items with ``adapter`` (None: the base model).
-
-    The items are disjoint from the demonstrations (:func:`demos.held_out_problems`).
-    """
-    from motif.backends.hf import TransformersBackend
-    from motif.models import load_model
-    from motif.training.demos import held_out_problems
-
-    sft, args = config.sft, config.model
-    problems = held_out_problems(
-        sft.task, sft.eval_size, sft.data_seed, sft.task_config, train_size=sft.num_examples
-    )
-    model, tokenizer = load_model(
-        args.model, adapter, args.dtype, args.device, args.trust_remote_code
-    )
-    from motif.config import OVERFLOW_MODES
-
-    backend = TransformersBackend(
-        model,
-        tokenizer,
-        max_batch_size=args.max_batch_size,
-        overflow=OVERFLOW_MODES[args.context_overflow],
-    )
-    return format_report(backend, problems, config.protocol.protocol(), sft.eval_max_new_tokens)
-
-
-def format_report(
-    backend: Any, problems: list, protocol: Any, max_new_tokens: int
-) -> dict[str, Any]:
-    """Format rate, paper strict-format rate and accuracy of greedy rollouts of ``problems``.
-
-    ``format_rate`` counts responses (every round) in the tag format, the last round also
-    boxing its answer; ``trajectory_format_rate`` counts items whose every round does.
-    """
-    from motif.backends.base import SamplingParams
-    from motif.engine import RolloutEngine
-
-    engine = RolloutEngine(backend, protocol, SamplingParams(max_new_tokens=max_new_tokens))
-    start = time.perf_counter()
-    trajectories = engine.run([p.question for p in problems])
-    seconds = time.perf_counter() - start
-    return _score(trajectories, problems, protocol.rounds, seconds)
-
-
-def _score(trajectories: list, problems: list, rounds: int, seconds: float) -> dict[str, Any]:
-    from motif.grading import grade_response
-    from motif.training.demos import format_ok, paper_strict_ok
-
-    ok = [[format_ok(r.text, final=r.round == rounds) for r in t.rounds] for t in trajectories]
-    texts = [r.text for t in trajectories for r in t.rounds]
-    correct = [  # a trajectory cut by a context overflow has no final round: not correct
-        not t.cut and grade_response(t.final_text, p.answer) is True
-        for t, p in zip(trajectories, problems, strict=True)
-    ]
-    whole = [all(o) and not t.cut for o, t in zip(ok, trajectories, strict=True)]
-    per_round = [sum(o[i] for o in ok if len(o) > i) / len(ok) for i in range(rounds)]
-    return {
-        "items": len(problems),
-        "responses": len(texts),
-        "format_rate": sum(map(sum, ok)) / max(1, len(texts)),
-        "trajectory_format_rate": sum(whole) / len(ok),
-        "format_rate_by_round": per_round,
-        "paper_strict_rate": sum(map(paper_strict_ok, texts)) / max(1, len(texts)),
-        "accuracy": sum(correct) / len(correct),
-        "truncated": sum(r.truncated for t in trajectories for r in t.rounds),
-        "context_overflow_cut": sum(t.cut for t in trajectories),
-        "generation_seconds": round(seconds, 1),
-        "sample": trajectories[0].to_dict() if trajectories else None,
     }
