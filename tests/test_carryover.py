@@ -63,3 +63,7 @@ def test_grid_cells_count_their_budgets():
     tail = GridCell("tail", 3, 64)
     assert tail.total_budget(head=8, keep=24) == 64 + 2 * (64 - 8 - 24)
     assert tail.largest_context() == 64 and tail.label == "tail-3x64"
+    # a summary round re-reads the previous answer (up to B) besides writing B
+    assert GridCell("summary", 3, 64).largest_context() == 128
+    assert GridCell("summary", 1, 64).largest_context() == 64
+    assert GridCell("none", 1, 192).largest_context() == 192

@@ -139,7 +139,15 @@ class GridCell:
         return self.rounds * self.budget
 
     def largest_context(self) -> int:
-        """Most tokens of thought in one round's context (prompt template and question aside)."""
+        """Most model-written tokens in one round's context (prompt template and question aside).
+
+        ``summary``: 2B, the carried previous answer (at most B tokens, it was written in the
+        previous round) plus B new tokens; ``tail``: C (the carried h + m plus C - h - m new);
+        ``none``: the whole budget. The measured context (prompt included) is in each eval's
+        ``tokens.largest_round_context``.
+        """
+        if self.carry_over == "summary" and self.rounds > 1:
+            return 2 * self.budget
         return self.budget
 
     def window(self, head: int = 0, keep: int | None = None) -> TailWindow:
