@@ -326,6 +326,12 @@ def test_tail_rows_are_chunks_of_one_thought(tokenizer):
     assert len(starts) == 3 and len(rows) > 6
     assert all(set(r) == {"input_ids", "completion_mask"} for r in training_rows(rows))
     assert total_steps(config) == -(-len(rows) // 2)
+    from motif.training.demos import rows_text, sample_text
+
+    assert rows_text("chain_sum", 3, [1], rows).endswith(f"chunks (mean) = {len(rows)} rows")
+    shown = sample_text(rows, 8)
+    first = rows[: 1 + next(i for i, r in enumerate(rows[1:]) if len(r["prompt"]) == 2)]
+    assert shown.count("--- chunk ") == 2 * len(first) - 1 and "\\boxed{" in shown
 
 
 def test_extra_rounds_demonstrate_each_protocol(capsys, no_model_load):

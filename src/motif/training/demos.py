@@ -423,3 +423,39 @@ def format_ok(text: str, final: bool = False) -> bool:
 def paper_strict_ok(text: str) -> bool:
     """The reference's strict format check (no DOTALL: one-line contents, final newline)."""
     return _PAPER_STRICT.match(text) is not None
+
+
+# --------------------------------------------------------------------------- display
+
+
+def rows_text(task: str, items: int, counts: Sequence[int], rows: Sequence[dict]) -> str:
+    """The plan's demonstrations line: items x rounds = rows, or chunks per thought (tail)."""
+    if rows and "input_ids" in rows[0]:
+        starts = sum(len(r["prompt"]) == 2 for r in rows)  # chunk 1 of each thought
+        per = len(rows) / starts
+        return f"{items} {task} items x one thought in {per:.1f} chunks (mean) = {len(rows)} rows"
+    shown = str(counts[0]) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
+    return f"{items} {task} items x {shown} rounds = {len(rows)} rows"
+
+
+def sample_text(rows: Sequence[dict], rounds: int) -> str:
+    """The first demonstration for a dry run: its ``rounds`` rounds, or every chunk (tail)."""
+    if not rows or "input_ids" not in rows[0]:
+        parts = []
+        for i, row in enumerate(rows[:rounds], start=1):
+            parts.append(f"--- round {i} user ---\n{row['prompt'][-1]['content']}")
+            parts.append(f"--- round {i} completion ---\n{row['completion'][0]['content']}")
+        return "\n".join(parts)
+    chunks = [rows[0]]
+    for row in rows[1:]:
+        if len(row["prompt"]) == 2:
+            break
+        chunks.append(row)
+    parts = [f"--- user ---\n{rows[0]['prompt'][-1]['content']}"]
+    for i, row in enumerate(chunks, start=1):
+        new = sum(row["completion_mask"])
+        if i > 1:
+            carried = row["prompt"][-1]["content"]
+            parts.append(f"--- chunk {i} continues from (first h + last m tokens) ---\n{carried}")
+        parts.append(f"--- chunk {i} writes {new} tokens ---\n{row['completion'][0]['content']}")
+    return "\n".join(parts)

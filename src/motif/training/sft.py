@@ -1,14 +1,19 @@
-"""The format cold start: supervised LoRA warm-up on multi-round demonstrations (``motif sft``).
+"""The cold start: supervised LoRA warm-up on demonstrations that split the work (``motif sft``).
 
 Small models do not write the protocol's tags on their own, so every reward of the paper's
 protocol is 0 and GRPO groups carry no signal. ``motif sft`` fine-tunes a LoRA adapter with
 TRL's ``SFTTrainer`` on demonstrations written by :mod:`motif.training.demos` from a task's
-own answers (one prompt-completion row per round, loss on the completion only). The saved
-adapter is the ``--init-adapter`` of ``motif train``, for both methods alike.
+own answers, loss on the completion only: ``summary`` one conversational prompt-completion row
+per round; ``tail`` one token-id row per chunk of the thought (:func:`demos.tail_rows`). The
+saved adapter is the ``--init-adapter`` of ``motif train``, for both methods alike.
+
+Before any model loads, the demonstrations are checked with the model's tokenizer: every round
+gets a share of the work, every round fits the per-round budget (``--eval-max-new-tokens``;
+``tail``: every thought fits the ``--tail-*`` window) and every row fits ``--max-length``.
 
 The output directory holds the adapter (``adapter_config.json``, ``adapter_model.safetensors``),
 the tokenizer, ``motif_config.yaml`` (the resolved configuration) and ``sft_metrics.json``
-(training numbers and, with ``eval_size > 0``, the held-out format rate).
+(training numbers and, with ``eval_size > 0``, the held-out check of :mod:`.heldout`).
 """
 
 from __future__ import annotations
@@ -483,6 +488,7 @@ def _write_config(out: Path, config: SftConfig) -> None:
 def _train_metrics(config: SftConfig, rows: int, result: Any, seconds: float) -> dict[str, Any]:
     return {
         "task": config.sft.task,
+        "carry_over": config.protocol.carry_over,
         "rounds": config.protocol.rounds,
         "demonstrated_rounds": demo_round_counts(config),
         "problems": config.sft.num_examples,
