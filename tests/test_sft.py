@@ -215,7 +215,7 @@ def test_recipe_dry_run(recipe, tmp_path, capsys, no_model_load):
     assert code == 0, out
     config = yaml.safe_load(recipe.read_text())
     if config.get("carry_over") == "tail":  # one row per chunk: 2 or 3 chunks per thought here
-        rows = int(re.search(r"x \d+ rounds = (\d+) rows", out).group(1))
+        rows = int(re.search(r"demonstrations: .* = (\d+) rows", out).group(1))
         assert 2 * config["num_examples"] <= rows <= 3 * config["num_examples"]
     else:
         counts = [config["rounds"], *(config.get("extra_rounds") or [])]

@@ -61,7 +61,11 @@ class SftArgs:
     )
     task_config: dict | str | None = field(
         default=None,
-        metadata={"help": "reasoning-gym task options (YAML mapping or JSON string)."},
+        metadata={
+            "help": "reasoning-gym task options (YAML mapping or JSON string). The knob "
+            "min_terms/max_terms (chain sums) or min_words/max_words (letter_counting), 1 to "
+            "1000, scales the work of an item linearly."
+        },
     )
     num_examples: int = field(
         default=256,
