@@ -19,18 +19,16 @@ def print_plan(config: SftConfig, checked) -> None:
     """The resolved config, the plan and one sample demonstration; loads no model."""
     import yaml
 
+    from motif.training.demos import rows_text, sample_text
     from motif.training.sft import demo_round_counts, total_steps
 
     sft, rounds, rows = config.sft, config.protocol.rounds, checked.rows
     counts = demo_round_counts(config)
-    counts_text = str(rounds) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
     print("# motif sft: resolved configuration")
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     print("\n# plan")
     print(f"model:          {checked.model}")
-    print(
-        f"demonstrations: {sft.num_examples} {sft.task} items x {counts_text} rounds = {len(rows)} rows"
-    )
+    print(f"demonstrations: {rows_text(sft.task, sft.num_examples, counts, rows)}")
     print(f"optimiser:      {total_steps(config)} steps of {sft.per_device_batch_size} rows")
     on, why = checked.bf16
     print(f"precision:      bf16 autocast {'on' if on else 'off'} ({why})")
@@ -40,10 +38,8 @@ def print_plan(config: SftConfig, checked) -> None:
         checked.output.describe() if checked.output else "not set: a real run needs --output-dir"
     )
     print(f"output dir:     {output}")
-    print("\n# sample demonstration (item 1, every round)")
-    for i, row in enumerate(rows[:rounds], start=1):
-        print(f"--- round {i} user ---\n{row['prompt'][-1]['content']}")
-        print(f"--- round {i} completion ---\n{row['completion'][0]['content']}", end="")
+    print("\n# sample demonstration (item 1, every round or chunk)")
+    print(sample_text(rows, rounds))
 
 
 def print_summary(metrics: dict, output_dir: str) -> None:
