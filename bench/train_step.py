@@ -1,11 +1,14 @@
-"""Seconds per optimiser step, GRPO vs MOTIF at equal m, on the offline default model on CPU.
+"""Seconds per optimiser step: GRPO, MOTIF (--credit first) and MOTIF --credit all, at equal m, k.
 
-Both methods run in one process, one after the other, with the same round-1 settings; MOTIF adds
-k continuations of every round-1 completion over the remaining n-1 rounds. Each step is split into
-round-1 generation, rewards (the continuations, for MOTIF) and optimisation (log-probs, backward,
-optimiser), from the run's own metrics.jsonl. The first step is a warm-up and is not averaged.
+The runs go in one process, one after the other, with the same round-1 settings; MOTIF adds k
+continuations of every round-1 completion over the remaining n-1 rounds; --credit all trains
+some groups on round-r states instead (one group per step here: round 1, 2, ..., n in turn), each
+reply continued over rounds r+1..n only. Each step is split into generation of the trained replies,
+rewards (the continuations) and optimisation (log-probs, backward, optimiser), from the run's own
+metrics.jsonl. The first step is a warm-up and is not averaged; the default --steps (n + 1) makes
+the averaged steps of --credit all one full cycle of rounds.
 
-    .venv/bin/python bench/train_step.py [--steps 3 --m 4 --k 4 --rounds 3 --tokens 64]
+    .venv/bin/python bench/train_step.py [--runs grpo,first,all --m 4 --k 4 --rounds 3 --tokens 64]
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from motif.training.trainer import train
 KEYS = ("step_seconds", "round1_generation_seconds", "reward_seconds", "optimisation_seconds")
 
 
-def run(method: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
+RUNS = {"grpo": ["--method", "grpo"], "first": ["--method", "motif"], "all": ["--credit", "all"]}
+
+
+def run(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
     flags = [
-        "--method",
-        method,
+        *RUNS[name],
         "--output-dir",
-        str(out / method),
+        str(out / name),
         "--overwrite",
         "--dataset",
         "reasoning_gym:chain_sum",
@@ -58,9 +63,13 @@ def run(method: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
     if args.init_adapter:
         flags += ["--init-adapter", args.init_adapter]
     train(parse_config(flags))
-    records = [json.loads(x) for x in (out / method / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
     steady = records[1:] or records
     result = {k: statistics.mean(r[k] for r in steady) for k in KEYS}
+    for r in range(1, args.rounds + 1):  # --credit all: the steps that trained round r
+        steps = [x["step_seconds"] for x in steady if f"round{r}/groups" in x]
+        if steps:
+            result[f"round{r}_step_seconds"] = statistics.mean(steps)
     result["continuation_seconds"] = statistics.mean(
         r.get("continuation_seconds", 0.0) for r in steady
     )
@@ -73,22 +82,31 @@ def run(method: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--runs", default="grpo,first,all", help="any of grpo, first, all")
+    parser.add_argument("--steps", type=int, default=None, help="default: rounds + 1")
     parser.add_argument("--m", type=int, default=4, help="round-1 generations per question")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64, help="max new tokens per round")
     parser.add_argument("--init-adapter", default=None, help="e.g. a motif sft cold start")
     args = parser.parse_args()
+    args.steps = args.steps or args.rounds + 1
+    names = [n.strip() for n in args.runs.split(",")]
+    if not names or any(n not in RUNS for n in names):
+        parser.error(f"--runs takes names from {', '.join(RUNS)}; got {args.runs!r}")
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        results = {m: run(m, args, Path(tmp)) for m in ("grpo", "motif")}
+        results = {n: run(n, args, Path(tmp)) for n in names}
+    report(results, args)
+
+
+def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
     print(
         f"\nm={args.m}, k={args.k}, n={args.rounds}, <= {args.tokens} tokens per round; "
         f"mean of steps 2..{args.steps}"
     )
     print(
-        f"{'method':<8}{'step s':>9}{'round-1 s':>11}{'rewards s':>11}{'(contin. s)':>13}"
+        f"{'run':<8}{'step s':>9}{'replies s':>11}{'rewards s':>11}{'(contin. s)':>13}"
         f"{'optim s':>9}{'r1 tok':>8}{'cont tok':>10}"
     )
     for name, r in results.items():
@@ -97,11 +115,23 @@ def main() -> None:
             f"{r['reward_seconds']:>11.1f}{r['continuation_seconds']:>13.1f}"
             f"{r['optimisation_seconds']:>9.1f}{r['round1_tokens']:>8.0f}{r['continuation_tokens']:>10.0f}"
         )
-    ratio = results["motif"]["step_seconds"] / results["grpo"]["step_seconds"]
-    print(
-        f"MOTIF step / GRPO step: {ratio:.2f}x (target <= 3x; reference-style generation "
-        f"would pay about 1 + k(n-1) = {1 + args.k * (args.rounds - 1)}x the generation calls)"
-    )
+    if "grpo" in results and "first" in results:
+        ratio = results["first"]["step_seconds"] / results["grpo"]["step_seconds"]
+        print(
+            f"MOTIF step / GRPO step: {ratio:.2f}x (target <= 3x; reference-style generation "
+            f"would pay about 1 + k(n-1) = {1 + args.k * (args.rounds - 1)}x the generation calls)"
+        )
+    if "first" in results and "all" in results:
+        every, first = results["all"], results["first"]["step_seconds"]
+        rounds = ", ".join(
+            f"round {r}: {every[f'round{r}_step_seconds'] / first:.2f}x"
+            for r in range(1, args.rounds + 1)
+            if f"round{r}_step_seconds" in every
+        )
+        print(
+            f"--credit all step / --credit first step: {every['step_seconds'] / first:.2f}x "
+            f"(target <= 1.5x); by the round a step trained: {rounds}"
+        )
 
 
 if __name__ == "__main__":

@@ -273,10 +273,16 @@ def test_unreachable_hub_id_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "offline" in capsys.readouterr().err
 
 
+def _train_and_sft_recipes() -> list[Path]:
+    """Every recipe of `motif train` or `motif sft` (eval recipes name a benchmark)."""
+    import yaml
+
+    found = sorted([*Path("recipes").glob("*.yaml"), *Path("recipes/replicate").glob("*.yaml")])
+    return [p for p in found if "benchmark" not in (yaml.safe_load(p.read_text()) or {})]
+
+
 @pytest.mark.parametrize(
-    "recipe",
-    sorted([*Path("recipes").glob("*.yaml"), *Path("recipes/replicate").glob("*.yaml")]),
-    ids=lambda p: str(p.relative_to("recipes")),
+    "recipe", _train_and_sft_recipes(), ids=lambda p: str(p.relative_to("recipes"))
 )
 def test_every_recipe_dry_runs_offline(recipe, capsys, tmp_path, tiny_checkpoint):
     """Each recipe passes every check; a hub model not cached here and a cold-start adapter not
@@ -312,8 +318,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_processes_end_with_the_same_parameters(tiny_checkpoint, tmp_path):
-    """`accelerate launch --num_processes 2 --cpu`: two optimiser steps, identical weights on both ranks."""
+@pytest.mark.parametrize("credit", ["first", "all"])
+def test_two_processes_end_with_the_same_parameters(credit, tiny_checkpoint, tmp_path):
+    """`accelerate launch --num_processes 2 --cpu`: two optimiser steps, identical weights on both ranks.
+
+    ``--credit all``: step 2 trains round 2 on both ranks, from states shared by both."""
     import os
     import subprocess
     import sys
@@ -350,6 +359,8 @@ def test_two_processes_end_with_the_same_parameters(tiny_checkpoint, tmp_path):
         "--max-steps",
         "2",
         *TINY_RUN,
+        "--credit",
+        credit,
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -357,6 +368,10 @@ def test_two_processes_end_with_the_same_parameters(tiny_checkpoint, tmp_path):
     assert ranks[0][0] == ranks[1][0] == "2"
     assert ranks[0][1] == ranks[1][1]
     assert ranks[0][2] == ranks[1][2] == "1"  # the adapter really moved
+    if credit == "all":
+        first, second = read_metrics(out)
+        assert first["round1/groups"] == 2.0 and first["round2/states"] == 4.0  # both ranks'
+        assert second["round2/groups"] == 2.0 and "round1/groups" not in second
 
 
 def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path):

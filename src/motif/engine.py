@@ -211,6 +211,50 @@ class RolloutEngine:
         self._continue([t for g in groups for t in g], start_round=3)
         return groups
 
+    def continue_partials(self, partials: Sequence[Trajectory], k: int) -> list[list[Trajectory]]:
+        """Roll out ``k`` continuations of each partial trajectory, from its next round to the last.
+
+        A partial holds rounds ``1..r`` (any ``r`` per partial, e.g. a trained round-``r``
+        reply after the rounds that reached its state); it is not changed. The first new round
+        of the ``k`` copies of one partial shares one prompt, so it is sent once with
+        ``num_samples=k`` (one call per distinct next round); later rounds are one batched call
+        each. A partial that is done (its last round, or cut) gets ``k`` unchanged copies.
+        :meth:`continue_from` is the case ``r = 1``. ``summary`` and ``none`` carry-over only.
+
+        Raises:
+            ValueError: ``k < 1``, an empty partial, or ``carry_over='tail'``.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if self.protocol.continues_turn:
+            raise ValueError("continue_partials does not continue tail thoughts; use continue_from")
+        if any(not p.rounds for p in partials):
+            raise ValueError("a partial trajectory needs at least one round")
+        groups = [[_copy(p) for _ in range(k)] for p in partials]
+        given = [len(p.rounds) for p in partials]
+        for index in range(2, self.protocol.rounds + 1):
+            fresh = [
+                g
+                for g, r in zip(groups, given, strict=True)
+                if r == index - 1 and not self._done(g[0])
+            ]
+            outputs = self._generate([g[0] for g in fresh], index, num_samples=k)
+            for i, group in enumerate(fresh):
+                for traj, out in zip(group, outputs[i * k : (i + 1) * k], strict=True):
+                    self._add(traj, index, out)
+            ongoing = [
+                t
+                for g, r in zip(groups, given, strict=True)
+                if r < index - 1
+                for t in g
+                if len(t.rounds) == index - 1 and not self._done(t)
+            ]
+            for traj, out in zip(ongoing, self._generate(ongoing, index), strict=True):
+                self._add(traj, index, out)
+        for traj in (t for g in groups for t in g):
+            traj.stopped_early = len(traj.rounds) < self.protocol.rounds and not traj.cut
+        return groups
+
     def _given_firsts(
         self,
         questions: Sequence[str],

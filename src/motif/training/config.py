@@ -14,6 +14,7 @@ from motif.carryover import DELETHINK_CHUNK, DELETHINK_CHUNKS, DELETHINK_HEAD
 from motif.errors import ConfigError
 
 METHODS = ("motif", "grpo")
+CREDITS = ("first", "all")
 PAPER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -226,7 +227,9 @@ class MotifArgs:
     previous ``<answer>``) or ``tail`` (Delethink, arXiv 2510.06557: round 1 is chunk 1 of one
     thought, the continuations write chunks 2..I of that same thought). Under ``tail`` the
     rounds are the chunks: ``rounds`` is set to ``tail_chunks``. ``none`` (one pass) is one
-    round; with ``--method motif`` it is refused (:class:`TrainConfig`).
+    round; with ``--method motif`` it is refused (:class:`TrainConfig`). ``credit`` picks the
+    rounds GRPO trains: ``first`` (the paper) or ``all`` (every round by its own future
+    accuracy, :mod:`motif.training.credit`; ``summary`` carry-over and ``rounds >= 2`` only).
     """
 
     rounds: int = field(
@@ -273,6 +276,29 @@ class MotifArgs:
             "--tail-keep tokens), or none (one pass: use --method grpo)."
         },
     )
+    credit: str = field(
+        default="first",
+        metadata={
+            "help": "Which rounds GRPO trains: first (the paper: round-1 replies only) or all "
+            "(rounds 2..n too: a round-r group is m replies to one round-r state from the "
+            "latest rollouts, each rewarded by the accuracy of k continuations from it; the "
+            "last round by its own accuracy). docs/training.md."
+        },
+    )
+    credit_first_share: float | None = field(
+        default=None,
+        metadata={
+            "help": "--credit all: fraction of GRPO groups that answer fresh questions (round "
+            "1); the others take rounds 2..n in turn. Default 1/n (every round alike)."
+        },
+    )
+    credit_buffer: int = field(
+        default=64,
+        metadata={
+            "help": "--credit all: round-r states kept per round (the newest, from the "
+            "latest steps' rollouts) to draw round-r groups from."
+        },
+    )
     tail_chunk: int = field(default=DELETHINK_CHUNK, metadata=_protocol_help("tail_chunk"))
     tail_head: int = field(default=DELETHINK_HEAD, metadata=_protocol_help("tail_head"))
     tail_keep: int | None = field(default=None, metadata=_protocol_help("tail_keep"))
@@ -307,6 +333,24 @@ class MotifArgs:
             self.summary_rule in ("paper", "strict"),
             f"--summary-rule must be paper or strict; got {self.summary_rule!r}",
         )
+        self._check_credit()
+
+    def _check_credit(self) -> None:
+        _require(
+            self.credit in CREDITS,
+            f"--credit must be one of {', '.join(CREDITS)}; got {self.credit!r}",
+        )
+        share = self.credit_first_share
+        _require(
+            share is None or 0 < share < 1,
+            f"--credit-first-share must be in (0, 1) (round 1 makes the states the other "
+            f"rounds start from); got {share}",
+        )
+        _require(self.credit_buffer >= 1, f"--credit-buffer must be >= 1; got {self.credit_buffer}")
+
+    def first_share(self) -> float:
+        """``--credit all``: the share of groups that train round 1 (default ``1/rounds``)."""
+        return self.credit_first_share or 1.0 / self.rounds
 
     def protocol_args(self) -> Any:
         """These settings as :class:`motif.config.ProtocolArgs` (its checks, its rounds rule)."""
@@ -536,6 +580,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.notes: list[str] = []  # settings derived from others, for the plan
         self._check_carry_over()
+        self._check_credit()
         if self.run.method == "grpo" and self.motif.rounds != 1:
             self.motif.rounds = 1  # vanilla GRPO is single-round by definition
         if self.motif.carry_over == "tail":
@@ -546,6 +591,26 @@ class TrainConfig:
                     f"--max-completion-length {given} replaced by --tail-chunk {chunk} "
                     "(--carry-over tail: round 1 is chunk 1)"
                 )
+
+    def _check_credit(self) -> None:
+        """``--credit all`` needs rounds after the first, continued by MOTIF's summaries."""
+        if self.motif.credit != "all":
+            return
+        _require(
+            self.run.method == "motif",
+            "--credit all trains rounds 2..n of MOTIF, and --method grpo answers in one round: "
+            "use --method motif, or --credit first",
+        )
+        _require(
+            self.motif.carry_over == "summary",
+            f"--credit all starts rounds from carried summaries (each round a fresh chat); "
+            f"--carry-over {self.motif.carry_over} is not supported: use --carry-over summary",
+        )
+        _require(
+            self.motif.rounds >= 2,
+            "--credit all trains rounds 2..n, and --rounds 1 has none: use --rounds 2 or more, "
+            "or --credit first",
+        )
 
     def _check_carry_over(self) -> None:
         """The carry-over must fit the method: ``tail`` continues, ``none`` never does."""
@@ -564,9 +629,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration, flat (as a recipe would write it).
 
-        The ``tail_*`` options only under ``carry_over: tail``, and ``carry_over`` only when it
-        is not ``summary``: they do not shape a step otherwise, and the saved config and run
-        identity of a run from before carry-over existed stay the same (``--resume`` works).
+        The ``tail_*`` options only under ``carry_over: tail``, ``carry_over`` only when it
+        is not ``summary``, and the ``credit*`` options only under ``credit: all``: they do not
+        shape a step otherwise, and the saved config and run identity of a run from before
+        these options existed stay the same (``--resume`` works).
         """
         flat: dict[str, Any] = {}
         for part in (self.run, self.data, self.lora, self.motif, self.optim):
@@ -576,6 +642,9 @@ class TrainConfig:
                 del flat[key]
         if self.motif.carry_over == "summary":
             del flat["carry_over"]
+        if self.motif.credit == "first":
+            for key in ("credit", "credit_first_share", "credit_buffer"):
+                del flat[key]
         return flat
 
 

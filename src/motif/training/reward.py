@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from motif.backends.base import GenerationBackend, SamplingParams
 from motif.engine import RolloutEngine
@@ -21,6 +21,9 @@ from motif.errors import MotifError
 from motif.protocol import Protocol
 from motif.rewards import column_values, completion_text, future_accuracy
 from motif.training.config import MotifArgs
+
+if TYPE_CHECKING:
+    from motif.training.credit import Credit
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +72,25 @@ class FutureAccuracyReward:
     that ended is not continued, and its ``k`` trajectories are graded on chunk 1 alone. The
     ids come from TRL's ``completion_ids`` argument, never from re-tokenising the text; a
     trainer that does not pass them is an error. Also logs ``continued_completions``.
+
+    ``--credit all`` (``credit`` given, :mod:`motif.training.credit`): rows carry the round
+    their reply answers and the rounds before it (columns ``credit_round``,
+    ``credit_history``); a reply of round ``r < n`` is continued ``k`` times over rounds
+    ``r+1..n``, one of the last round is graded itself; the new states go to the buffer, and
+    ``round{r}/future_accuracy``, ``/continuation_tokens``, ``/continuation_seconds`` are logged.
     """
 
     __name__ = "future_accuracy_reward"
 
     def __init__(
-        self, motif: MotifArgs, question_column: str = "question", answer_column: str = "answer"
+        self,
+        motif: MotifArgs,
+        question_column: str = "question",
+        answer_column: str = "answer",
+        credit: Credit | None = None,
     ):
         self.motif = motif
+        self.credit = credit
         self.protocol: Protocol = motif.protocol()
         self.params = SamplingParams(
             max_new_tokens=motif.continuation_max_new_tokens,
@@ -99,13 +113,24 @@ class FutureAccuracyReward:
         questions = column_values(kwargs, self.question_column, n, self.__name__)
         golds = column_values(kwargs, self.answer_column, n, self.__name__)
         texts = [completion_text(c) for c in completions]
+        if self.credit is not None:
+            return self._all_rounds(questions, golds, texts, kwargs)
         ids, truncated = self._first_ids(kwargs, n)
         start = time.perf_counter()
         groups = self.rollout(questions, texts, ids, truncated)
         seconds = time.perf_counter() - start
+        rewards = self._scores(groups, golds)
+        tokens = sum(r.completion_tokens for g in groups for t in g for r in t.rounds[1:])
+        self._log(kwargs.get("log_metric"), rewards, groups, tokens, seconds)
+        if truncated is not None and callable(kwargs.get("log_metric")):
+            kwargs["log_metric"]("continued_completions", float(sum(truncated)))
+        return rewards
+
+    def _scores(self, groups: list[list[Any]], golds: Sequence[Any]) -> list:
+        """Mean score of each reply's trajectories; None where every one was cut (ungraded)."""
         kept = [[t for t in g if not getattr(t, "cut", False)] for g in groups]
         graded = [i for i, g in enumerate(kept) if g]
-        rewards: list = [None] * n  # a completion whose every continuation was cut: ungraded
+        rewards: list = [None] * len(groups)
         scores = future_accuracy(
             [kept[i] for i in graded],
             [golds[i] for i in graded],
@@ -114,10 +139,53 @@ class FutureAccuracyReward:
         )
         for i, score in zip(graded, scores, strict=True):
             rewards[i] = score
-        self._log(kwargs.get("log_metric"), rewards, groups, seconds)
-        if truncated is not None and callable(kwargs.get("log_metric")):
-            kwargs["log_metric"]("continued_completions", float(sum(truncated)))
         return rewards
+
+    def _all_rounds(self, questions: list, golds: list, texts: list, kwargs: dict) -> list:
+        """``--credit all``: each reply by the accuracy of ``k`` continuations from its state.
+
+        Rows of one round are continued together (one rollout per round present, the same
+        rounds on every process); a reply of the last round is graded itself. The rollouts'
+        new states go to the buffer (:func:`motif.training.credit.share_states`).
+        """
+        from motif.training.credit import HISTORY_KEY, ROUND_KEY, harvest, share_states
+
+        n, credit, log_metric = len(texts), self.credit, kwargs.get("log_metric")
+        rounds = list(kwargs.get(ROUND_KEY) or [1] * n)
+        histories = list(kwargs.get(HISTORY_KEY) or [None] * n)
+        lengths = [len(c) for c in kwargs.get("completion_ids") or [[]] * n]
+        rewards: list = [None] * n
+        every, found, seconds, tokens = [], [], 0.0, 0
+        for r in sorted(set(rounds)):
+            rows = [i for i in range(n) if rounds[i] == r]
+            partials = [
+                credit.reply(histories[i] or [], questions[i], texts[i], lengths[i]) for i in rows
+            ]
+            start = time.perf_counter()
+            groups = self.rollout_partials(partials)
+            spent = time.perf_counter() - start
+            scores = self._scores(groups, [golds[i] for i in rows])
+            for i, score in zip(rows, scores, strict=True):
+                rewards[i] = score
+            made = sum(x.completion_tokens for g in groups for t in g for x in t.rounds[r:])
+            self._log_round(log_metric, r, scores, made, spent)
+            found += harvest(
+                groups, [golds[i] for i in rows], [r] * len(rows), credit.protocol.rounds
+            )
+            every += groups
+            seconds, tokens = seconds + spent, tokens + made
+        credit.buffer.add(share_states(found, credit.buffer.size, self.trainer.accelerator))
+        self._log(log_metric, rewards, every, tokens, seconds)
+        return rewards
+
+    def rollout_partials(self, partials: Sequence[Any]) -> list[list[Any]]:
+        """``k`` continuations of each partial trajectory to the last round, with the live
+        policy; a partial already at its last round is its own (only) trajectory."""
+        if all(len(p.rounds) >= self.protocol.rounds for p in partials):
+            return [[p] for p in partials]
+        with policy_backend(self.trainer, self.motif.continuation_batch_size) as backend:
+            engine = RolloutEngine(backend, self.protocol, self.params)
+            return engine.continue_partials(partials, self.motif.k)
 
     def _first_ids(self, kwargs: dict, n: int) -> tuple[list | None, list | None]:
         """``tail``: (token ids, cut at the budget?) of each round-1 completion; else (None, None).
@@ -161,10 +229,23 @@ class FutureAccuracyReward:
     def _weight(self) -> float:
         return 2.0 if self.motif.scoring == "paper" else self.motif.accuracy_weight
 
-    def _log(self, log_metric: Any, rewards: list, groups: list, seconds: float) -> None:
+    def _log_round(
+        self, log_metric: Any, r: int, scores: list, tokens: int, seconds: float
+    ) -> None:
+        """``--credit all``: the future accuracy, continuation tokens and seconds of round ``r``."""
+        if not callable(log_metric):
+            return
+        graded = [s for s in scores if s is not None]
+        accuracy = sum(graded) / (len(graded) * self._weight()) if graded else 0.0
+        log_metric(f"round{r}/future_accuracy", accuracy)
+        log_metric(f"round{r}/continuation_tokens", float(tokens))
+        log_metric(f"round{r}/continuation_seconds", seconds)
+
+    def _log(
+        self, log_metric: Any, rewards: list, groups: list, tokens: int, seconds: float
+    ) -> None:
         graded = [r for r in rewards if r is not None]
         accuracy = sum(graded) / (len(graded) * self._weight()) if graded else 0.0
-        tokens = sum(r.completion_tokens for g in groups for t in g for r in t.rounds[1:])
         logger.debug(
             "future accuracy %.3f, %d continuation tokens in %.1fs", accuracy, tokens, seconds
         )

@@ -2,6 +2,7 @@
 
 TRL generates round 1. For ``motif`` the future-accuracy reward rolls out the continuations with
 the live policy; for ``grpo`` the reward grades the single round. Both add the format rewards.
+``--credit all`` trains later rounds too (:mod:`motif.training.credit`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def build_rewards(config: TrainConfig) -> list[Any]:
 
     motif = config.motif
     if config.run.method == "motif":
-        first: Any = FutureAccuracyReward(motif)
+        first: Any = FutureAccuracyReward(motif, credit=_credit(config))
     else:
         weight = 2.0 if motif.scoring == "paper" else motif.accuracy_weight
         first = accuracy_reward(mode=motif.scoring, weight=weight)
@@ -65,6 +66,15 @@ def build_rewards(config: TrainConfig) -> list[Any]:
         [] if motif.format_rewards == "none" else format_rewards(motif.format_rewards == "paper")
     )
     return [first, *shaping]
+
+
+def _credit(config: TrainConfig) -> Any:
+    """The state buffer and schedule of ``--credit all`` (None for ``first``)."""
+    if config.motif.credit != "all":
+        return None
+    from motif.training.credit import Credit
+
+    return Credit.from_args(config.motif, config.optim.num_generations, config.optim.seed)
 
 
 def load_policy(config: TrainConfig, use_cuda: bool) -> tuple[Any, Any, Any]:
@@ -131,6 +141,10 @@ def check_config(config: TrainConfig) -> Checked:
         check_adapter_dir(config.run.init_adapter)
     if config.motif.carry_over == "tail":
         check_tail_fits(config)
+    if config.motif.credit == "all":
+        from motif.training.credit import check_trl
+
+        check_trl()
     bf16 = resolve_bf16(config.optim.bf16, use_cuda)
     settings = {**config.to_dict(), "bf16": bf16[0]}  # what runs, not how it was spelled
     identity = run_identity(
@@ -182,8 +196,14 @@ def build_trainer(config: TrainConfig, dataset: Any = None, args: Any = None) ->
     args = args or grpo_config(config.optim, config.run.output_dir, use_cuda)
     model, tokenizer, peft_config = load_policy(config, use_cuda)
     rewards = build_rewards(config)
+    credit = next((r.credit for r in rewards if getattr(r, "credit", None) is not None), None)
+    trainer_class: Any = GRPOTrainer
+    if credit is not None:
+        from motif.training.credit import credit_trainer_class
+
+        trainer_class = credit_trainer_class()
     with library_deprecations():  # peft reads a deprecated transformers property
-        trainer = GRPOTrainer(
+        trainer = trainer_class(
             model=model,
             reward_funcs=rewards,
             args=args,
@@ -194,6 +214,8 @@ def build_trainer(config: TrainConfig, dataset: Any = None, args: Any = None) ->
     for reward in rewards:
         if hasattr(reward, "bind"):
             reward.bind(trainer)
+    if credit is not None:
+        trainer.credit = credit
     callback = metrics_callback(config.run.output_dir)
     trainer.callback_handler.callbacks.insert(0, callback)  # before TensorBoard: see its doc
     time_method(trainer, "_generate_single_turn", callback.timings, "round1_generation_seconds")
@@ -252,6 +274,8 @@ def plan(config: TrainConfig, checked: Checked | None = None) -> str:
     ]
     if config.run.method == "motif":
         lines.append(_continuation_line(config, completions))
+    if config.motif.credit == "all":
+        lines.append(_credit_line(config))
     lines.extend(f"note: {note}" for note in config.notes)
     lines.append(f"rewards: {', '.join(_reward_names(config))}")
     adapter = (
@@ -283,6 +307,19 @@ def _continuation_line(config: TrainConfig, completions: int) -> str:
         f"<= {window.later_new_tokens} tokens from its first h={window.head} + last "
         f"m={window.keep_tail} tokens ({completions * m.k} trajectories per step, "
         f"<= {window.total_budget} tokens per thought), {sampling}"
+    )
+
+
+def _credit_line(config: TrainConfig) -> str:
+    """The plan's line on ``--credit all``: which groups train which rounds."""
+    m, o = config.motif, config.optim
+    share = m.first_share()
+    later = "round-2 states" if m.rounds == 2 else f"states of rounds 2..{m.rounds} in turn"
+    return (
+        f"credit: all rounds; {share:.0%} of GRPO groups answer questions (round 1), the rest "
+        f"{later} (<= {m.credit_buffer} kept per round), "
+        f"replies written by TRL (<= {o.max_completion_length} tokens, T={o.temperature}), "
+        f"rewarded by {m.k} continuations (the last round: its own accuracy)"
     )
 
 
