@@ -461,13 +461,28 @@ def test_model_and_adapter_can_be_cleared_for_inference():
 def test_bf16_auto_follows_the_hardware(fast, on, monkeypatch, tmp_path, tiny_checkpoint, capsys):
     import motif.backends.fast as fast_module
 
-    monkeypatch.setattr(fast_module, "bf16_matmul_is_fast", lambda device: fast)
+    why = "measured" if fast else "slower"
+    monkeypatch.setattr(fast_module, "bf16_training_is_fast", lambda device: (fast, why))
     argv = ["train", "--model", str(tiny_checkpoint), *TINY, "--output-dir", str(tmp_path / "o")]
     assert main([*argv, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"precision: bf16 mixed precision {'on' if on else 'off'} (auto: " in out
+    assert f"precision: bf16 mixed precision {'on' if on else 'off'} (auto: {why})" in out
     assert main([*argv, "--dry-run", "--bf16", "false"]) == 0
     assert "bf16 mixed precision off (set in the config)" in capsys.readouterr().out
+
+
+def test_bf16_auto_is_measured_on_a_cpu_without_amx(monkeypatch):
+    import motif.backends.fast as fast_module
+    import motif.backends.kernels as kernels
+
+    monkeypatch.setattr(fast_module, "bf16_matmul_is_fast", lambda device: False)
+    for bf16, fp32, expected in [(300.0, 100.0, True), (150.0, 260.0, False)]:
+        fast_module.bf16_training_is_fast.cache_clear()
+        rates = {"aten_fp32": fp32, "aten_bf16": bf16}
+        monkeypatch.setattr(kernels, "_gemm_rates", lambda shape, rounds=3, r=rates: r)
+        fast, why = fast_module.bf16_training_is_fast("cpu")
+        assert fast is expected and f"{bf16 / fp32:.1f}x fp32" in why
+    fast_module.bf16_training_is_fast.cache_clear()
 
 
 def test_cpu_recipes_default_to_bf16_auto():

@@ -19,6 +19,7 @@ top-p distribution of ``generate`` from a partial top-k; finished rows are dropp
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -487,6 +488,41 @@ def bf16_matmul_is_fast(device: torch.device) -> bool:
         return bool(torch.cpu._is_amx_tile_supported())
     except AttributeError:
         return False
+
+
+TRAINING_PROBE_SHAPE = (1024, 576, 1536)
+"""(M, K, N) of the bf16-vs-fp32 probe for training: a batch of ~1K tokens through a
+SmolLM2-135M MLP projection (hidden 576, intermediate 1536)."""
+TRAINING_BF16_GAIN = 1.3
+"""bf16 autocast is chosen on a CPU when its measured bf16 GEMM rate is at least this many
+times the fp32 rate (a margin for the casts autocast adds around every product)."""
+
+
+@functools.cache
+def bf16_training_is_fast(device_type: str) -> tuple[bool, str]:
+    """(is bf16 autocast faster than fp32 for training here?, why), measured once per process.
+
+    CUDA: bf16 support. CPU: AMX tiles, or else the measured GEMM rates at
+    :data:`TRAINING_PROBE_SHAPE` (``motif.backends.kernels``' probe, ~0.2 s): CPUs without
+    AMX differ (avx512_bf16 units run bf16 products ~3x faster than fp32 on an AMD Zen 5;
+    CPUs without them run bf16 slower), so this is measured, never assumed.
+    """
+    if device_type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, "CUDA supports bf16" if ok else "this GPU lacks bf16"
+    if device_type != "cpu":
+        return False, f"{device_type}: fp32"
+    if bf16_matmul_is_fast(torch.device("cpu")):
+        return True, "this CPU has AMX bf16 units"
+    from motif.backends.kernels import _gemm_rates
+
+    rates = _gemm_rates(TRAINING_PROBE_SHAPE, rounds=3)
+    gain = rates["aten_bf16"] / max(rates["aten_fp32"], 1e-9)
+    fast = gain >= TRAINING_BF16_GAIN
+    return (
+        fast,
+        f"measured bf16 GEMM {gain:.1f}x fp32 on this CPU ({'>=' if fast else '<'} {TRAINING_BF16_GAIN})",
+    )
 
 
 def cast_copy(model: Any, dtype: torch.dtype) -> Any:
