@@ -5,9 +5,9 @@
 logged step with ``step`` and reward keys such as ``reward`` and ``future_accuracy``), and
 *equal-budget grids* (holding ``grid.json``, written by ``motif eval --grid``; their cells are
 eval directories). A directory holding none of them is searched one level down. The report has
-each grid's table and plot (accuracy against total budget), the paper's Table 1 layout (rows:
-runs, columns: benchmarks, pass@1 in %), a details table, and PNG plots next to the Markdown
-file: accuracy by round, and reward / future accuracy against step.
+each grid's table and plot (accuracy against total budget; :mod:`motif.eval.grid_output`), the
+paper's Table 1 layout (rows: runs, columns: benchmarks, pass@1 in %), a details table, and PNG
+plots next to the Markdown file: accuracy by round, and reward / future accuracy against step.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from motif.errors import MotifError
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
-GRID_FILE = "grid.json"  # motif.eval.grid.GRID_FILE
 TRAIN_METRICS_FILE = "metrics.jsonl"
 TRAINING_KEYS = ("reward", "future_accuracy")
 MISSING = "–"
@@ -125,9 +124,11 @@ def load_runs(dirs: Sequence[str | Path]) -> tuple[list[EvalRun], list[TrainRun]
 
 
 def _load_dir(path: Path, evals: list[EvalRun], trains: list[TrainRun]) -> bool:
+    from motif.eval.grid_output import CELLS_DIR, GRID_FILE
+
     found = False
     if (path / GRID_FILE).is_file():  # an equal-budget grid: its cells are eval runs
-        cells = path / "cells"
+        cells = path / CELLS_DIR
         for cell in sorted(p for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else ():
             if _load_dir(cell, evals, trains) and evals[-1].path == cell:
                 evals[-1].label = f"{evals[-1].label} [{cell.name}]"
@@ -282,6 +283,14 @@ def _pyplot():
     return plt
 
 
+def _save_figure(fig, path: Path) -> Path:
+    """Lay ``fig`` out, write it to ``path`` (PNG, 110 dpi) and close it; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_round_accuracy(evals: Sequence[EvalRun], path: Path) -> Path:
     """Accuracy (%) if the answer were read after each round, one line per eval run."""
     plt = _pyplot()
@@ -296,10 +305,7 @@ def plot_round_accuracy(evals: Sequence[EvalRun], path: Path) -> Path:
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 X_AXES = ("step", "samples", "wall-clock")
@@ -468,127 +474,11 @@ def plot_training(
             ax.legend(fontsize="small")
         else:
             ax.text(0.5, 0.5, f"no '{name}' logged", ha="center", va="center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def _is_num(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-# --------------------------------------------------------------------------- equal-budget grids
-
-_GRID_HEADER = (
-    "| total | cell | pass@1 % | answered % | generated mean / max | largest context max / mean "
-    "| truncated % (any round) | out of budget % | wall-clock s | s / problem |"
-)
-
-
-def grid_table(doc: dict) -> str:
-    """The grid as a Markdown table, one row per cell (grid order)."""
-    lines = [_GRID_HEADER, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for c in doc["cells"]:
-        window = c.get("window")
-        shape = c["cell"] + (f" (h {window['head']}, m {window['keep']})" if window else "")
-        cells = [
-            str(c["total"]),
-            shape,
-            _pct(c["accuracy"]),
-            _pct(c["answered"]),
-            f"{_num(c['generated_mean'])} / {_num(c['generated_max'])}",
-            f"{_num(c['largest_context'])} / {_num(c['largest_context_mean'])}",
-            _pct(c["truncated_any_rate"]),
-            _pct(c["budget_exhausted_rate"]),
-            _num(c["generation_seconds"], 1),
-            _num(c["seconds_per_problem"], 2),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def grid_caption(doc: dict) -> str:
-    """One line: model, benchmark, problems, sampling."""
-    sampling = doc.get("sampling", {})
-    temperature = sampling.get("temperature", 0)
-    how = "greedy" if not temperature else f"temperature {temperature}"
-    samples = sampling.get("samples", 1)
-    how += f", avg@{samples}" if samples > 1 else ""
-    problems = doc["cells"][0]["problems"] if doc["cells"] else 0
-    return f"{doc['model']} on {doc['benchmark']}, {problems} problems, {how}"
-
-
-def _series(cells: Sequence[dict]) -> dict[str, list[dict]]:
-    """Cells by line of the plot: one per strategy; per strategy and rounds when a strategy has
-    several cells at one total."""
-    totals: dict[tuple[str, int], int] = {}
-    for c in cells:
-        totals[(c["strategy"], c["total"])] = totals.get((c["strategy"], c["total"]), 0) + 1
-    split = {s for (s, _), n in totals.items() if n > 1}
-    series: dict[str, list[dict]] = {}
-    for c in cells:
-        unit = "chunks" if c["strategy"] == "tail" else "rounds"
-        key = f"{c['strategy']}, {c['rounds']} {unit}" if c["strategy"] in split else c["strategy"]
-        series.setdefault(key, []).append(c)
-    return series
-
-
-_GRID_STYLES = (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."))
-
-
-def plot_grid(doc: dict, path: Path) -> Path:
-    """Accuracy (%) against total new-token budget, one line per strategy (marker and dash
-    differ, so lines on top of each other stay visible); right of each point the largest
-    context (prompt + new tokens of one round, measured) in tokens, one row per line."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    series = _series(doc["cells"])
-    for i, (name, cells) in enumerate(series.items()):
-        cells = sorted(cells, key=lambda c: (c["total"], c["budget"]))
-        xs = [c["total"] for c in cells]
-        ys = [100 * c["accuracy"] if c["accuracy"] is not None else float("nan") for c in cells]
-        marker, dash = _GRID_STYLES[i % len(_GRID_STYLES)]
-        color = f"C{i % 10}"
-        ax.plot(xs, ys, marker=marker, linestyle=dash, color=color, label=name, alpha=0.85)
-        for c, x, y in zip(cells, xs, ys, strict=True):
-            offset = 9 * ((len(series) - 1) / 2 - i)  # rows stacked around the point
-            ax.annotate(
-                str(c["largest_context"]),
-                (x, y),
-                xytext=(7, offset - 3),
-                textcoords="offset points",
-                fontsize="x-small",
-                color=color,
-            )
-    ax.set_xticks(sorted({c["total"] for c in doc["cells"]}))
-    ax.margins(x=0.15)
-    ax.set_ylim(-5, 105)
-    ax.set_xlabel("total thinking budget (new tokens per answer)")
-    ax.set_ylabel("accuracy, pass@1 (%)")
-    ax.set_title(grid_caption(doc), fontsize="small")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", title="numbers: largest context (tokens)", title_fontsize="x-small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def grid_markdown(doc: dict, plot_name: str | None = "grid.png") -> str:
-    """``grid.md``: caption, table, the plot and how each column is counted."""
-    parts = [f"# Equal-budget grid: {doc['benchmark']}", "", grid_caption(doc), "", grid_table(doc)]
-    if plot_name:
-        parts += ["", f"![accuracy against total budget]({plot_name})"]
-    parts += [
-        "",
-        "total = the most new tokens one answer may generate (summary N x B; tail "
-        "C + (I-1)(C-h-m); none T); largest context = the most prompt + new tokens of one round "
-        "(measured); out of budget = the last allowed round was cut at its budget. "
-        "docs/bounded-context.md explains the strategies.",
-        "",
-    ]
-    return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------- report
@@ -606,6 +496,8 @@ def write_report(
     ``x_axis`` (``step``, ``samples``, ``wall-clock``) and ``smoothing`` (EMA weight in
     [0, 1)) shape the training curves (:func:`plot_training`).
     """
+    from motif.eval.grid_output import grid_sections
+
     if x_axis not in X_AXES:
         raise MotifError(f"--x-axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
     ema([], smoothing)  # validates the weight before anything is read or written
@@ -614,7 +506,7 @@ def write_report(
     if out.suffix.lower() != ".md":
         raise MotifError(f"--output {output} must be a .md file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    parts = ["# MOTIF evaluation report", "", *_grid_sections(dirs, out)]
+    parts = ["# MOTIF evaluation report", "", *grid_sections(dirs, out)]
     if evals:
         plot = plot_round_accuracy(evals, out.with_name(f"{out.stem}_accuracy_by_round.png"))
         parts += ["## pass@1 (%)", "", main_table(evals), "", "## Details", ""]
@@ -626,25 +518,14 @@ def write_report(
     return out
 
 
-def grid_dirs(dirs: Sequence[str | Path]) -> list[Path]:
-    """The equal-budget grid directories (holding ``grid.json``) among ``dirs`` and their
-    direct subdirectories."""
-    found = []
-    for raw in dirs:
-        path = Path(raw)
-        children = sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
-        found += [p for p in (path, *children) if (p / GRID_FILE).is_file()]
-    return list(dict.fromkeys(found))
+_GRID_NAMES = ("grid_caption", "grid_table")  # moved to motif.eval.grid_output
 
 
-def _grid_sections(dirs: Sequence[str | Path], out: Path) -> list[str]:
-    """A section per grid: caption, table and plot (written next to ``out``)."""
-    from motif.eval.grid import read_grid
+def __getattr__(name: str):
+    """``grid_caption`` and ``grid_table`` of :mod:`motif.eval.grid_output`, importable from
+    here as before (looked up on use: that module imports this one)."""
+    if name in _GRID_NAMES:
+        from motif.eval import grid_output
 
-    parts: list[str] = []
-    for i, path in enumerate(grid_dirs(dirs), start=1):
-        doc = read_grid(path)
-        plot = plot_grid(doc, out.with_name(f"{out.stem}_grid{'' if i == 1 else i}.png"))
-        parts += [f"## Equal-budget grid: {doc['benchmark']} (`{path}`)", ""]
-        parts += [grid_caption(doc), "", grid_table(doc), "", f"![grid]({plot.name})", ""]
-    return parts
+        return getattr(grid_output, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,34 +16,41 @@ Each cell is an ordinary ``motif eval`` run into ``<output-dir>/cells/<label>/``
 resumes on its own); the model is loaded once for all cells. The grid writes ``grid.json``
 (one entry per cell: accuracy, tokens generated, largest context, wall-clock), ``grid.md``
 and ``grid.png`` (accuracy against total budget, one line per strategy, the largest measured
-context written next to each point). ``motif report <output-dir>`` renders them too.
+context written next to each point; :mod:`motif.eval.grid_output` builds and draws them).
+``motif report <output-dir>`` renders them too.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from motif.carryover import CARRY_OVERS, GridCell
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
-from motif.errors import ConfigError, MotifError
+from motif.errors import ConfigError
+from motif.eval.grid_output import (
+    CELLS_DIR,
+    GRID_FILE,
+    GRID_PLOT,  # noqa: F401  (GRID_*: importable from here, as motif.cli.eval does)
+    GRID_TABLE,  # noqa: F401
+    cell_entry,
+    cell_spec,
+    grid_document,
+    read_grid,
+    write_grid_outputs,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from motif.eval.runner import EvalArgs
 
 logger = logging.getLogger(__name__)
 
-GRID_FILE = "grid.json"
-GRID_TABLE = "grid.md"
-GRID_PLOT = "grid.png"
-CELLS_DIR = "cells"
 CELL_OPTIONS = (
     "rounds",
     "carry-over",
@@ -95,11 +102,6 @@ class GridGroup:
 
     total: int
     cells: tuple[GridCell, ...]
-
-
-def cell_spec(cell: GridCell) -> str:
-    """A cell as written in ``--grid``: ``summary:3x64``."""
-    return f"{cell.carry_over}:{cell.rounds}x{cell.budget}"
 
 
 def parse_cell(text: str) -> GridCell:
@@ -446,122 +448,3 @@ def _default_loader(vllm: Any, gen: GenerationArgs, plans: list[CellPlan]):
     largest = max(p.cell.budget for p in plans)
     widest = replace(gen, max_new_tokens=largest, later_max_new_tokens=largest)
     return lambda model: load_backend(model, vllm, widest)
-
-
-# --------------------------------------------------------------------------- results
-
-
-def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> dict:
-    """One cell of ``grid.json`` from its eval ``summary.json``.
-
-    ``budget_exhausted_rate``: share of trajectories whose last allowed round (or chunk) was
-    cut at its budget, i.e. that ran out of the total; ``generation_seconds``: wall-clock of
-    generation summed over the runs that generated the cell (a run that generated nothing
-    keeps the earlier figure; a run interrupted inside the cell loses that part).
-    """
-    m, run = summary["metrics"], summary["run"]
-    tok, rounds = m["tokens"], m["rounds"]
-    seconds, generated = _timing(run, m["problems"], previous)
-    window = plan.proto.window()
-    trajectories = m["trajectories"]
-    ran_last, cut_last = rounds["ran"][-1], rounds["truncation_rate"][-1]
-    return {
-        "label": plan.label,
-        "cell": cell_spec(plan.cell),
-        "strategy": plan.cell.carry_over,
-        "rounds": plan.cell.rounds,
-        "budget": plan.cell.budget,
-        "total": plan.total,
-        "window": {"head": window.head, "keep": window.keep_tail} if window else None,
-        "problems": m["problems"],
-        "trajectories": trajectories,
-        "accuracy": m["pass@1"],
-        "answered": 1 - m["no_answer"] / trajectories if trajectories else None,
-        "generated_mean": tok["generated_mean"],
-        "generated_max": tok["generated_max"],
-        "largest_context": tok["largest_round_context"],
-        "largest_context_mean": tok.get("round_context_max_mean"),
-        "truncated_any_rate": tok["truncated_any_rate"],
-        "budget_exhausted_rate": (cut_last or 0.0) * ran_last / trajectories
-        if trajectories
-        else None,
-        "generation_seconds": seconds,
-        "generated_problems": generated,
-        "seconds_per_problem": round(seconds / generated, 3) if generated else None,
-        "dir": f"{CELLS_DIR}/{plan.label}",
-    }
-
-
-def _timing(run: dict, problems: int, previous: dict | None) -> tuple[float, int]:
-    seconds, generated = run["generation_seconds"], run["generated_problems"]
-    if previous:
-        old_seconds, old_generated = previous["generation_seconds"], previous["generated_problems"]
-        if generated == 0:
-            return old_seconds, old_generated
-        if old_generated + generated <= problems:  # this run finished an interrupted cell
-            return round(old_seconds + seconds, 3), old_generated + generated
-    return seconds, generated
-
-
-def grid_document(
-    args: EvalArgs, proto: ProtocolArgs, out_dir: Path, summary: dict, cells: list[dict]
-) -> dict:
-    """The ``grid.json`` content: what was compared and one entry per cell (in grid order)."""
-    cfg = summary["config"]
-    name = Path(cfg["model"].removeprefix("default:")).name
-    if cfg.get("adapter"):
-        name += f" + {Path(cfg['adapter']).name}"
-    sampling = {k: v for k, v in cfg["sampling"].items() if "max_new_tokens" not in k}
-    return {
-        "kind": "equal-budget grid",
-        "benchmark": summary["benchmark"],
-        "source": args.benchmark,
-        "model": name,
-        "output_dir": str(out_dir),
-        "limit": args.limit,
-        "sampling": sampling,
-        "tail_head": proto.tail_head,
-        "tail_keep": proto.tail_keep,
-        "cells": cells,
-        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` atomically (:func:`motif.eval.store.write_json_atomic`)."""
-    from motif.eval.store import write_json_atomic
-
-    write_json_atomic(path, data)
-
-
-def read_grid(directory: str | Path) -> dict:
-    """A grid directory's ``grid.json`` ({} when there is none yet).
-
-    Raises:
-        MotifError: the file is not a grid document.
-    """
-    path = Path(directory) / GRID_FILE
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
-        raise MotifError(f"{path} is not a motif grid (no cells); remove it")
-    return doc
-
-
-def write_grid_outputs(out_dir: Path, doc: dict) -> dict[str, Path]:
-    """Write ``grid.json``, ``grid.md`` and ``grid.png`` into ``out_dir``; returns their paths."""
-    from motif.report import grid_markdown, plot_grid
-
-    paths = {
-        "json": out_dir / GRID_FILE,
-        "table": out_dir / GRID_TABLE,
-        "plot": out_dir / GRID_PLOT,
-    }
-    write_json(paths["json"], doc)
-    plot_grid(doc, paths["plot"])
-    paths["table"].write_text(grid_markdown(doc, GRID_PLOT), encoding="utf-8")
-    return paths

@@ -1,0 +1,289 @@
+"""How an equal-budget grid is written and read back: ``grid.json``, ``grid.md``, ``grid.png``.
+
+:mod:`motif.eval.grid` runs the cells; this module holds the grid directory's layout
+(:data:`GRID_FILE`, :data:`GRID_TABLE`, :data:`GRID_PLOT`, :data:`CELLS_DIR`), builds the
+``grid.json`` content (:func:`cell_entry`, :func:`grid_document`), renders it (:func:`grid_table`,
+:func:`grid_caption`, :func:`plot_grid`, :func:`grid_markdown`; :func:`write_grid_outputs` writes
+all three files) and gives ``motif report`` its grid sections (:func:`grid_dirs`,
+:func:`grid_sections`). matplotlib is imported only when a plot is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from motif.errors import MotifError
+from motif.report import _num, _pct, _pyplot, _save_figure  # one number format for all reports
+
+if TYPE_CHECKING:
+    from motif.carryover import GridCell
+    from motif.config import ProtocolArgs
+    from motif.eval.grid import CellPlan
+    from motif.eval.runner import EvalArgs
+
+GRID_FILE = "grid.json"
+GRID_TABLE = "grid.md"
+GRID_PLOT = "grid.png"
+CELLS_DIR = "cells"
+
+
+def cell_spec(cell: GridCell) -> str:
+    """A cell as written in ``--grid`` and in ``grid.json``'s ``cell``: ``summary:3x64``
+    (read by :func:`motif.eval.grid.parse_cell`)."""
+    return f"{cell.carry_over}:{cell.rounds}x{cell.budget}"
+
+
+# --------------------------------------------------------------------------- grid.json
+
+
+def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> dict:
+    """One cell of ``grid.json`` from its eval ``summary.json``.
+
+    ``budget_exhausted_rate``: share of trajectories whose last allowed round (or chunk) was
+    cut at its budget, i.e. that ran out of the total; ``generation_seconds``: wall-clock of
+    generation summed over the runs that generated the cell (a run that generated nothing
+    keeps the earlier figure; a run interrupted inside the cell loses that part).
+    """
+    m, run = summary["metrics"], summary["run"]
+    tok, rounds = m["tokens"], m["rounds"]
+    seconds, generated = _timing(run, m["problems"], previous)
+    window = plan.proto.window()
+    trajectories = m["trajectories"]
+    ran_last, cut_last = rounds["ran"][-1], rounds["truncation_rate"][-1]
+    return {
+        "label": plan.label,
+        "cell": cell_spec(plan.cell),
+        "strategy": plan.cell.carry_over,
+        "rounds": plan.cell.rounds,
+        "budget": plan.cell.budget,
+        "total": plan.total,
+        "window": {"head": window.head, "keep": window.keep_tail} if window else None,
+        "problems": m["problems"],
+        "trajectories": trajectories,
+        "accuracy": m["pass@1"],
+        "answered": 1 - m["no_answer"] / trajectories if trajectories else None,
+        "generated_mean": tok["generated_mean"],
+        "generated_max": tok["generated_max"],
+        "largest_context": tok["largest_round_context"],
+        "largest_context_mean": tok.get("round_context_max_mean"),
+        "truncated_any_rate": tok["truncated_any_rate"],
+        "budget_exhausted_rate": (cut_last or 0.0) * ran_last / trajectories
+        if trajectories
+        else None,
+        "generation_seconds": seconds,
+        "generated_problems": generated,
+        "seconds_per_problem": round(seconds / generated, 3) if generated else None,
+        "dir": f"{CELLS_DIR}/{plan.label}",
+    }
+
+
+def _timing(run: dict, problems: int, previous: dict | None) -> tuple[float, int]:
+    seconds, generated = run["generation_seconds"], run["generated_problems"]
+    if previous:
+        old_seconds, old_generated = previous["generation_seconds"], previous["generated_problems"]
+        if generated == 0:
+            return old_seconds, old_generated
+        if old_generated + generated <= problems:  # this run finished an interrupted cell
+            return round(old_seconds + seconds, 3), old_generated + generated
+    return seconds, generated
+
+
+def grid_document(
+    args: EvalArgs, proto: ProtocolArgs, out_dir: Path, summary: dict, cells: list[dict]
+) -> dict:
+    """The ``grid.json`` content: what was compared and one entry per cell (in grid order)."""
+    cfg = summary["config"]
+    name = Path(cfg["model"].removeprefix("default:")).name
+    if cfg.get("adapter"):
+        name += f" + {Path(cfg['adapter']).name}"
+    sampling = {k: v for k, v in cfg["sampling"].items() if "max_new_tokens" not in k}
+    return {
+        "kind": "equal-budget grid",
+        "benchmark": summary["benchmark"],
+        "source": args.benchmark,
+        "model": name,
+        "output_dir": str(out_dir),
+        "limit": args.limit,
+        "sampling": sampling,
+        "tail_head": proto.tail_head,
+        "tail_keep": proto.tail_keep,
+        "cells": cells,
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` atomically (:func:`motif.eval.store.write_json_atomic`)."""
+    from motif.eval.store import write_json_atomic
+
+    write_json_atomic(path, data)
+
+
+def read_grid(directory: str | Path) -> dict:
+    """A grid directory's ``grid.json`` ({} when there is none yet).
+
+    Raises:
+        MotifError: the file is not a grid document.
+    """
+    path = Path(directory) / GRID_FILE
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
+        raise MotifError(f"{path} is not a motif grid (no cells); remove it")
+    return doc
+
+
+# --------------------------------------------------------------------------- grid.md and grid.png
+
+_GRID_HEADER = (
+    "| total | cell | pass@1 % | answered % | generated mean / max | largest context max / mean "
+    "| truncated % (any round) | out of budget % | wall-clock s | s / problem |"
+)
+
+
+def grid_table(doc: dict) -> str:
+    """The grid as a Markdown table, one row per cell (grid order)."""
+    lines = [_GRID_HEADER, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in doc["cells"]:
+        window = c.get("window")
+        shape = c["cell"] + (f" (h {window['head']}, m {window['keep']})" if window else "")
+        cells = [
+            str(c["total"]),
+            shape,
+            _pct(c["accuracy"]),
+            _pct(c["answered"]),
+            f"{_num(c['generated_mean'])} / {_num(c['generated_max'])}",
+            f"{_num(c['largest_context'])} / {_num(c['largest_context_mean'])}",
+            _pct(c["truncated_any_rate"]),
+            _pct(c["budget_exhausted_rate"]),
+            _num(c["generation_seconds"], 1),
+            _num(c["seconds_per_problem"], 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def grid_caption(doc: dict) -> str:
+    """One line: model, benchmark, problems, sampling."""
+    sampling = doc.get("sampling", {})
+    temperature = sampling.get("temperature", 0)
+    how = "greedy" if not temperature else f"temperature {temperature}"
+    samples = sampling.get("samples", 1)
+    how += f", avg@{samples}" if samples > 1 else ""
+    problems = doc["cells"][0]["problems"] if doc["cells"] else 0
+    return f"{doc['model']} on {doc['benchmark']}, {problems} problems, {how}"
+
+
+def _series(cells: Sequence[dict]) -> dict[str, list[dict]]:
+    """Cells by line of the plot: one per strategy; per strategy and rounds when a strategy has
+    several cells at one total."""
+    totals: dict[tuple[str, int], int] = {}
+    for c in cells:
+        totals[(c["strategy"], c["total"])] = totals.get((c["strategy"], c["total"]), 0) + 1
+    split = {s for (s, _), n in totals.items() if n > 1}
+    series: dict[str, list[dict]] = {}
+    for c in cells:
+        unit = "chunks" if c["strategy"] == "tail" else "rounds"
+        key = f"{c['strategy']}, {c['rounds']} {unit}" if c["strategy"] in split else c["strategy"]
+        series.setdefault(key, []).append(c)
+    return series
+
+
+_GRID_STYLES = (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."))
+
+
+def plot_grid(doc: dict, path: Path) -> Path:
+    """Accuracy (%) against total new-token budget, one line per strategy (marker and dash
+    differ, so lines on top of each other stay visible); right of each point the largest
+    context (prompt + new tokens of one round, measured) in tokens, one row per line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    series = _series(doc["cells"])
+    for i, (name, cells) in enumerate(series.items()):
+        cells = sorted(cells, key=lambda c: (c["total"], c["budget"]))
+        xs = [c["total"] for c in cells]
+        ys = [100 * c["accuracy"] if c["accuracy"] is not None else float("nan") for c in cells]
+        marker, dash = _GRID_STYLES[i % len(_GRID_STYLES)]
+        color = f"C{i % 10}"
+        ax.plot(xs, ys, marker=marker, linestyle=dash, color=color, label=name, alpha=0.85)
+        for c, x, y in zip(cells, xs, ys, strict=True):
+            offset = 9 * ((len(series) - 1) / 2 - i)  # rows stacked around the point
+            ax.annotate(
+                str(c["largest_context"]),
+                (x, y),
+                xytext=(7, offset - 3),
+                textcoords="offset points",
+                fontsize="x-small",
+                color=color,
+            )
+    ax.set_xticks(sorted({c["total"] for c in doc["cells"]}))
+    ax.margins(x=0.15)
+    ax.set_ylim(-5, 105)
+    ax.set_xlabel("total thinking budget (new tokens per answer)")
+    ax.set_ylabel("accuracy, pass@1 (%)")
+    ax.set_title(grid_caption(doc), fontsize="small")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", title="numbers: largest context (tokens)", title_fontsize="x-small")
+    return _save_figure(fig, path)
+
+
+def grid_markdown(doc: dict, plot_name: str | None = GRID_PLOT) -> str:
+    """``grid.md``: caption, table, the plot and how each column is counted."""
+    parts = [f"# Equal-budget grid: {doc['benchmark']}", "", grid_caption(doc), "", grid_table(doc)]
+    if plot_name:
+        parts += ["", f"![accuracy against total budget]({plot_name})"]
+    parts += [
+        "",
+        "total = the most new tokens one answer may generate (summary N x B; tail "
+        "C + (I-1)(C-h-m); none T); largest context = the most prompt + new tokens of one round "
+        "(measured); out of budget = the last allowed round was cut at its budget. "
+        "docs/bounded-context.md explains the strategies.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_grid_outputs(out_dir: Path, doc: dict) -> dict[str, Path]:
+    """Write ``grid.json``, ``grid.md`` and ``grid.png`` into ``out_dir``; returns their paths."""
+    paths = {
+        "json": out_dir / GRID_FILE,
+        "table": out_dir / GRID_TABLE,
+        "plot": out_dir / GRID_PLOT,
+    }
+    write_json(paths["json"], doc)
+    plot_grid(doc, paths["plot"])
+    paths["table"].write_text(grid_markdown(doc, GRID_PLOT), encoding="utf-8")
+    return paths
+
+
+# --------------------------------------------------------------------------- motif report
+
+
+def grid_dirs(dirs: Sequence[str | Path]) -> list[Path]:
+    """The equal-budget grid directories (holding ``grid.json``) among ``dirs`` and their
+    direct subdirectories."""
+    found = []
+    for raw in dirs:
+        path = Path(raw)
+        children = sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+        found += [p for p in (path, *children) if (p / GRID_FILE).is_file()]
+    return list(dict.fromkeys(found))
+
+
+def grid_sections(dirs: Sequence[str | Path], out: Path) -> list[str]:
+    """A section per grid: caption, table and plot (written next to ``out``)."""
+    parts: list[str] = []
+    for i, path in enumerate(grid_dirs(dirs), start=1):
+        doc = read_grid(path)
+        plot = plot_grid(doc, out.with_name(f"{out.stem}_grid{'' if i == 1 else i}.png"))
+        parts += [f"## Equal-budget grid: {doc['benchmark']} (`{path}`)", ""]
+        parts += [grid_caption(doc), "", grid_table(doc), "", f"![grid]({plot.name})", ""]
+    return parts
