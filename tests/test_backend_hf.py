@@ -167,3 +167,28 @@ def test_requires_a_chat_template(tiny_model, tokenizer):
     bare.chat_template = None
     with pytest.raises(ValueError, match="chat template"):
         make_backend(tiny_model, bare)
+
+
+def test_generation_ignores_an_accelerate_autocast_wrapper(tokenizer):
+    """bf16 training wraps the model's forward in autocast (accelerate's prepare_model); the
+    continuations must still decode in the model's dtype, and the wrapper must be put back."""
+    from types import MethodType
+
+    import torch
+
+    from conftest import build_tiny_model
+
+    model = build_tiny_model(tokenizer)
+    params = SamplingParams(max_new_tokens=6)
+    # k samples of one prompt: the fast path's shared-prefix (cascade) attention is used
+    plain = make_backend(model, tokenizer, decode_dtype="model").generate(CHATS, params, 8)
+    model._original_forward = model.forward
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+    model.forward = MethodType(autocast(model.forward.__func__), model)
+    wrapped = model.forward
+    for decode in ("fast", "generate"):
+        backend = make_backend(model, tokenizer, decode=decode, decode_dtype="model")
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # as TRL computes rewards
+            outputs = backend.generate(CHATS, params, 8)
+        assert texts(outputs) == texts(plain)
+    assert model.forward == wrapped

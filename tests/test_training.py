@@ -148,6 +148,7 @@ def test_resume_continues_to_the_same_step_count(tiny_checkpoint, tmp_path, caps
     record = json.loads((out / "run_identity.json").read_text())
     assert record["run"]["resumed_from"].endswith("checkpoint-1")
     assert record["run"]["bf16_reason"].startswith("auto: ")
+    assert record["run"]["continuation_decode"]["fp32_linear_kernel"] in ("aten", "onednn_packed")
 
 
 def _fake_trainer(policy, tokenizer):

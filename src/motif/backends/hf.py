@@ -82,6 +82,29 @@ def eval_mode(model: Any):
             model.train()
 
 
+@contextmanager
+def plain_forward(model: Any):
+    """Run ``model`` without the mixed-precision wrapper of accelerate's ``prepare_model``.
+
+    With ``bf16``/``fp16`` training, accelerate replaces a prepared model's ``forward`` by an
+    autocast-wrapped one and keeps the original as ``_original_forward``
+    (accelerate/accelerator.py, ``prepare_model``); TRL's generation helper returns the model
+    with that wrapper on. Decoding through it would mix bf16 activations with a cache and
+    kernels in the model's dtype, so the original ``forward`` is put back for the call and the
+    wrapper restored after.
+    """
+    original = getattr(model, "_original_forward", None)
+    if original is None or "forward" not in vars(model):
+        yield
+        return
+    wrapped = model.forward
+    model.forward = original
+    try:
+        yield
+    finally:
+        model.forward = wrapped
+
+
 class TransformersBackend(GenerationBackend):
     """Batched generation with a transformers causal LM.
 
@@ -153,15 +176,21 @@ class TransformersBackend(GenerationBackend):
         num_samples: int = 1,
         prefixes: Sequence[Sequence[int]] | None = None,
     ) -> list[GenerationOutput]:
-        """See :meth:`GenerationBackend.generate`; a bf16 copy, if used, lives for this call."""
+        """See :meth:`GenerationBackend.generate`; a bf16 copy, if used, lives for this call.
+
+        Generation runs in the dtype ``decode_dtype`` chose even inside mixed-precision
+        training: a caller's autocast is switched off for the call, and so is the autocast
+        wrapper accelerate puts around a prepared model's forward (:func:`plain_forward`).
+        """
         if num_samples < 1 or not chats:  # the base class answers; no copy needed
             return super().generate(chats, params, num_samples, prefixes)
-        self._compute = self._compute_model()
-        self._chats = list(chats)
-        try:
-            return super().generate(chats, params, num_samples, prefixes)
-        finally:
-            self._compute, self._chats = None, []
+        with plain_forward(self.model), torch.autocast(self.device.type, enabled=False):
+            self._compute = self._compute_model()
+            self._chats = list(chats)
+            try:
+                return super().generate(chats, params, num_samples, prefixes)
+            finally:
+                self._compute, self._chats = None, []
 
     def compute_dtype(self) -> torch.dtype:
         """The dtype generation runs in (see ``decode_dtype``)."""

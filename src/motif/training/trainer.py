@@ -223,6 +223,16 @@ def build_trainer(config: TrainConfig, dataset: Any = None, args: Any = None) ->
     return trainer
 
 
+def _decode_plan(trainer: Any) -> dict | None:
+    """The machine-dependent choices of the continuations' decode path (issue 21), or None
+    when TRL's vLLM engine generates them (:func:`motif.backends.kernels.decode_plan`)."""
+    if getattr(trainer, "use_vllm", False):
+        return None
+    from motif.backends.kernels import decode_plan
+
+    return decode_plan(next(trainer.model.parameters()).device)
+
+
 def train(config: TrainConfig, checked: Checked | None = None) -> str:
     """Run training end to end; returns the run directory (final adapter at its root).
 
@@ -245,6 +255,7 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
         "bf16_reason": checked.bf16[1],
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "resumed_from": str(checked.resume_from) if checked.resume_from else None,
+        "continuation_decode": _decode_plan(trainer),
     }
     write_run_files(out, config.to_dict(), checked.identity, meta)
     resume_from = checked.resume_from
