@@ -1,0 +1,150 @@
+"""The identity of an evaluation run: what must match for results to share one directory.
+
+:func:`run_identity` is written to an eval directory's config and compared on every resume
+(:class:`motif.eval.store.ResultStore`); :func:`run_label` names a run by it in reports, and
+:func:`package_versions` records the versions that shape the results in ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.data import Problem, display_name, fingerprint
+
+if TYPE_CHECKING:
+    from motif.eval.runner import EvalArgs
+
+FORMAT_VERSION = 1
+ANSWER_RULE = (
+    "final_answer_boxes(text, fallback='response') per round (several boxes graded together); "
+    "motif.grading.is_correct"
+)
+VERSIONED = ("motif-rl", "torch", "transformers", "trl", "peft", "datasets", "math-verify")
+
+
+def model_identity(model: ModelArgs) -> dict:
+    """The model part of a run's identity: resolved paths, weight and adapter fingerprints.
+
+    ``model_weights`` fingerprints the weight files (names, sizes, modification times; see
+    :mod:`motif.identity`), so new weights under the same path are a different run.
+    """
+    from motif.backends.vllm_options import resolve_backend
+    from motif.identity import adapter_fingerprint, model_fingerprint
+    from motif.models import DEFAULT_MODEL_NAME
+
+    name = model.model
+    if name is None:
+        name = f"default:{DEFAULT_MODEL_NAME}"
+    elif Path(name).expanduser().exists():
+        name = str(Path(name).expanduser().resolve())
+    adapter = str(Path(model.adapter).expanduser().resolve()) if model.adapter else None
+    return {
+        "model": name,
+        "model_weights": model_fingerprint(model.model),
+        "adapter": adapter,
+        "adapter_sha256": adapter_fingerprint(adapter),
+        # the backend generates differently (kernels, sampler): never mixed in one directory
+        "backend": resolve_backend(model.backend)[0],
+        "dtype": model.dtype,
+        # the decode path and its compute dtype change greedy outputs (bf16 vs fp32)
+        "decode": model.decode,
+        "decode_dtype": model.decode_dtype,
+        "context_overflow": model.context_overflow,
+    }
+
+
+def run_identity(
+    args: EvalArgs,
+    model: ModelArgs,
+    gen: GenerationArgs,
+    proto: ProtocolArgs,
+    problems: Sequence[Problem],
+) -> dict:
+    """Everything that must match for results to be mixed in one output directory.
+
+    Not part of it: ``--limit`` (the fingerprint covers the full set), ``--batch-size``,
+    device and batch sizes, where the data came from (hub or local copy, same content).
+    """
+    source = args.benchmark or ""
+    return {
+        "format": FORMAT_VERSION,
+        **model_identity(model),
+        "protocol": protocol_identity(proto),
+        "sampling": {
+            "max_new_tokens": gen.max_new_tokens,
+            "later_max_new_tokens": gen.later_max_new_tokens,
+            "temperature": gen.temperature,
+            "top_p": gen.top_p,
+            "top_k": gen.top_k,
+            "seed": gen.seed,
+            "samples": args.samples,
+        },
+        "data": {
+            "benchmark": display_name(source),
+            "split": args.split,
+            "size": len(problems),
+            "fingerprint": fingerprint(list(problems)),
+            "task_config": args.task_options(),
+            "data_seed": args.data_seed if source.startswith("reasoning_gym:") else None,
+        },
+        "answer_rule": ANSWER_RULE,
+    }
+
+
+def protocol_identity(proto: ProtocolArgs) -> dict:
+    """The protocol part of a run's identity.
+
+    ``carry_over`` (and, for ``tail``, its window C/h/m/I) is only written for strategies other
+    than ``summary``, so directories written before carry-overs existed still resume.
+    """
+    out: dict = {
+        "rounds": proto.rounds,
+        "summary_rule": proto.summary_rule,
+        "early_stop": proto.early_stop,
+    }
+    if proto.carry_over != "summary":
+        out["carry_over"] = proto.carry_over
+    window = proto.window()
+    if window is not None:
+        out["window"] = {
+            "chunk": window.chunk,
+            "head": window.head,
+            "keep": window.keep_tail,
+            "chunks": window.max_chunks,
+        }
+    return out
+
+
+def run_label(identity: dict) -> str:
+    """A short row label: model (+ adapter), rounds (or tail chunks, or one pass), K when sampling."""
+    name = Path(identity["model"].removeprefix("default:")).name
+    if identity.get("adapter"):
+        name += f" + {Path(identity['adapter']).name}"
+    protocol = identity["protocol"]
+    rounds = protocol["rounds"]
+    carry = protocol.get("carry_over", "summary")
+    if carry == "tail":
+        window = protocol["window"]
+        label = f"{name}, tail {rounds} chunk{'s' if rounds > 1 else ''} of {window['chunk']}"
+    elif carry == "none":
+        label = f"{name}, one pass"
+    else:
+        label = f"{name}, {rounds} round{'s' if rounds > 1 else ''}"
+    samples = identity["sampling"]["samples"]
+    return label + (f", avg@{samples}" if samples > 1 else "")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape the results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
