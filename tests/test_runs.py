@@ -515,7 +515,7 @@ def test_a_run_from_before_the_identity_file_resumes_on_its_settings(
     import motif.backends.fast as fast_module
     from motif.cli.train import parse_config
 
-    monkeypatch.setattr(fast_module, "bf16_matmul_is_fast", lambda device: True)
+    monkeypatch.setattr(fast_module, "bf16_training_is_fast", lambda device_type: (True, "test"))
     out = tmp_path / "run"
     base = ["--model", str(tiny_checkpoint), *TINY, "--output-dir", str(out)]
     config = parse_config(base).to_dict()
@@ -527,7 +527,7 @@ def test_a_run_from_before_the_identity_file_resumes_on_its_settings(
     assert main(["train", *base, "--resume", "--dry-run"]) == 0, capsys.readouterr().err
     assert main(["train", *base, "--resume", "--dry-run", "--k", "4"]) == 2
     assert "settings.k: 2 -> 4" in one_line_error(capsys)
-    monkeypatch.setattr(fast_module, "bf16_matmul_is_fast", lambda device: False)
+    monkeypatch.setattr(fast_module, "bf16_training_is_fast", lambda device_type: (False, "test"))
     assert main(["train", *base, "--resume", "--dry-run"]) == 2
     assert "settings.bf16: true -> false" in one_line_error(capsys)
 
