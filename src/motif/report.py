@@ -518,14 +518,3 @@ def write_report(
     return out
 
 
-_GRID_NAMES = ("grid_caption", "grid_table")  # moved to motif.eval.grid_output
-
-
-def __getattr__(name: str):
-    """``grid_caption`` and ``grid_table`` of :mod:`motif.eval.grid_output`, importable from
-    here as before (looked up on use: that module imports this one)."""
-    if name in _GRID_NAMES:
-        from motif.eval import grid_output
-
-        return getattr(grid_output, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -79,7 +79,7 @@ def given_options(argv: list[str]) -> set[str]:
 def run_grid_command(args, grid, model, gen, proto, vllm) -> int:
     """``motif eval --grid``: every cell (model loaded once), then the table and the paths."""
     from motif.eval.grid import GRID_FILE, GRID_PLOT, GRID_TABLE, run_grid
-    from motif.report import grid_caption, grid_table
+    from motif.eval.grid_output import grid_caption, grid_table
 
     doc = run_grid(args, grid, model, gen, proto, vllm=vllm)
     if args.json:
