@@ -117,7 +117,7 @@ def test_metric_key_prefers_segments():
 
 
 def test_ema_is_tensorboards_debiased_smoothing():
-    from motif.report import ema
+    from motif.report_training import ema
 
     assert ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # no pull towards 0
     # s1 = 0.5*2 / (1 - 0.5) = 2; s2 = (0.5*1 + 0.5*4) / (1 - 0.25) = 10/3
@@ -132,7 +132,7 @@ def test_ema_is_tensorboards_debiased_smoothing():
     [("grpo-s1", "grpo"), ("motif_seed2", "motif"), ("motif-s-3", "motif"), ("run", "run")],
 )
 def test_method_of(label, method):
-    from motif.report import method_of
+    from motif.report_training import method_of
 
     assert method_of(label) == method
 
@@ -147,7 +147,8 @@ def train_dir(root: Path, name: str, rows: list[dict], config: str | None = None
 
 
 def test_curves_pool_seeds_and_x_axes(tmp_path):
-    from motif.report import TrainRun, read_training_metrics, training_curves
+    from motif.report import TrainRun, read_training_metrics
+    from motif.report_training import training_curves
 
     config = "prompts_per_device: 2\nnum_generations: 8\ngradient_accumulation_steps: 2\n"
     for seed, scale in ((1, 1.0), (2, 3.0)):
