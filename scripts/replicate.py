@@ -63,15 +63,13 @@ def recipe(name: str) -> dict:
 def heldout(out: Path, size: int) -> Path:
     """``size`` chain_sum items unseen in training and in the demonstrations, as JSONL."""
     from motif.data import load_problems
-    from motif.training.demos import load_chain_problems
+    from motif.training.demos import load_items
 
     path = out / "heldout_chain_sum.jsonl"
     if path.exists():
         return path
     sft, train = recipe("sft"), recipe("motif")
-    demos = load_chain_problems(
-        sft["task"], sft["num_examples"], sft["data_seed"], sft["task_config"]
-    )
+    demos = load_items(sft["task"], sft["num_examples"], sft["data_seed"], sft["task_config"])
     seen = {p.question for p in demos}
     config = dict(train["task_config"], size=train["dataset_size"])
     seen |= {

@@ -22,16 +22,13 @@ def repo_root(monkeypatch):
 
 def test_heldout_excludes_training_and_demonstration_questions(tmp_path):
     from motif.data import load_problems
-    from motif.training.demos import load_chain_problems
+    from motif.training.demos import load_items
 
     path = replicate.heldout(tmp_path, 40)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) == 40 and len({r["question"] for r in rows}) == 40
     sft, train = replicate.recipe("sft"), replicate.recipe("motif")
-    seen = {
-        p.question
-        for p in load_chain_problems("chain_sum", sft["num_examples"], 0, sft["task_config"])
-    }
+    seen = {p.question for p in load_items("chain_sum", sft["num_examples"], 0, sft["task_config"])}
     config = dict(train["task_config"], size=train["dataset_size"])
     seen |= {
         p.question

@@ -19,7 +19,7 @@ from motif.training.demos import (
     demonstration_responses,
     format_ok,
     held_out_problems,
-    load_chain_problems,
+    load_items,
     paper_strict_ok,
 )
 
@@ -91,7 +91,7 @@ def test_rows_are_what_the_engine_sends():
 def test_format_report_scores_perfect_demonstrations():
     from motif.training.sft import format_report
 
-    problems = load_chain_problems("chain_sum", 4, 5)
+    problems = load_items("chain_sum", 4, 5)
     rows = build_demonstrations("chain_sum", 2, 4, 5)
     replies = {json.dumps(r["prompt"]): r["completion"][0]["content"] for r in rows}
     backend = ScriptedBackend(lambda chat, s: replies[json.dumps(chat)])
@@ -113,7 +113,7 @@ def test_held_out_check_counts_wrong_steps_and_states():
     from motif.training.sft import format_report
 
     config = {"min_terms": 6, "max_terms": 6, "min_digits": 1, "max_digits": 1}
-    problems = load_chain_problems("chain_sum", 4, 5, config)
+    problems = load_items("chain_sum", 4, 5, config)
     replies = {p.question: demonstration_responses(p, 3) for p in problems}
 
     def script(chat, sample):  # round 2 adds one wrong: its step and its state are wrong
@@ -176,13 +176,13 @@ def test_entries_with_a_wrong_answer_or_no_metadata():
 
 
 def test_basic_arithmetic_keeps_only_flat_chains():
-    problems = load_chain_problems("basic_arithmetic", 10, 0)
+    problems = load_items("basic_arithmetic", 10, 0)
     assert len(problems) == 10 and all(p.total == int(p.answer) for p in problems)
 
 
 def test_held_out_items_are_disjoint_from_the_demonstrations():
     config = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
-    train = {p.question for p in load_chain_problems("chain_sum", 60, 0, config)}
+    train = {p.question for p in load_items("chain_sum", 60, 0, config)}
     held = held_out_problems("chain_sum", 20, 0, config, train_size=60)
     assert len(held) == 20 and not train & {p.question for p in held}
 

@@ -404,20 +404,10 @@ def _check_cell(
 
 def _check_cell_identities(args: EvalArgs, model: ModelArgs, plans: list[CellPlan], out_dir: Path):
     """A cell directory written under another configuration is refused before any cell runs."""
-    from motif.data import load_problems
     from motif.eval.runner import run_identity
     from motif.eval.store import ResultStore
 
-    full = load_problems(
-        args.benchmark,
-        split=args.split,
-        data_dir=args.data_dir,
-        question_field=args.question_field,
-        answer_field=args.answer_field,
-        skip_bad_rows=args.skip_bad_rows,
-        task_config=args.task_options(),
-        seed=args.data_seed,
-    )
+    full = args.load_problems()
     for plan in plans:
         identity = run_identity(args, model, plan.gen, plan.proto, full)
         ResultStore(out_dir / CELLS_DIR / plan.label, identity, args.samples)

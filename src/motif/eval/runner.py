@@ -97,6 +97,19 @@ class EvalArgs:
             raise ConfigError("--task-config must be a JSON object")
         return value
 
+    def load_problems(self) -> list[Problem]:
+        """Every problem of ``--benchmark`` (``--limit`` not applied; see :func:`load_problems`)."""
+        return load_problems(
+            self.benchmark,
+            split=self.split,
+            data_dir=self.data_dir,
+            question_field=self.question_field,
+            answer_field=self.answer_field,
+            skip_bad_rows=self.skip_bad_rows,
+            task_config=self.task_options(),
+            seed=self.data_seed,
+        )
+
     def resolved_output_dir(self, rounds: int, carry_over: str = "summary") -> Path:
         """``--output-dir``, or ``outputs/eval/<benchmark>-r<rounds>[-<carry-over>][-k<samples>]``.
 
@@ -304,16 +317,7 @@ def run_eval(
     if backend_loader is None:  # a custom loader owns its model
         _check_model_paths(model)
         check_protocol_fits(model, gen, proto)  # config and tokenizer only, before any write
-    full = load_problems(
-        args.benchmark,
-        split=args.split,
-        data_dir=args.data_dir,
-        question_field=args.question_field,
-        answer_field=args.answer_field,
-        skip_bad_rows=args.skip_bad_rows,
-        task_config=args.task_options(),
-        seed=args.data_seed,
-    )
+    full = args.load_problems()
     problems = full[: args.limit] if args.limit else full
     identity = run_identity(args, model, gen, proto, full)
     out_dir = args.resolved_output_dir(proto.rounds, proto.carry_over)

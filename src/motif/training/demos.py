@@ -135,17 +135,6 @@ def load_items(
     return items
 
 
-def load_chain_problems(
-    task: str,
-    size: int,
-    seed: int,
-    task_config: dict | None = None,
-    exclude: set[str] | frozenset[str] = frozenset(),
-) -> list[TaskItem]:
-    """:func:`load_items` under its first name (chains were the first kind)."""
-    return load_items(task, size, seed, task_config, exclude)
-
-
 def held_out_problems(
     task: str, size: int, seed: int, task_config: dict | None = None, train_size: int = 0
 ) -> list[TaskItem]:
