@@ -277,3 +277,65 @@ def test_vllm_backend_continues_a_turn_from_token_ids(tokenizer, default_model_d
         # the scripted engine names the prompt length it saw: the carried ids were appended
         assert continued[0].prompt_tokens == plain.prompt_tokens + len(prefix)
         assert continued[0].text == f"<answer>len{continued[0].prompt_tokens}-s0</answer>"
+
+
+def test_tail_identity_holds_the_window_budgets_not_the_unused_flags(tmp_path):
+    from motif.eval.runner import run_eval
+    from test_eval import args, loader_for
+
+    proto = ProtocolArgs(carry_over="tail", tail_chunk=8, tail_head=1, tail_keep=4, tail_chunks=3)
+    first = run_eval(
+        args(tmp_path),
+        ModelArgs(),
+        GenerationArgs(),
+        proto,
+        backend_loader=loader_for(writer(THOUGHT)),
+    )
+    assert first["config"]["sampling"]["max_new_tokens"] == 8
+    assert first["config"]["sampling"]["later_max_new_tokens"] == 3
+    # --max-new-tokens does not apply to tail: the directory resumes whatever it says
+    again = run_eval(
+        args(tmp_path),
+        ModelArgs(),
+        GenerationArgs(max_new_tokens=32),
+        proto,
+        backend_loader=loader_for(writer(THOUGHT)),
+    )
+    assert again["run"]["generated_problems"] == 0
+
+
+def test_a_single_eval_is_refused_in_a_grid_directory(tmp_path):
+    from motif.eval.runner import run_eval
+    from test_eval import args, loader_for
+
+    from motif.outdir import OutputDir
+
+    OutputDir(tmp_path / "out", "new", "eval").claim()  # as motif eval --grid leaves it
+    (tmp_path / "out" / "cells").mkdir()
+    with pytest.raises(ConfigError, match="holds an equal-budget grid"):
+        run_eval(
+            args(tmp_path),
+            ModelArgs(),
+            GenerationArgs(),
+            ProtocolArgs(),
+            backend_loader=loader_for(writer(THOUGHT)),
+        )
+
+
+def test_infer_prints_a_one_pass_reply(capsys):
+    from motif.cli.infer import print_text
+
+    record = {
+        "question": "Q",
+        "carry_over": "none",
+        "cut_round": None,
+        "final_answer": None,
+        "generated_tokens": 3,
+        "largest_context": 9,
+        "rounds": [
+            {"round": 1, "text": "the whole reply", "completion_tokens": 3, "truncated": False}
+        ],
+    }
+    print_text(record)
+    out = capsys.readouterr().out
+    assert "One pass (3 tokens)" in out and "the whole reply" in out and "Summary" not in out

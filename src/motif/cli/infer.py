@@ -81,10 +81,14 @@ def trajectory_json(traj) -> dict:
 def print_text(record: dict) -> None:
     """Human-readable view of one answered question."""
     print(f"Question: {record['question']}")
-    tail = record.get("carry_over") == "tail"
+    carry = record.get("carry_over", "summary")
     for r in record["rounds"]:
         flag = ", truncated" if r["truncated"] else ""
-        if tail:  # one thought in chunks: show what each chunk wrote
+        if carry == "none":  # one pass: no summary to show, the reply itself
+            print(f"\n--- One pass ({r['completion_tokens']} tokens{flag}) ---")
+            print(r["text"])
+            continue
+        if carry == "tail":  # one thought in chunks: show what each chunk wrote
             carried = f", {r['carried_tokens']} carried" if r["carried_tokens"] else ""
             print(
                 f"\n--- Chunk {r['round']} ({r['completion_tokens']} new tokens{carried}{flag}) ---"

@@ -183,9 +183,9 @@ def _cell_total(cell: GridCell, head: int, keep: int | None) -> int:
     try:
         return cell.total_budget(head, keep)
     except ConfigError as exc:
+        keeps = "C/2" if keep is None else keep
         raise ConfigError(
-            f"--grid cell {cell_spec(cell)} (chunk size C = {cell.budget}, --tail-head {head}, "
-            f"--tail-keep {'C/2' if keep is None else keep}): {exc}"
+            f"{_cell_error(cell, exc)} (C = {cell.budget}, --tail-head {head}, --tail-keep {keeps})"
         ) from None
 
 
@@ -274,7 +274,7 @@ def plan_cells(
                     tail_chunks=cell.rounds if tail else proto.tail_chunks,
                 )
             except ConfigError as exc:
-                raise ConfigError(f"--grid cell {cell_spec(cell)}: {exc}") from None
+                raise _cell_error(cell, exc) from None
             cell_gen = replace(gen, max_new_tokens=cell.budget, later_max_new_tokens=cell.budget)
             plans.append(CellPlan(cell, group.total, cell_gen, cell_proto))
     return plans
@@ -399,7 +399,24 @@ def _check_cell(
         try:
             check_protocol_fits(model, plan.gen, plan.proto)
         except ConfigError as exc:
-            raise ConfigError(f"--grid cell {cell_spec(plan.cell)}: {exc}") from None
+            raise _cell_error(plan.cell, exc) from None
+
+
+_CELL_TERMS = (
+    ("--later-max-new-tokens", "the cell's per-round budget B"),
+    ("--max-new-tokens", "the cell's per-round budget B"),
+    ("--tail-chunks", "the cell's chunk count I"),
+    ("--tail-chunk", "the cell's chunk size C"),
+)
+
+
+def _cell_error(cell: Any, exc: ConfigError) -> ConfigError:
+    """A single-run message about a grid cell, with the options a cell sets named as the cell's
+    own numbers (those options are refused next to ``--grid``, so the fix is in the cell)."""
+    message = str(exc)
+    for option, term in _CELL_TERMS:
+        message = message.replace(option, term)
+    return ConfigError(f"--grid cell {cell_spec(cell)}: {message}")
 
 
 def _check_cell_identities(args: EvalArgs, model: ModelArgs, plans: list[CellPlan], out_dir: Path):

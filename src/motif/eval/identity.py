@@ -74,8 +74,7 @@ def run_identity(
         **model_identity(model),
         "protocol": protocol_identity(proto),
         "sampling": {
-            "max_new_tokens": gen.max_new_tokens,
-            "later_max_new_tokens": gen.later_max_new_tokens,
+            **_budgets(gen, proto),
             "temperature": gen.temperature,
             "top_p": gen.top_p,
             "top_k": gen.top_k,
@@ -148,3 +147,17 @@ def package_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             out[name] = None
     return out
+
+
+def _budgets(gen: GenerationArgs, proto: ProtocolArgs) -> dict:
+    """The per-round budgets a run actually uses (its identity holds these, not the flags).
+
+    ``tail``: C and C - h - m from the window (``--max-new-tokens`` does not apply); ``none``:
+    one pass, no later rounds. ``summary`` records both flags as given, as it always has (so
+    earlier directories resume).
+    """
+    from motif.runtime import protocol_generation
+
+    used = protocol_generation(gen, proto)
+    later = None if proto.carry_over == "none" else used.later_max_new_tokens
+    return {"max_new_tokens": used.max_new_tokens, "later_max_new_tokens": later}

@@ -360,6 +360,13 @@ def check_eval_dir(out_dir: Path) -> None:
     from motif.outdir import check_output_dir
 
     check_output_dir(out_dir, kind="eval", resume=True, legacy_files=(CONFIG_FILE, SAMPLES_FILE))
+    from motif.eval.grid_output import CELLS_DIR, GRID_FILE
+
+    if (out_dir / GRID_FILE).exists() or (out_dir / CELLS_DIR).is_dir():
+        raise ConfigError(
+            f"--output-dir {out_dir} holds an equal-budget grid (motif eval --grid), not a single "
+            f"eval run; pass another --output-dir, or re-run the grid command to resume it"
+        )
 
 
 def build_summary(
