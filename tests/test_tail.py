@@ -306,9 +306,8 @@ def test_tail_identity_holds_the_window_budgets_not_the_unused_flags(tmp_path):
 
 def test_a_single_eval_is_refused_in_a_grid_directory(tmp_path):
     from motif.eval.runner import run_eval
-    from test_eval import args, loader_for
-
     from motif.outdir import OutputDir
+    from test_eval import args, loader_for
 
     OutputDir(tmp_path / "out", "new", "eval").claim()  # as motif eval --grid leaves it
     (tmp_path / "out" / "cells").mkdir()
