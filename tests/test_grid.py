@@ -134,8 +134,16 @@ def test_cells_set_rounds_budgets_and_window():
             r"tail:5x16 totals 48 new tokens \(16 \+ 4 x 8\), not .* 64: use tail:7x16",
         ),
         ("60=tail:5x16", [], r"no chunk count of C = 16 totals 60"),
-        ("48=tail:3x16", ["--tail-head", "12"], r"tail:3x16: the cell's chunk size C \(16\) leaves no room.*\(C = 16, --tail-head 12"),
-        ("48=tail:3x16", ["--tail-keep", "16"], r"tail:3x16: --tail-keep \(16\) must be smaller than the cell's chunk size C"),
+        (
+            "48=tail:3x16",
+            ["--tail-head", "12"],
+            r"tail:3x16: the cell's chunk size C \(16\) leaves no room.*\(C = 16, --tail-head 12",
+        ),
+        (
+            "48=tail:3x16",
+            ["--tail-keep", "16"],
+            r"tail:3x16: --tail-keep \(16\) must be smaller than the cell's chunk size C",
+        ),
         ("48=summary:3x16", ["--rounds", "3"], r"--rounds is set by every --grid cell"),
         ("48=summary:3x16", ["--carry-over", "tail"], r"--carry-over is set by every --grid"),
         ("48=summary:3x16", ["--max_new_tokens", "9"], r"--max-new-tokens is set by every"),
