@@ -338,3 +338,23 @@ def test_infer_prints_a_one_pass_reply(capsys):
     print_text(record)
     out = capsys.readouterr().out
     assert "One pass (3 tokens)" in out and "the whole reply" in out and "Summary" not in out
+
+
+def test_view_shows_tail_chunks_without_a_summary_state(tmp_path):
+    from motif.eval.runner import run_eval
+    from motif.view import build_data, load_view_run
+    from test_eval import args, loader_for
+
+    proto = ProtocolArgs(carry_over="tail", tail_chunk=8, tail_head=2, tail_keep=3, tail_chunks=4)
+    run_eval(
+        args(tmp_path),
+        ModelArgs(),
+        GenerationArgs(),
+        proto,
+        backend_loader=loader_for(writer(THOUGHT)),
+    )
+    data = build_data([load_view_run(tmp_path / "out")])
+    chunks = data["problems"][0]["s"][0][0]["r"]
+    assert [c["name"] for c in chunks] == ["Chunk"] * 4
+    assert all(c["hs"] == "" and c["st"] == -1 and "pre" not in c for c in chunks)
+    assert "note" not in chunks[0] and "(5 tokens carried)" in chunks[1]["note"]

@@ -52,6 +52,11 @@ class ViewRun:
         """The rule that picked the state carried between rounds (``paper`` by default)."""
         return self.config.get("protocol", {}).get("summary_rule") or "paper"
 
+    @property
+    def carry_over(self) -> str:
+        """How state crossed rounds: ``summary`` (default, and runs from before), ``tail``, ``none``."""
+        return self.config.get("protocol", {}).get("carry_over") or "summary"
+
 
 def load_view_run(directory: str | Path) -> ViewRun:
     """Read ``directory``; raises :class:`ConfigError` (one line) when it is not an eval run."""
@@ -61,6 +66,12 @@ def load_view_run(directory: str | Path) -> ViewRun:
             f"{directory} is not a directory; pass an eval run written by `motif eval`"
         )
     samples = path / SAMPLES_FILE
+    cells = sorted(c.name for c in (path / "cells").glob("*") if (c / SAMPLES_FILE).is_file())
+    if not samples.is_file() and cells:
+        raise ConfigError(
+            f"{directory} is an equal-budget grid; view its cells, e.g. "
+            f"motif view {path / 'cells' / cells[0]} (cells: {', '.join(cells)})"
+        )
     if not samples.is_file():
         raise ConfigError(
             f"{directory} is not an eval run (no {SAMPLES_FILE}); pass a `motif eval` --output-dir"

@@ -115,6 +115,9 @@ def _sample(row: dict, run: ViewRun) -> dict:
     question = str(row.get("question") or "")
     rounds, previous = [], None
     for position, rec in enumerate(row["rounds"], start=1):
+        if run.carry_over != "summary":
+            rounds.append(_chunk(rec, position))
+            continue
         out = _round(rec, run.summary_rule)
         if previous is not None:
             out["pre"], out["post"] = _prompt_around_state(question, position, run.rounds)
@@ -146,6 +149,21 @@ def _round(rec: dict, rule: str) -> dict:
         "hs": state,
         "st": _state_start(text, state),
     }
+
+
+def _chunk(rec: dict, position: int) -> dict:
+    """A ``tail`` chunk (or the one ``none`` pass): no summary is carried, so no state is
+    marked; a later chunk says how many thought tokens (its first h and last m) it continued
+    from, since the prompt is the single-round one with those tokens after it."""
+    out = {**_round({**rec, "summary": ""}, "paper"), "name": "Chunk"}
+    if position > 1:
+        carried = rec.get("carried_tokens")
+        out["note"] = (
+            "prompt: the single-round prompt, then the thought's first h and last m tokens "
+            f"({carried if carried is not None else '?'} tokens carried); the answer is read "
+            "from the thought so far"
+        )
+    return out
 
 
 def _state_start(text: str, state: str) -> int:

@@ -93,13 +93,15 @@
   }
 
   function roundColumn(rd, prev, k, last) {
-    var col = el("div", "round"), h = el("h3", null, "Round " + k + " ");
+    var col = el("div", "round"), h = el("h3", null, (rd.name || "Round") + " " + k + " ");
     h.appendChild(badge(rd.v, verdict(rd.v)));
     if (rd.cut) h.appendChild(el("span", "badge cutb", "cut"));
     col.appendChild(h);
     col.appendChild(el("div", "lab", "answer: " + (rd.a === null ? "(none)" : rd.a) +
       " · tokens " + num(rd.pt) + " in, " + num(rd.ct) + " out"));
-    if (prev) {
+    if (prev && rd.name) {  // a tail chunk: it continues the thought, no summary carried
+      if (rd.note) col.appendChild(el("div", "lab", rd.note));
+    } else if (prev) {
       col.appendChild(el("div", "lab", "prompt (after the question)"));
       var p = el("pre");
       p.appendChild(el("span", "qref", "[question]"));
@@ -110,7 +112,7 @@
     }
     col.appendChild(el("div", "lab", "output"));
     col.appendChild(textWithMark(rd.t, last ? -1 : rd.st, rd.hs.length));
-    if (!last) {
+    if (!last && !rd.name) {
       col.appendChild(el("div", "lab", "state handed to round " + (k + 1)));
       col.appendChild(el("pre")).appendChild(el("mark", null, rd.hs || "(empty)"));
     }
