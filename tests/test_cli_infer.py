@@ -144,3 +144,20 @@ def test_infer_default_model_json():
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
     assert len(record["rounds"]) == 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["infer", "Q", "--tail-chunk", "1.5"],
+        ["eval", "--benchmark", "gsm8k", "--samples", "two"],
+        ["train", "--rounds"],
+    ],
+)
+def test_argparse_errors_are_one_line(argv, capsys):
+    from motif.cli.main import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("motif: error: argument --")
+    assert "--help" in err[0]

@@ -31,6 +31,11 @@ def parse(
     )
     for name, kwargs in (positional or {}).items():
         parser.add_argument(name, **kwargs)
+
+    def one_line(message: str) -> None:  # argparse's own errors (bad types, missing values)
+        raise ConfigError(f"{message} (see `{prog} --help`)")
+
+    parser.error = one_line  # argparse would print its whole usage first
     argv = list(argv)
     unknown: list[str] = []
     if "--config" in argv:
