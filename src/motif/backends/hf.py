@@ -259,7 +259,8 @@ class TransformersBackend(GenerationBackend):
         why = (
             "even with its carried summary cut to nothing"
             if self.overflow == "truncate_left"
-            else "(lower max_new_tokens, or cut the carried summary: overflow='truncate_left')"
+            else "(lower the round's token budget, or cut the carried summary: "
+            "--context-overflow truncate, overflow='truncate_left' in the library)"
         )
         raise ContextOverflow(
             f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
