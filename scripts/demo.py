@@ -49,7 +49,7 @@ def main() -> None:
     start = time.perf_counter()
     print(
         "motif-rl demo: cold start, MOTIF training and a before/after evaluation on the offline "
-        "default model; about 12 minutes on 2 CPU cores (15 at most).",
+        "default model; about 6 minutes on 2 CPU cores (15 at most).",
         flush=True,
     )
     sft_dir, motif_dir = f"{OUT}/sft", f"{OUT}/motif"
