@@ -72,8 +72,11 @@ class VLLMBackend(GenerationBackend):
             silently stop its completion at ``max_model_len``; neither reaches vLLM.
     """
 
-    # The summary cut of overflow="truncate_left": the transformers backend's own method (it
-    # uses only ``tokenizer`` and ``render``), so both backends cut a summary identically.
+    # Prompts are token ids made by the chat template, exactly as in the transformers backend:
+    # its rendering, assistant-turn continuation (tail) and summary cut (overflow=
+    # "truncate_left") use only ``tokenizer`` and ``render``, so both backends share them.
+    render = TransformersBackend.render
+    continue_prompts = TransformersBackend.continue_prompts
     _cut_summary = TransformersBackend._cut_summary
 
     def __init__(
@@ -144,21 +147,6 @@ class VLLMBackend(GenerationBackend):
             return super().generate(chats, params, num_samples, prefixes)
         finally:
             self._chats = []
-
-    def continue_prompts(
-        self, chats: Sequence[Chat], prompts: list, prefixes: Sequence[Sequence[int]]
-    ) -> list[list[int]]:
-        """Token-id prompts continuing the assistant turn (:mod:`motif.backends.template`)."""
-        from motif.backends.template import continue_prompts
-
-        return continue_prompts(self.tokenizer, chats, prompts, prefixes)
-
-    def render(self, chats: Sequence[Chat]) -> list[list[int]]:
-        texts = [
-            self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-            for chat in chats
-        ]
-        return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
     def _sampling(self, params: SamplingParams, n: int) -> dict[str, Any]:
         # vLLM 0.31 and TRL 1.16 spell "top-k off" as 0 (vllm/sampling_params.py:257, 614;
