@@ -327,8 +327,8 @@ def run_eval(
     if any(not store.finished(p.id) for p in problems):
         from motif.runtime import build_engine, load_backend
 
-        if backend_loader is None:
-            backend = load_backend(model, vllm, gen, proto)
+        if backend_loader is None:  # the protocol's checks ran above: not again
+            backend = load_backend(model, vllm, protocol_generation(gen, proto))
         else:
             backend = backend_loader(model)
         if identity["model_weights"] is None:  # a hub model downloaded by this load
