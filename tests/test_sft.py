@@ -339,7 +339,9 @@ def test_extra_rounds_demonstrate_each_protocol(capsys, no_model_load):
     flags += ["--per-device-batch-size", "3"]
     assert main(["sft", *flags]) == 0
     out = capsys.readouterr().out
-    assert "3 chain_sum items x (2 + 1) rounds = 9 rows" in out
+    assert "demonstrations: 2 formats of the same items = 9 rows" in out
+    assert "  summary, 2 rounds: 3 chain_sum items x 2 rounds = 6 rows" in out
+    assert "  one pass: 3 chain_sum items x 1 round = 3 rows" in out
     assert "optimiser:      3 steps of 3 rows" in out
 
 

@@ -233,8 +233,15 @@ class ProtocolArgs:
         Raises:
             ConfigError: C, h, m, I do not leave room to write (see ``TailWindow``).
         """
-        if self.carry_over != "tail":
-            return None
+        return self.tail_window() if self.carry_over == "tail" else None
+
+    def tail_window(self):
+        """The :class:`motif.carryover.TailWindow` of the ``--tail-*`` options, whatever
+        ``--carry-over`` is (``motif sft --extra-carry-over tail`` demonstrates it).
+
+        Raises:
+            ConfigError: C, h, m, I do not leave room to write (see ``TailWindow``).
+        """
         from motif.carryover import TailWindow
 
         return TailWindow(

@@ -20,16 +20,26 @@ def print_plan(config: SftConfig, checked) -> None:
     import yaml
 
     from motif.training.demos import rows_text, sample_text
-    from motif.training.sft import demo_round_counts, total_steps
+    from motif.training.sft import total_steps
 
-    sft, rounds, rows = config.sft, config.protocol.rounds, checked.rows
-    counts = demo_round_counts(config)
+    sft, blocks = config.sft, checked.blocks
     print("# motif sft: resolved configuration")
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     print("\n# plan")
     print(f"model:          {checked.model}")
-    print(f"demonstrations: {rows_text(sft.task, sft.num_examples, counts, rows)}")
-    print(f"optimiser:      {total_steps(config)} steps of {sft.per_device_batch_size} rows")
+    texts = [
+        rows_text(sft.task, sft.num_examples, [f.rounds], rows, tail=f.kind == "tail")
+        for f, rows in blocks
+    ]
+    if len(blocks) == 1:
+        print(f"demonstrations: {texts[0]}")
+    else:
+        print(f"demonstrations: {len(blocks)} formats of the same items = {len(checked.rows)} rows")
+        for (f, _), text in zip(blocks, texts, strict=True):
+            print(f"  {f.label}: {text}")
+    print(
+        f"optimiser:      {total_steps(config, len(checked.rows))} steps of {sft.per_device_batch_size} rows"
+    )
     on, why = checked.bf16
     print(f"precision:      bf16 autocast {'on' if on else 'off'} ({why})")
     check = f"{sft.eval_size} items, greedy" if sft.eval_size else "off (--eval-size 0)"
@@ -38,8 +48,9 @@ def print_plan(config: SftConfig, checked) -> None:
         checked.output.describe() if checked.output else "not set: a real run needs --output-dir"
     )
     print(f"output dir:     {output}")
-    print("\n# sample demonstration (item 1, every round or chunk)")
-    print(sample_text(rows, rounds))
+    for f, rows in blocks:
+        print(f"\n# sample demonstration, {f.label} (item 1, every round or chunk)")
+        print(sample_text(rows, f.rounds, tail=f.kind == "tail"))
 
 
 def print_summary(metrics: dict, output_dir: str) -> None:

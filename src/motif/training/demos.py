@@ -286,6 +286,23 @@ def thought_ids(tokenizer: Any, chat: list[dict], prompt: list[int], response: s
     return thought[: thought.index(eos) + 1] if eos in thought else thought
 
 
+def conversation_ids(tokenizer: Any, row: dict) -> dict:
+    """A conversational prompt-completion row with its token ids added, as TRL would train it.
+
+    ``input_ids``: the prompt rendered with the generation prompt, then the completion's ids
+    (:func:`thought_ids`: the template's rendering, end of turn included); ``completion_mask``
+    is 1 on the completion. ``prompt`` and ``completion`` are kept for display.
+    """
+    chat = list(row["prompt"])
+    prompt = _render_ids(tokenizer, chat, add_generation_prompt=True)
+    reply = thought_ids(tokenizer, chat, prompt, row["completion"][0]["content"])
+    return {
+        **row,
+        "input_ids": [*prompt, *reply],
+        "completion_mask": [0] * len(prompt) + [1] * len(reply),
+    }
+
+
 def chunk_rows(
     chat: list[dict], prompt: list[int], thought: list[int], window: TailWindow, decode: Any
 ) -> list[dict]:
@@ -417,19 +434,28 @@ def paper_strict_ok(text: str) -> bool:
 # --------------------------------------------------------------------------- display
 
 
-def rows_text(task: str, items: int, counts: Sequence[int], rows: Sequence[dict]) -> str:
-    """The plan's demonstrations line: items x rounds = rows, or chunks per thought (tail)."""
-    if rows and "input_ids" in rows[0]:
+def rows_text(
+    task: str, items: int, counts: Sequence[int], rows: Sequence[dict], tail: bool | None = None
+) -> str:
+    """The plan's demonstrations line: items x rounds = rows, or chunks per thought (``tail``;
+    by default: rows of token ids)."""
+    if tail is None:
+        tail = bool(rows) and "input_ids" in rows[0]
+    if tail:
         starts = sum(len(r["prompt"]) == 2 for r in rows)  # chunk 1 of each thought
         per = len(rows) / starts
         return f"{items} {task} items x one thought in {per:.1f} chunks (mean) = {len(rows)} rows"
     shown = str(counts[0]) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
-    return f"{items} {task} items x {shown} rounds = {len(rows)} rows"
+    unit = "round" if shown == "1" else "rounds"
+    return f"{items} {task} items x {shown} {unit} = {len(rows)} rows"
 
 
-def sample_text(rows: Sequence[dict], rounds: int) -> str:
-    """The first demonstration for a dry run: its ``rounds`` rounds, or every chunk (tail)."""
-    if not rows or "input_ids" not in rows[0]:
+def sample_text(rows: Sequence[dict], rounds: int, tail: bool | None = None) -> str:
+    """The first demonstration for a dry run: its ``rounds`` rounds, or every chunk (``tail``;
+    by default: rows of token ids)."""
+    if tail is None:
+        tail = bool(rows) and "input_ids" in rows[0]
+    if not tail:
         parts = []
         for i, row in enumerate(rows[:rounds], start=1):
             parts.append(f"--- round {i} user ---\n{row['prompt'][-1]['content']}")

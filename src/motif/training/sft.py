@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,16 @@ from motif.tasks import check_task_config
 from motif.training.config import LoraArgs, parse_bf16
 from motif.training.demos import SUPPORTED_TASKS
 from motif.training.heldout import evaluate_adapter, format_report  # noqa: F401 (public here)
+from motif.training.sft_rows import (  # noqa: F401 (public here, as before the split)
+    Format,
+    build_rows,
+    check_demonstrations,
+    check_extra_carry_over,
+    demo_round_counts,
+    formats,
+    total_steps,
+    training_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +87,15 @@ class SftArgs:
             "help": "Also demonstrate the same items with these round counts (e.g. [1]: the "
             "vanilla single-round prompt), so one cold start serves single-round GRPO and "
             "n-round MOTIF alike. The held-out check uses --rounds."
+        },
+    )
+    extra_carry_over: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Also demonstrate the same items in these carry-over strategies (tail: the "
+            "chunks of one thought in the --tail-* window; none: one pass), so one cold start "
+            "serves every arm of a bounded-context comparison (motif eval --grid). Needs "
+            "--carry-over summary; the held-out check uses --carry-over."
         },
     )
     epochs: float = field(default=1.0, metadata={"help": "Passes over the demonstrations."})
@@ -150,6 +168,8 @@ class SftArgs:
                 f"use one of {', '.join(SUPPORTED_TASKS)}"
             )
         check_task_config(self.task, self.task_config)
+        if isinstance(self.extra_carry_over, str):
+            self.extra_carry_over = [x.strip() for x in self.extra_carry_over.split(",")]
         if isinstance(self.extra_rounds, (int, str)):
             self.extra_rounds = [int(x) for x in str(self.extra_rounds).split(",")]
         if any(int(r) < 1 for r in self.extra_rounds or []):
@@ -199,6 +219,7 @@ class SftConfig:
                 f"--extra-rounds demonstrates other round counts of --carry-over summary; "
                 f"drop it with --carry-over {self.protocol.carry_over}"
             )
+        check_extra_carry_over(self.sft.extra_carry_over, self.protocol.carry_over)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration, flat (as a recipe would write it)."""
@@ -210,118 +231,20 @@ class SftConfig:
         return flat
 
 
-def total_steps(config: SftConfig, rows: int | None = None) -> int:
-    """Optimiser steps the run will take (single process) over ``rows`` demonstration rows.
-
-    ``rows`` defaults to items x demonstrated rounds; ``tail`` rows (one per chunk, as many as
-    each thought needs) are counted by building them.
-    """
-    sft = config.sft
-    if sft.max_steps > 0:
-        return sft.max_steps
-    if rows is None:
-        if config.protocol.carry_over == "tail":
-            rows = len(build_rows(config))
-        else:
-            rows = sft.num_examples * sum(demo_round_counts(config))
-    per_epoch = math.ceil(rows / sft.per_device_batch_size / sft.gradient_accumulation_steps)
-    return max(1, math.ceil(per_epoch * sft.epochs))
-
-
-def demo_round_counts(config: SftConfig) -> list[int]:
-    """The round counts demonstrated: ``--rounds`` first, then ``--extra-rounds`` (deduplicated).
-
-    ``[1]`` for ``--carry-over tail`` or ``none``: their demonstrations answer in one
-    single-round response (``tail`` cuts it into chunks).
-    """
-    if config.protocol.carry_over != "summary":
-        return [1]
-    counts = [config.protocol.rounds]
-    for r in config.sft.extra_rounds or []:
-        if int(r) not in counts:
-            counts.append(int(r))
-    return counts
-
-
-def build_rows(config: SftConfig, tokenizer: Any = None, items: list | None = None) -> list[dict]:
-    """Every demonstration row: each item over each demonstrated round count.
-
-    ``summary`` and ``none``: conversational prompt-completion rows. ``tail``: the chunk rows
-    of :func:`motif.training.demos.tail_rows` (token ids; ``tokenizer`` defaults to the
-    model's). ``items`` defaults to the demonstrated items.
-    """
-    from motif.protocol import Protocol
-    from motif.training.demos import demonstration_rows, load_items, tail_rows
-
-    sft, carry = config.sft, config.protocol.carry_over
-    if items is None:
-        items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
-    if carry == "tail":
-        return tail_rows(items, tokenizer or _tokenizer(config), config.protocol.window())
-    rows: list[dict] = []
-    for rounds in demo_round_counts(config):
-        protocol = Protocol(rounds=rounds, summary_rule=config.protocol.summary_rule)
-        for item in items:
-            rows.extend(demonstration_rows(item, protocol))
-    return rows
-
-
-def _tokenizer(config: SftConfig) -> Any:
-    from motif.models import load_tokenizer
-
-    return load_tokenizer(config.model.model, config.model.trust_remote_code)
-
-
-def check_demonstrations(config: SftConfig) -> list[dict]:
-    """Build the rows, checked against the budgets; loads the tokenizer, not the model.
-
-    Every round gets a share of the work (``--rounds`` and ``--extra-rounds`` at most the units
-    of the smallest item), every demonstrated round fits ``--eval-max-new-tokens`` (``tail``:
-    every thought fits the window) and every row fits ``--max-length``.
-
-    Raises:
-        ConfigError: naming the option and the fix.
-    """
-    from motif.training.demos import (
-        check_round_budget,
-        check_row_length,
-        check_split,
-        load_items,
-    )
-
-    sft = config.sft
-    items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
-    counts = demo_round_counts(config)
-    for i, rounds in enumerate(counts):
-        check_split(items, rounds, sft.task, "--rounds" if i == 0 else "--extra-rounds")
-    tokenizer = _tokenizer(config)
-    if config.protocol.carry_over != "tail":
-        for rounds in counts:
-            check_round_budget(items, rounds, tokenizer, sft.eval_max_new_tokens)
-    rows = build_rows(config, tokenizer, items)
-    check_row_length(rows, tokenizer, sft.max_length)
-    return rows
-
-
-def training_rows(rows: list[dict]) -> list[dict]:
-    """What TRL trains on: ``tail`` rows as token ids only (TRL then neither re-tokenizes
-    them nor appends an end-of-sequence token to a chunk that does not end the thought)."""
-    if rows and "input_ids" in rows[0]:
-        return [
-            {"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in rows
-        ]
-    return rows
-
-
 @dataclass
 class SftChecked:
     """The outcome of :func:`check_sft`: what a run needs, found without loading a model."""
 
-    rows: list[dict]
+    blocks: list[tuple[Format, list[dict]]]
     output: OutputDir | None
     bf16: tuple[bool, str]
     model: str
     trainer_args: Any
+
+    @property
+    def rows(self) -> list[dict]:
+        """Every demonstration row, format by format."""
+        return [row for _, rows in self.blocks for row in rows]
 
 
 def check_sft(config: SftConfig) -> SftChecked:
@@ -339,11 +262,11 @@ def check_sft(config: SftConfig) -> SftChecked:
     args = sft_trainer_config(config, use_cuda)
     model = check_model(config.model.model)
     config.lora.peft_config()  # validates the LoRA settings
-    rows = check_demonstrations(config)
+    blocks = check_demonstrations(config)
     output = None
     if config.sft.output_dir and not config.sft.eval_base:
         output = check_output_dir(config.sft.output_dir, kind="sft", overwrite=config.sft.overwrite)
-    return SftChecked(rows, output, resolve_bf16(config.sft.bf16, use_cuda), model, args)
+    return SftChecked(blocks, output, resolve_bf16(config.sft.bf16, use_cuda), model, args)
 
 
 def _uses_cuda(device: str) -> bool:
@@ -495,6 +418,7 @@ def _train_metrics(config: SftConfig, rows: int, result: Any, seconds: float) ->
         "carry_over": config.protocol.carry_over,
         "rounds": config.protocol.rounds,
         "demonstrated_rounds": demo_round_counts(config),
+        "demonstrated": [f.label for f in formats(config)],
         "problems": config.sft.num_examples,
         "rows": rows,
         "steps": int(result.global_step),

@@ -1,0 +1,185 @@
+"""The rows of a cold start: which formats are demonstrated, how many rows, built and checked.
+
+A cold start demonstrates its items in one or more *formats*, each a ``(carry-over, rounds)``
+pair: ``--carry-over summary`` with ``--rounds n`` and every ``--extra-rounds`` count (1 is
+the vanilla single-round prompt, which is also what ``--carry-over none`` demonstrates), and
+``--extra-carry-over tail`` (the chunks of one thought, :func:`motif.training.demos.tail_rows`)
+or ``none``. Several formats in one adapter let one cold start serve every arm of a
+bounded-context comparison (``motif eval --grid``): the same items, the same training run.
+
+Rows of ``summary`` and ``none`` are conversational prompt-completion rows, which TRL renders
+with the chat template; ``tail`` rows are token ids. When a cold start mixes them, every row is
+turned into token ids (:func:`motif.training.demos.conversation_ids`, the template's own
+rendering) so that one dataset holds them all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from motif.errors import ConfigError
+
+if TYPE_CHECKING:
+    from motif.training.sft import SftConfig
+
+EXTRA_CARRY_OVERS = ("tail", "none")
+"""What ``--extra-carry-over`` may add to a ``--carry-over summary`` cold start."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """One demonstrated format: ``kind`` (``summary`` or ``tail``) over ``rounds`` rounds.
+
+    ``option`` names the flag that asked for it (for error messages).
+    """
+
+    kind: str
+    rounds: int
+    option: str
+
+    @property
+    def label(self) -> str:
+        if self.kind == "tail":
+            return "tail (chunks of one thought)"
+        return "one pass" if self.rounds == 1 else f"summary, {self.rounds} rounds"
+
+
+def check_extra_carry_over(values: list[str] | None, carry_over: str) -> None:
+    """Raise a one-line :class:`ConfigError` for a bad ``--extra-carry-over``."""
+    for value in values or []:
+        if value not in EXTRA_CARRY_OVERS:
+            raise ConfigError(
+                f"--extra-carry-over takes {' or '.join(EXTRA_CARRY_OVERS)}; got {value!r}"
+            )
+    if values and carry_over != "summary":
+        raise ConfigError(
+            f"--extra-carry-over adds formats to a --carry-over summary cold start; drop it "
+            f"with --carry-over {carry_over} (or train that strategy with --carry-over summary "
+            f"--extra-carry-over {carry_over})"
+        )
+
+
+def formats(config: SftConfig) -> list[Format]:
+    """The demonstrated formats, ``--carry-over`` / ``--rounds`` first, without repeats."""
+    carry, sft = config.protocol.carry_over, config.sft
+    if carry == "tail":
+        return [Format("tail", 1, "--carry-over")]
+    found = [Format("summary", config.protocol.rounds, "--rounds")]
+    found += [Format("summary", int(r), "--extra-rounds") for r in sft.extra_rounds or []]
+    for value in sft.extra_carry_over or []:
+        kind = "tail" if value == "tail" else "summary"
+        found.append(Format(kind, 1, "--extra-carry-over"))
+    unique: list[Format] = []
+    for f in found:
+        if all((f.kind, f.rounds) != (u.kind, u.rounds) for u in unique):
+            unique.append(f)
+    return unique
+
+
+def demo_round_counts(config: SftConfig) -> list[int]:
+    """The round counts of the conversational formats (``[1]`` for tail or none alone)."""
+    counts = [f.rounds for f in formats(config) if f.kind == "summary"]
+    return counts or [1]
+
+
+def _tokenizer(config: SftConfig) -> Any:
+    from motif.models import load_tokenizer
+
+    return load_tokenizer(config.model.model, config.model.trust_remote_code)
+
+
+def build_blocks(
+    config: SftConfig, tokenizer: Any = None, items: list | None = None
+) -> list[tuple[Format, list[dict]]]:
+    """Each format with its rows, item by item (round by round, or chunk by chunk).
+
+    ``items`` defaults to the demonstrated items; ``tokenizer`` (the model's by default) is
+    loaded only for ``tail`` rows or a mix of formats.
+    """
+    from motif.protocol import Protocol
+    from motif.training.demos import conversation_ids, demonstration_rows, load_items, tail_rows
+
+    sft, chosen = config.sft, formats(config)
+    if items is None:
+        items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
+    as_ids = any(f.kind == "tail" for f in chosen) and len(chosen) > 1
+    if tokenizer is None and (as_ids or chosen[0].kind == "tail"):
+        tokenizer = _tokenizer(config)
+    blocks = []
+    for f in chosen:
+        if f.kind == "tail":
+            rows = tail_rows(items, tokenizer, config.protocol.tail_window())
+        else:
+            protocol = Protocol(rounds=f.rounds, summary_rule=config.protocol.summary_rule)
+            rows = [r for item in items for r in demonstration_rows(item, protocol)]
+            if as_ids:
+                rows = [conversation_ids(tokenizer, r) for r in rows]
+        blocks.append((f, rows))
+    return blocks
+
+
+def build_rows(config: SftConfig, tokenizer: Any = None, items: list | None = None) -> list[dict]:
+    """Every demonstration row, format by format (:func:`build_blocks`)."""
+    return [row for _, rows in build_blocks(config, tokenizer, items) for row in rows]
+
+
+def total_steps(config: SftConfig, rows: int | None = None) -> int:
+    """Optimiser steps the run will take (single process) over ``rows`` demonstration rows.
+
+    ``rows`` defaults to items x demonstrated rounds; ``tail`` rows (one per chunk, as many as
+    each thought needs) are counted by building them.
+    """
+    sft = config.sft
+    if sft.max_steps > 0:
+        return sft.max_steps
+    if rows is None:
+        if any(f.kind == "tail" for f in formats(config)):
+            rows = len(build_rows(config))
+        else:
+            rows = sft.num_examples * sum(demo_round_counts(config))
+    per_epoch = math.ceil(rows / sft.per_device_batch_size / sft.gradient_accumulation_steps)
+    return max(1, math.ceil(per_epoch * sft.epochs))
+
+
+def check_demonstrations(config: SftConfig) -> list[tuple[Format, list[dict]]]:
+    """Build the rows of every format, checked against the budgets; loads no model.
+
+    Every round gets a share of the work (``--rounds`` and ``--extra-rounds`` at most the units
+    of the smallest item), every demonstrated round fits ``--eval-max-new-tokens`` (``tail``:
+    every thought fits the ``--tail-*`` window) and every row fits ``--max-length``.
+
+    Returns:
+        Each format with its rows (:func:`build_blocks`).
+
+    Raises:
+        ConfigError: naming the option and the fix.
+    """
+    from motif.training.demos import (
+        check_round_budget,
+        check_row_length,
+        check_split,
+        load_items,
+    )
+
+    sft = config.sft
+    items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
+    tokenizer = _tokenizer(config)
+    for f in formats(config):
+        if f.kind == "summary":
+            check_split(items, f.rounds, sft.task, f.option)
+            check_round_budget(items, f.rounds, tokenizer, sft.eval_max_new_tokens)
+    blocks = build_blocks(config, tokenizer, items)
+    check_row_length([r for _, rows in blocks for r in rows], tokenizer, sft.max_length)
+    return blocks
+
+
+def training_rows(rows: list[dict]) -> list[dict]:
+    """What TRL trains on: token-id rows as token ids only (TRL then neither re-tokenizes
+    them nor appends an end-of-sequence token to a chunk that does not end the thought)."""
+    if rows and "input_ids" in rows[0]:
+        return [
+            {"input_ids": r["input_ids"], "completion_mask": r["completion_mask"]} for r in rows
+        ]
+    return rows

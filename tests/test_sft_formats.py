@@ -1,0 +1,104 @@
+"""`motif sft --extra-carry-over`: one cold start demonstrating several carry-over formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from motif.cli.main import main
+
+LONG = '{"min_terms": 12, "max_terms": 12, "min_digits": 1, "max_digits": 1}'
+WINDOW = ["--tail-chunk", "64", "--tail-head", "8", "--tail-keep", "24", "--tail-chunks", "8"]
+FLAGS = ["--dry-run", "--num-examples", "3", "--task-config", LONG, *WINDOW]
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run must not load the model")
+
+    monkeypatch.setattr("motif.models.load_model", refuse)
+
+
+def _config(flags):
+    from motif.cli.common import parse
+    from motif.config import ModelArgs, ProtocolArgs
+    from motif.training.config import LoraArgs
+    from motif.training.sft import SftArgs, SftConfig
+
+    return SftConfig(*parse("sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), flags))
+
+
+def test_each_format_is_demonstrated_once():
+    from motif.training.sft_rows import formats
+
+    config = _config([*FLAGS, "--extra-rounds", "1", "--extra-carry-over", "tail", "none"])
+    assert [(f.kind, f.rounds) for f in formats(config)] == [
+        ("summary", 3),
+        ("summary", 1),  # none is the one-pass format that --extra-rounds 1 already asked for
+        ("tail", 1),
+    ]
+
+
+def test_mixed_rows_are_the_token_ids_of_each_format(tokenizer):
+    from motif.training.sft_rows import build_blocks, build_rows, total_steps, training_rows
+
+    config = _config([*FLAGS, "--extra-carry-over", "tail", "--per-device-batch-size", "4"])
+    (summary, summary_rows), (tail, tail_rows) = build_blocks(config, tokenizer)
+    assert (summary.kind, summary.rounds, len(summary_rows)) == ("summary", 3, 9)
+    alone = build_rows(_config([*FLAGS, "--carry-over", "tail"]), tokenizer)
+    assert tail.kind == "tail" and tail_rows == alone  # the same chunks as a tail cold start
+    for row in summary_rows:
+        ids, mask = row["input_ids"], row["completion_mask"]
+        prompt = tokenizer.apply_chat_template(
+            row["prompt"], tokenize=False, add_generation_prompt=True
+        )
+        assert tokenizer.decode(ids[: mask.index(1)]) == prompt
+        written = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
+        assert written == row["completion"][0]["content"] + tokenizer.eos_token
+    rows = training_rows(build_rows(config, tokenizer))
+    assert all(set(r) == {"input_ids", "completion_mask"} for r in rows)
+    assert total_steps(config) == -(-len(rows) // 4)
+
+
+def test_dry_run_shows_every_format(capsys, no_model_load):
+    assert main(["sft", *FLAGS, "--extra-carry-over", "tail"]) == 0
+    out = capsys.readouterr().out
+    assert "demonstrations: 2 formats of the same items = " in out
+    assert "  summary, 3 rounds: 3 chain_sum items x 3 rounds = 9 rows" in out
+    assert "# sample demonstration, summary, 3 rounds" in out
+    assert "# sample demonstration, tail (chunks of one thought)" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--extra-carry-over", "summary"], "--extra-carry-over takes tail or none; got 'summary'"),
+        (
+            ["--carry-over", "tail", "--extra-carry-over", "none"],
+            "--extra-carry-over adds formats to a --carry-over summary cold start; drop it",
+        ),
+        (
+            ["--extra-carry-over", "tail", "--tail-chunks", "2"],
+            "more than --tail-chunks 2 chunks of --tail-chunk 64 hold",
+        ),
+    ],
+)
+def test_bad_extra_carry_over_is_a_one_line_error(flags, message, capsys, no_model_load):
+    assert main(["sft", *FLAGS, *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.filterwarnings("error::FutureWarning")
+def test_tiny_model_trains_on_mixed_formats(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "mixed"
+    flags = ["--model", str(tiny_checkpoint), "--output-dir", str(out), "--num-examples", "2"]
+    flags += [*WINDOW, "--task-config", LONG, "--extra-carry-over", "tail", "--max-steps", "2"]
+    flags += ["--per-device-batch-size", "2", "--lora-r", "2", "--lora-alpha", "4"]
+    flags += ["--lora-target-modules", "q_proj", "--lora-last-layers", "1", "--dtype", "float32"]
+    assert main(["sft", *flags]) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "sft_metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["rows"] > 2 * 3 + 2
+    assert metrics["demonstrated"] == ["summary, 3 rounds", "tail (chunks of one thought)"]
