@@ -12,6 +12,10 @@ continues from its saved batches. Stop it at any time and run the same command a
 Stages, in order: heldout, sft, train, eval, transfer, summary. `--jobs 2` runs two commands
 at once with one thread each (faster in total than one command on two threads at these
 batch sizes; every run of a comparison then sees the same contention).
+
+This file holds the stages and their jobs; replicate_summary.py the tables (imported here, it
+never imports this file back); replicate_common.py the layout both read (recipes, run
+directories, step times).
 """
 
 from __future__ import annotations
@@ -25,9 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from replicate_common import RECIPES, finished, recipe, run_dir, wall_matched_step
 
-RECIPES = Path("recipes/replicate")
 STAGES = ("heldout", "sft", "train", "eval", "transfer", "summary")
 HELDOUT_SEED = 3_000_000  # reasoning-gym seed of the held-out candidates (not tuned)
 
@@ -51,10 +54,6 @@ class Job:
 
 def motif_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "motif.cli.main", *args]
-
-
-def recipe(name: str) -> dict:
-    return yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
 
 
 # --------------------------------------------------------------------------- held-out set
@@ -98,10 +97,6 @@ def sft_job(out: Path) -> Job:
     target = out / "sft"
     argv = motif_argv("sft", "--config", str(RECIPES / "sft.yaml"), "--output-dir", str(target))
     return Job("sft", [*argv, "--overwrite"], target / "sft_metrics.json")
-
-
-def run_dir(out: Path, method: str, seed: int) -> Path:
-    return out / f"{method}-s{seed}"
 
 
 def train_job(out: Path, method: str, seed: int) -> Job:
@@ -162,36 +157,6 @@ def run_jobs(jobs: list[Job], parallel: int, logs: Path, threads: int | None = N
 
 
 # --------------------------------------------------------------------------- what to evaluate
-
-
-def step_seconds(run: Path) -> dict[int, float]:
-    """Seconds of each optimiser step (the last record wins when a resumed run repeats one)."""
-    seconds: dict[int, float] = {}
-    path = run / "metrics.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        row = json.loads(line)
-        if "step_seconds" in row:
-            seconds[int(row["step"])] = float(row["step_seconds"])
-    return seconds
-
-
-def finished(run: Path, steps: int) -> bool:
-    """A training run that reached ``steps`` (its final adapter is saved at the root)."""
-    done = (run / "adapter_model.safetensors").exists()
-    return done and max(step_seconds(run), default=0) >= steps
-
-
-def wall_matched_step(grpo: Path, motif: Path, every: int) -> int:
-    """The last GRPO checkpoint whose training time fits in MOTIF's whole training time."""
-    budget = sum(step_seconds(motif).values())
-    spent, best = 0.0, every
-    for step, seconds in sorted(step_seconds(grpo).items()):
-        spent += seconds
-        if spent > budget:
-            break
-        if step % every == 0:
-            best = step
-    return best
 
 
 Model = tuple[str, Path | None, tuple[int, ...]]

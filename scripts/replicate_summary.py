@@ -3,18 +3,22 @@
 Reads eval directories (samples.jsonl, summary.json) and training directories (metrics.jsonl)
 under the replication's output folder; writes `summary.md` and `summary.json` there, and the
 plots of `motif report` next to them. Everything here is arithmetic on saved files: no model.
+Paired differences, standard errors and samples-to-target come from motif.eval.compare (also
+`motif compare`); this script imports replicate_common, never replicate.py (which imports it).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from replicate_common import finished, recipe, run_dir, step_seconds, wall_matched_step
+
+from motif.eval.compare import compare_runs, load_scores, mean_se, samples_to_reach
 from motif.grading import is_correct
 from motif.protocol import parse_answer
 from motif.training.demos import (
@@ -23,7 +27,6 @@ from motif.training.demos import (
     format_ok,
     problem_from_entry,
 )
-from replicate import finished, recipe, run_dir, step_seconds, wall_matched_step
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 OPERATION = re.compile(r"-?\d+\s*[+-]\s*\d+\s*=")  # one written step: "11 - 6 ="
@@ -91,22 +94,6 @@ def load_eval(path: Path) -> dict | None:
     }
 
 
-def rate(flags: list[bool]) -> tuple[float, float]:
-    """Mean and binomial standard error."""
-    n = len(flags)
-    p = sum(flags) / n
-    return p, math.sqrt(p * (1 - p) / n)
-
-
-def paired(a: dict, b: dict) -> tuple[float, float]:
-    """Mean difference a - b over the same items, with its paired standard error."""
-    if a["ids"] != b["ids"]:
-        raise ValueError("paired comparison over different items")
-    diffs = [int(x) - int(y) for x, y in zip(a["correct"], b["correct"], strict=True)]
-    sd = statistics.pstdev(diffs)
-    return sum(diffs) / len(diffs), sd / math.sqrt(len(diffs))
-
-
 def pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
@@ -125,9 +112,9 @@ def cell(evals: list[dict | None], flags=lambda e: e["correct"]) -> str:
     if not done:
         return "—"
     if len(done) == 1:
-        p, se = rate(flags(done[0]))
+        p, se = mean_se(flags(done[0]))
         return f"{pct(p)} ± {pct(se)}"
-    values = [rate(flags(e))[0] for e in done]
+    values = [statistics.fmean(flags(e)) for e in done]
     return f"{pct(statistics.mean(values))} ({pct(min(values))}–{pct(max(values))})"
 
 
@@ -135,7 +122,7 @@ def format_cell(evals: list[dict | None]) -> str:
     done = [e for e in evals if e is not None]
     if not done:
         return "—"
-    return pct(statistics.mean(rate(e["format"])[0] for e in done))
+    return pct(statistics.mean(statistics.fmean(e["format"]) for e in done))
 
 
 def main_rows(out: Path, seeds: list[int]) -> list[tuple[str, list[str]]]:
@@ -175,8 +162,8 @@ def main_table(out: Path, seeds: list[int], prefix: str = "") -> tuple[str, dict
         lines.append(line)
         data[label] = {
             "runs": names,
-            "r1": [rate(e["correct"])[0] if e else None for e in one],
-            "r2": [rate(e["correct"])[0] if e else None for e in two],
+            "r1": [statistics.fmean(e["correct"]) if e else None for e in one],
+            "r2": [statistics.fmean(e["correct"]) if e else None for e in two],
         }
     return "\n".join(lines), data
 
@@ -190,15 +177,15 @@ def paired_table(out: Path, seeds: list[int]) -> str:
         every = recipe("grpo")["save_steps"]
         wall = wall_matched_step(run_dir(out, "grpo", seed), run_dir(out, "motif", seed), every)
         for r in (1, 2):
-            m = load_eval(out / "eval" / f"motif-s{seed}@{steps}-r{r}")
+            m = out / "eval" / f"motif-s{seed}@{steps}-r{r}"
             cells = []
             for g_name in (f"grpo-s{seed}@{steps}", f"grpo-s{seed}@{wall}"):
-                g = load_eval(out / "eval" / f"{g_name}-r{r}")
-                if m is None or g is None:
+                g = out / "eval" / f"{g_name}-r{r}"
+                if not ((m / "summary.json").exists() and (g / "summary.json").exists()):
                     cells.append("—")
                     continue
-                d, se = paired(m, g)
-                cells.append(f"{100 * d:+.1f} ± {100 * se:.1f} points")
+                c = compare_runs(load_scores(m), load_scores(g))
+                cells.append(f"{100 * c.difference:+.1f} ± {100 * c.se:.1f} points")
             lines.append(f"| {seed} | {r} round{'s' * (r > 1)} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
@@ -216,29 +203,22 @@ def round_table(out: Path, names: list[str]) -> str:
         if e is None:
             continue
         acc, t = e["rounds"]["accuracy"], e["rounds"]["transitions"][0]
-        by_round = [rate([r[i] for r in e["last_number"] if len(r) > i])[0] for i in (0, 1)]
+        by_round = [
+            statistics.fmean([r[i] for r in e["last_number"] if len(r) > i]) for i in (0, 1)
+        ]
         ok = [s is True for s in e["summary_ok"]]
         given = [c for c, s in zip(e["correct"], ok, strict=True) if s]
         lines.append(
             f"| {name} | {pct(acc[0])} | {pct(acc[1])} | {pct(t['fixed_rate'])} | "
             f"{pct(t['broken_rate'])} | {pct(by_round[0])} | {pct(by_round[1])} | "
-            f"{pct(rate(ok)[0])} | {pct(rate(given)[0]) if given else '—'} |"
+            f"{pct(statistics.fmean(ok))} | {pct(statistics.fmean(given)) if given else '—'} |"
         )
     return "\n".join(lines)
 
 
 def accuracy(path: Path) -> float | None:
     e = load_eval(path)
-    return rate(e["correct"])[0] if e else None
-
-
-def first_reach(points: list[int], accs: list[float | None], target: float | None) -> int | None:
-    """The first step whose accuracy is at least ``target``."""
-    if target is None:
-        return None
-    return next(
-        (s for s, a in zip(points, accs, strict=True) if a is not None and a >= target), None
-    )
+    return statistics.fmean(e["correct"]) if e else None
 
 
 def curve_table(out: Path, seeds: list[int]) -> tuple[str, dict]:
@@ -258,10 +238,12 @@ def curve_table(out: Path, seeds: list[int]) -> tuple[str, dict]:
         accs = [accuracy(out / "eval" / f"motif-s{seed}@{s}-r2") for s in points]
         grpo = [accuracy(out / "eval" / f"grpo-s{seed}@{steps}-r{r}") for r in (1, 2)]
         target = max((g for g in grpo if g is not None), default=None)
-        reach = first_reach(points, accs, target)
+        curve = list(zip(points, accs, strict=True))
+        samples = None if target is None else samples_to_reach(curve, target, per_step)
+        reach = None if samples is None else samples // per_step
         reached = "not reached"
-        if reach is not None:
-            reached = f"{reach * per_step} of {steps * per_step} ({reach / steps:.0%})"
+        if samples is not None:
+            reached = f"{samples} of {steps * per_step} ({reach / steps:.0%})"
         row = " | ".join("—" if a is None else pct(a) for a in accs)
         grpo_cell = " / ".join("—" if g is None else pct(g) for g in grpo)
         lines.append(f"| {seed} | {row} | {grpo_cell} | {reached} |")

@@ -11,6 +11,8 @@ import pytest
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import replicate_common as common  # noqa: E402
+
 import replicate  # noqa: E402
 import replicate_summary as summary  # noqa: E402
 
@@ -27,7 +29,7 @@ def test_heldout_excludes_training_and_demonstration_questions(tmp_path):
     path = replicate.heldout(tmp_path, 40)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) == 40 and len({r["question"] for r in rows}) == 40
-    sft, train = replicate.recipe("sft"), replicate.recipe("motif")
+    sft, train = common.recipe("sft"), common.recipe("motif")
     seen = {p.question for p in load_items("chain_sum", sft["num_examples"], 0, sft["task_config"])}
     config = dict(train["task_config"], size=train["dataset_size"])
     seen |= {
@@ -57,14 +59,14 @@ def _metrics(run: Path, seconds: list[float]) -> None:
 def test_wall_matched_step(tmp_path, grpo, motif, every, expected):
     _metrics(tmp_path / "g", grpo)
     _metrics(tmp_path / "m", motif)
-    assert replicate.wall_matched_step(tmp_path / "g", tmp_path / "m", every) == expected
+    assert common.wall_matched_step(tmp_path / "g", tmp_path / "m", every) == expected
 
 
 def test_a_resumed_step_counts_once(tmp_path):
     _metrics(tmp_path, [1.0, 2.0, 3.0])
     with (tmp_path / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"step": 3, "step_seconds": 4.0}) + "\n")
-    assert replicate.step_seconds(tmp_path) == {1: 1.0, 2: 2.0, 3: 4.0}
+    assert common.step_seconds(tmp_path) == {1: 1.0, 2: 2.0, 3: 4.0}
 
 
 def test_train_job_resumes_from_a_checkpoint_else_starts_over(tmp_path):
@@ -99,13 +101,22 @@ def _eval(ids: list[str], correct: list[bool]) -> dict:
     }
 
 
-def test_paired_difference_and_its_error():
-    a = _eval(["1", "2", "3", "4"], [True, True, False, False])
-    b = _eval(["1", "2", "3", "4"], [True, False, False, False])
-    diff, se = summary.paired(a, b)
-    assert diff == pytest.approx(0.25) and se == pytest.approx(0.4330127 / 2)
+def test_paired_table_reads_the_eval_dirs_through_motif_compare(tmp_path):
+    from test_compare import greedy, write_run
+
+    steps = common.recipe("motif")["max_steps"]
+    for method in ("grpo", "motif"):
+        _metrics(tmp_path / f"{method}-s1", [1.0] * steps)
+    write_run(tmp_path / "eval" / f"motif-s1@{steps}-r1", greedy("1100"))
+    write_run(tmp_path / "eval" / f"grpo-s1@{steps}-r1", greedy("1000"))
+    lines = summary.paired_table(tmp_path, [1]).splitlines()
+    # equal step times: the wall-clock match is GRPO's checkpoint of the same step
+    assert lines[2] == "| 1 | 1 round | +25.0 ± 21.7 points | +25.0 ± 21.7 points |"
+    assert lines[3] == "| 1 | 2 rounds | — | — |"  # not evaluated yet
+    write_run(tmp_path / "eval" / f"motif-s1@{steps}-r2", greedy("11"))
+    write_run(tmp_path / "eval" / f"grpo-s1@{steps}-r2", greedy("111"))
     with pytest.raises(ValueError, match="different items"):
-        summary.paired(a, _eval(["1", "2", "3", "5"], [True] * 4))
+        summary.paired_table(tmp_path, [1])
 
 
 @pytest.mark.parametrize(
@@ -168,18 +179,18 @@ def test_a_finished_run_is_continued_when_its_recipe_asks_for_more_steps(tmp_pat
     job = replicate.Job("grpo-s1", ["true"], run / "adapter_model.safetensors", steps=5)
     assert not job.is_done()  # no final adapter yet
     (run / "adapter_model.safetensors").write_bytes(b"")
-    assert job.is_done() and replicate.finished(run, 5)
+    assert job.is_done() and common.finished(run, 5)
     job.steps = 8  # the recipe's max_steps was raised
-    assert not job.is_done() and not replicate.finished(run, 8)
+    assert not job.is_done() and not common.finished(run, 8)
 
 
 def test_eval_and_transfer_jobs_cover_finished_seeds_only(tmp_path):
     for method in ("grpo", "motif"):
         run = tmp_path / f"{method}-s1"
-        _metrics(run, [1.0] * replicate.recipe(method)["max_steps"])
+        _metrics(run, [1.0] * common.recipe(method)["max_steps"])
         (run / "adapter_model.safetensors").write_bytes(b"")
     _metrics(tmp_path / "grpo-s2", [1.0] * 3)  # seed 2 still training
-    steps = replicate.recipe("motif")["max_steps"]
+    steps = common.recipe("motif")["max_steps"]
     names = [j.name for j in replicate.eval_jobs(tmp_path, [1, 2], ["--benchmark", "x"])]
     assert names[:4] == ["eval base-r1", "eval base-r2", "eval sft-r1", "eval sft-r2"]
     assert f"eval motif-s1@{steps}-r1" in names and not any("-s2@" in n for n in names)
@@ -194,14 +205,14 @@ def test_eval_and_transfer_jobs_cover_finished_seeds_only(tmp_path):
 
 def test_transfer_covers_the_wall_clock_match(tmp_path):
     steps, grpo_steps = (
-        replicate.recipe("motif")["max_steps"],
-        replicate.recipe("grpo")["max_steps"],
+        common.recipe("motif")["max_steps"],
+        common.recipe("grpo")["max_steps"],
     )
     _metrics(tmp_path / "grpo-s1", [1.0] * grpo_steps)
     _metrics(tmp_path / "motif-s1", [2.0] * steps)  # MOTIF's time holds twice GRPO's steps
     for method in ("grpo", "motif"):
         (tmp_path / f"{method}-s1" / "adapter_model.safetensors").write_bytes(b"")
-    wall = replicate.wall_matched_step(tmp_path / "grpo-s1", tmp_path / "motif-s1", 5)
+    wall = common.wall_matched_step(tmp_path / "grpo-s1", tmp_path / "motif-s1", 5)
     assert wall > steps
     names = [j.name for j in replicate.transfer_jobs(tmp_path, [1], "data", 200, protocols=(1,))]
     expected = [f"grpo-s1@{steps}", f"motif-s1@{steps}", f"grpo-s1@{wall}", "sft", "base"]

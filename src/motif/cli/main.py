@@ -11,6 +11,7 @@ COMMANDS = {
     "infer": "answer questions over several rounds",
     "eval": "evaluate a model on a benchmark (multi- or single-round)",
     "report": "side-by-side tables and plots from eval and training runs",
+    "compare": "paired differences with standard errors between eval runs on the same items",
     "train": "MOTIF or vanilla GRPO training (TRL, LoRA)",
     "sft": "format cold start: supervised warm-up on multi-round demonstrations",
     "view": "a trajectory viewer: one HTML page from eval runs, rounds side by side",

@@ -1,0 +1,244 @@
+"""Paired comparisons of eval runs over the same items: differences, standard errors, intervals.
+
+Two runs of ``motif eval`` on the same benchmark answered the same items, so their accuracies
+are compared item by item (a paired design): the standard error of the difference is that of
+the mean of the per-item differences, which removes the variance the items share (easy items
+are easy for both runs) and is smaller than two independent errors combined.
+
+Per item, a run's *score* is its share of right samples (1 or 0 greedy; avg@K with K samples
+per item, averaged per item first, as Miller (2024) recommends for several samples per
+question). ``correct`` None (ungradable) counts as not right, as in :mod:`motif.eval.metrics`.
+Only finished items (all K samples stored) are read; the file is never rewritten.
+
+Sources: E. Miller, "Adding Error Bars to Evals: A Statistical Approach to Language Model
+Evaluations", arXiv:2411.00640 (2024), sec. 2-4 (standard error of a mean over questions,
+paired differences, averaging resamples per question); A. Agresti, *Categorical Data
+Analysis*, 3rd ed. (2013), sec. 11.1 (the Wald interval for the difference of dependent
+proportions, ``sqrt((b + c) - (b - c)**2 / n) / n`` with ``b``, ``c`` the discordant
+counts, to which :func:`mean_se` of the per-item differences reduces for one sample per item;
+McNemar's test uses the same ``b`` and ``c``). Imports no torch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist, fmean, pstdev
+
+from motif.errors import ConfigError
+from motif.eval.store import CONFIG_FILE, SAMPLES_FILE, SUMMARY_FILE
+
+Z95 = NormalDist().inv_cdf(0.975)
+"""The standard normal's 97.5% quantile (1.95996...): a two-sided 95% normal interval."""
+
+
+@dataclass(frozen=True)
+class RunScores:
+    """One eval directory as compared: per-item scores of its finished items.
+
+    ``scores[id]`` is the share of the item's ``samples`` samples graded right, in [0, 1];
+    ``questions[id]`` its question text (to tell apart equal ids of different item sets).
+    """
+
+    name: str
+    label: str
+    samples: int
+    scores: dict[str, float]
+    questions: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Run ``a`` against run ``b`` over their ``items`` common items.
+
+    Accuracies and differences are fractions in [0, 1] (difference in [-1, 1]); ``se`` is the
+    paired standard error of ``difference`` and ``ci95`` its normal-approximation 95%
+    interval. ``a_better``/``b_better``: items where ``a`` scored higher than ``b`` and the
+    reverse (with one sample per item: right in one run only, McNemar's discordant pairs).
+    """
+
+    a: str
+    b: str
+    items: int
+    accuracy_a: float
+    accuracy_b: float
+    difference: float
+    se: float
+    ci95: tuple[float, float]
+    a_better: int
+    b_better: int
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean of ``values`` and its standard error ``sd / sqrt(n)``.
+
+    ``sd`` is the plug-in standard deviation (divisor n): for 0/1 values this is the binomial
+    ``sqrt(p (1 - p) / n)``, and for per-item differences Agresti's Wald error (module doc).
+    Raises ValueError on no values.
+    """
+    if not values:
+        raise ValueError("mean_se needs at least one value")
+    return fmean(values), pstdev(values) / math.sqrt(len(values))
+
+
+def load_scores(directory: str | Path) -> RunScores:
+    """Per-item scores of an eval directory (``samples.jsonl`` plus its configuration).
+
+    Raises :class:`ConfigError` (one line) when it is missing, not an eval run, has no
+    known samples per item, or no finished item.
+    """
+    path = Path(directory)
+    if not path.is_dir():
+        raise ConfigError(f"{directory} is not a directory; pass an eval run of `motif eval`")
+    if not (path / SAMPLES_FILE).is_file():
+        hint = ""
+        if (path / "cells").is_dir():
+            hint = " (an equal-budget grid: compare its cells/<cell> directories)"
+        raise ConfigError(f"{directory} is not an eval run: no {SAMPLES_FILE}{hint}")
+    summary = _read_json(path / SUMMARY_FILE)
+    config = _read_json(path / CONFIG_FILE) or summary.get("config") or {}
+    samples = config.get("sampling", {}).get("samples")
+    if not isinstance(samples, int) or samples < 1:
+        raise ConfigError(
+            f"{directory}: samples per item unknown (no {CONFIG_FILE} or {SUMMARY_FILE} with "
+            "sampling.samples); pass a directory written by `motif eval`"
+        )
+    by_item, questions = _read_samples(path / SAMPLES_FILE)
+    scores = {i: fmean(v.values()) for i, v in by_item.items() if len(v) == samples}
+    if not scores:
+        raise ConfigError(f"{directory} holds no finished item (all {samples} samples stored)")
+    label = summary.get("label") or path.name
+    return RunScores(str(directory), label, samples, scores, questions)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid JSON; re-run `motif eval` or remove it") from exc
+    return value if isinstance(value, dict) else {}
+
+
+def _read_samples(path: Path) -> tuple[dict[str, dict[int, float]], dict[str, str | None]]:
+    """``{id: {sample: 1.0 right / 0.0}}`` and ``{id: question}``; the first copy of a
+    (problem, sample) wins and unreadable lines (a run cut off mid-line) are skipped."""
+    by_item: dict[str, dict[int, float]] = {}
+    questions: dict[str, str | None] = {}
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                row = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if not isinstance(row, dict) or not {"id", "sample", "correct"} <= row.keys():
+                continue
+            item = str(row["id"])
+            by_item.setdefault(item, {}).setdefault(row["sample"], float(row["correct"] is True))
+            questions.setdefault(item, row.get("question"))
+    return by_item, questions
+
+
+def check_same_items(a: RunScores, b: RunScores) -> None:
+    """Raise :class:`ConfigError` naming both runs unless they hold the same items (ids and,
+    where both rows carry one, the same question under each id)."""
+    only_a, only_b = a.scores.keys() - b.scores.keys(), b.scores.keys() - a.scores.keys()
+    changed = [
+        i
+        for i in a.scores.keys() & b.scores.keys()
+        if None not in (a.questions[i], b.questions[i]) and a.questions[i] != b.questions[i]
+    ]
+    if only_a or only_b or changed:
+        raise ConfigError(
+            f"{a.name} and {b.name} hold different items ({len(only_a)} only in the first, "
+            f"{len(only_b)} only in the second, {len(changed)} with another question under the "
+            "same id); compare runs of the same benchmark, data seed and --limit"
+        )
+
+
+def compare_runs(a: RunScores, b: RunScores) -> Comparison:
+    """The paired comparison of ``a`` minus ``b`` (see :class:`Comparison`).
+
+    Raises :class:`ConfigError` when the runs hold different items.
+    """
+    check_same_items(a, b)
+    items = sorted(a.scores)
+    xs, ys = [a.scores[i] for i in items], [b.scores[i] for i in items]
+    difference, se = mean_se([x - y for x, y in zip(xs, ys, strict=True)])
+    return Comparison(
+        a=a.name,
+        b=b.name,
+        items=len(items),
+        accuracy_a=fmean(xs),
+        accuracy_b=fmean(ys),
+        difference=difference,
+        se=se,
+        ci95=(difference - Z95 * se, difference + Z95 * se),
+        a_better=sum(x > y for x, y in zip(xs, ys, strict=True)),
+        b_better=sum(y > x for x, y in zip(xs, ys, strict=True)),
+    )
+
+
+def compare_dirs(dirs: Sequence[str | Path]) -> tuple[list[RunScores], list[Comparison]]:
+    """Load two or more eval directories and compare every pair, in the order given
+    (A-B, A-C, B-C for three).
+
+    All runs are checked against the first before any comparison, so a mismatch is reported
+    at once. Raises :class:`ConfigError` with fewer than two directories.
+    """
+    if len(dirs) < 2:
+        raise ConfigError("compare needs at least two eval run directories")
+    runs = [load_scores(d) for d in dirs]
+    for other in runs[1:]:
+        check_same_items(runs[0], other)
+    return runs, [compare_runs(a, b) for a, b in itertools.combinations(runs, 2)]
+
+
+def _points(value: float, signed: bool = False) -> str:
+    return f"{100 * value:{'+' if signed else ''}.1f}"
+
+
+def comparison_table(runs: Sequence[RunScores], comparisons: Sequence[Comparison]) -> str:
+    """A Markdown table of the comparisons (percent, points), preceded by the runs' labels."""
+    lines = ["| run | label | items | samples per item |", "|---|---|---|---|"]
+    lines += [f"| {r.name} | {r.label} | {len(r.scores)} | {r.samples} |" for r in runs]
+    lines += [
+        "",
+        "| A | B | items | accuracy A (%) | accuracy B (%) | A − B ± SE (points) "
+        "| 95% CI (points) | A better | B better |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        low, high = (_points(v, signed=True) for v in c.ci95)
+        lines.append(
+            f"| {c.a} | {c.b} | {c.items} | {_points(c.accuracy_a)} | {_points(c.accuracy_b)} "
+            f"| {_points(c.difference, signed=True)} ± {_points(c.se)} | [{low}, {high}] "
+            f"| {c.a_better} | {c.b_better} |"
+        )
+    lines += [
+        "",
+        "SE: paired standard error of the per-item difference; CI: difference ± 1.96 SE. "
+        "A better / B better: items where one run scored higher (one sample per item: right "
+        "in that run only, McNemar's discordant pairs).",
+    ]
+    return "\n".join(lines)
+
+
+def samples_to_reach(
+    curve: Iterable[tuple[int, float | None]], target: float, samples_per_step: int
+) -> int | None:
+    """Training samples until a checkpoint first reaches ``target`` accuracy.
+
+    ``curve``: ``(step, accuracy)`` of each evaluated checkpoint (accuracy None: not
+    evaluated, skipped). Returns ``step * samples_per_step`` of the earliest step whose
+    accuracy is at least ``target``, or None when none reaches it.
+    """
+    for step, value in sorted((s, v) for s, v in curve if v is not None):
+        if value >= target:
+            return step * samples_per_step
+    return None

@@ -1,0 +1,219 @@
+"""`motif compare` and motif.eval.compare: paired differences, standard errors, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from motif.cli.main import main
+from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.errors import ConfigError
+from motif.eval.compare import (
+    Z95,
+    compare_dirs,
+    compare_runs,
+    load_scores,
+    mean_se,
+    samples_to_reach,
+)
+from motif.eval.runner import EvalArgs, run_eval
+from motif.eval.store import ResultStore
+from test_eval import ARITH, loader_for, reply, sum_of
+
+
+def write_run(
+    directory: Path, outcomes: dict[str, list[bool | None]], question: str = "What is {}?"
+) -> Path:
+    """An eval directory written by the store: ``outcomes[id]`` = each sample's ``correct``."""
+    samples = len(next(iter(outcomes.values())))
+    config = {"sampling": {"samples": samples}, "data": {"benchmark": "hand-written"}}
+    store = ResultStore(directory, config, samples)
+    store.append(
+        {
+            "id": item,
+            "sample": k,
+            "question": question.format(item),
+            "answer": None,
+            "correct": correct,
+            "rounds": [{"round": 1, "text": "", "answer": None, "correct": correct}],
+        }
+        for item, flags in outcomes.items()
+        for k, correct in enumerate(flags)
+    )
+    store.write_summary({"label": directory.name, "config": config})
+    return directory
+
+
+def greedy(flags: str) -> dict[str, list[bool | None]]:
+    """``"1100"`` -> items 0..3, right, right, wrong, wrong (``?``: ungraded)."""
+    value = {"1": True, "0": False, "?": None}
+    return {str(i): [value[f]] for i, f in enumerate(flags)}
+
+
+# (A, B, accuracy A, accuracy B, difference, SE, A better, B better); SEs by hand:
+# one sample per item, Agresti's sqrt((b + c) - (b - c)^2 / n) / n; avg@K, the plug-in
+# standard deviation of the per-item differences over sqrt(n).
+CASES = [
+    (greedy("1100"), greedy("1000"), 0.5, 0.25, 0.25, math.sqrt(1 - 1 / 4) / 4, 1, 0),
+    (greedy("10110"), greedy("01100"), 0.6, 0.4, 0.2, math.sqrt(3 - 1 / 5) / 5, 2, 1),
+    (greedy("1?0"), greedy("010"), 1 / 3, 1 / 3, 0.0, math.sqrt(2) / 3, 1, 1),  # ? = wrong
+    (greedy("1010"), greedy("1010"), 0.5, 0.5, 0.0, 0.0, 0, 0),
+    (  # avg@2: items score 1, .5, 0 against .5, .5, .5; differences .5, 0, -.5
+        {"0": [True, True], "1": [True, False], "2": [False, False]},
+        {"0": [True, False], "1": [False, True], "2": [False, True]},
+        0.5,
+        0.5,
+        0.0,
+        math.sqrt(1 / 6) / math.sqrt(3),
+        1,
+        1,
+    ),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "acc_a", "acc_b", "diff", "se", "a_more", "b_more"), CASES)
+def test_paired_difference_and_standard_error(
+    tmp_path, a, b, acc_a, acc_b, diff, se, a_more, b_more
+):
+    runs = [load_scores(write_run(tmp_path / name, o)) for name, o in (("a", a), ("b", b))]
+    c = compare_runs(*runs)
+    assert (c.items, c.a_better, c.b_better) == (len(a), a_more, b_more)
+    assert c.accuracy_a == pytest.approx(acc_a) and c.accuracy_b == pytest.approx(acc_b)
+    assert c.difference == pytest.approx(diff, abs=1e-12) and c.se == pytest.approx(se)
+    assert c.ci95 == pytest.approx((diff - 1.959964 * se, diff + 1.959964 * se), abs=1e-6)
+
+
+def test_mean_se_is_the_binomial_error_for_flags():
+    assert mean_se([1, 1, 0, 0, 0]) == pytest.approx((0.4, math.sqrt(0.4 * 0.6 / 5)))
+    assert abs(Z95 - 1.959964) < 1e-6
+    with pytest.raises(ValueError, match="at least one"):
+        mean_se([])
+
+
+def test_unreadable_duplicate_and_unfinished_rows(tmp_path):
+    run = write_run(tmp_path / "a", {"0": [True, False], "1": [True, True]})
+    with (run / "samples.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "0", "sample": 1, "correct": True}) + "\n")  # a second copy
+        f.write(json.dumps({"id": "2", "sample": 0, "correct": True}) + "\n")  # 1 of 2 samples
+        f.write('{"id": "3", "sam')  # cut off mid-line
+    scores = load_scores(run)
+    assert scores.scores == {"0": 0.5, "1": 1.0} and scores.samples == 2
+    assert scores.label == "a"
+
+
+def _grid(tmp_path: Path) -> Path:
+    (tmp_path / "grid" / "cells" / "x").mkdir(parents=True)
+    return tmp_path / "grid"
+
+
+def _no_config(tmp_path: Path) -> Path:
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "samples.jsonl").write_text('{"id": "0", "sample": 0, "correct": true}\n')
+    return tmp_path / "bare"
+
+
+def _unfinished(tmp_path: Path) -> Path:
+    run = write_run(tmp_path / "half", {"0": [True, True]})
+    lines = (run / "samples.jsonl").read_text().splitlines()
+    (run / "samples.jsonl").write_text(lines[0] + "\n")
+    return run
+
+
+BAD = [
+    (lambda t: [t / "a", t / "missing"], "missing is not a directory"),
+    (lambda t: [t / "a", t], "is not an eval run: no samples.jsonl"),
+    (lambda t: [t / "a", _grid(t)], "an equal-budget grid: compare its cells/<cell>"),
+    (lambda t: [t / "a", _no_config(t)], "samples per item unknown"),
+    (lambda t: [t / "a", _unfinished(t)], "holds no finished item (all 2 samples stored)"),
+    (lambda t: [t / "a"], "at least two eval run directories"),
+    (
+        lambda t: [t / "a", write_run(t / "b", greedy("111"))],
+        "hold different items (1 only in the first, 0 only in the second, 0 with another",
+    ),
+    (
+        lambda t: [
+            t / "a",
+            write_run(t / "b", {"0": [True], "1": [True], "2": [True], "9": [True]}),
+        ],
+        "(1 only in the first, 1 only in the second",
+    ),
+    (
+        lambda t: [t / "a", write_run(t / "b", greedy("1111"), question="What is {} + 1?")],
+        "(0 only in the first, 0 only in the second, 4 with another question under the same id)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("dirs", "message"), BAD)
+def test_bad_input_is_one_line_naming_the_directory(tmp_path, dirs, message):
+    write_run(tmp_path / "a", greedy("1100"))
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        compare_dirs(dirs(tmp_path))
+    assert "\n" not in str(info.value)
+
+
+def test_every_pair_of_three_runs(tmp_path):
+    dirs = [
+        write_run(tmp_path / n, greedy(f)) for n, f in (("a", "110"), ("b", "100"), ("c", "011"))
+    ]
+    runs, comparisons = compare_dirs(dirs)
+    assert [r.label for r in runs] == ["a", "b", "c"]
+    pairs = [(Path(c.a).name, Path(c.b).name) for c in comparisons]
+    assert pairs == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert [c.difference for c in comparisons] == pytest.approx([1 / 3, 0.0, -1 / 3])
+
+
+@pytest.mark.parametrize(
+    ("curve", "target", "expected"),
+    [
+        ([(10, 0.2), (20, None), (30, 0.5), (40, 0.6)], 0.5, 30 * 16),  # reached exactly
+        ([(40, 0.6), (30, 0.55), (10, 0.2)], 0.5, 30 * 16),  # any order: the earliest step
+        ([(10, 0.2), (20, None)], 0.5, None),  # never reached
+        ([], 0.0, None),
+    ],
+)
+def test_samples_to_reach(curve, target, expected):
+    assert samples_to_reach(curve, target, samples_per_step=16) == expected
+
+
+def test_compare_command_table_json_and_errors(tmp_path, capsys):
+    a, b = write_run(tmp_path / "a", greedy("1100")), write_run(tmp_path / "b", greedy("1000"))
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert f"| {a} | a | 4 | 1 |" in out
+    assert f"| {a} | {b} | 4 | 50.0 | 25.0 | +25.0 ± 21.7 | [-17.4, +67.4] | 1 | 0 |" in out
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["items"] for r in data["runs"]] == [4, 4]
+    assert data["comparisons"][0]["se"] == pytest.approx(math.sqrt(0.75) / 4)
+    for argv in ([str(a), str(tmp_path / "nope")], [str(a)]):
+        assert main(["compare", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("motif: error:") and err.count("\n") == 1
+
+
+def test_runs_written_by_motif_eval(tmp_path):
+    """The rows `motif eval` writes: a solver against a model wrong on odd sums (5, 17, 11)."""
+
+    def odd_wrong(chat, sample):
+        n = sum_of(chat)
+        return reply(str(n + 1 if n % 2 else n))
+
+    for name, script in (
+        ("right", lambda chat, sample: reply(str(sum_of(chat)))),
+        ("odd", odd_wrong),
+    ):
+        run_eval(
+            EvalArgs(benchmark=ARITH, output_dir=str(tmp_path / name)),
+            ModelArgs(),
+            GenerationArgs(max_new_tokens=40),
+            ProtocolArgs(rounds=1),
+            backend_loader=loader_for(script),
+        )
+    _, [c] = compare_dirs([tmp_path / "right", tmp_path / "odd"])
+    assert (c.items, c.accuracy_a, c.accuracy_b, c.a_better, c.b_better) == (6, 1.0, 0.5, 3, 0)
+    assert c.se == pytest.approx(0.5 / math.sqrt(6))
