@@ -347,6 +347,37 @@ class MotifArgs:
 
 
 @dataclass
+class WatchArgs:
+    """The held-out check during training (:mod:`motif.training.watch`): greedy rollouts of
+    unseen items of the training task with the current policy, logged with the step's metrics."""
+
+    heldout_every: int = field(
+        default=0,
+        metadata={
+            "help": "Every this many optimiser steps (and after the last), roll out "
+            "--heldout-size held-out items greedily with the current policy and log "
+            "heldout/accuracy, /step_accuracy, /skipped_steps, ...; 0 = off. Needs --dataset "
+            "reasoning_gym:<task> of a task motif checks (chain_sum, basic_arithmetic, "
+            "letter_counting)."
+        },
+    )
+    heldout_size: int = field(
+        default=32,
+        metadata={
+            "help": "Held-out items per check (seed: --dataset-seed + 1000003, never a "
+            "training question); split over the processes."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        _require(
+            self.heldout_every >= 0,
+            f"--heldout-every must be >= 0 (0 = no held-out check); got {self.heldout_every}",
+        )
+        _require(self.heldout_size >= 1, f"--heldout-size must be >= 1; got {self.heldout_size}")
+
+
+@dataclass
 class TrainConfig:
     """Everything ``motif train`` needs, grouped by concern."""
 
@@ -355,11 +386,13 @@ class TrainConfig:
     lora: LoraArgs
     motif: MotifArgs
     optim: OptimArgs
+    watch: WatchArgs = field(default_factory=WatchArgs)
 
     def __post_init__(self) -> None:
         self.notes: list[str] = []  # settings derived from others, for the plan
         self._check_carry_over()
         self._check_credit()
+        self._check_watch()
         if self.run.method == "grpo" and self.motif.rounds != 1:
             self.motif.rounds = 1  # vanilla GRPO is single-round by definition
         if self.motif.carry_over == "tail":
@@ -391,6 +424,23 @@ class TrainConfig:
             "or --credit first",
         )
 
+    def _check_watch(self) -> None:
+        """``--heldout-every`` needs held-out items whose work :mod:`motif.tasks` can check."""
+        if self.watch.heldout_every == 0:
+            return
+        from motif.data import REASONING_GYM_PREFIX
+        from motif.tasks import TASK_KINDS
+
+        dataset = self.data.dataset
+        task = dataset[len(REASONING_GYM_PREFIX) :]
+        _require(
+            dataset.startswith(REASONING_GYM_PREFIX) and task in TASK_KINDS,
+            f"--heldout-every draws held-out items of the training task and checks their "
+            f"steps, which motif can do for --dataset "
+            f"{', '.join(REASONING_GYM_PREFIX + t for t in TASK_KINDS)}; got --dataset "
+            f"{dataset} (use one of those, or --heldout-every 0)",
+        )
+
     def _check_carry_over(self) -> None:
         """The carry-over must fit the method: ``tail`` continues, ``none`` never does."""
         method, carry = self.run.method, self.motif.carry_over
@@ -411,11 +461,15 @@ class TrainConfig:
         The ``tail_*`` options only under ``carry_over: tail``, ``carry_over`` only when it
         is not ``summary``, and the ``credit*`` options only under ``credit: all``: they do not
         shape a step otherwise, and the saved config and run identity of a run from before
-        these options existed stay the same (``--resume`` works).
+        these options existed stay the same (``--resume`` works). The ``heldout_*`` options
+        only when the check is on (they never shape a step: not part of the run identity).
         """
         flat: dict[str, Any] = {}
-        for part in (self.run, self.data, self.lora, self.motif, self.optim):
+        for part in (self.run, self.data, self.lora, self.motif, self.optim, self.watch):
             flat.update(asdict(part))
+        if self.watch.heldout_every == 0:
+            for key in ("heldout_every", "heldout_size"):
+                del flat[key]
         if self.motif.carry_over != "tail":
             for key in ("tail_chunk", "tail_head", "tail_keep", "tail_chunks"):
                 del flat[key]
@@ -427,4 +481,4 @@ class TrainConfig:
         return flat
 
 
-CONFIG_TYPES = (RunArgs, DataArgs, LoraArgs, MotifArgs, OptimArgs)
+CONFIG_TYPES = (RunArgs, DataArgs, LoraArgs, MotifArgs, OptimArgs, WatchArgs)

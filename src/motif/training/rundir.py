@@ -40,6 +40,8 @@ NOT_IDENTITY = (
     "vllm_server_host",
     "vllm_server_port",
     "vllm_gpu_memory_utilization",
+    "heldout_every",  # the held-out check reads the policy, it never changes a step
+    "heldout_size",
 )
 
 

@@ -8,7 +8,7 @@ the live policy; for ``grpo`` the reward grades the single round. Both add the f
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,7 @@ class Checked:
     resume_from: Path | None
     bf16: tuple[bool, str]
     model: str
+    heldout: list = field(default_factory=list)  # --heldout-every: the held-out task items
 
 
 def check_config(config: TrainConfig) -> Checked:
@@ -151,7 +152,34 @@ def check_config(config: TrainConfig) -> Checked:
         settings, config.run.model, config.run.init_adapter, _data_fingerprint(dataset)
     )
     resume_from = resume_point(output.path, identity) if config.run.resume else None
-    return Checked(args, dataset, output, identity, resume_from, bf16, model)
+    heldout = check_watch(config, dataset)
+    return Checked(args, dataset, output, identity, resume_from, bf16, model, heldout)
+
+
+def check_watch(config: TrainConfig, dataset: Any) -> list:
+    """``--heldout-every``: the held-out items (none when off), drawn now so a dry run checks them.
+
+    Raises:
+        ConfigError: fewer items than processes (each process rolls out a share), or a task
+            config the task rejects.
+        MotifError: too few usable held-out items.
+    """
+    import os
+
+    from motif.errors import ConfigError
+
+    watch = config.watch
+    if watch.heldout_every == 0:
+        return []
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if watch.heldout_size < processes:
+        raise ConfigError(
+            f"--heldout-size {watch.heldout_size} is below the {processes} processes, and each "
+            f"rolls out a share of the held-out items: use --heldout-size {processes} or more"
+        )
+    from motif.training.watch import heldout_items
+
+    return heldout_items(config, dataset["question"])
 
 
 def check_tail_fits(config: TrainConfig) -> None:
@@ -183,8 +211,14 @@ def _data_fingerprint(dataset: Any) -> str:
     return digest.hexdigest()
 
 
-def build_trainer(config: TrainConfig, dataset: Any = None, args: Any = None) -> Any:
-    """A ready ``GRPOTrainer`` with the method's rewards bound and the run's callbacks."""
+def build_trainer(
+    config: TrainConfig, dataset: Any = None, args: Any = None, heldout: list | None = None
+) -> Any:
+    """A ready ``GRPOTrainer`` with the method's rewards bound and the run's callbacks.
+
+    ``heldout``: the held-out items of ``--heldout-every`` (:func:`check_watch`; drawn here when
+    None and the check is on).
+    """
     import torch
     from trl import GRPOTrainer
 
@@ -194,6 +228,7 @@ def build_trainer(config: TrainConfig, dataset: Any = None, args: Any = None) ->
 
     use_cuda = torch.cuda.is_available()
     args = args or grpo_config(config.optim, config.run.output_dir, use_cuda)
+    dataset = dataset if dataset is not None else build_dataset(config)
     model, tokenizer, peft_config = load_policy(config, use_cuda)
     rewards = build_rewards(config)
     credit = next((r.credit for r in rewards if getattr(r, "credit", None) is not None), None)
@@ -207,7 +242,7 @@ def build_trainer(config: TrainConfig, dataset: Any = None, args: Any = None) ->
             model=model,
             reward_funcs=rewards,
             args=args,
-            train_dataset=dataset if dataset is not None else build_dataset(config),
+            train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config,
         )
@@ -220,6 +255,12 @@ def build_trainer(config: TrainConfig, dataset: Any = None, args: Any = None) ->
     trainer.callback_handler.callbacks.insert(0, callback)  # before TensorBoard: see its doc
     time_method(trainer, "_generate_single_turn", callback.timings, "round1_generation_seconds")
     time_method(trainer, "_calculate_rewards", callback.timings, "reward_seconds")
+    if config.watch.heldout_every:
+        from motif.training.watch import HeldOutWatch
+
+        items = heldout if heldout is not None else check_watch(config, dataset)
+        # last: after the metrics callback has timed the step; logs through its per-step dict
+        trainer.add_callback(HeldOutWatch(trainer, config, items, callback.timings))
     return trainer
 
 
@@ -246,7 +287,7 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
     from motif.training.rundir import trim_logs, write_run_files
 
     checked = checked or check_config(config)
-    trainer = build_trainer(config, checked.dataset, checked.grpo_args)
+    trainer = build_trainer(config, checked.dataset, checked.grpo_args, checked.heldout)
     if checked.identity["model_weights"] is None:  # a hub model downloaded by this load
         checked.identity["model_weights"] = model_fingerprint(config.run.model)
     out = checked.output.claim()
@@ -289,6 +330,8 @@ def plan(config: TrainConfig, checked: Checked | None = None) -> str:
         lines.append(_credit_line(config))
     lines.extend(f"note: {note}" for note in config.notes)
     lines.append(f"rewards: {', '.join(_reward_names(config))}")
+    if config.watch.heldout_every:
+        lines.append(_watch_line(config))
     adapter = (
         config.run.init_adapter or f"new LoRA r={config.lora.lora_r} alpha={config.lora.lora_alpha}"
     )
@@ -331,6 +374,18 @@ def _credit_line(config: TrainConfig) -> str:
         f"{later} (<= {m.credit_buffer} kept per round), "
         f"replies written by TRL (<= {o.max_completion_length} tokens, T={o.temperature}), "
         f"rewarded by {m.k} continuations (the last round: its own accuracy)"
+    )
+
+
+def _watch_line(config: TrainConfig) -> str:
+    """The plan's line on the held-out check (``--heldout-every``)."""
+    w, d = config.watch, config.data
+    from motif.training.demos import HELD_OUT_SEED_OFFSET
+
+    return (
+        f"held-out check: every {w.heldout_every} steps and after the last, {w.heldout_size} "
+        f"unseen {d.dataset} items (seed {d.dataset_seed + HELD_OUT_SEED_OFFSET}), greedy, "
+        "logged as heldout/* (accuracy, format, step accuracy, states right, skipped steps)"
     )
 
 

@@ -1,0 +1,205 @@
+"""The held-out check during training (``motif train --heldout-every N``): watch for shortcuts.
+
+Every ``N`` optimiser steps, and once after the last, :class:`HeldOutWatch` rolls out
+``--heldout-size`` held-out items of the training task greedily with the *current* policy, over
+the run's own protocol (rounds or ``tail`` chunks, carry-over, per-round budgets), and adds to
+that step's metrics row (``metrics.jsonl`` and TensorBoard):
+
+* ``heldout/accuracy``: items whose final answer is right;
+* ``heldout/format_rate``: responses in the tag format (the last one boxing its answer);
+* ``heldout/step_accuracy``: right steps / written steps over every round (left out when no
+  step was written);
+* ``heldout/state_right``: states handed over that are right (``summary`` only; left out when
+  none was handed over);
+* ``heldout/skipped_steps``: items whose trajectory skips steps (:func:`skips_steps`);
+* ``heldout/seconds``: wall time of the check's rollouts (gathering included).
+
+Format, accuracy and the checked work are scored by the cold start's held-out check
+(:mod:`motif.training.heldout`), the work by :mod:`motif.tasks`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback
+
+from motif.backends.base import SamplingParams
+
+if TYPE_CHECKING:
+    from motif.tasks import TaskItem
+    from motif.training.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "heldout/"
+METRICS = ("accuracy", "format_rate", "step_accuracy", "state_right", "skipped_steps", "seconds")
+"""The names logged under :data:`PREFIX`, in order."""
+
+
+def heldout_items(config: TrainConfig, training_questions: Iterable[str]) -> list[TaskItem]:
+    """``--heldout-size`` items of the run's reasoning-gym task, none of them a training question.
+
+    Drawn as the cold start's held-out items are (:func:`motif.training.demos.load_items` with
+    seed ``--dataset-seed + HELD_OUT_SEED_OFFSET`` and the run's ``--task-config``, its ``size``
+    left out); the questions excluded are the run's own training rows.
+
+    Raises:
+        ConfigError: a task config the task rejects.
+        MotifError: too few usable items (e.g. ``basic_arithmetic`` with ``*`` or ``/``).
+    """
+    from motif.data import REASONING_GYM_PREFIX
+    from motif.training.demos import HELD_OUT_SEED_OFFSET, load_items
+
+    data = config.data
+    task = data.dataset[len(REASONING_GYM_PREFIX) :]
+    task_config = {k: v for k, v in (data.task_config or {}).items() if k != "size"}
+    return load_items(
+        task,
+        config.watch.heldout_size,
+        data.dataset_seed + HELD_OUT_SEED_OFFSET,
+        task_config,
+        exclude=frozenset(training_questions),
+    )
+
+
+def steps_needed(item: TaskItem) -> int:
+    """The steps a complete solution of ``item`` writes, as its own step checker counts them.
+
+    Counted on the item's worked solution (``item.work`` over all its units, in one round) by
+    ``item.check_steps``: a chain of ``n`` terms needs ``n - 1`` (its first term is where the
+    work starts, ``Start with 44.``, not a step), a letter count over ``n`` words needs ``n``.
+    """
+    text, _ = item.work(range(item.units), None)
+    return item.check_steps(text)[1]
+
+
+def skips_steps(item: TaskItem, trajectory: Any) -> bool:
+    """Whether ``trajectory`` boxes a final answer having written fewer steps than ``item`` needs.
+
+    *Written steps*: the steps ``item.check_steps`` finds, right or wrong (``44 + 75 = 119.``),
+    in each round's own response, or for ``tail`` in the whole thought (its chunks joined, so a
+    step split by a chunk boundary still counts once). *Boxes a final answer*: the text its answer
+    is graded from holds one (:func:`motif.protocol.extract_final_answer`, as grading reads it).
+    Fewer written steps than :func:`steps_needed` with a boxed answer is the shortcut of
+    stopping after a step or two and boxing a guess. A trajectory that boxes nothing does not
+    skip (it ran out of budget, or broke format), and a step written twice counts twice: this
+    is a lower bound on skipping.
+    """
+    from motif.protocol import extract_final_answer
+
+    final = trajectory.final_text
+    if extract_final_answer(final) is None:
+        return False
+    if trajectory.carry_over == "tail":
+        written = item.check_steps(final)[1]
+    else:
+        written = sum(item.check_steps(r.text)[1] for r in trajectory.rounds)
+    return written < steps_needed(item)
+
+
+def watch_metrics(
+    trajectories: Sequence[Any], items: Sequence[TaskItem], protocol: Any, seconds: float
+) -> dict[str, float]:
+    """The logged numbers of one check (``heldout/<name>``, :data:`METRICS`); rates in [0, 1].
+
+    A rate with nothing to count (no step written, no state handed over) is left out rather
+    than logged as None (TensorBoard drops None with a warning).
+    """
+    from motif.training.heldout import _score
+
+    report = _score(list(trajectories), list(items), protocol, seconds)
+    skipped = [skips_steps(i, t) for i, t in zip(items, trajectories, strict=True)]
+    values = {
+        "accuracy": report["accuracy"],
+        "format_rate": report["format_rate"],
+        "step_accuracy": report["step_accuracy"],
+        "state_right": report["state_right_rate"],
+        "skipped_steps": sum(skipped) / len(skipped),
+        "seconds": seconds,
+    }
+    return {PREFIX + k: float(v) for k, v in values.items() if v is not None}
+
+
+class HeldOutWatch(TrainerCallback):
+    """Run the held-out check at the end of every ``--heldout-every``-th step and the last one.
+
+    The numbers go into ``sink``, the metrics callback's per-step dict
+    (:func:`motif.training.rundir.metrics_callback`), which it merges into the step's log row
+    before the JSONL and TensorBoard see it; the step is made to log (``control.should_log``),
+    whatever ``--logging-steps`` says. The callback runs after the metrics callback's
+    ``on_step_end``, so the check's time is not counted in ``step_seconds``.
+
+    Generation: greedy, the policy in eval mode under ``torch.no_grad`` (LoRA active) and back
+    in train mode after, through the backend of the reward's continuations
+    (:func:`motif.training.reward.policy_backend`: ZeRO-3 parameters gathered; with vLLM the
+    trainer's engine, whose weights are first synced to this step as TRL would at the next).
+    Round 1 has ``--max-completion-length`` tokens, later rounds
+    ``--continuation-max-new-tokens`` (``tail``: the window's chunk budgets).
+
+    Several processes: each rolls out its share of the items (item ``i`` on process
+    ``i % processes``, so ``--heldout-size`` must be at least the number of processes), all at
+    the same step; the trajectories are gathered to every process (one ``gather_object``, a
+    collective), scored there alike, and process 0 writes them (as the metrics callback does).
+    """
+
+    def __init__(self, trainer: Any, config: TrainConfig, items: Sequence[TaskItem], sink: dict):
+        self.trainer = trainer
+        self.items = list(items)
+        self.sink = sink
+        self.every = config.watch.heldout_every
+        self.protocol = config.motif.protocol()
+        self.first = SamplingParams(max_new_tokens=config.optim.max_completion_length)
+        self.later = SamplingParams(max_new_tokens=config.motif.continuation_max_new_tokens)
+        self.batch_size = config.motif.continuation_batch_size
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every and state.global_step < state.max_steps:
+            return control
+        self.sink.update(self.check())
+        control.should_log = True
+        return control
+
+    def check(self) -> dict[str, float]:
+        """One held-out check with the current policy: the numbers to log."""
+        start = time.perf_counter()
+        trajectories = self.rollout()
+        seconds = time.perf_counter() - start
+        return watch_metrics(trajectories, self.items, self.protocol, seconds)
+
+    def rollout(self) -> list[Any]:
+        """Every item's greedy trajectory, in item order (this process's share generated here)."""
+        from accelerate.utils import gather_object
+
+        from motif.backends.hf import eval_mode
+        from motif.engine import RolloutEngine
+        from motif.training.reward import policy_backend
+
+        accelerator = self.trainer.accelerator
+        mine = list(range(accelerator.process_index, len(self.items), accelerator.num_processes))
+        _sync_vllm(self.trainer)
+        with (
+            eval_mode(self.trainer.model),
+            policy_backend(self.trainer, self.batch_size) as backend,
+        ):
+            engine = RolloutEngine(backend, self.protocol, self.first, self.later)
+            done = engine.run([self.items[i].question for i in mine])
+        pairs = gather_object(list(zip(mine, done, strict=True)))
+        return [trajectory for _, trajectory in sorted(pairs, key=lambda pair: pair[0])]
+
+
+def _sync_vllm(trainer: Any) -> None:
+    """vLLM runs: load this step's weights into TRL's engine (it holds the step's start).
+
+    What TRL 1.16 does before its next generation (``GRPOTrainer._generate_single_turn``:
+    ``vllm_generation.sync_weights()`` once per ``global_step``), so TRL does not do it twice.
+    """
+    if not getattr(trainer, "use_vllm", False):
+        return
+    if getattr(trainer, "_last_loaded_step", None) == trainer.state.global_step:
+        return
+    trainer.vllm_generation.sync_weights()
+    trainer._last_loaded_step = trainer.state.global_step
