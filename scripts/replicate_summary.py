@@ -16,8 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from replicate_common import finished, recipe, run_dir, step_seconds, wall_matched_step
-
 from motif.eval.compare import compare_runs, load_scores, mean_se, samples_to_reach
 from motif.grading import is_correct
 from motif.protocol import parse_answer
@@ -27,6 +25,7 @@ from motif.training.demos import (
     format_ok,
     problem_from_entry,
 )
+from replicate_common import finished, recipe, run_dir, step_seconds, wall_matched_step
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 OPERATION = re.compile(r"-?\d+\s*[+-]\s*\d+\s*=")  # one written step: "11 - 6 ="

@@ -11,9 +11,8 @@ import pytest
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import replicate_common as common  # noqa: E402
-
 import replicate  # noqa: E402
+import replicate_common as common  # noqa: E402
 import replicate_summary as summary  # noqa: E402
 
 

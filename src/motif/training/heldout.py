@@ -61,7 +61,7 @@ def format_report(
     start = time.perf_counter()
     trajectories = engine.run([p.question for p in problems])
     seconds = time.perf_counter() - start
-    return _score(trajectories, problems, protocol, seconds)
+    return score_trajectories(trajectories, problems, protocol, seconds)
 
 
 def _responses(trajectory: Any, protocol: Any) -> list[tuple[str, bool]]:
@@ -71,7 +71,16 @@ def _responses(trajectory: Any, protocol: Any) -> list[tuple[str, bool]]:
     return [(r.text, r.round == protocol.rounds) for r in trajectory.rounds]
 
 
-def _score(trajectories: list, problems: list, protocol: Any, seconds: float) -> dict[str, Any]:
+def score_trajectories(
+    trajectories: list, problems: list, protocol: Any, seconds: float
+) -> dict[str, Any]:
+    """The held-out report of greedy ``trajectories`` (one per problem, same order).
+
+    Format (tag format of every round; the paper's strict regex), accuracy (math-verify via
+    :func:`motif.grading.grade_response`) and, for task items, the work checked by
+    :mod:`motif.tasks` (single-step accuracy, states handed over right per round).
+    ``seconds``: the generation wall-clock, reported as is.
+    """
     from motif.grading import grade_response
     from motif.training.demos import format_ok, paper_strict_ok
 

@@ -109,9 +109,9 @@ def watch_metrics(
     A rate with nothing to count (no step written, no state handed over) is left out rather
     than logged as None (TensorBoard drops None with a warning).
     """
-    from motif.training.heldout import _score
+    from motif.training.heldout import score_trajectories
 
-    report = _score(list(trajectories), list(items), protocol, seconds)
+    report = score_trajectories(list(trajectories), list(items), protocol, seconds)
     skipped = [skips_steps(i, t) for i, t in zip(items, trajectories, strict=True)]
     values = {
         "accuracy": report["accuracy"],
