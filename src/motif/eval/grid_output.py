@@ -66,6 +66,7 @@ def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> d
         "trajectories": trajectories,
         "accuracy": m["pass@1"],
         "answered": 1 - m["no_answer"] / trajectories if trajectories else None,
+        "step_accuracy": m.get("step_accuracy"),
         "generated_mean": tok["generated_mean"],
         "generated_max": tok["generated_max"],
         "largest_context": tok["largest_round_context"],
