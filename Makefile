@@ -8,7 +8,7 @@ STAMP := $(VENV)/.motif-setup
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-slow demo replicate lint format bench clean
+.PHONY: setup test test-slow demo replicate study2 lint format bench clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: setup
 # The CPU replication of docs/results.md: hours; resumable (run it again to continue).
 replicate: setup
 	$(BIN)/python scripts/replicate.py
+
+# The second study of docs/results.md (issue 18): sittings of hours; resumable (run it again).
+study2: setup
+	$(BIN)/python scripts/study2.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench scripts

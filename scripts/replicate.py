@@ -15,7 +15,7 @@ batch sizes; every run of a comparison then sees the same contention).
 
 This file holds the stages and their jobs; replicate_summary.py the tables (imported here, it
 never imports this file back); replicate_common.py the layout both read (recipes, run
-directories, step times).
+directories, step times) and the job runner (Job, run_jobs), shared with scripts/study2.py.
 """
 
 from __future__ import annotations
@@ -23,37 +23,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from replicate_common import RECIPES, finished, recipe, run_dir, wall_matched_step
+from replicate_common import (
+    RECIPES,
+    Job,
+    finished,
+    motif_argv,
+    recipe,
+    run_dir,
+    run_jobs,
+    wall_matched_step,
+)
 
 STAGES = ("heldout", "sft", "train", "eval", "transfer", "summary")
 HELDOUT_SEED = 3_000_000  # reasoning-gym seed of the held-out candidates (not tuned)
-
-
-@dataclass
-class Job:
-    """One CLI command, its log file and the marker that says it already finished."""
-
-    name: str
-    argv: list[str]
-    done: Path | None = None
-    steps: int | None = None  # a training job: the steps its run must have logged
-
-    def is_done(self) -> bool:
-        """The marker exists and, for a training run, it reached ``steps`` (raising a
-        recipe's max_steps continues a finished run from its last checkpoint)."""
-        if self.done is None or not self.done.exists():
-            return False
-        return self.steps is None or finished(self.done.parent, self.steps)
-
-
-def motif_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "motif.cli.main", *args]
 
 
 # --------------------------------------------------------------------------- held-out set
@@ -121,39 +106,6 @@ def eval_job(
     if adapter is not None:
         argv += ["--adapter", str(adapter)]
     return Job(f"eval {name}-r{rounds}", argv, target / "summary.json")
-
-
-def run_jobs(jobs: list[Job], parallel: int, logs: Path, threads: int | None = None) -> None:
-    """Run the unfinished jobs, ``parallel`` at a time; stop at the first failure.
-
-    Each job gets ``threads`` CPU threads (default: the cores shared out between the jobs).
-    """
-    pending = [j for j in jobs if not j.is_done()]
-    for job in jobs:
-        if job not in pending:
-            print(f"[done] {job.name}")
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    threads = threads or max(1, (os.cpu_count() or 1) // parallel)
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    running: list[tuple[Job, subprocess.Popen, float]] = []
-    logs.mkdir(parents=True, exist_ok=True)
-    while pending or running:
-        while pending and len(running) < parallel:
-            job = pending.pop(0)
-            log = open(logs / f"{job.name.replace(' ', '_')}.log", "a")  # noqa: SIM115
-            print(f"[start] {job.name}: {' '.join(job.argv[2:])}", flush=True)
-            proc = subprocess.Popen(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-            running.append((job, proc, time.time()))
-        time.sleep(5)
-        for item in list(running):
-            job, proc, start = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            minutes = (time.time() - start) / 60
-            if proc.returncode != 0:
-                sys.exit(f"replicate: {job.name} failed ({proc.returncode}); see {logs}")
-            print(f"[finished] {job.name} in {minutes:.1f} min", flush=True)
 
 
 # --------------------------------------------------------------------------- what to evaluate

@@ -1,13 +1,21 @@
 """The replication's layout, read by its stages (scripts/replicate.py) and its summary
-(scripts/replicate_summary.py): recipes, run directories and their step times.
+(scripts/replicate_summary.py): recipes, run directories and their step times; and the job
+runner both studies use (scripts/replicate.py, scripts/study2.py): a :class:`Job` per CLI
+command with the marker that says it finished, run a few at a time by :func:`run_jobs`.
 
 Dependencies go one way: replicate.py -> replicate_summary.py -> replicate_common.py (and
-replicate.py -> replicate_common.py); this module imports neither script.
+replicate.py -> replicate_common.py; study2.py -> replicate_common.py); this module imports
+no script.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -53,3 +61,65 @@ def wall_matched_step(grpo: Path, motif: Path, every: int) -> int:
         if step % every == 0:
             best = step
     return best
+
+
+@dataclass
+class Job:
+    """One CLI command, its log file and the marker that says it already finished."""
+
+    name: str
+    argv: list[str]
+    done: Path | None = None
+    steps: int | None = None  # a training job: the steps its run must have logged
+
+    def is_done(self) -> bool:
+        """The marker exists and, for a training run, it reached ``steps`` (raising a
+        recipe's max_steps continues a finished run from its last checkpoint)."""
+        if self.done is None or not self.done.exists():
+            return False
+        return self.steps is None or finished(self.done.parent, self.steps)
+
+
+def motif_argv(*args: str) -> list[str]:
+    """``python -m motif.cli.main ARGS``: the project's CLI in this interpreter."""
+    return [sys.executable, "-m", "motif.cli.main", *args]
+
+
+def run_jobs(
+    jobs: list[Job],
+    parallel: int,
+    logs: Path,
+    threads: int | None = None,
+    prog: str = "replicate",
+) -> None:
+    """Run the unfinished jobs, ``parallel`` at a time; stop at the first failure.
+
+    Each job gets ``threads`` CPU threads (default: the cores shared out between the jobs)
+    and appends its output to ``logs/<job name>.log``. A failure exits naming ``prog``.
+    """
+    pending = [j for j in jobs if not j.is_done()]
+    for job in jobs:
+        if job not in pending:
+            print(f"[done] {job.name}")
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    threads = threads or max(1, (os.cpu_count() or 1) // parallel)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    running: list[tuple[Job, subprocess.Popen, float]] = []
+    logs.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        while pending and len(running) < parallel:
+            job = pending.pop(0)
+            log = open(logs / f"{job.name.replace(' ', '_')}.log", "a")  # noqa: SIM115
+            print(f"[start] {job.name}: {' '.join(job.argv[2:])}", flush=True)
+            proc = subprocess.Popen(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running.append((job, proc, time.time()))
+        time.sleep(5)
+        for item in list(running):
+            job, proc, start = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            minutes = (time.time() - start) / 60
+            if proc.returncode != 0:
+                sys.exit(f"{prog}: {job.name} failed ({proc.returncode}); see {logs}")
+            print(f"[finished] {job.name} in {minutes:.1f} min", flush=True)

@@ -1,0 +1,289 @@
+"""`make study2`: the second study (docs/results.md; issue 18): does MOTIF teach modular thinking
+when the work does not fit one round?
+
+On long chains of one-digit additions (reasoning-gym basic_arithmetic), from one cold start,
+at one largest context of B new tokens per round, four arms (recipes/study2/): GRPO in one
+round of B (the paper's baseline), GRPO in one round of n x B (the unbounded reference),
+MOTIF crediting round 1 (the paper's method) and MOTIF crediting every round (--credit all);
+three seeds each; every model evaluated greedily on the held-out set in every protocol (n
+rounds of B, one round of B, one round of n x B) with paired standard errors.
+
+Stages, in order (each resumable: a finished command is skipped, a training run continues from
+its last checkpoint, an evaluation from its saved batches; run the same command again):
+  sft      motif sft: the cold start in every format (summary rounds + Delethink tail chunks)
+  choose   motif eval of the cold start on a development split for each candidate (terms, B)
+           of recipes/study2/study.yaml; the rule picks the first whose one-round replies are
+           cut >= 80% at B while its n-round accuracy is 20-60%; writes runs/study2/choice.json
+  train    motif train of every arm and seed with the chosen task and budget (refused
+           without choice.json: the task and budget are fixed before any RL run)
+  eval     the held-out set's disjointness check, then motif eval of the cold start and every
+           finished run: 3 protocols at the sample-matched step, GRPO-B's wall-clock-matched
+           checkpoint, MOTIF's curve
+  summary  tables (motif.eval.compare: paired differences, samples to reach) in summary.md
+  publish  raw outputs to docs/results/study2/, adapters to docs/results/adapters/, and the
+           generated block of docs/results.md
+
+    python scripts/study2.py --plan                   # every command it would run; runs nothing
+    python scripts/study2.py --stage train --jobs 2   # two commands at once, one thread each
+
+Dependencies go one way: study2.py (stages, jobs, the choice) -> study2_summary.py (tables,
+publishing) -> study2_common.py (layout, protocols, what to evaluate) -> replicate_common.py
+(the job runner both studies use). Nothing here imports the first study's scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from replicate_common import Job, motif_argv, run_jobs
+from study2_common import (
+    ARMS,
+    MOTIF_ARMS,
+    PROTOCOLS,
+    Study,
+    eval_job,
+    load_choice,
+    models,
+)
+from study2_summary import publish, write_summary
+
+STAGES = ("sft", "choose", "train", "eval", "summary", "publish")
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def sft_job(study: Study) -> Job:
+    target = study.out / "sft"
+    argv = motif_argv("sft", "--config", str(study.recipes / "sft.yaml"))
+    argv += ["--output-dir", str(target), "--overwrite", *study.model_argv()]
+    return Job("sft", argv, target / "sft_metrics.json")
+
+
+def choose_dir(study: Study, candidate: dict, protocol: str) -> Path:
+    return study.out / "choose" / f"{candidate['terms']}terms-{candidate['budget']}-{protocol}"
+
+
+def choose_jobs(study: Study) -> list[Job]:
+    """The cold start on the development split, every candidate in every protocol."""
+    return [
+        eval_job(
+            study,
+            study.out / "sft",
+            protocol,
+            study.data_argv(c["terms"], "dev"),
+            c["budget"],
+            choose_dir(study, c, protocol),
+        )
+        for c in study.config["candidates"]
+        for protocol in PROTOCOLS
+    ]
+
+
+def train_job(study: Study, chosen: dict, arm: str, seed: int) -> Job:
+    """``motif train`` of one arm and seed with the chosen task and per-round budget B."""
+    target, budget = study.run(arm, seed), chosen["budget"]
+    argv = motif_argv("train", "--config", str(study.recipes / f"{arm}.yaml"), "--seed", str(seed))
+    argv += ["--output-dir", str(target), "--init-adapter", str(study.out / "sft")]
+    argv += ["--task-config", json.dumps(study.task_config(chosen["terms"]))]
+    argv += ["--max-completion-length", str(study.rounds * budget if arm == "grpo-nB" else budget)]
+    if arm in MOTIF_ARMS:
+        argv += ["--rounds", str(study.rounds), "--continuation-max-new-tokens", str(budget)]
+    argv += study.model_argv()
+    argv.append(
+        "--resume" if any(target.glob("checkpoint-*/trainer_state.json")) else "--overwrite"
+    )
+    return Job(
+        f"{arm}-s{seed}",
+        argv,
+        target / "adapter_model.safetensors",
+        int(study.recipe(arm)["max_steps"]),
+    )
+
+
+def eval_jobs(study: Study, chosen: dict, seeds: list[int], plan: bool = False) -> list[Job]:
+    """Held-out evaluations: comparisons (3 protocols) first, MOTIF's curve last; no repeats."""
+    data = study.data_argv(chosen["terms"], "heldout")
+    jobs, seen = [], set()
+    for name, adapter, protocols in sorted(models(study, seeds, plan), key=lambda m: -len(m[2])):
+        for protocol in protocols:
+            if (name, protocol) not in seen:
+                seen.add((name, protocol))
+                target = study.eval_dir(name, protocol)
+                jobs.append(eval_job(study, adapter, protocol, data, chosen["budget"], target))
+    return jobs
+
+
+# --------------------------------------------------------------------------- the choice
+
+
+def measurement(one: dict, rounds: dict, long: dict) -> dict:
+    """What the rule reads from the cold start's three summaries on the development split:
+    ``cut_rate`` (one round of B: replies cut at B), ``accuracy`` (n rounds of B), and for the
+    page ``one_accuracy``, ``long_accuracy`` (one round of n x B), ``step_accuracy``."""
+    return {
+        "cut_rate": one["metrics"]["rounds"]["truncation_rate"][0],
+        "accuracy": rounds["metrics"]["pass@1"],
+        "one_accuracy": one["metrics"]["pass@1"],
+        "long_accuracy": long["metrics"]["pass@1"],
+        "step_accuracy": rounds["metrics"].get("step_accuracy"),
+    }
+
+
+def meets_rule(m: dict, rule: dict) -> bool:
+    """At least ``min_cut`` of one-round replies cut, n-round accuracy inside ``accuracy``."""
+    low, high = rule["accuracy"]
+    return m["cut_rate"] >= rule["min_cut"] and low <= m["accuracy"] <= high
+
+
+def pick(measurements: list[dict], rule: dict) -> int | None:
+    """Index of the first candidate that meets the rule (None: none does)."""
+    return next((i for i, m in enumerate(measurements) if meets_rule(m, rule)), None)
+
+
+def write_choice(study: Study) -> dict:
+    """Measure every candidate from its summaries, apply the rule, write choice.json."""
+    rows = []
+    for c in study.config["candidates"]:
+        paths = {p: choose_dir(study, c, p) / "summary.json" for p in PROTOCOLS}
+        if not all(path.exists() for path in paths.values()):
+            sys.exit(f"study2: candidate {c} is not measured yet; run --stage choose")
+        docs = {p: json.loads(path.read_text()) for p, path in paths.items()}
+        m = measurement(docs["one"], docs["rounds"], docs["long"])
+        rows.append(dict(c, **m, meets_rule=meets_rule(m, study.config["rule"])))
+    index = pick(rows, study.config["rule"])
+    doc = {
+        "rule": study.config["rule"],
+        "rounds": study.rounds,
+        "dev": study.config["dev"],
+        "candidates": rows,
+        "chosen": None if index is None else study.config["candidates"][index],
+    }
+    study.choice_path.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def check_heldout(study: Study, chosen: dict) -> dict:
+    """Count held-out questions that are also training, development or demonstration
+    questions; writes heldout.json, exits when any is (a held-out item must be unseen)."""
+    from motif.data import load_problems
+    from motif.training.demos import load_items
+
+    def questions(seed: int, size: int) -> set[str]:
+        config = study.task_config(chosen["terms"], size)
+        source = f"reasoning_gym:{study.config['task']}"
+        return {p.question for p in load_problems(source, task_config=config, seed=seed)}
+
+    held, train, sft = study.config["heldout"], study.recipe("motif-first"), study.recipe("sft")
+    demos = load_items(sft["task"], sft["num_examples"], sft["data_seed"], sft["task_config"])
+    items = questions(held["seed"], held["size"])
+    seen = {
+        "training": questions(train["dataset_seed"], train["dataset_size"]),
+        "development": questions(study.config["dev"]["seed"], study.config["dev"]["size"]),
+        "demonstrations": {item.question for item in demos},
+    }
+    doc = {**held, "distinct": len(items), "overlap": {k: len(items & v) for k, v in seen.items()}}
+    (study.out / "heldout.json").write_text(json.dumps(doc, indent=2) + "\n")
+    if any(doc["overlap"].values()):
+        sys.exit(f"study2: held-out items overlap {doc['overlap']}; change heldout.seed")
+    return doc
+
+
+# --------------------------------------------------------------------------- main
+
+
+def job_line(job: Job) -> str:
+    return f"[{'done' if job.is_done() else 'todo'}] motif {shlex.join(job.argv[3:])}"
+
+
+def has_choice(study: Study) -> bool:
+    """choice.json exists and names a candidate (the RL stages may start)."""
+    path = study.choice_path
+    return path.exists() and json.loads(path.read_text())["chosen"] is not None
+
+
+def plan_lines(study: Study, stages: tuple[str, ...], seeds: list[int]) -> list[str]:
+    """Every command the stages would run now, marked done or to do; nothing is run.
+
+    The evaluations are listed as if every training run had finished; GRPO-B's
+    wall-clock-matched checkpoints only once the runs they depend on have.
+    """
+    chosen = has_choice(study)
+    lines: list[str] = []
+    for stage in stages:
+        lines.append(f"# {stage}")
+        if stage == "sft":
+            lines.append(job_line(sft_job(study)))
+        elif stage == "choose":
+            lines += [job_line(j) for j in choose_jobs(study)]
+            lines.append(f"[{'done' if chosen else 'todo'}] the rule -> {study.choice_path}")
+        elif stage in ("train", "eval") and not chosen:
+            lines.append(f"[wait] needs {study.choice_path} (stage choose)")
+        elif stage == "train":
+            lines += [
+                job_line(train_job(study, load_choice(study), a, s)) for s in seeds for a in ARMS
+            ]
+        elif stage == "eval":
+            lines.append(f"[todo] held-out check -> {study.out / 'heldout.json'}")
+            lines += [job_line(j) for j in eval_jobs(study, load_choice(study), seeds, plan=True)]
+            lines.append("[wait] grpo-B's checkpoint at each MOTIF run's wall-clock, once both ran")
+        else:
+            where = study.out if stage == "summary" else "docs/results/ and docs/results.md"
+            lines.append(f"[todo] {stage}: tables from the finished evaluations -> {where}")
+    return lines
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--stage", choices=("all", *STAGES), default="all")
+    p.add_argument("--out", default="runs/study2", help="Where every run and result goes.")
+    p.add_argument("--recipes", default="recipes/study2", help="study.yaml and the recipes.")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="Training seeds.")
+    p.add_argument("--jobs", type=int, default=2, help="Commands run at once.")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per command.")
+    p.add_argument("--docs", default="docs", help="Publish stage: the docs folder.")
+    p.add_argument("--plan", action="store_true", help="Print every command; run nothing.")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    study = Study(Path(args.out), Path(args.recipes))
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    if args.plan:
+        print("\n".join(plan_lines(study, stages, args.seeds)))
+        return
+    study.out.mkdir(parents=True, exist_ok=True)
+    logs = study.out / "logs"
+
+    def run(jobs: list[Job]) -> None:
+        run_jobs(jobs, args.jobs, logs, args.threads, prog="study2")
+
+    if "sft" in stages:
+        run([sft_job(study)])
+    if "choose" in stages and not has_choice(study):
+        if not sft_job(study).is_done():
+            sys.exit("study2: no cold start yet; run --stage sft first (the rule measures it)")
+        run(choose_jobs(study))
+        print(json.dumps(write_choice(study)["chosen"]))
+    if "choose" in stages:
+        print(f"choice: {load_choice(study)} ({study.choice_path})")
+    if "train" in stages:
+        chosen = load_choice(study)
+        run([train_job(study, chosen, a, s) for s in args.seeds for a in ARMS])
+    if "eval" in stages:
+        chosen = load_choice(study)
+        print(check_heldout(study, chosen))
+        run(eval_jobs(study, chosen, args.seeds))
+    if "summary" in stages:
+        print(write_summary(study, args.seeds).read_text())
+    if "publish" in stages:
+        print(f"published {len(publish(study, args.seeds, Path(args.docs)))} files")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The second study's layout (scripts/study2.py; docs/results.md, "Second study"): its recipes,
+run and eval directories, protocols, the choice file, and the evaluations it runs.
+
+Read by the stages (scripts/study2.py) and the tables (scripts/study2_summary.py). Dependencies
+go one way: study2.py -> study2_summary.py -> study2_common.py -> replicate_common.py (the job
+runner of both studies); this module imports neither study2 script.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+
+from replicate_common import Job, finished, motif_argv, wall_matched_step
+
+ARMS = ("grpo-B", "grpo-nB", "motif-first", "motif-all")
+MOTIF_ARMS = ("motif-first", "motif-all")
+PROTOCOLS = ("rounds", "one", "long")
+"""n rounds of B new tokens; one round of B; one round of n x B (one pass, the unbounded one)."""
+OWN = {"grpo-B": "one", "grpo-nB": "long", "motif-first": "rounds", "motif-all": "rounds"}
+"""Each arm's own protocol: the one it trains in."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """The study's recipes (``recipes``: study.yaml and one recipe per run) and outputs (``out``)."""
+
+    out: Path
+    recipes: Path = Path("recipes/study2")
+
+    @cached_property
+    def config(self) -> dict:
+        """recipes/study2/study.yaml: model, rounds n, task, candidates, rule, splits."""
+        return yaml.safe_load((self.recipes / "study.yaml").read_text())
+
+    def recipe(self, name: str) -> dict:
+        """The recipe ``name`` (``sft`` or an arm) as a dict."""
+        return yaml.safe_load((self.recipes / f"{name}.yaml").read_text())
+
+    @property
+    def rounds(self) -> int:
+        """n: MOTIF's rounds (the unbounded reference gets n x B in one round)."""
+        return int(self.config["rounds"])
+
+    @property
+    def steps(self) -> int:
+        """The sample-matched step: the MOTIF arms' last (every arm has a checkpoint there)."""
+        return int(self.recipe("motif-first")["max_steps"])
+
+    @property
+    def choice_path(self) -> Path:
+        """Where the choose stage writes the chosen task length and budget."""
+        return self.out / "choice.json"
+
+    def run(self, arm: str, seed: int) -> Path:
+        """The training run of ``arm`` with ``seed``: ``out/<arm>-s<seed>``."""
+        return self.out / f"{arm}-s{seed}"
+
+    def eval_dir(self, model: str, protocol: str) -> Path:
+        """The held-out evaluation of ``model`` (``sft``, ``<arm>-s<seed>@<step>``) in
+        ``protocol``: ``out/eval/<model>-<protocol>``."""
+        return self.out / "eval" / f"{model}-{protocol}"
+
+    def model_argv(self) -> list[str]:
+        """``--model M`` for every command when study.yaml names a model (else the default)."""
+        return ["--model", str(self.config["model"])] if self.config.get("model") else []
+
+    def task_config(self, terms: int, size: int | None = None) -> dict:
+        """The study's task options with ``terms`` terms (and reasoning-gym's ``size``)."""
+        config = dict(self.config["task_config"], min_terms=terms, max_terms=terms)
+        return config if size is None else dict(config, size=size)
+
+    def data_argv(self, terms: int, split: str) -> list[str]:
+        """``motif eval`` data options of a split of study.yaml (``dev`` or ``heldout``)."""
+        seed, size = self.config[split]["seed"], self.config[split]["size"]
+        options = json.dumps(self.task_config(terms, size))
+        source = f"reasoning_gym:{self.config['task']}"
+        data = ["--benchmark", source, "--task-config", options]
+        return [*data, "--data-seed", str(seed), "--limit", str(size)]
+
+
+def protocol_argv(protocol: str, rounds: int, budget: int) -> list[str]:
+    """``motif eval`` options of a protocol: n rounds of B, one round of B, one of n x B."""
+    if protocol == "rounds":
+        per_round = ["--max-new-tokens", str(budget), "--later-max-new-tokens", str(budget)]
+        return ["--rounds", str(rounds), *per_round]
+    tokens = budget if protocol == "one" else rounds * budget
+    return ["--carry-over", "none", "--max-new-tokens", str(tokens)]
+
+
+def protocol_label(protocol: str, rounds: int, budget: int) -> str:
+    """How a table heads a protocol: ``3 rounds x 96``, ``1 round x 96``, ``1 round x 288``."""
+    return {"rounds": f"{rounds} rounds x {budget}", "one": f"1 round x {budget}"}.get(
+        protocol, f"1 round x {rounds * budget}"
+    )
+
+
+def eval_job(
+    study: Study, adapter: Path | None, protocol: str, data: list[str], budget: int, target: Path
+) -> Job:
+    """``motif eval`` of one model in one protocol, greedy; done when summary.json exists."""
+    argv = motif_argv("eval", *data, *protocol_argv(protocol, study.rounds, budget))
+    argv += ["--batch-size", "50", "--max-batch-size", "64", "--output-dir", str(target)]
+    argv += study.model_argv() + (["--adapter", str(adapter)] if adapter else [])
+    return Job(f"eval {target.name}", argv, target / "summary.json")
+
+
+Model = tuple[str, Path, tuple[str, ...]]
+
+
+def models(study: Study, seeds: list[int], plan: bool = False) -> list[Model]:
+    """(name, adapter, protocols) of every model to evaluate whose training has finished
+    (``plan``: as if every run had finished; the wall-clock matches still need the runs)."""
+    steps, every = study.steps, int(study.config["curve_every"])
+    found: list[Model] = [("sft", study.out / "sft", PROTOCOLS)]
+    for seed in seeds:
+        done = {a: finished(study.run(a, seed), study.recipe(a)["max_steps"]) for a in ARMS}
+        for arm in ARMS:
+            if done[arm] or plan:
+                adapter = study.run(arm, seed) / f"checkpoint-{steps}"
+                found.append((f"{arm}-s{seed}@{steps}", adapter, PROTOCOLS))
+        for arm in MOTIF_ARMS:
+            if done[arm] or plan:
+                run = study.run(arm, seed)
+                found += [
+                    (f"{arm}-s{seed}@{s}", run / f"checkpoint-{s}", ("rounds",))
+                    for s in range(every, steps, every)
+                ]
+            if done[arm] and done["grpo-B"]:
+                wall = wall_step(study, arm, seed)
+                grpo = study.run("grpo-B", seed) / f"checkpoint-{wall}"
+                found.append((f"grpo-B-s{seed}@{wall}", grpo, ("rounds", "one")))
+    return found
+
+
+def wall_step(study: Study, arm: str, seed: int) -> int:
+    """GRPO-B's last checkpoint whose training time fits in MOTIF ``arm``'s whole time."""
+    every = int(study.recipe("grpo-B")["save_steps"])
+    return wall_matched_step(study.run("grpo-B", seed), study.run(arm, seed), every)
+
+
+def load_choice(study: Study) -> dict:
+    """The chosen ``{terms, budget}``; exits when the choose stage has not picked one."""
+    if not study.choice_path.exists():
+        sys.exit(
+            f"study2: no {study.choice_path}: run --stage choose first (the task and "
+            "budget are fixed on the development split before any RL run)"
+        )
+    chosen = json.loads(study.choice_path.read_text())["chosen"]
+    if chosen is None:
+        sys.exit(
+            f"study2: no candidate met the rule ({study.choice_path}); add candidates to "
+            f"{study.recipes / 'study.yaml'} and run --stage choose again"
+        )
+    return chosen

@@ -1,0 +1,471 @@
+"""scripts/study2.py (the second study): the choice rule, the plan, resumption, the tables."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import study2  # noqa: E402
+import study2_common as common  # noqa: E402
+import study2_summary as summary  # noqa: E402
+
+SEEDS = [1, 2]
+CHOSEN = {"terms": 9, "budget": 96}
+
+
+@pytest.fixture(autouse=True)
+def repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the script reads recipes/study2/ relative to the checkout
+
+
+@pytest.fixture
+def study(tmp_path) -> common.Study:
+    return common.Study(tmp_path / "runs")
+
+
+def fake_summary(cut: float, accuracy: float, steps: float | None = 0.95) -> dict:
+    """The fields of an eval summary.json the choice reads."""
+    rounds = {"truncation_rate": [cut], "accuracy": [accuracy], "transitions": []}
+    return {"metrics": {"pass@1": accuracy, "step_accuracy": steps, "rounds": rounds}}
+
+
+def measure(cut: float, accuracy: float) -> dict:
+    """A candidate's measurement from the three summaries (one round, n rounds, n x B)."""
+    return study2.measurement(
+        fake_summary(cut, 0.0), fake_summary(0.1, accuracy), fake_summary(0, 0.5)
+    )
+
+
+RULE = {"min_cut": 0.8, "accuracy": [0.2, 0.6]}
+
+
+@pytest.mark.parametrize(
+    ("candidates", "expected"),
+    [
+        ([(0.9, 0.3), (0.95, 0.25)], 0),  # the first that meets the rule, not the best
+        ([(0.75, 0.34), (0.9, 0.3)], 1),  # make demo's 8 terms: 75% cut is not enough
+        ([(0.8, 0.2), (0.9, 0.3)], 0),  # bounds included
+        ([(0.9, 0.6)], 0),
+        ([(0.9, 0.61), (0.9, 0.19), (1.0, 0.4)], 2),  # too easy, too hard, then right
+        ([(0.5, 0.5), (0.9, 0.1)], None),  # none: no choice, no RL
+        ([], None),
+    ],
+)
+def test_the_rule_picks_the_first_candidate_that_meets_it(candidates, expected):
+    assert study2.pick([measure(c, a) for c, a in candidates], RULE) == expected
+
+
+def test_a_measurement_reads_the_cut_rate_of_one_round_and_the_accuracy_of_n_rounds():
+    m = study2.measurement(
+        fake_summary(0.87, 0.01), fake_summary(0.2, 0.3, 0.9), fake_summary(0.1, 0.5)
+    )
+    assert m == {
+        "cut_rate": 0.87,
+        "accuracy": 0.3,
+        "one_accuracy": 0.01,
+        "long_accuracy": 0.5,
+        "step_accuracy": 0.9,
+    }
+
+
+def write_choose_summaries(study: common.Study, measured: list[tuple[float, float]]) -> None:
+    """Eval summaries of the cold start on the development split, one per candidate."""
+    for c, (cut, acc) in zip(study.config["candidates"], measured, strict=True):
+        docs = (fake_summary(0.1, acc), fake_summary(cut, 0.0), fake_summary(0, 0.5))
+        for protocol, doc in zip(common.PROTOCOLS, docs, strict=True):
+            path = study2.choose_dir(study, c, protocol) / "summary.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(doc))
+
+
+def test_the_choice_is_written_with_every_measurement(study):
+    write_choose_summaries(study, [(0.75, 0.34), (0.9, 0.3), (1.0, 0.1)])
+    doc = study2.write_choice(study)
+    assert doc["chosen"] == {"terms": 9, "budget": 96} == common.load_choice(study)
+    assert [c["meets_rule"] for c in doc["candidates"]] == [False, True, False]
+    assert doc["dev"] == study.config["dev"] and doc["rule"] == study.config["rule"]
+    assert json.loads(study.choice_path.read_text()) == doc
+    table = summary.choice_table(doc)
+    assert "| 9 | 96 | 90.0 | 0.0 | 30.0 | 95.0 | 50.0 | **yes (chosen)** |" in table
+
+
+def test_no_candidate_meeting_the_rule_blocks_the_rl_stages(study):
+    write_choose_summaries(study, [(0.5, 0.3), (0.9, 0.1), (0.9, 0.7)])
+    assert study2.write_choice(study)["chosen"] is None
+    with pytest.raises(SystemExit, match="no candidate met the rule"):
+        study2.main(["--stage", "train", "--out", str(study.out)])
+
+
+def test_an_unmeasured_candidate_is_not_chosen_around(study):
+    write_choose_summaries(study, [(0.9, 0.3), (0.9, 0.3), (0.9, 0.3)])
+    (study2.choose_dir(study, study.config["candidates"][2], "long") / "summary.json").unlink()
+    with pytest.raises(SystemExit, match="is not measured yet"):
+        study2.write_choice(study)
+
+
+@pytest.mark.parametrize("stage", ["train", "eval"])
+def test_the_rl_stages_refuse_without_the_choice(study, stage, capsys):
+    with pytest.raises(SystemExit, match="run --stage choose first"):
+        study2.main(["--stage", stage, "--out", str(study.out)])
+    study2.main(["--stage", stage, "--out", str(study.out), "--plan"])
+    assert f"[wait] needs {study.choice_path} (stage choose)" in capsys.readouterr().out
+
+
+def test_choose_needs_the_cold_start(study):
+    with pytest.raises(SystemExit, match="run --stage sft first"):
+        study2.main(["--stage", "choose", "--out", str(study.out)])
+
+
+def choose(study: common.Study, chosen: dict | None = CHOSEN) -> None:
+    """A choice file as the choose stage writes it (no candidates listed)."""
+    study.out.mkdir(parents=True, exist_ok=True)
+    doc = {"rule": RULE, "rounds": 3, "dev": {"seed": 2, "size": 100}, "candidates": []}
+    study.choice_path.write_text(json.dumps({**doc, "chosen": chosen}))
+
+
+def plan(study: common.Study, stage: str, capsys, seeds: list[int] = SEEDS) -> list[str]:
+    args = ["--stage", stage, "--out", str(study.out), "--plan", "--seeds", *map(str, seeds)]
+    study2.main(args)
+    return capsys.readouterr().out.splitlines()
+
+
+def flag(line: str, name: str) -> str:
+    words = line.split()
+    return words[words.index(name) + 1]
+
+
+def test_the_train_plan_has_every_arm_and_seed_with_its_budget(study, capsys):
+    choose(study)
+    lines = plan(study, "train", capsys)[1:]
+    assert len(lines) == 8 and not (study.out / "grpo-B-s1").exists()  # nothing run
+    by_run = {flag(line, "--output-dir").rsplit("/", 1)[1]: line for line in lines}
+    assert set(by_run) == {f"{a}-s{s}" for a in common.ARMS for s in SEEDS}
+    budgets = {"grpo-B": "96", "grpo-nB": "288", "motif-first": "96", "motif-all": "96"}
+    for run, line in by_run.items():
+        arm, seed = run.rsplit("-s", 1)
+        assert line.startswith("[todo] motif train --config recipes/study2/")
+        assert flag(line, "--config") == f"recipes/study2/{arm}.yaml"
+        assert flag(line, "--seed") == seed and line.endswith("--overwrite")
+        assert flag(line, "--max-completion-length") == budgets[arm]
+        assert flag(line, "--init-adapter") == str(study.out / "sft")
+        assert '"min_terms": 9, "max_terms": 9' in line
+        motif = arm.startswith("motif")
+        assert ("--continuation-max-new-tokens 96" in line) is motif
+        assert ("--rounds 3" in line) is motif
+
+
+def test_the_eval_plan_has_every_model_in_every_protocol(study, capsys):
+    choose(study)
+    lines = [line for line in plan(study, "eval", capsys, [1]) if "motif eval" in line]
+    dirs = [flag(line, "--output-dir").rsplit("/", 1)[1] for line in lines]
+    comparisons = ["sft", *(f"{a}-s1@40" for a in common.ARMS)]
+    curve = [f"{a}-s1@{s}" for a in common.MOTIF_ARMS for s in (10, 20, 30)]
+    expected = [f"{m}-{p}" for m in comparisons for p in common.PROTOCOLS]
+    assert dirs == expected + [f"{m}-rounds" for m in curve]
+    for line in lines:
+        assert flag(line, "--data-seed") == "3000000" and flag(line, "--limit") == "500"
+        assert '"size": 500' in line and '"min_terms": 9' in line
+    one = lines[dirs.index("grpo-B-s1@40-one")]
+    assert "--carry-over none --max-new-tokens 96 " in one
+    assert flag(one, "--adapter") == str(study.out / "grpo-B-s1" / "checkpoint-40")
+    assert "--carry-over none --max-new-tokens 288 " in lines[dirs.index("sft-long")]
+    rounds = lines[dirs.index("motif-all-s1@20-rounds")]
+    assert "--rounds 3 --max-new-tokens 96 --later-max-new-tokens 96 " in rounds
+
+
+def test_the_first_stages_plan_the_cold_start_and_every_candidate(study, capsys):
+    lines = plan(study, "choose", capsys)
+    evals = [line for line in lines if "motif eval" in line]
+    assert len(evals) == 3 * len(study.config["candidates"])
+    assert all(flag(line, "--data-seed") == "2000000" for line in evals)
+    assert all(flag(line, "--adapter") == str(study.out / "sft") for line in evals)
+    assert lines[-1] == f"[todo] the rule -> {study.choice_path}"
+    sft = plan(study, "sft", capsys)[1]
+    assert (
+        sft
+        == f"[todo] motif sft --config recipes/study2/sft.yaml --output-dir {study.out / 'sft'} --overwrite"
+    )
+
+
+def finish(run: Path, steps: int, seconds: float = 1.0, checks: dict | None = None) -> None:
+    """A training run that logged ``steps`` steps and saved its final adapter."""
+    run.mkdir(parents=True, exist_ok=True)
+    rows = [{"step": s, "step_seconds": seconds, "reward": 1.0} for s in range(1, steps + 1)]
+    for step, values in (checks or {}).items():
+        rows[step - 1].update(values)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "adapter_model.safetensors").write_bytes(b"weights")
+    (run / "adapter_config.json").write_text("{}")
+    for s in range(5, steps + 1, 5):
+        (run / f"checkpoint-{s}").mkdir(exist_ok=True)
+        (run / f"checkpoint-{s}" / "adapter_model.safetensors").write_bytes(b"weights")
+        (run / f"checkpoint-{s}" / "adapter_config.json").write_text("{}")
+
+
+def steps(study: common.Study, arm: str) -> int:
+    return int(study.recipe(arm)["max_steps"])
+
+
+def test_markers_make_every_stage_resumable(study, capsys, monkeypatch):
+    choose(study)
+    (study.out / "sft").mkdir()
+    (study.out / "sft" / "sft_metrics.json").write_text("{}")
+    assert plan(study, "sft", capsys)[1].startswith("[done] motif sft")
+    monkeypatch.setattr(study2, "run_jobs", lambda *a, **k: pytest.fail("nothing to run"))
+    study2.main(["--stage", "choose", "--out", str(study.out)])  # a choice is never redone
+    assert "choice: {'terms': 9, 'budget': 96}" in capsys.readouterr().out
+    run = study.run("motif-first", 1)
+    (run / "checkpoint-10").mkdir(parents=True)
+    (run / "checkpoint-10" / "trainer_state.json").write_text("{}")
+    job = study2.train_job(study, CHOSEN, "motif-first", 1)
+    assert job.argv[-1] == "--resume" and not job.is_done()
+    finish(run, steps(study, "motif-first"))
+    assert job.is_done()
+    grpo = study2.train_job(study, CHOSEN, "grpo-B", 1)
+    finish(study.run("grpo-B", 1), steps(study, "motif-first"))  # GRPO-B runs twice as long
+    assert not grpo.is_done()
+    evals = study2.eval_jobs(study, CHOSEN, [1])
+    names = [j.name for j in evals]
+    assert "eval motif-first-s1@40-rounds" in names and "eval grpo-B-s1@40-one" not in names
+    (study.eval_dir("sft", "one")).mkdir(parents=True)
+    (study.eval_dir("sft", "one") / "summary.json").write_text("{}")
+    assert [j.is_done() for j in evals if j.name.startswith("eval sft")] == [False, True, False]
+
+
+def test_the_prompts_of_every_arm_are_what_the_cold_start_demonstrated(study):
+    """GRPO's one-pass prompt = the tail thought's first chunk = the eval's one pass; MOTIF's
+    round 1 = the summary demonstrations' round 1; and the study's flags parse."""
+    from motif.cli.common import parse
+    from motif.cli.train import parse_config
+    from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+    from motif.eval.runner import EvalArgs
+    from motif.protocol import Protocol
+    from motif.training.trainer import build_dataset
+
+    def prompt(arm: str) -> tuple[str, list[dict]]:
+        config = parse_config(study2.train_job(study, CHOSEN, arm, 1).argv[4:])
+        row = build_dataset(config)[0]
+        return row["question"], row["prompt"]
+
+    question, grpo = prompt("grpo-B")
+    assert prompt("grpo-nB")[1] == grpo == Protocol(rounds=1).messages(question, 1)  # tail_rows
+    data = study.data_argv(9, "heldout")
+    for protocol, tokens in (("one", 96), ("long", 288)):
+        argv = common.eval_job(study, None, protocol, data, 96, Path("x")).argv[4:]
+        _, _, gen, proto = parse(
+            "motif eval", (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs), argv
+        )
+        assert proto.protocol().messages(question, 1) == grpo and gen.max_new_tokens == tokens
+    summary_prompt = Protocol(rounds=3).messages(question, 1)
+    assert prompt("motif-first")[1] == prompt("motif-all")[1] == summary_prompt != grpo
+
+
+def test_the_recipes_differ_only_where_the_arms_do(study):
+    differ = {"method", "credit", "max_completion_length", "max_steps", "output_dir"}
+    recipes = {arm: study.recipe(arm) for arm in common.ARMS}
+    base = {k: v for k, v in recipes["motif-first"].items() if k not in differ}
+    for recipe in recipes.values():
+        assert {k: v for k, v in recipe.items() if k not in differ} == base
+    assert recipes["grpo-B"]["max_steps"] >= 2 * study.steps  # room for the wall-clock match
+    assert recipes["motif-all"]["credit"] == "all" and recipes["grpo-nB"]["method"] == "grpo"
+    assert study.steps % study.config["curve_every"] == 0
+    assert study.config["curve_every"] % base["save_steps"] == 0
+    assert base["rounds"] == study.rounds and base["heldout_every"] > 0
+    sft = study.recipe("sft")
+    assert sft["rounds"] == study.rounds and sft["extra_carry_over"] == ["tail"]
+    assert {c["budget"] for c in study.config["candidates"]} == {sft["tail_chunk"]}
+    terms = [c["terms"] for c in study.config["candidates"]]
+    assert (
+        sft["task_config"]["min_terms"]
+        <= min(terms)
+        <= max(terms)
+        <= sft["task_config"]["max_terms"]
+    )
+
+
+def test_the_heldout_check_counts_no_seen_question(study):
+    choose(study)
+    doc = study2.check_heldout(study, CHOSEN)
+    assert doc["overlap"] == {"training": 0, "development": 0, "demonstrations": 0}
+    assert doc["seed"] == 3_000_000 and doc["distinct"] == 500
+    assert json.loads((study.out / "heldout.json").read_text()) == doc
+
+
+def write_evals(study: common.Study) -> None:
+    """Held-out runs of one seed (four items each) through the store, as `motif eval` writes."""
+    from test_compare import greedy, write_run
+
+    runs = {
+        "sft": ("1000", "0000", "1100"),
+        "grpo-B-s1@40": ("1100", "1000", "1100"),
+        "grpo-nB-s1@40": ("1100", "0000", "1110"),
+        "motif-first-s1@40": ("1100", "0000", "1000"),
+        "motif-all-s1@40": ("1110", "0000", "1000"),
+        "grpo-B-s1@80": ("1000", "1000", None),
+    }
+    for name, flags in runs.items():
+        for protocol, f in zip(common.PROTOCOLS, flags, strict=True):
+            if f is not None:
+                write_run(study.eval_dir(name, protocol), greedy(f))
+    for step, f in ((10, "1000"), (20, "1100"), (30, "1100")):
+        write_run(study.eval_dir(f"motif-first-s1@{step}", "rounds"), greedy(f))
+    path = study.eval_dir("sft", "rounds") / "summary.json"
+    doc = json.loads(path.read_text())
+    transitions = [
+        {"fixed_rate": 0.1, "broken_rate": 0.05},
+        {"fixed_rate": 0.0, "broken_rate": 0.2},
+    ]
+    rounds = {
+        "accuracy": [0.0, 0.1, 0.25],
+        "transitions": transitions,
+        "state_right": [0.8, 0.6, None],
+    }
+    path.write_text(json.dumps({**doc, "metrics": {"rounds": rounds, "step_accuracy": 0.97}}))
+
+
+def test_the_summary_reads_fake_eval_directories(study):
+    choose(study)
+    for arm in common.ARMS:
+        finish(
+            study.run(arm, 1),
+            steps(study, arm),
+            2.0 if arm.startswith("motif") else 1.0,
+            {10: {"heldout/accuracy": 0.25, "heldout/skipped_steps": 0.5}},
+        )
+    write_evals(study)
+    text = summary.write_summary(study, [1]).read_text()
+    assert (
+        "| MOTIF, credit to round 1 (`motif-first`), step 40 | 50.0 ± 25.0 | 0.0 ± 0.0 | 25.0 ± 21.7 |"
+        in text
+    )
+    assert (
+        "| GRPO, 1 round of B, at MOTIF (round 1)'s wall-clock (steps 80) | 25.0 ± 21.7 | 25.0 ± 21.7 | — |"
+        in text
+    )
+    # MOTIF in 3 rounds (1100) against GRPO-B in one round (1000): +25 ± 21.7 points
+    assert (
+        "| motif-first − grpo-B | 1 | +25.0 ± 21.7 | +0.0 ± 0.0 | -25.0 ± 21.7 | -25.0 ± 21.7 |"
+        in text
+    )
+    assert (
+        "| motif-all − motif-first | 1 | +25.0 ± 21.7 | +25.0 ± 21.7 | +0.0 ± 0.0 | +0.0 ± 0.0 |"
+        in text
+    )
+    assert "| motif-first − grpo-B | 1 | 80 | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text
+    # GRPO-B's best at the same largest context is 50% (3 rounds); MOTIF first reaches it at
+    # step 20 = 20 x 2 questions x 4 replies
+    assert "| motif-first | 1 | 25.0 | 50.0 | 50.0 | 50.0 | 50.0 | 160 of 320 (50%) |" in text
+    assert "| motif-all | 1 | — | — | — | 75.0 | 50.0 | 320 of 320 (100%) |" in text  # no curve
+    assert "| sft | 0.0, 10.0, 25.0 | 10.0 / 5.0, 0.0 / 20.0 | 80.0, 60.0 | 97.0 |" in text
+    assert "| motif-first-s1 | 40 | 1 | 2.0 | 1.00 | 0% | 10: 25.0 / 50.0 |" in text
+    assert "| grpo-B-s1 | 80 | 1 | 1.0 | 1.00 | 0% | 10: 25.0 / 50.0 |" in text
+    data = json.loads((study.out / "summary.json").read_text())
+    assert data["heldout"]["cold start (`sft`)"]["one"] == {"sft": 0.0}
+
+
+def test_a_seed_mean_keeps_the_item_error_and_the_spread():
+    assert summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None]) == "+20.0 ± 2.5 (+10.0 to +30.0)"
+    assert summary.diff_cell([None]) == "—"
+
+
+def test_publish_copies_results_adapters_and_rewrites_the_page(study, tmp_path):
+    choose(study)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    before = f"# Results\n\n## Second study\n\nhand-written\n\n{summary.BEGIN}\nNot yet run.\n{summary.END}\n\n## After\n"
+    (docs / "results.md").write_text(before)
+    (study.out / "summary.md").write_text("| table |\n")
+    finish(study.run("motif-first", 1), steps(study, "motif-first"))
+    copied = summary.publish(study, [1], docs)
+    page = (docs / "results.md").read_text()
+    assert page == before.replace("Not yet run.", "| table |")
+    assert summary.replace_block(page, "again") == before.replace("Not yet run.", "again")
+    names = {p.relative_to(docs).as_posix() for p in copied}
+    assert {"results/study2/summary.md", "results/study2/motif-first-s1.metrics.jsonl"} <= names
+    adapter = docs / "results" / "adapters" / "motif-first-s1-step40"
+    assert (adapter / "adapter_model.safetensors").read_bytes() == b"weights"
+    readme = (docs / "results" / "adapters" / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("motif eval")]
+    assert len(commands) == 3 and all(f"--adapter {adapter}" in c for c in commands)
+    assert all("--data-seed 3000000 --limit 500" in c for c in commands)
+    with pytest.raises(SystemExit, match="lacks the markers"):
+        summary.replace_block("# no block", "x")
+
+
+def test_the_results_page_has_the_generated_block():
+    page = (ROOT / "docs" / "results.md").read_text()
+    assert page.count(summary.BEGIN) == 1 and page.count(summary.END) == 1
+    assert page.index("# Results") < page.index("## Second study") < page.index(summary.BEGIN)
+
+
+@pytest.mark.slow
+def test_the_pipeline_at_tiny_scale(tiny_checkpoint, tmp_path):
+    """Every stage, for real, with a tiny random model and tiny sizes (a few minutes)."""
+    recipes = tmp_path / "recipes"
+    shutil.copytree(ROOT / "recipes" / "study2", recipes)
+
+    def edit(name: str, **values) -> None:
+        doc = yaml.safe_load((recipes / f"{name}.yaml").read_text())
+        (recipes / f"{name}.yaml").write_text(yaml.safe_dump({**doc, **values}))
+
+    edit(
+        "study",
+        model=str(tiny_checkpoint),
+        candidates=[{"terms": 3, "budget": 8}, {"terms": 4, "budget": 8}],
+        rule={"min_cut": 0.0, "accuracy": [0.0, 1.0]},
+        dev={"seed": 2000000, "size": 2},
+        heldout={"seed": 3000000, "size": 3},
+        curve_every=1,
+    )
+    task = {"min_terms": 3, "max_terms": 4, "min_digits": 1, "max_digits": 1, "operators": ["+"]}
+    edit(
+        "sft",
+        num_examples=4,
+        tail_chunk=32,
+        tail_head=4,
+        tail_keep=8,
+        task_config={**task, "allow_parentheses": False, "allow_negation": False},
+    )
+    for arm in common.ARMS:
+        edit(
+            arm,
+            max_steps=4 if arm == "grpo-B" else 2,
+            save_steps=1,
+            heldout_every=1,
+            heldout_size=2,
+            num_generations=2,
+            dataset_size=16,
+            k=1,
+            report_to="none",
+        )
+    out, docs = tmp_path / "runs", tmp_path / "docs"
+    docs.mkdir()
+    (docs / "results.md").write_text(f"{summary.BEGIN}\n{summary.END}\n")
+    args = [
+        "--out",
+        str(out),
+        "--recipes",
+        str(recipes),
+        "--seeds",
+        "1",
+        "--jobs",
+        "1",
+        "--threads",
+        "1",
+    ]
+    study2.main([*args, "--docs", str(docs)])
+    assert json.loads((out / "choice.json").read_text())["chosen"] == {"terms": 3, "budget": 8}
+    page = (docs / "results.md").read_text()
+    assert "(`motif-first`), step 2 |" in page and "samples to reach it" in page
+    assert (
+        docs / "results" / "adapters" / "motif-all-s1-step2" / "adapter_model.safetensors"
+    ).exists()
+    assert (out / "eval" / "motif-first-s1@1-rounds" / "summary.json").exists()  # the curve
