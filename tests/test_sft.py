@@ -218,9 +218,11 @@ def test_recipe_dry_run(recipe, tmp_path, capsys, no_model_load):
         rows = int(re.search(r"demonstrations: .* = (\d+) rows", out).group(1))
         assert 2 * config["num_examples"] <= rows <= 3 * config["num_examples"]
     else:
-        counts = [config["rounds"], *(config.get("extra_rounds") or [])]
-        shown = str(counts[0]) if len(counts) == 1 else f"({' + '.join(map(str, counts))})"
-        assert f"x {shown} rounds = {config['num_examples'] * sum(counts)} rows" in out
+        for rounds in [config["rounds"], *(config.get("extra_rounds") or [])]:
+            unit = "round" if rounds == 1 else "rounds"
+            assert f"x {rounds} {unit} = {config['num_examples'] * rounds} rows" in out
+        if config.get("extra_carry_over"):
+            assert "# sample demonstration, tail (chunks of one thought)" in out
     assert "<reasoning>" in out and "\\boxed{" in out
     assert not (tmp_path / "o").exists()
 
