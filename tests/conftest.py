@@ -73,3 +73,14 @@ def tiny_checkpoint(tmp_path_factory, tokenizer, tiny_model):
     tiny_model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if anything tries to load a model."""
+    import motif.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run must not load a model")
+
+    monkeypatch.setattr(motif.models, "load_model", refuse)

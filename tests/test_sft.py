@@ -197,17 +197,6 @@ def test_task_config_cannot_set_size_or_seed():
 # --------------------------------------------------------------------------- the command
 
 
-@pytest.fixture
-def no_model_load(monkeypatch):
-    """Fail the test if anything tries to load a model."""
-    import motif.models
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a dry run must not load a model")
-
-    monkeypatch.setattr(motif.models, "load_model", refuse)
-
-
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_recipe_dry_run(recipe, tmp_path, capsys, no_model_load):
     code = main(["sft", "--config", str(recipe), "--dry-run", "--output-dir", str(tmp_path / "o")])

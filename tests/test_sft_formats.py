@@ -13,14 +13,6 @@ WINDOW = ["--tail-chunk", "64", "--tail-head", "8", "--tail-keep", "24", "--tail
 FLAGS = ["--dry-run", "--num-examples", "3", "--task-config", LONG, *WINDOW]
 
 
-@pytest.fixture
-def no_model_load(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a dry run must not load the model")
-
-    monkeypatch.setattr("motif.models.load_model", refuse)
-
-
 def _config(flags):
     from motif.cli.common import parse
     from motif.config import ModelArgs, ProtocolArgs
