@@ -100,6 +100,22 @@ def test_packed_linears_match_and_are_removed_on_exit(tokenizer):
         assert count == 0
 
 
+@needs_onednn
+def test_packed_linears_reuse_their_copies_only_through_the_given_dict(tokenizer):
+    model = build_sharp_model(tokenizer)
+    layer = model.model.layers[0].mlp.up_proj
+
+    def packed(reuse):
+        with torch.no_grad(), kernels.packed_linears(model, 8, "onednn_packed", reuse=reuse):
+            return layer.forward.args[0]
+
+    reuse: dict = {}
+    first = packed(reuse)
+    assert packed(reuse) is first  # same dict: the copy is reused
+    assert len(reuse) == 2 * 7 + 1
+    assert packed(None) is not first and packed(None) is not packed(None)  # else: fresh copies
+
+
 def test_packed_linears_refuse_an_unknown_kernel_and_grad_inputs(tokenizer):
     model = build_sharp_model(tokenizer)
     with pytest.raises(ValueError, match="kernel must be"), kernels.packed_linears(model, 1, "mkl"):

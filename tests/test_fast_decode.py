@@ -7,7 +7,7 @@ import torch
 
 from conftest import build_sharp_model
 from motif.backends.base import SamplingParams
-from motif.backends.fast import SlabLayer, _common_prefix, _dedupe, new_cache, sample_tokens
+from motif.backends.fast import SlabLayer, new_cache, sample_tokens
 from motif.backends.hf import TransformersBackend
 from motif.protocol import round_messages
 
@@ -126,14 +126,6 @@ def test_sampler_is_reproducible_with_a_seed():
 # ----------------------------------------------------------------------------- pieces
 
 
-def test_dedupe_and_common_prefix():
-    unique, row_of = _dedupe([[1, 2, 3], [1, 2, 4], [1, 2, 3]], num_samples=2)
-    assert unique == [[1, 2, 3], [1, 2, 4]]
-    assert row_of == [0, 0, 1, 1, 0, 0]
-    assert _common_prefix([[1, 2, 3], [1, 2, 4]]) == 2
-    assert _common_prefix([[1, 2], [1, 2, 3]]) == 1  # every prompt keeps an own token
-
-
 def test_slab_cache_is_used_for_full_attention_models(model):
     cache = new_cache(model, capacity=10)
     assert cache.layers and all(isinstance(layer, SlabLayer) for layer in cache.layers)
@@ -182,6 +174,51 @@ def test_fast_greedy_with_duplicates_and_small_batches(model, tokenizer):
     # 3 samples per prompt over batches of 2 rows: each prompt's samples are split 2 + 1
     ref, fast = both(model, tokenizer, chats, params, num_samples=3, max_batch_size=2)
     assert len(fast) == 9
+    assert token_ids(fast) == token_ids(ref)
+
+
+# Later-round prompts of two questions, three continuations of the first (its question is
+# shared beyond the system prompt: the prefill's level 1) and one of the second (no group).
+GROUPED = [
+    round_messages(QUESTIONS[1], 3, 3, summary)
+    for summary in ("two plus two", "2 + 2 is 4", "four is the answer")
+] + [round_messages(QUESTIONS[2], 3, 3, "a long one")]
+
+
+def test_fast_greedy_with_grouped_prompts(model, tokenizer):
+    """Three prefill levels (system prompt, question, own summary): same greedy tokens."""
+    shapes: list[tuple[int, int]] = []
+    hook = model.register_forward_pre_hook(
+        lambda _m, _a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        ref, fast = both(model, tokenizer, GROUPED, SamplingParams(max_new_tokens=10), 2)
+    finally:
+        hook.remove()
+    assert token_ids(fast) == token_ids(ref)
+    prefill = [s for s in shapes if s[1] > 1 and s[0] <= 4][-3:]
+    assert [rows for rows, _ in prefill] == [1, 2, 4]  # system; the group + the rest; each
+
+
+def test_frozen_weights_reuse_is_exact_and_ends_with_the_block(tokenizer):
+    """Inside ``frozen_weights`` the system prompt's cache (and packed weights) are reused
+    from call to call: the same tokens as without; after the block new weights are seen."""
+    model = build_sharp_model(tokenizer, seed=2)
+    backend = TransformersBackend(model, tokenizer, **EXACT)
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, seed=5)
+    calls = (CHATS[:3], GROUPED, CHATS[:3])
+    plain = [token_ids(backend.generate(c, params, 2)) for c in calls]
+    with backend.frozen_weights():
+        with backend.frozen_weights():  # nested: one block
+            reused = [token_ids(backend.generate(c, params, 2)) for c in calls]
+        kept = {key[0] for key in backend._frozen}
+    assert reused == plain
+    assert "prefix" in kept and backend._frozen is None
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(1.5)
+    greedy = SamplingParams(max_new_tokens=8)
+    ref, fast = both(model, tokenizer, CHATS[:3], greedy, 1)
     assert token_ids(fast) == token_ids(ref)
 
 

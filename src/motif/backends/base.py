@@ -1,13 +1,14 @@
 """The generation backend interface: the one place where generation varies.
 
-The rollout engine only ever calls :meth:`GenerationBackend.generate`; a backend turns chats
+The rollout engine only calls :meth:`GenerationBackend.generate` (inside :meth:`~GenerationBackend.frozen_weights`); a backend turns chats
 into text. Chunking by ``max_batch_size`` lives here, so every backend honours it the same way.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from motif.protocol import Chat
@@ -109,6 +110,17 @@ class GenerationBackend(abc.ABC):
             chunk = prompts[start : start + per_chunk]
             outputs.extend(self._generate_chunk(chunk, params, num_samples, start))
         return outputs
+
+    @contextmanager
+    def frozen_weights(self) -> Iterator[None]:
+        """A block in which the caller promises the weights (and adapter state) stay the same.
+
+        Inside it a backend may keep work derived from the weights from one ``generate`` call
+        to the next, and must drop it on exit; nested blocks share the outer one. The rollout
+        engine opens one per rollout: every round of one rollout runs with one policy.
+        Default: nothing is kept.
+        """
+        yield
 
     def seed(self, seed: int) -> None:  # noqa: B027 - optional hook, deliberately a no-op
         """Seed the backend's sampler once per generate call (default: nothing to seed)."""

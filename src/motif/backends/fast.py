@@ -10,8 +10,9 @@
 * top-p sorts the whole vocabulary every step;
 * finished rows keep being computed until the longest row ends.
 
-:func:`fast_decode` prefills the prompts' common prefix once, then each distinct prompt once,
-and expands the cache to one row per sample; keys and values live in preallocated slabs written
+:func:`fast_decode` prefills the prompts' common prefix once, then what groups of prompts share
+(the question of a trajectory's continuations), then each distinct prompt once
+(:mod:`motif.backends.prefill`), and expands the cache to one row per sample; keys and values live in preallocated slabs written
 in place (:class:`SlabLayer`); :func:`sample_tokens` draws from the exact temperature / top-k /
 top-p distribution of ``generate`` from a partial top-k; finished rows are dropped from the batch.
 """
@@ -32,6 +33,7 @@ import torch
 from motif.backends.base import SamplingParams
 from motif.backends.cascade import shared_prefix_attention
 from motif.backends.kernels import packed_linears
+from motif.backends.prefill import cache_width, dedupe, forward_last, prefill, prefix_levels
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +41,6 @@ logger = logging.getLogger(__name__)
 # the mass retry with CANDIDATE_GROWTH times more, up to the whole vocabulary.
 FIRST_CANDIDATES = 64
 CANDIDATE_GROWTH = 8
-# A common prefix shorter than this is not worth its own forward call.
-MIN_SHARED_PREFIX = 8
 # Finished rows are dropped once they are at least this fraction of the batch: dropping copies
 # the cache, so doing it for every single finished row would cost more than it saves.
 COMPACT_FRACTION = 0.125
@@ -270,6 +270,7 @@ def fast_decode(
     *,
     kernel: str | None = None,
     cascade: bool = True,
+    reuse: dict | None = None,
 ) -> list[list[int]]:
     """Generate ``num_samples`` continuations of each prompt; prompt-major token-id lists.
 
@@ -278,18 +279,20 @@ def fast_decode(
     picks the fp32 linear kernel (``"onednn_packed"`` or ``"aten"``; ``None``: the measured
     choice of :func:`motif.backends.kernels.decode_plan`, see :func:`packed_linears`).
     ``cascade``: decode steps read the prefix every row shares once for all rows
-    (:func:`motif.backends.cascade.shared_prefix_attention`; CPU, sdpa models).
+    (:func:`motif.backends.cascade.shared_prefix_attention`; CPU, sdpa models). ``reuse``: a
+    dict kept between calls while the weights stay the same (the backend's
+    ``frozen_weights`` block): packed weights and the shared prefix's cache are taken from it
+    and stored in it; ``None``: nothing is kept.
     """
-    unique, row_of = _dedupe(prompts, num_samples)
+    unique, row_of = dedupe(prompts, num_samples)
     device = _device(model)
-    capacity = max(len(p) for p in unique) + params.max_new_tokens
-    # Every row's cache starts with the same unmasked keys: the shared prefix, or the whole
-    # prompt when all rows sample one prompt (its prefill is copied to every row).
-    same = len(unique[0]) if len(unique) == 1 else _shared_prefix(unique)
-    with packed_linears(model, len(row_of), kernel):
+    # same: leading columns every row holds alike (the shared prefix, or the one prompt)
+    levels, same = prefix_levels(unique)
+    capacity = cache_width(levels) + params.max_new_tokens
+    with packed_linears(model, len(row_of), kernel, reuse=reuse):
         cache = new_cache(model, capacity)
         with _gqa_in_sdpa(device):
-            logits, mask = _prefill(model, cache, unique, pad_id, device)
+            logits, mask = prefill(model, cache, levels, pad_id, device, reuse=reuse)
         rows, logits = _expand(cache, logits, mask, row_of, capacity)
         with shared_prefix_attention(model, same if cascade else 0):
             return _decode_loop(model, rows, logits, params, eos_ids, pad_id)
@@ -317,89 +320,8 @@ def _gqa_in_sdpa(device: torch.device) -> Iterator[None]:
             os.environ[name] = before
 
 
-def _dedupe(
-    prompts: Sequence[Sequence[int]], num_samples: int
-) -> tuple[list[list[int]], list[int]]:
-    """Distinct prompts, and for each output row (prompt-major) the index of its prompt."""
-    index: dict[tuple[int, ...], int] = {}
-    unique: list[list[int]] = []
-    row_of: list[int] = []
-    for prompt in prompts:
-        key = tuple(prompt)
-        if key not in index:
-            index[key] = len(unique)
-            unique.append(list(prompt))
-        row_of.extend([index[key]] * num_samples)
-    return unique, row_of
-
-
 def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
-
-
-def _forward(
-    model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any
-) -> torch.Tensor:
-    """Logits of the last position only."""
-    # The last position as a 1-D index, not the int 1: the int slices a strided view, which a
-    # bf16 lm_head on CPU runs as a bmm over a materialised copy of the whole head weight.
-    last = torch.tensor([ids.shape[1] - 1], device=ids.device) if ids.shape[1] > 1 else 1
-    out = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=pos,
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=last,
-    )
-    return out.logits[:, -1, :]
-
-
-def _common_prefix(prompts: list[list[int]]) -> int:
-    """Length of the prefix all prompts share, leaving every prompt at least one own token."""
-    shortest = min(len(p) for p in prompts)
-    first = prompts[0]
-    n = 0
-    while n < shortest - 1 and all(p[n] == first[n] for p in prompts):
-        n += 1
-    return n
-
-
-def _shared_prefix(prompts: list[list[int]]) -> int:
-    """Tokens prefilled once for all prompts (0: the common prefix is too short to bother)."""
-    shared = _common_prefix(prompts) if len(prompts) > 1 else 0
-    return shared if shared >= MIN_SHARED_PREFIX else 0
-
-
-def _prefill(
-    model: Any, cache: Any, prompts: list[list[int]], pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fill the cache with every distinct prompt; last-position logits and the 2D mask.
-
-    The common prefix (MOTIF's system prompt) is computed once at batch 1 and copied to every
-    row; the rest is left-padded after it, so padding may sit between prefix and suffix: the
-    mask hides it and positions count only real tokens.
-    """
-    shared = _shared_prefix(prompts)
-    if shared:
-        ids = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
-        ones = torch.ones_like(ids)
-        _forward(model, ids, ones, torch.arange(shared, device=device).unsqueeze(0), cache)
-        cache.batch_select_indices(torch.zeros(len(prompts), dtype=torch.long, device=device))
-    suffixes = [p[shared:] for p in prompts]
-    width = max(len(s) for s in suffixes)
-    logger.debug("prefill: %d distinct prompts, %d shared + %d", len(prompts), shared, width)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), shared + width), dtype=torch.long)
-    mask[:, :shared] = 1
-    for row, suffix in enumerate(suffixes):
-        ids[row, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
-        mask[row, shared + width - len(suffix) :] = 1
-    mask = mask.to(device)
-    # As generate: position = number of real tokens before, padding at position 0.
-    pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, shared:]
-    logits = _forward(model, ids.to(device), mask, pos, cache)
-    return logits, mask
 
 
 def _expand(
@@ -462,7 +384,7 @@ def _step(model: Any, rows: _Rows, tokens: torch.Tensor) -> torch.Tensor:
     """Feed one token per row; the next logits."""
     rows.mask[:, rows.width] = 1
     rows.width += 1
-    logits = _forward(
+    logits = forward_last(
         model,
         tokens.unsqueeze(1),
         rows.mask[:, : rows.width],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -160,6 +160,7 @@ class TransformersBackend(GenerationBackend):
         self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
         self._compute: Any = None  # the model that generates during one generate call
         self._chats: list = []  # the chats of the generate call in progress (for truncation)
+        self._frozen: dict | None = None  # work kept inside frozen_weights()
 
     @property
     def device(self) -> torch.device:
@@ -192,6 +193,20 @@ class TransformersBackend(GenerationBackend):
             finally:
                 self._compute, self._chats = None, []
 
+    @contextmanager
+    def frozen_weights(self) -> Iterator[None]:
+        """See :meth:`GenerationBackend.frozen_weights`. Kept from call to call inside the
+        block: the bf16 compute copy, the fast path's packed fp32 weights and the KV cache
+        of the prompts' shared prefix (the system prompt; keyed by its token ids)."""
+        if self._frozen is not None:
+            yield
+            return
+        self._frozen = {}
+        try:
+            yield
+        finally:
+            self._frozen = None
+
     def compute_dtype(self) -> torch.dtype:
         """The dtype generation runs in (see ``decode_dtype``)."""
         from motif.backends.fast import bf16_matmul_is_fast
@@ -219,14 +234,20 @@ class TransformersBackend(GenerationBackend):
         return plan
 
     def _compute_model(self) -> Any:
-        # A fresh copy per call: it follows the policy's latest weights and adapter state.
+        # A fresh copy per call (or per frozen_weights block): it follows the policy's latest
+        # weights and adapter state.
         dtype = self.compute_dtype()
         if dtype == next(self.model.parameters()).dtype:
             return self.model
+        if self._frozen is not None and "compute" in self._frozen:
+            return self._frozen["compute"]
         from motif.backends.fast import cast_copy
 
         logger.debug("generating with a %s copy of the model", dtype)
-        return cast_copy(self.model, dtype)
+        copy = cast_copy(self.model, dtype)
+        if self._frozen is not None:
+            self._frozen["compute"] = copy
+        return copy
 
     def continue_prompts(
         self, chats: Sequence[Chat], prompts: list, prefixes: Sequence[Sequence[int]]
@@ -326,7 +347,9 @@ class TransformersBackend(GenerationBackend):
         outputs: list[GenerationOutput] = []
         for group, samples in self._fast_batches(fitted, num_samples):
             with torch.no_grad(), eval_mode(model):
-                ids = fast_decode(model, group, samples, params, self.eos_ids, self.pad_id)
+                ids = fast_decode(
+                    model, group, samples, params, self.eos_ids, self.pad_id, reuse=self._frozen
+                )
             lengths = [len(p) for p in group for _ in range(samples)]
             outputs.extend(self._to_output(i, n, params) for i, n in zip(ids, lengths, strict=True))
         return outputs

@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -248,14 +248,23 @@ def _lora_delta(module: torch.nn.Module) -> torch.Tensor | None:
     return sum(module.get_delta_weight(a) for a in active)
 
 
-def _pack(module: torch.nn.Module, weight: torch.Tensor, bias: Any, rows: int) -> None:
-    packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), max(rows, 1))
+def _pack(
+    module: torch.nn.Module, weight: Callable[[], torch.Tensor], bias: Any, rows: int, reuse: Any
+) -> None:
+    key = ("packed", id(module))
+    packed = reuse.get(key) if reuse is not None else None
+    if packed is None:
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight().contiguous(), max(rows, 1))
+        if reuse is not None:
+            reuse[key] = packed
     bias = bias.detach() if bias is not None else None
     module.forward = functools.partial(_packed_forward, packed, bias)
 
 
 @contextmanager
-def packed_linears(model: Any, rows: int, kernel: str | None = None) -> Iterator[int]:
+def packed_linears(
+    model: Any, rows: int, kernel: str | None = None, reuse: dict | None = None
+) -> Iterator[int]:
     """Run ``model``'s large fp32 ``nn.Linear`` layers through packed oneDNN GEMMs in the block.
 
     ``rows``: the batch size the packing is tuned for (any row count works). ``kernel``:
@@ -267,7 +276,8 @@ def packed_linears(model: Any, rows: int, kernel: str | None = None) -> Iterator
     backward. Layers whose dims are below ``MIN_PACKED_DIM`` (LoRA factors) are left alone.
     A PEFT LoRA layer in plain use (:func:`_lora_delta`) is packed as one product with its
     adapter merged into the copy, ``W + s B A``; other LoRA layers keep PEFT's forward over
-    a packed base layer.
+    a packed base layer. ``reuse``: packed copies are taken from this dict if there and put
+    in it if not (by layer), for callers whose weights stay the same between calls.
     """
     if kernel is None:
         small = rows < MIN_PACKED_ROWS
@@ -281,12 +291,13 @@ def packed_linears(model: Any, rows: int, kernel: str | None = None) -> Iterator
                 if "forward" not in module.__dict__ and base is not None and _packable(base):
                     delta = _lora_delta(module)
                     if delta is not None:  # the adapter merged into the packed copy
-                        _pack(module, base.weight.detach() + delta, base.bias, rows)
+                        merge = functools.partial(_merged, base, delta)
+                        _pack(module, merge, base.bias, rows, reuse)
                         patched.append(module)
                         merged.add(id(base))
                         continue
                 if _packable(module) and id(module) not in merged:
-                    _pack(module, module.weight.detach(), module.bias, rows)
+                    _pack(module, module.weight.detach, module.bias, rows, reuse)
                     patched.append(module)
         elif kernel != "aten":
             raise ValueError(f"kernel must be 'onednn_packed' or 'aten', got {kernel!r}")
@@ -294,6 +305,10 @@ def packed_linears(model: Any, rows: int, kernel: str | None = None) -> Iterator
     finally:
         for module in patched:
             del module.forward
+
+
+def _merged(base: torch.nn.Module, delta: torch.Tensor) -> torch.Tensor:
+    return base.weight.detach() + delta
 
 
 def _device(model: Any) -> torch.device:
