@@ -26,6 +26,10 @@ its last checkpoint, an evaluation from its saved batches; run the same command 
     python scripts/study2.py --plan                   # every command it would run; runs nothing
     python scripts/study2.py --stage train --jobs 2   # two commands at once, one thread each
 
+runs/ does not outlive a machine: after each stage, what later sittings need (the cold start's
+adapter, the choice and its measurements) is copied to --kept (docs/results/study2/kept, to be
+committed), and copied back into --out at the start of a sitting where it is missing.
+
 Dependencies go one way: study2.py (stages, jobs, the choice) -> study2_summary.py (tables,
 publishing) -> study2_common.py (layout, protocols, what to evaluate) -> replicate_common.py
 (the job runner both studies use). Nothing here imports the first study's scripts.
@@ -46,12 +50,16 @@ from study2_common import (
     PROTOCOLS,
     Study,
     eval_job,
+    keep,
     load_choice,
     models,
+    restore,
 )
 from study2_summary import publish, write_summary
 
 STAGES = ("sft", "choose", "train", "eval", "summary", "publish")
+KEPT_DIR = "docs/results/study2/kept"
+"""--kept's default: a committed folder (study2_common.KEPT lists what goes there)."""
 
 
 # --------------------------------------------------------------------------- jobs
@@ -246,6 +254,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="Commands run at once.")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per command.")
     p.add_argument("--docs", default="docs", help="Publish stage: the docs folder.")
+    p.add_argument(
+        "--kept",
+        default=None,
+        help=f"A committed folder for what later sittings need (the cold start's adapter, the "
+        f"choice): filled after each stage, copied back into --out when missing there "
+        f"(default: {KEPT_DIR}).",
+    )
     p.add_argument("--plan", action="store_true", help="Print every command; run nothing.")
     return p.parse_args(argv)
 
@@ -254,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     study = Study(Path(args.out), Path(args.recipes))
     stages = STAGES if args.stage == "all" else (args.stage,)
+    kept = Path(args.kept or KEPT_DIR)
+    for path in restore(study.out, kept):
+        print(f"restored {path} from {kept}")
     if args.plan:
         print("\n".join(plan_lines(study, stages, args.seeds)))
         return
@@ -261,7 +279,11 @@ def main(argv: list[str] | None = None) -> None:
     logs = study.out / "logs"
 
     def run(jobs: list[Job]) -> None:
-        run_jobs(jobs, args.jobs, logs, args.threads, prog="study2")
+        try:
+            run_jobs(jobs, args.jobs, logs, args.threads, prog="study2")
+        finally:
+            for path in keep(study.out, kept):
+                print(f"kept {path} (commit it: runs/ does not outlive the machine)")
 
     if "sft" in stages:
         run([sft_job(study)])
@@ -270,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("study2: no cold start yet; run --stage sft first (the rule measures it)")
         run(choose_jobs(study))
         print(json.dumps(write_choice(study)["chosen"]))
+        keep(study.out, kept)
     if "choose" in stages:
         print(f"choice: {load_choice(study)} ({study.choice_path})")
     if "train" in stages:

@@ -9,6 +9,7 @@ runner of both studies); this module imports neither study2 script.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +25,43 @@ PROTOCOLS = ("rounds", "one", "long")
 """n rounds of B new tokens; one round of B; one round of n x B (one pass, the unbounded one)."""
 OWN = {"grpo-B": "one", "grpo-nB": "long", "motif-first": "rounds", "motif-all": "rounds"}
 """Each arm's own protocol: the one it trains in."""
+
+
+KEPT = (
+    "sft/adapter_model.safetensors",
+    "sft/adapter_config.json",
+    "sft/sft_metrics.json",
+    "choice.json",
+    "choose/*/summary.json",
+)
+"""What a later sitting needs from finished stages (relative to the study's ``out``): the
+cold start's adapter and the choice with its measurements. ``runs/`` does not outlive a
+machine, so :func:`keep` copies these to a committed folder and :func:`restore` brings them
+back."""
+
+
+def keep(out: Path, kept: Path) -> list[Path]:
+    """Copy the finished stages' :data:`KEPT` files from ``out`` to ``kept``; the copies."""
+    copies = []
+    for pattern in KEPT:
+        for source in sorted(out.glob(pattern)):
+            target = kept / source.relative_to(out)
+            if not target.exists() or target.read_bytes() != source.read_bytes():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                copies.append(Path(shutil.copy2(source, target)))
+    return copies
+
+
+def restore(out: Path, kept: Path) -> list[Path]:
+    """Copy kept files that ``out`` lacks back into it (a new machine); the copies."""
+    copies = []
+    for pattern in KEPT:
+        for source in sorted(kept.glob(pattern)):
+            target = out / source.relative_to(kept)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                copies.append(Path(shutil.copy2(source, target)))
+    return copies
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,13 @@ def repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)  # the script reads recipes/study2/ relative to the checkout
 
 
+@pytest.fixture(autouse=True)
+def kept(tmp_path, monkeypatch) -> Path:
+    """The committed folder of kept results: a temporary one, never the checkout's."""
+    monkeypatch.setattr(study2, "KEPT_DIR", str(tmp_path / "kept"))
+    return tmp_path / "kept"
+
+
 @pytest.fixture
 def study(tmp_path) -> common.Study:
     return common.Study(tmp_path / "runs")
@@ -238,6 +245,31 @@ def test_markers_make_every_stage_resumable(study, capsys, monkeypatch):
     (study.eval_dir("sft", "one")).mkdir(parents=True)
     (study.eval_dir("sft", "one") / "summary.json").write_text("{}")
     assert [j.is_done() for j in evals if j.name.startswith("eval sft")] == [False, True, False]
+
+
+def test_finished_stages_are_kept_and_restored_on_a_new_machine(study, kept, capsys, monkeypatch):
+    sft = study.out / "sft"
+    sft.mkdir(parents=True)
+    for name in ("adapter_model.safetensors", "adapter_config.json", "sft_metrics.json"):
+        (sft / name).write_text(name)
+    (sft / "checkpoint-5").mkdir()  # not needed later: not kept
+    monkeypatch.setattr(study2, "run_jobs", lambda *a, **k: None)
+    study2.main(["--stage", "sft", "--out", str(study.out)])
+    assert sorted(p.name for p in (kept / "sft").iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "sft_metrics.json",
+    ]
+    assert "kept " in capsys.readouterr().out
+    write_choose_summaries(study, [(0.9, 0.3), (0.9, 0.3), (0.9, 0.3)])
+    study2.main(["--stage", "choose", "--out", str(study.out)])
+    assert json.loads((kept / "choice.json").read_text())["chosen"] == {"terms": 8, "budget": 96}
+    assert len(list(kept.glob("choose/*/summary.json"))) == 9
+    shutil.rmtree(study.out)  # a new machine: runs/ is gone
+    capsys.readouterr()
+    lines = plan(study, "choose", capsys)
+    assert lines[0].startswith("restored ") and "[done] the rule" in lines[-1]
+    assert (sft / "adapter_model.safetensors").read_text() == "adapter_model.safetensors"
 
 
 def test_the_prompts_of_every_arm_are_what_the_cold_start_demonstrated(study):
