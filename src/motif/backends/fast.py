@@ -291,8 +291,11 @@ def fast_decode(
     capacity = cache_width(levels) + params.max_new_tokens
     with packed_linears(model, len(row_of), kernel, reuse=reuse):
         cache = new_cache(model, capacity)
+        # A kept prefix is a plain slice of each layer's keys: full-attention layers only.
+        slabs = all(isinstance(layer, SlabLayer) for layer in getattr(cache, "layers", [None]))
         with _gqa_in_sdpa(device):
-            logits, mask = prefill(model, cache, levels, pad_id, device, reuse=reuse)
+            kept = reuse if slabs else None
+            logits, mask = prefill(model, cache, levels, pad_id, device, reuse=kept)
         rows, logits = _expand(cache, logits, mask, row_of, capacity)
         with shared_prefix_attention(model, same if cascade else 0):
             return _decode_loop(model, rows, logits, params, eos_ids, pad_id)

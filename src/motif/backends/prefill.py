@@ -164,7 +164,7 @@ def _shared_prefix_cache(
     model: Any, cache: Any, prefix: list[int], reuse: dict, pad_id: int
 ) -> torch.Tensor:
     """Fill the empty ``cache`` with ``prefix`` at batch 1, from ``reuse`` if there; its mask."""
-    key = ("prefix", tuple(prefix))
+    key = ("prefix", id(model), tuple(prefix))
     stored = reuse.get(key)
     if stored is None:
         start = torch.zeros((1, 0), dtype=torch.long, device=_device(model))
