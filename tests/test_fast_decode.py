@@ -349,7 +349,9 @@ def test_default_model_fast_greedy_equals_generate(monkeypatch, kernel):
     model, tokenizer = load_model(None)
     chats = [round_messages(q, 1, 3) for q in ("What is 7 + 5?", "Name a prime number.")]
     chats.append(round_messages("What is 7 + 5?", 2, 3, "7 + 5 = 12"))
-    # 3 x 3 = 9 rows: at least MIN_PACKED_ROWS, so the plan's kernel is the one used
+    # later rounds of one question: the prefill's question level (motif.backends.prefill)
+    chats += [round_messages("What is 7 + 5?", 3, 3, s) for s in ("12", "so far 7 + 5 = 12")]
+    # 5 x 3 = 15 rows: at least MIN_PACKED_ROWS, so the plan's kernel is the one used
     ref, fast = both(model, tokenizer, chats, SamplingParams(max_new_tokens=32), num_samples=3)
     assert token_ids(fast) == token_ids(ref)
     assert [o.text for o in fast] == [o.text for o in ref]
