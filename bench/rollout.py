@@ -10,13 +10,20 @@ batch-32 call, which also pays for faulting in its fresh KV-cache memory (~0.5 s
 keeps the memory for later calls, see ``motif.backends.kernels.tune_malloc``); the second
 ("engine") is what every training step after the first sees. The one-at-a-time loop is warmed
 up on one question's continuations first.
+
+``--prefill-ab N`` instead times the engine alone, N rounds interleaved in one process (the
+first dropped as warm-up), with and without the prefill's question level and the reuse within
+a rollout (docs/decode.md, item 6), and prints medians: a side-by-side that load shifts alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import statistics
+import time
 
 from common import QUESTIONS, bound_fraction, gemm_rate, param_count, timed
 from motif.backends.base import SamplingParams
@@ -39,12 +46,39 @@ def sequential(backend, protocol, questions, firsts, k, params):
     return tokens
 
 
+def prefill_ab(backend, engine, questions, firsts, k, rounds: int, bound: float) -> None:
+    """Engine time with the two-level prefill and no reuse ("before", as up to c7a1d42) and with
+    the question level and ``frozen_weights`` reuse ("after"), interleaved."""
+    import motif.backends.prefill as prefill
+
+    grouped, frozen = prefill.group_suffixes, backend.frozen_weights
+    alone = lambda suffixes: [([i], 0) for i in range(len(suffixes))]  # noqa: E731
+    variants = {"before": (alone, contextlib.nullcontext), "after": (grouped, frozen)}
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for index in range(rounds):
+        for name, (group, reuse) in variants.items():
+            prefill.group_suffixes, backend.frozen_weights = group, reuse
+            start = time.perf_counter()
+            groups = engine.continue_from(questions, firsts, k)
+            if index:
+                seconds[name].append(time.perf_counter() - start)
+    prefill.group_suffixes, backend.frozen_weights = grouped, frozen
+    tokens = sum(r.completion_tokens for g in groups for t in g for r in t.rounds[1:])
+    for name, times in seconds.items():
+        median = statistics.median(times)
+        print(
+            f"{name:<8} median {median:.2f} s of {len(times)} ({min(times):.2f}-{max(times):.2f}),"
+            f" {tokens / median:.1f} tok/s = {tokens / median / bound:.1%} of the bound"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=8)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--prefill-ab", type=int, default=0, metavar="N", help="see the docstring")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"uptime: {os.getloadavg()} (load averages 1/5/15 min; 2 cores)")
@@ -57,6 +91,11 @@ def main() -> None:
     firsts = [t.final_text for t in engine.run(questions)]  # round 1, not timed
 
     rate_before = gemm_rate()  # the bound from the better of two samples: before and after
+    if args.prefill_ab:
+        bound = max(rate_before, gemm_rate()) / (2 * param_count(backend.model))
+        print(f"fp32 GEMM bound {bound:.0f} tokens/s; load {os.getloadavg()}")
+        prefill_ab(backend, engine, questions, firsts, args.k, args.prefill_ab + 1, bound)
+        return
     times: dict[str, float] = {}
     tokens: dict[str, int] = {}
     for name in ("engine, cold", "engine"):
