@@ -278,12 +278,15 @@ def main(argv: list[str] | None = None) -> None:
     study.out.mkdir(parents=True, exist_ok=True)
     logs = study.out / "logs"
 
+    def save() -> None:
+        for path in keep(study.out, kept):
+            print(f"kept {path} (commit it: runs/ does not outlive the machine)")
+
     def run(jobs: list[Job]) -> None:
         try:
             run_jobs(jobs, args.jobs, logs, args.threads, prog="study2")
         finally:
-            for path in keep(study.out, kept):
-                print(f"kept {path} (commit it: runs/ does not outlive the machine)")
+            save()
 
     if "sft" in stages:
         run([sft_job(study)])
@@ -292,7 +295,6 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("study2: no cold start yet; run --stage sft first (the rule measures it)")
         run(choose_jobs(study))
         print(json.dumps(write_choice(study)["chosen"]))
-        keep(study.out, kept)
     if "choose" in stages:
         print(f"choice: {load_choice(study)} ({study.choice_path})")
     if "train" in stages:
@@ -306,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         print(write_summary(study, args.seeds).read_text())
     if "publish" in stages:
         print(f"published {len(publish(study, args.seeds, Path(args.docs)))} files")
+    save()
 
 
 if __name__ == "__main__":

@@ -28,23 +28,24 @@ OWN = {"grpo-B": "one", "grpo-nB": "long", "motif-first": "rounds", "motif-all":
 
 
 KEPT = (
-    "sft/adapter_model.safetensors",
-    "sft/adapter_config.json",
-    "sft/sft_metrics.json",
+    "sft/*",  # the adapter, its config, chat template, README, motif_config.yaml, metrics
     "choice.json",
-    "choose/*/summary.json",
+    "choose/*/*",  # each evaluation's eval_config.json, samples.jsonl, summary.json
+    "heldout.json",
+    "eval/*/*",
 )
 """What a later sitting needs from finished stages (relative to the study's ``out``): the
-cold start's adapter and the choice with its measurements. ``runs/`` does not outlive a
-machine, so :func:`keep` copies these to a committed folder and :func:`restore` brings them
-back."""
+cold start's adapter, the choice with its measurements, and finished evaluations (a finished
+evaluation is skipped, so its model's checkpoint is no longer needed). ``runs/`` does not
+outlive a machine, so :func:`keep` copies these to a committed folder and :func:`restore`
+brings them back."""
 
 
 def keep(out: Path, kept: Path) -> list[Path]:
     """Copy the finished stages' :data:`KEPT` files from ``out`` to ``kept``; the copies."""
     copies = []
     for pattern in KEPT:
-        for source in sorted(out.glob(pattern)):
+        for source in sorted(p for p in out.glob(pattern) if p.is_file()):
             target = kept / source.relative_to(out)
             if not target.exists() or target.read_bytes() != source.read_bytes():
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,7 @@ def restore(out: Path, kept: Path) -> list[Path]:
     """Copy kept files that ``out`` lacks back into it (a new machine); the copies."""
     copies = []
     for pattern in KEPT:
-        for source in sorted(kept.glob(pattern)):
+        for source in sorted(p for p in kept.glob(pattern) if p.is_file()):
             target = out / source.relative_to(kept)
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)

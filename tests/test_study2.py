@@ -253,6 +253,7 @@ def test_finished_stages_are_kept_and_restored_on_a_new_machine(study, kept, cap
     for name in ("adapter_model.safetensors", "adapter_config.json", "sft_metrics.json"):
         (sft / name).write_text(name)
     (sft / "checkpoint-5").mkdir()  # not needed later: not kept
+    (sft / "checkpoint-5" / "optimizer.pt").write_text("state")
     monkeypatch.setattr(study2, "run_jobs", lambda *a, **k: None)
     study2.main(["--stage", "sft", "--out", str(study.out)])
     assert sorted(p.name for p in (kept / "sft").iterdir()) == [
