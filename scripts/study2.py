@@ -54,6 +54,7 @@ from study2_common import (
     load_choice,
     models,
     restore,
+    terms_label,
 )
 from study2_summary import publish, write_summary
 
@@ -73,7 +74,8 @@ def sft_job(study: Study) -> Job:
 
 
 def choose_dir(study: Study, candidate: dict, protocol: str) -> Path:
-    return study.out / "choose" / f"{candidate['terms']}terms-{candidate['budget']}-{protocol}"
+    label = terms_label(candidate["terms"])
+    return study.out / "choose" / f"{label}terms-{candidate['budget']}-{protocol}"
 
 
 def choose_jobs(study: Study) -> list[Job]:

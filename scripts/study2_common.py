@@ -27,6 +27,24 @@ OWN = {"grpo-B": "one", "grpo-nB": "long", "motif-first": "rounds", "motif-all":
 """Each arm's own protocol: the one it trains in."""
 
 
+Terms = int | list[int]
+"""A candidate's chain length: a number of terms, or ``[low, high]`` (each item draws one)."""
+
+
+def terms_range(terms: Terms) -> tuple[int, int]:
+    """(min_terms, max_terms) of a candidate's ``terms``."""
+    if isinstance(terms, int):
+        return terms, terms
+    low, high = terms
+    return int(low), int(high)
+
+
+def terms_label(terms: Terms) -> str:
+    """``8`` or ``9-10``: how directories and tables name a chain length."""
+    low, high = terms_range(terms)
+    return str(low) if low == high else f"{low}-{high}"
+
+
 KEPT = (
     "sft/*",  # the adapter, its config, chat template, README, motif_config.yaml, metrics
     "choice.json",
@@ -109,12 +127,13 @@ class Study:
         """``--model M`` for every command when study.yaml names a model (else the default)."""
         return ["--model", str(self.config["model"])] if self.config.get("model") else []
 
-    def task_config(self, terms: int, size: int | None = None) -> dict:
+    def task_config(self, terms: Terms, size: int | None = None) -> dict:
         """The study's task options with ``terms`` terms (and reasoning-gym's ``size``)."""
-        config = dict(self.config["task_config"], min_terms=terms, max_terms=terms)
+        low, high = terms_range(terms)
+        config = dict(self.config["task_config"], min_terms=low, max_terms=high)
         return config if size is None else dict(config, size=size)
 
-    def data_argv(self, terms: int, split: str) -> list[str]:
+    def data_argv(self, terms: Terms, split: str) -> list[str]:
         """``motif eval`` data options of a split of study.yaml (``dev`` or ``heldout``)."""
         seed, size = self.config[split]["seed"], self.config[split]["size"]
         options = json.dumps(self.task_config(terms, size))

@@ -28,6 +28,7 @@ from study2_common import (
     load_choice,
     models,
     protocol_label,
+    terms_label,
     wall_step,
 )
 
@@ -80,7 +81,7 @@ def choice_table(choice: dict) -> str:
     for c in choice["candidates"]:
         chosen = {"terms": c["terms"], "budget": c["budget"]} == choice["chosen"]
         lines.append(
-            f"| {c['terms']} | {c['budget']} | {pct(c['cut_rate'])} | {pct(c['one_accuracy'])} "
+            f"| {terms_label(c['terms'])} | {c['budget']} | {pct(c['cut_rate'])} | {pct(c['one_accuracy'])} "
             f"| {pct(c['accuracy'])} | {pct(c['step_accuracy'])} | {pct(c['long_accuracy'])} "
             f"| {'**yes (chosen)**' if chosen else 'yes' if c['meets_rule'] else 'no'} |"
         )
@@ -296,7 +297,7 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
     n, b = study.rounds, chosen["budget"]
     held = study.config["heldout"]
     parts = [
-        f"Task: {chosen['terms']}-term chains of one-digit additions; B = {b} new tokens per "
+        f"Task: {terms_label(chosen['terms'])}-term chains of one-digit additions; B = {b} new tokens per "
         f"round, n = {n} rounds; held-out: {held['size']} items (reasoning-gym seed "
         f"{held['seed']}), greedy; seeds {', '.join(map(str, seeds))}.",
         f"#### The choice, fixed before any RL run (development split: {choice['dev']['size']} items, seed "

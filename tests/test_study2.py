@@ -93,26 +93,38 @@ def write_choose_summaries(study: common.Study, measured: list[tuple[float, floa
             path.write_text(json.dumps(doc))
 
 
+@pytest.mark.parametrize("terms, label, config", [(8, "8", (8, 8)), ([9, 10], "9-10", (9, 10))])
+def test_a_candidate_is_one_length_or_a_range(study, terms, label, config):
+    assert common.terms_label(terms) == label
+    task = study.task_config(terms)
+    assert (task["min_terms"], task["max_terms"]) == config
+    assert (
+        study2.choose_dir(study, {"terms": terms, "budget": 96}, "one").name
+        == f"{label}terms-96-one"
+    )
+
+
 def test_the_choice_is_written_with_every_measurement(study):
-    write_choose_summaries(study, [(0.75, 0.34), (0.9, 0.3), (1.0, 0.1)])
+    write_choose_summaries(study, [(0.75, 0.34), (0.9, 0.3), (1.0, 0.1), (1.0, 0.4)])
     doc = study2.write_choice(study)
     assert doc["chosen"] == {"terms": 9, "budget": 96} == common.load_choice(study)
-    assert [c["meets_rule"] for c in doc["candidates"]] == [False, True, False]
+    assert [c["meets_rule"] for c in doc["candidates"]] == [False, True, False, True]
     assert doc["dev"] == study.config["dev"] and doc["rule"] == study.config["rule"]
     assert json.loads(study.choice_path.read_text()) == doc
     table = summary.choice_table(doc)
     assert "| 9 | 96 | 90.0 | 0.0 | 30.0 | 95.0 | 50.0 | **yes (chosen)** |" in table
+    assert "| 9-10 | 96 | 100.0 |" in table
 
 
 def test_no_candidate_meeting_the_rule_blocks_the_rl_stages(study):
-    write_choose_summaries(study, [(0.5, 0.3), (0.9, 0.1), (0.9, 0.7)])
+    write_choose_summaries(study, [(0.5, 0.3), (0.9, 0.1), (0.9, 0.7), (1.0, 0.61)])
     assert study2.write_choice(study)["chosen"] is None
     with pytest.raises(SystemExit, match="no candidate met the rule"):
         study2.main(["--stage", "train", "--out", str(study.out)])
 
 
 def test_an_unmeasured_candidate_is_not_chosen_around(study):
-    write_choose_summaries(study, [(0.9, 0.3), (0.9, 0.3), (0.9, 0.3)])
+    write_choose_summaries(study, [(0.9, 0.3)] * 4)
     (study2.choose_dir(study, study.config["candidates"][2], "long") / "summary.json").unlink()
     with pytest.raises(SystemExit, match="is not measured yet"):
         study2.write_choice(study)
@@ -262,10 +274,10 @@ def test_finished_stages_are_kept_and_restored_on_a_new_machine(study, kept, cap
         "sft_metrics.json",
     ]
     assert "kept " in capsys.readouterr().out
-    write_choose_summaries(study, [(0.9, 0.3), (0.9, 0.3), (0.9, 0.3)])
+    write_choose_summaries(study, [(0.9, 0.3)] * 4)
     study2.main(["--stage", "choose", "--out", str(study.out)])
     assert json.loads((kept / "choice.json").read_text())["chosen"] == {"terms": 8, "budget": 96}
-    assert len(list(kept.glob("choose/*/summary.json"))) == 9
+    assert len(list(kept.glob("choose/*/summary.json"))) == 12
     shutil.rmtree(study.out)  # a new machine: runs/ is gone
     capsys.readouterr()
     lines = plan(study, "choose", capsys)
@@ -315,7 +327,7 @@ def test_the_recipes_differ_only_where_the_arms_do(study):
     sft = study.recipe("sft")
     assert sft["rounds"] == study.rounds and sft["extra_carry_over"] == ["tail"]
     assert {c["budget"] for c in study.config["candidates"]} == {sft["tail_chunk"]}
-    terms = [c["terms"] for c in study.config["candidates"]]
+    terms = [t for c in study.config["candidates"] for t in common.terms_range(c["terms"])]
     assert (
         sft["task_config"]["min_terms"]
         <= min(terms)
