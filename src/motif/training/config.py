@@ -218,7 +218,17 @@ class MotifArgs:
         default=2048, metadata={"help": "Most tokens per continuation round (reference: 2048)."}
     )
     continuation_batch_size: int = field(
-        default=64, metadata={"help": "Most sequences per continuation generate batch."}
+        default=64,
+        metadata={"help": "Most sequences per continuation (and motif round-1) generate batch."},
+    )
+    round1_generation: str = field(
+        default="motif",
+        metadata={
+            "help": "Who samples the trained replies: motif (motif's decode path through TRL's "
+            "rollout_func hook: same distribution, shared prefill, finished rows dropped) or trl "
+            "(model.generate). motif falls back to trl for settings it lacks (min_p, repetition "
+            "penalty, generation_kwargs, vLLM)."
+        },
     )
     accuracy_weight: float = field(
         default=2.0, metadata={"help": "Reward for a correct final answer (reference scale: 2)."}
@@ -292,6 +302,10 @@ class MotifArgs:
             self.continuation_max_new_tokens >= 1, "--continuation-max-new-tokens must be >= 1"
         )
         _require(self.continuation_batch_size >= 1, "--continuation-batch-size must be >= 1")
+        _require(
+            self.round1_generation in ("motif", "trl"),
+            f"--round1-generation must be motif or trl; got {self.round1_generation!r}",
+        )
         _require(
             self.scoring in ("default", "paper"),
             f"--scoring must be default or paper; got {self.scoring!r}",

@@ -1,6 +1,7 @@
 """``motif train``: MOTIF or vanilla GRPO on TRL's ``GRPOTrainer`` (not a fork), with LoRA.
 
-TRL generates round 1. For ``motif`` the future-accuracy reward rolls out the continuations with
+Round 1 is sampled by motif's decode path through TRL's ``rollout_func`` hook
+(:mod:`motif.training.round1`; ``--round1-generation trl``: TRL's ``model.generate``). For ``motif`` the future-accuracy reward rolls out the continuations with
 the live policy; for ``grpo`` the reward grades the single round. Both add the format rewards.
 ``--credit all`` trains later rounds too (:mod:`motif.training.credit`).
 """
@@ -8,6 +9,7 @@ the live policy; for ``grpo`` the reward grades the single round. Both add the f
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,6 +226,7 @@ def build_trainer(
 
     from motif.compat import library_deprecations
     from motif.training.config import grpo_config
+    from motif.training.round1 import rollout_func
     from motif.training.rundir import metrics_callback, time_method
 
     use_cuda = torch.cuda.is_available()
@@ -237,7 +240,10 @@ def build_trainer(
         from motif.training.credit import credit_trainer_class
 
         trainer_class = credit_trainer_class()
-    with library_deprecations():  # peft reads a deprecated transformers property
+    round1 = rollout_func(config, args)
+    with library_deprecations(), warnings.catch_warnings():
+        # peft reads a deprecated transformers property; TRL calls rollout_func experimental
+        warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
         trainer = trainer_class(
             model=model,
             reward_funcs=rewards,
@@ -245,6 +251,7 @@ def build_trainer(
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config,
+            rollout_func=round1,
         )
     for reward in rewards:
         if hasattr(reward, "bind"):
@@ -253,7 +260,8 @@ def build_trainer(
         trainer.credit = credit
     callback = metrics_callback(config.run.output_dir)
     trainer.callback_handler.callbacks.insert(0, callback)  # before TensorBoard: see its doc
-    time_method(trainer, "_generate_single_turn", callback.timings, "round1_generation_seconds")
+    generation = "rollout_func" if round1 is not None else "_generate_single_turn"
+    time_method(trainer, generation, callback.timings, "round1_generation_seconds")
     time_method(trainer, "_calculate_rewards", callback.timings, "reward_seconds")
     if config.watch.heldout_every:
         from motif.training.watch import HeldOutWatch

@@ -1,0 +1,89 @@
+"""Round 1 of training sampled by motif's decode path (TRL's ``rollout_func`` hook).
+
+TRL 1.16 samples the trained replies with ``model.generate`` unless ``GRPOTrainer`` is given a
+``rollout_func`` (its documented, experimental hook). :func:`round1_rollout` is one: the same
+prompts, rendered with the same chat template, sampled from the same distribution
+(temperature, then top-k, then top-p, as transformers' warpers:
+:func:`motif.backends.fast.sample_tokens`) by the backend the continuations use
+(:func:`motif.training.reward.policy_backend`): prompts shared by a group are prefilled once
+and finished rows leave the batch. On 2 CPU cores ``model.generate`` spent 18-20 s of a
+31.7 s GRPO step on 8 replies of 96 tokens (docs/performance.md).
+
+Only for settings the decode path has: :func:`round1_params` returns None (TRL's own
+``generate`` then runs) for ``min_p``, a repetition penalty, ``generation_kwargs``, vLLM,
+tools or environments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from motif.backends.base import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+ROUND1_GENERATION = ("motif", "trl")
+"""``--round1-generation`` choices: motif's decode path, or TRL's ``model.generate``."""
+
+
+def round1_params(args: Any) -> SamplingParams | None:
+    """The round-1 sampling settings of a ``GRPOConfig`` as :class:`SamplingParams`, or None
+    when they need TRL's own generation (see the module docstring)."""
+    unsupported = (
+        getattr(args, "use_vllm", False)
+        or getattr(args, "min_p", None)
+        or getattr(args, "repetition_penalty", 1.0) not in (None, 1.0)
+        or getattr(args, "generation_kwargs", None)
+        or getattr(args, "chat_template_kwargs", None)
+    )
+    if unsupported:
+        return None
+    return SamplingParams(
+        max_new_tokens=int(args.max_completion_length),
+        temperature=float(args.temperature),
+        top_p=float(args.top_p if args.top_p is not None else 1.0),
+        top_k=int(args.top_k or 0),
+    )
+
+
+def round1_rollout(params: SamplingParams, max_batch_size: int) -> Callable[[list, Any], dict]:
+    """A ``rollout_func`` sampling one reply per prompt row with ``params``.
+
+    TRL passes the process's prompts (each repeated ``num_generations`` times by its sampler)
+    and the trainer; the result holds, per row, the prompt's token ids and the reply's token
+    ids (ending with the EOS token when the reply ended, as TRL's own path), and no logprobs
+    (TRL computes them itself outside vLLM).
+    """
+
+    def rollout(prompts: list, trainer: Any) -> dict:
+        from motif.training.reward import policy_backend
+
+        with policy_backend(trainer, max_batch_size) as backend:
+            prompt_ids = backend.render(prompts)
+            outputs = backend.generate(prompts, params)
+        if any(out.context_overflow for out in outputs):
+            raise ValueError(
+                "a round-1 prompt does not fit the model's context; shorten the prompts or "
+                "--max-completion-length"
+            )
+        return {
+            "prompt_ids": prompt_ids,
+            "completion_ids": [list(out.token_ids) for out in outputs],
+            "logprobs": None,
+        }
+
+    return rollout
+
+
+def rollout_func(config: Any, args: Any) -> Callable[[list, Any], dict] | None:
+    """The ``rollout_func`` for ``GRPOTrainer`` (None: TRL generates), and logs the choice."""
+    if config.motif.round1_generation == "trl":
+        return None
+    params = round1_params(args)
+    if params is None:
+        logger.info("round 1: TRL's generate (settings motif's decode path does not have)")
+        return None
+    logger.info("round 1: motif's decode path (%s)", params)
+    return round1_rollout(params, config.motif.continuation_batch_size)

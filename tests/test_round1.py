@@ -1,0 +1,77 @@
+"""Round 1 of training sampled by motif's decode path (TRL's rollout_func hook)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import build_tiny_model
+from motif.backends.base import SamplingParams
+from motif.protocol import round_messages
+from motif.training.round1 import rollout_func, round1_params, round1_rollout
+
+ARGS = dict(
+    max_completion_length=8,
+    temperature=0.9,
+    top_p=0.95,
+    top_k=0,
+    min_p=None,
+    repetition_penalty=1.0,
+    generation_kwargs=None,
+    chat_template_kwargs=None,
+    use_vllm=False,
+)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({}, SamplingParams(max_new_tokens=8, temperature=0.9, top_p=0.95)),
+        ({"top_k": 20, "top_p": None}, SamplingParams(max_new_tokens=8, temperature=0.9, top_k=20)),
+        ({"min_p": 0.1}, None),
+        ({"repetition_penalty": 1.1}, None),
+        ({"generation_kwargs": {"do_sample": True}}, None),
+        ({"chat_template_kwargs": {"enable_thinking": False}}, None),
+        ({"use_vllm": True}, None),
+    ],
+)
+def test_round1_params_follow_trl_or_hand_back(change, expected):
+    assert round1_params(SimpleNamespace(**{**ARGS, **change})) == expected
+
+
+def test_trl_generation_is_kept_on_request():
+    config = SimpleNamespace(motif=SimpleNamespace(round1_generation="trl"))
+    assert rollout_func(config, SimpleNamespace(**ARGS)) is None
+    config.motif = SimpleNamespace(round1_generation="motif", continuation_batch_size=8)
+    assert callable(rollout_func(config, SimpleNamespace(**ARGS)))
+
+
+def test_rollout_gives_trls_prompt_ids_and_one_reply_per_row(tokenizer):
+    from accelerate import Accelerator
+
+    policy = build_tiny_model(tokenizer, seed=4)
+    trainer = SimpleNamespace(
+        model=policy,
+        model_wrapped=policy,
+        accelerator=Accelerator(cpu=True),
+        processing_class=tokenizer,
+        args=SimpleNamespace(ds3_gather_for_generation=True),
+        use_vllm=False,
+    )
+    chats = [round_messages(q, 1, 3) for q in ("1 + 2 = ?", "What is 3 + 4?")]
+    prompts = [chats[0]] * 3 + [chats[1]] * 3  # as TRL's sampler repeats them
+    torch.manual_seed(0)
+    params = SamplingParams(max_new_tokens=8, temperature=1.0)
+    out = round1_rollout(params, max_batch_size=4)(prompts, trainer)
+    want = tokenizer.apply_chat_template(
+        conversation=prompts, add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
+    assert out["prompt_ids"] == [list(ids) for ids in want]
+    assert out["logprobs"] is None and len(out["completion_ids"]) == 6
+    eos = tokenizer.eos_token_id
+    for ids in out["completion_ids"]:
+        assert 1 <= len(ids) <= 8
+        assert eos not in ids[:-1]  # nothing after an EOS, which ends the reply as in TRL
+    assert len({tuple(ids) for ids in out["completion_ids"][:3]}) > 1  # rows sampled apart
