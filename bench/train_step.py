@@ -60,6 +60,7 @@ def run(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
         "--report-to",
         "none",
     ]
+    flags += ["--round1-generation", args.round1_generation]
     if args.init_adapter:
         flags += ["--init-adapter", args.init_adapter]
     train(parse_config(flags))
@@ -89,6 +90,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64, help="max new tokens per round")
     parser.add_argument("--init-adapter", default=None, help="e.g. a motif sft cold start")
+    parser.add_argument(
+        "--round1-generation", default="motif", choices=("motif", "trl"), help="see motif train"
+    )
     args = parser.parse_args()
     args.steps = args.steps or args.rounds + 1
     names = [n.strip() for n in args.runs.split(",")]

@@ -279,9 +279,9 @@ def test_a_reply_handing_over_a_wrong_state_gets_the_lower_advantage(
     from motif.compat import library_deprecations
     from motif.training.trainer import build_trainer
 
-    config = parse_config(
-        ["--model", str(tiny_checkpoint), "--output-dir", str(tmp_path), "--rounds", "3", *TINY]
-    )
+    # Round 1 through TRL's generate, whose per-row call is scripted below.
+    flags = ["--rounds", "3", "--round1-generation", "trl", *TINY]
+    config = parse_config(["--model", str(tiny_checkpoint), "--output-dir", str(tmp_path), *flags])
     trainer = build_trainer(config)
     credit_ = trainer.credit
     credit_.buffer.add(
