@@ -222,6 +222,50 @@ def test_frozen_weights_reuse_is_exact_and_ends_with_the_block(tokenizer):
     assert token_ids(fast) == token_ids(ref)
 
 
+def test_groups_without_a_shared_prefix_reuse_nothing_and_match(model, tokenizer):
+    """Prompts sharing under MIN_SHARED_PREFIX tokens overall, two of them much more: the
+    first prefill level is the groups (several rows), not a prefix to keep."""
+    from motif.backends.fast import fast_decode
+    from motif.backends.prefill import prefix_levels
+
+    shared = list(range(1000, 1012))
+    prompts = [[7, *shared, 5], [7, *shared, 6], [8, 9, 10]]
+    assert len(prefix_levels(prompts)[0][0].spans) == 2  # level 0: one group + the rest
+    params = SamplingParams(max_new_tokens=6)
+    eos, pad = [tokenizer.eos_token_id], tokenizer.pad_token_id
+    with torch.no_grad():
+        plain = fast_decode(model, prompts, 2, params, eos, pad)
+        kept = fast_decode(model, prompts, 2, params, eos, pad, reuse={})
+    assert kept == plain
+
+
+def test_sliding_window_models_get_plain_left_padding(tokenizer):
+    """A sliding-window cache: no prefix tree (padding would count against the window) and
+    no shared-prefix attention; greedy tokens as generate."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=16,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = MistralForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.mul_(20.0)
+    ref, fast = both(model, tokenizer, GROUPED, SamplingParams(max_new_tokens=10), 2)
+    assert token_ids(fast) == token_ids(ref)
+
+
 def test_fast_greedy_with_a_peft_policy(tokenizer):
     from peft import LoraConfig, get_peft_model
 

@@ -29,7 +29,9 @@ ARGS = dict(
     "change, expected",
     [
         ({}, SamplingParams(max_new_tokens=8, temperature=0.9, top_p=0.95)),
-        ({"top_k": 20, "top_p": None}, SamplingParams(max_new_tokens=8, temperature=0.9, top_k=20)),
+        ({"top_k": 20, "top_p": 1.0}, SamplingParams(max_new_tokens=8, temperature=0.9, top_k=20)),
+        ({"top_k": None}, None),
+        ({"top_p": None}, None),
         ({"min_p": 0.1}, None),
         ({"repetition_penalty": 1.1}, None),
         ({"generation_kwargs": {"do_sample": True}}, None),

@@ -33,7 +33,14 @@ import torch
 from motif.backends.base import SamplingParams
 from motif.backends.cascade import shared_prefix_attention
 from motif.backends.kernels import packed_linears
-from motif.backends.prefill import cache_width, dedupe, forward_last, prefill, prefix_levels
+from motif.backends.prefill import (
+    Level,
+    cache_width,
+    dedupe,
+    forward_last,
+    prefill,
+    prefix_levels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -288,14 +295,18 @@ def fast_decode(
     device = _device(model)
     # same: leading columns every row holds alike (the shared prefix, or the one prompt)
     levels, same = prefix_levels(unique)
+    cache = new_cache(model, cache_width(levels) + params.max_new_tokens)
+    if not all(isinstance(layer, SlabLayer) for layer in getattr(cache, "layers", [None])):
+        # Sliding-window or other layers: padding between levels would count against a
+        # window, and a cached column is no longer a fixed position. Plain left padding, as
+        # generate, and no shared-prefix attention.
+        levels, same = [Level(None, unique)], 0
+        cache = new_cache(model, cache_width(levels) + params.max_new_tokens)
+        reuse = None
     capacity = cache_width(levels) + params.max_new_tokens
     with packed_linears(model, len(row_of), kernel, reuse=reuse):
-        cache = new_cache(model, capacity)
-        # A kept prefix is a plain slice of each layer's keys: full-attention layers only.
-        slabs = all(isinstance(layer, SlabLayer) for layer in getattr(cache, "layers", [None]))
         with _gqa_in_sdpa(device):
-            kept = reuse if slabs else None
-            logits, mask = prefill(model, cache, levels, pad_id, device, reuse=kept)
+            logits, mask = prefill(model, cache, levels, pad_id, device, reuse=reuse)
         rows, logits = _expand(cache, logits, mask, row_of, capacity)
         with shared_prefix_attention(model, same if cascade else 0):
             return _decode_loop(model, rows, logits, params, eos_ids, pad_id)

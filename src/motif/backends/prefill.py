@@ -153,7 +153,8 @@ def prefill(
             index = torch.tensor(level.parents, dtype=torch.long, device=device)
             cache.batch_select_indices(index)
             mask = mask[index]
-        if depth == 0 and len(levels) > 1 and reuse is not None:  # a shared prefix
+        if depth == 0 and len(levels) > 1 and len(level.spans) == 1 and reuse is not None:
+            # a prefix every prompt shares (a first level of groups has several spans)
             mask = _shared_prefix_cache(model, cache, level.spans[0], reuse, pad_id)
             continue
         logits, mask = _extend(model, cache, level.spans, mask, pad_id)

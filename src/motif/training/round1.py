@@ -37,14 +37,18 @@ def round1_params(args: Any) -> SamplingParams | None:
         or getattr(args, "repetition_penalty", 1.0) not in (None, 1.0)
         or getattr(args, "generation_kwargs", None)
         or getattr(args, "chat_template_kwargs", None)
+        # None lets generate fill them from the model's generation config (top_k 50 by
+        # default): only TRL's own path reproduces that
+        or getattr(args, "top_k", None) is None
+        or getattr(args, "top_p", None) is None
     )
     if unsupported:
         return None
     return SamplingParams(
         max_new_tokens=int(args.max_completion_length),
         temperature=float(args.temperature),
-        top_p=float(args.top_p if args.top_p is not None else 1.0),
-        top_k=int(args.top_k or 0),
+        top_p=float(args.top_p),
+        top_k=int(args.top_k),
     )
 
 
