@@ -25,13 +25,28 @@ def tokenizer(default_model_dir):
     return load_tokenizer(str(default_model_dir))
 
 
-def build_tiny_model(tokenizer, seed: int = 0, layers: int = 2, hidden: int = 64):
-    """A random Llama with the real tokenizer's vocabulary (a few layers, hidden size 64)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def build_tiny_model(
+    tokenizer,
+    seed: int = 0,
+    layers: int = 2,
+    hidden: int = 64,
+    architecture: str = "llama",
+    **extra,
+):
+    """A random Llama with the real tokenizer's vocabulary (a few layers, hidden size 64).
 
+    ``architecture="mistral"`` builds a Mistral instead; ``extra``: more config fields
+    (e.g. ``sliding_window``).
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    config_class, model_class = {
+        "llama": (LlamaConfig, LlamaForCausalLM),
+        "mistral": (MistralConfig, MistralForCausalLM),
+    }[architecture]
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = config_class(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         intermediate_size=hidden * 2,
@@ -43,17 +58,19 @@ def build_tiny_model(tokenizer, seed: int = 0, layers: int = 2, hidden: int = 64
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        **extra,
     )
-    model = LlamaForCausalLM(config)
+    model = model_class(config)
     model.eval()
     return model
 
 
-def build_sharp_model(tokenizer, seed: int = 0):
-    """A tiny random Llama with sharp logits, so greedy output varies (a plain one repeats)."""
+def build_sharp_model(tokenizer, seed: int = 0, **kwargs):
+    """A tiny random Llama with sharp logits, so greedy output varies (a plain one repeats);
+    ``kwargs`` go to :func:`build_tiny_model`."""
     import torch
 
-    model = build_tiny_model(tokenizer, seed=seed)
+    model = build_tiny_model(tokenizer, seed=seed, **kwargs)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "norm" not in name:

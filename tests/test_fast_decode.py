@@ -242,26 +242,7 @@ def test_groups_without_a_shared_prefix_reuse_nothing_and_match(model, tokenizer
 def test_sliding_window_models_get_plain_left_padding(tokenizer):
     """A sliding-window cache: no prefix tree (padding would count against the window) and
     no shared-prefix attention; greedy tokens as generate."""
-    from transformers import MistralConfig, MistralForCausalLM
-
-    torch.manual_seed(0)
-    config = MistralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=16,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = MistralForCausalLM(config).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.mul_(20.0)
+    model = build_sharp_model(tokenizer, architecture="mistral", sliding_window=16)
     ref, fast = both(model, tokenizer, GROUPED, SamplingParams(max_new_tokens=10), 2)
     assert token_ids(fast) == token_ids(ref)
 
