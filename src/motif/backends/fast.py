@@ -297,12 +297,10 @@ def fast_decode(
     levels, same = prefix_levels(unique)
     cache = new_cache(model, cache_width(levels) + params.max_new_tokens)
     if not all(isinstance(layer, SlabLayer) for layer in getattr(cache, "layers", [None])):
-        # Sliding-window or other layers: padding between levels would count against a
-        # window, and a cached column is no longer a fixed position. Plain left padding, as
-        # generate, and no shared-prefix attention.
-        levels, same = [Level(None, unique)], 0
-        cache = new_cache(model, cache_width(levels) + params.max_new_tokens)
-        reuse = None
+        # Sliding-window or other layers (a dynamic cache, which has no capacity): padding
+        # between levels would count against a window, and a cached column is no longer a
+        # fixed position. Plain left padding, as generate, and no shared-prefix attention.
+        levels, same, reuse = [Level(None, unique)], 0, None
     capacity = cache_width(levels) + params.max_new_tokens
     with packed_linears(model, len(row_of), kernel, reuse=reuse):
         with _gqa_in_sdpa(device):

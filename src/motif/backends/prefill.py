@@ -155,32 +155,29 @@ def prefill(
             mask = mask[index]
         if depth == 0 and len(levels) > 1 and len(level.spans) == 1 and reuse is not None:
             # a prefix every prompt shares (a first level of groups has several spans)
-            mask = _shared_prefix_cache(model, cache, level.spans[0], reuse, pad_id)
+            mask = _shared_prefix_cache(model, cache, level.spans[0], mask, reuse, pad_id)
             continue
         logits, mask = _extend(model, cache, level.spans, mask, pad_id)
     return logits, mask
 
 
 def _shared_prefix_cache(
-    model: Any, cache: Any, prefix: list[int], reuse: dict, pad_id: int
+    model: Any, cache: Any, prefix: list[int], empty: torch.Tensor, reuse: dict, pad_id: int
 ) -> torch.Tensor:
-    """Fill the empty ``cache`` with ``prefix`` at batch 1, from ``reuse`` if there; its mask."""
+    """Fill the empty ``cache`` (mask ``empty``, [1, 0]) with ``prefix`` at batch 1, from
+    ``reuse`` if there; its mask."""
     key = ("prefix", id(model), tuple(prefix))
     stored = reuse.get(key)
     if stored is None:
-        start = torch.zeros((1, 0), dtype=torch.long, device=_device(model))
-        _, mask = _extend(model, cache, [prefix], start, pad_id)
-        layers = cache.layers
+        _, mask = _extend(model, cache, [prefix], empty, pad_id)
         n = len(prefix)
-        reuse[key] = [(lr.keys[:, :, :n].clone(), lr.values[:, :, :n].clone()) for lr in layers]
+        reuse[key] = [
+            (lr.keys[:, :, :n].clone(), lr.values[:, :, :n].clone()) for lr in cache.layers
+        ]
         return mask
     for index, (keys, values) in enumerate(stored):
         cache.update(keys, values, index)
-    return torch.ones((1, len(prefix)), dtype=torch.long, device=stored[0][0].device)
-
-
-def _device(model: Any) -> torch.device:
-    return next(model.parameters()).device
+    return torch.ones((1, len(prefix)), dtype=torch.long, device=empty.device)
 
 
 def _extend(
