@@ -227,7 +227,7 @@ class MotifArgs:
             "help": "Who samples the trained replies: motif (motif's decode path through TRL's "
             "rollout_func hook: same distribution, shared prefill, finished rows dropped) or trl "
             "(model.generate). motif falls back to trl for settings it lacks (min_p, repetition "
-            "penalty, generation_kwargs, vLLM)."
+            "penalty, generation_kwargs, chat_template_kwargs, top_k/top_p None, vLLM)."
         },
     )
     accuracy_weight: float = field(

@@ -10,8 +10,9 @@ and finished rows leave the batch. On 2 CPU cores ``model.generate`` spent 18-20
 31.7 s GRPO step on 8 replies of 96 tokens (docs/performance.md).
 
 Only for settings the decode path has: :func:`round1_params` returns None (TRL's own
-``generate`` then runs) for ``min_p``, a repetition penalty, ``generation_kwargs``, vLLM,
-tools or environments.
+``generate`` then runs) for ``min_p``, a repetition penalty, ``generation_kwargs``,
+``chat_template_kwargs``, ``top_k`` or ``top_p`` left as None (``generate`` then takes them
+from the model's generation config) and vLLM; motif passes TRL no tools or environments.
 """
 
 from __future__ import annotations
@@ -23,9 +24,6 @@ from typing import Any
 from motif.backends.base import SamplingParams
 
 logger = logging.getLogger(__name__)
-
-ROUND1_GENERATION = ("motif", "trl")
-"""``--round1-generation`` choices: motif's decode path, or TRL's ``model.generate``."""
 
 
 def round1_params(args: Any) -> SamplingParams | None:
