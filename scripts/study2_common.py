@@ -60,26 +60,27 @@ brings them back."""
 
 
 def keep(out: Path, kept: Path) -> list[Path]:
-    """Copy the finished stages' :data:`KEPT` files from ``out`` to ``kept``; the copies."""
-    copies = []
-    for pattern in KEPT:
-        for source in sorted(p for p in out.glob(pattern) if p.is_file()):
-            target = kept / source.relative_to(out)
-            if not target.exists() or target.read_bytes() != source.read_bytes():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                copies.append(Path(shutil.copy2(source, target)))
-    return copies
+    """Copy the finished stages' :data:`KEPT` files from ``out`` to ``kept`` (new or changed
+    ones); the copies."""
+    return _copy_kept(out, kept, replace_changed=True)
 
 
 def restore(out: Path, kept: Path) -> list[Path]:
     """Copy kept files that ``out`` lacks back into it (a new machine); the copies."""
+    return _copy_kept(kept, out, replace_changed=False)
+
+
+def _copy_kept(source_root: Path, target_root: Path, replace_changed: bool) -> list[Path]:
     copies = []
     for pattern in KEPT:
-        for source in sorted(p for p in kept.glob(pattern) if p.is_file()):
-            target = out / source.relative_to(kept)
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                copies.append(Path(shutil.copy2(source, target)))
+        for source in sorted(p for p in source_root.glob(pattern) if p.is_file()):
+            target = target_root / source.relative_to(source_root)
+            if target.exists() and (
+                not replace_changed or target.read_bytes() == source.read_bytes()
+            ):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copies.append(Path(shutil.copy2(source, target)))
     return copies
 
 
