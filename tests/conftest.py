@@ -78,6 +78,22 @@ def build_sharp_model(tokenizer, seed: int = 0, **kwargs):
     return model
 
 
+def fake_policy_trainer(policy, tokenizer):
+    """The parts of a GRPOTrainer that motif's policy backend reads, around ``policy`` (CPU)."""
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+
+    return SimpleNamespace(
+        model=policy,
+        model_wrapped=policy,
+        accelerator=Accelerator(cpu=True),
+        processing_class=tokenizer,
+        args=SimpleNamespace(ds3_gather_for_generation=True),
+        use_vllm=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tokenizer):
     return build_tiny_model(tokenizer)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import build_tiny_model
+from conftest import build_tiny_model, fake_policy_trainer
 from motif.backends.base import SamplingParams
 from motif.protocol import round_messages
 from motif.training.round1 import rollout_func, round1_params, round1_rollout
@@ -51,17 +51,7 @@ def test_trl_generation_is_kept_on_request():
 
 
 def test_rollout_gives_trls_prompt_ids_and_one_reply_per_row(tokenizer):
-    from accelerate import Accelerator
-
-    policy = build_tiny_model(tokenizer, seed=4)
-    trainer = SimpleNamespace(
-        model=policy,
-        model_wrapped=policy,
-        accelerator=Accelerator(cpu=True),
-        processing_class=tokenizer,
-        args=SimpleNamespace(ds3_gather_for_generation=True),
-        use_vllm=False,
-    )
+    trainer = fake_policy_trainer(build_tiny_model(tokenizer, seed=4), tokenizer)
     chats = [round_messages(q, 1, 3) for q in ("1 + 2 = ?", "What is 3 + 4?")]
     prompts = [chats[0]] * 3 + [chats[1]] * 3  # as TRL's sampler repeats them
     torch.manual_seed(0)
