@@ -77,7 +77,7 @@ class Job:
         recipe's max_steps continues a finished run from its last checkpoint)."""
         if self.done is None or not self.done.exists():
             return False
-        return self.steps is None or finished(self.done.parent, self.steps)
+        return self.steps is None or max(step_seconds(self.done.parent), default=0) >= self.steps
 
 
 def motif_argv(*args: str) -> list[str]:

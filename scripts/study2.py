@@ -27,8 +27,10 @@ its last checkpoint, an evaluation from its saved batches; run the same command 
     python scripts/study2.py --stage train --jobs 2   # two commands at once, one thread each
 
 runs/ does not outlive a machine: after each stage, what later sittings need (the cold start's
-adapter, the choice and its measurements) is copied to --kept (docs/results/study2/kept, to be
-committed), and copied back into --out at the start of a sitting where it is missing.
+adapter, the choice and its measurements, each run's per-step metrics, the bf16 adapters to
+publish, finished evaluations) is copied to --kept (docs/results/study2/kept, to be committed),
+and copied back into --out at the start of a sitting where it is missing. Checkpoints are not
+kept: a run's evaluations (its curve, GRPO-B's wall-clock match) finish in its sitting.
 
 Dependencies go one way: study2.py (stages, jobs, the choice) -> study2_summary.py (tables,
 publishing) -> study2_common.py (layout, protocols, what to evaluate) -> replicate_common.py
@@ -53,6 +55,7 @@ from study2_common import (
     keep,
     load_choice,
     models,
+    published_copies,
     restore,
     terms_label,
 )
@@ -107,11 +110,9 @@ def train_job(study: Study, chosen: dict, arm: str, seed: int) -> Job:
     argv.append(
         "--resume" if any(target.glob("checkpoint-*/trainer_state.json")) else "--overwrite"
     )
+    # done: the run logged every step (metrics.jsonl is kept across sittings; checkpoints are not)
     return Job(
-        f"{arm}-s{seed}",
-        argv,
-        target / "adapter_model.safetensors",
-        int(study.recipe(arm)["max_steps"]),
+        f"{arm}-s{seed}", argv, target / "metrics.jsonl", int(study.recipe(arm)["max_steps"])
     )
 
 
@@ -305,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     if "eval" in stages:
         chosen = load_choice(study)
         print(check_heldout(study, chosen))
+        for path in published_copies(study, args.seeds):
+            print(f"bf16 copy {path} (evaluated and published)")
         run(eval_jobs(study, chosen, args.seeds))
     if "summary" in stages:
         print(write_summary(study, args.seeds).read_text())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from replicate_common import Job, finished, motif_argv, wall_matched_step
+from replicate_common import Job, motif_argv, step_seconds, wall_matched_step
 
 ARMS = ("grpo-B", "grpo-nB", "motif-first", "motif-all")
 MOTIF_ARMS = ("motif-first", "motif-all")
@@ -51,12 +51,15 @@ KEPT = (
     "choose/*/*",  # each evaluation's eval_config.json, samples.jsonl, summary.json
     "heldout.json",
     "eval/*/*",
+    *(f"{arm}-s*/{name}" for arm in ARMS for name in ("metrics.jsonl", "run_identity.json")),
+    "published/*/*",  # the bf16 adapters of the main table's models (see published_copies)
 )
 """What a later sitting needs from finished stages (relative to the study's ``out``): the
-cold start's adapter, the choice with its measurements, and finished evaluations (a finished
-evaluation is skipped, so its model's checkpoint is no longer needed). ``runs/`` does not
-outlive a machine, so :func:`keep` copies these to a committed folder and :func:`restore`
-brings them back."""
+cold start's adapter, the choice with its measurements, each training run's per-step
+metrics (the training table, the wall-clock match, and the marker that it finished), the
+adapters to publish, and finished evaluations (a finished evaluation is skipped, so its
+model's checkpoint is no longer needed). ``runs/`` does not outlive a machine, so
+:func:`keep` copies these to a committed folder and :func:`restore` brings them back."""
 
 
 def keep(out: Path, kept: Path) -> list[Path]:
@@ -119,6 +122,16 @@ class Study:
         """The training run of ``arm`` with ``seed``: ``out/<arm>-s<seed>``."""
         return self.out / f"{arm}-s{seed}"
 
+    def trained(self, arm: str, seed: int) -> bool:
+        """The run logged every step of its recipe (its metrics.jsonl, kept across sittings)."""
+        steps = int(self.recipe(arm)["max_steps"])
+        return max(step_seconds(self.run(arm, seed)), default=0) >= steps
+
+    def published(self, model: str) -> Path:
+        """The bf16 adapter of ``model`` (``<arm>-s<seed>@<step>``) that is evaluated and
+        published: ``out/published/<model>`` (see :func:`published_copies`)."""
+        return self.out / "published" / model
+
     def eval_dir(self, model: str, protocol: str) -> Path:
         """The held-out evaluation of ``model`` (``sft``, ``<arm>-s<seed>@<step>``) in
         ``protocol``: ``out/eval/<model>-<protocol>``."""
@@ -174,15 +187,17 @@ Model = tuple[str, Path, tuple[str, ...]]
 
 def models(study: Study, seeds: list[int], plan: bool = False) -> list[Model]:
     """(name, adapter, protocols) of every model to evaluate whose training has finished
-    (``plan``: as if every run had finished; the wall-clock matches still need the runs)."""
+    (``plan``: as if every run had finished; the wall-clock matches still need the runs).
+    The main table's models (two protocols or more) are evaluated from their bf16 copies
+    (:meth:`Study.published`), MOTIF's curve from the checkpoints."""
     steps, every = study.steps, int(study.config["curve_every"])
     found: list[Model] = [("sft", study.out / "sft", PROTOCOLS)]
     for seed in seeds:
-        done = {a: finished(study.run(a, seed), study.recipe(a)["max_steps"]) for a in ARMS}
+        done = {a: study.trained(a, seed) for a in ARMS}
         for arm in ARMS:
             if done[arm] or plan:
-                adapter = study.run(arm, seed) / f"checkpoint-{steps}"
-                found.append((f"{arm}-s{seed}@{steps}", adapter, PROTOCOLS))
+                name = f"{arm}-s{seed}@{steps}"
+                found.append((name, study.published(name), PROTOCOLS))
         for arm in MOTIF_ARMS:
             if done[arm] or plan:
                 run = study.run(arm, seed)
@@ -191,10 +206,53 @@ def models(study: Study, seeds: list[int], plan: bool = False) -> list[Model]:
                     for s in range(every, steps, every)
                 ]
             if done[arm] and done["grpo-B"]:
-                wall = wall_step(study, arm, seed)
-                grpo = study.run("grpo-B", seed) / f"checkpoint-{wall}"
-                found.append((f"grpo-B-s{seed}@{wall}", grpo, ("rounds", "one")))
+                name = f"grpo-B-s{seed}@{wall_step(study, arm, seed)}"
+                found.append((name, study.published(name), ("rounds", "one")))
     return found
+
+
+def checkpoint(study: Study, model: str) -> Path:
+    """The training checkpoint of ``model`` (``<arm>-s<seed>@<step>``)."""
+    run, step = model.rsplit("@", 1)
+    return study.out / run / f"checkpoint-{step}"
+
+
+def published_copies(study: Study, seeds: list[int]) -> list[Path]:
+    """Write the missing bf16 copies of the main table's models from their checkpoints (before
+    their evaluations, so the published files are the ones scored); the copies written."""
+    missing = [
+        (checkpoint(study, name), adapter)
+        for name, adapter, _ in models(study, seeds)
+        if adapter == study.published(name) and not adapter.exists()
+    ]
+    for source, adapter in missing:  # every source is checked before anything is written
+        if not (source / "adapter_model.safetensors").exists():
+            sys.exit(f"study2: {source} is gone; {adapter.name} cannot be evaluated or published")
+    return [bf16_copy(source, adapter) for source, adapter in dict(missing).items()]
+
+
+def bf16_copy(source: Path, target: Path) -> Path:
+    """``source``'s LoRA adapter with its float tensors rounded to bf16 (half the file: 9.8
+    instead of 19.6 MB at r=16 on SmolLM2-135M), written to ``target`` via a temporary folder
+    so that a cut-off copy is never taken for a finished one."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    weights = source / "adapter_model.safetensors"
+    with safe_open(weights, framework="pt") as f:
+        metadata = f.metadata()
+    tensors = {
+        k: v.to(torch.bfloat16) if v.is_floating_point() else v
+        for k, v in load_file(weights).items()
+    }
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    save_file(tensors, partial / "adapter_model.safetensors", metadata=metadata)
+    shutil.copy2(source / "adapter_config.json", partial / "adapter_config.json")
+    partial.rename(target)
+    return target
 
 
 def wall_step(study: Study, arm: str, seed: int) -> int:

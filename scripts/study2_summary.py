@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from motif.eval.compare import compare_runs, load_scores, mean_se, samples_to_reach
-from replicate_common import finished, step_seconds
+from replicate_common import step_seconds
 from study2_common import (
     ARMS,
     MOTIF_ARMS,
@@ -42,7 +42,9 @@ LABELS = {
 }
 ADAPTERS_NOTE = (
     "Each folder is a LoRA adapter of the offline default model (SmolLM2-135M-Instruct) written "
-    "by `python scripts/study2.py --stage publish` (docs/results.md, second study). Each "
+    "by `python scripts/study2.py --stage publish` (docs/results.md, second study), the cold "
+    "start in fp32 and every trained model as the bf16 copy of its checkpoint that the page's "
+    "numbers were measured on (half the file; the training kept fp32 weights). Each "
     "command re-scores one of the page's numbers on the same held-out items, greedy; "
     "`motif compare` gives the paired differences between two of its output folders."
 )
@@ -107,7 +109,7 @@ def model_rows(study: Study, seeds: list[int]) -> list[tuple[str, list[str]]]:
 
 def both_finished(study: Study, seed: int, arm: str = "motif-first") -> bool:
     """GRPO-B and ``arm`` of ``seed`` both ran all their steps (a wall-clock match exists)."""
-    return all(finished(study.run(a, seed), study.recipe(a)["max_steps"]) for a in (arm, "grpo-B"))
+    return study.trained(arm, seed) and study.trained("grpo-B", seed)
 
 
 def main_table(study: Study, seeds: list[int], chosen: dict) -> str:

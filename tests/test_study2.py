@@ -194,10 +194,11 @@ def test_the_eval_plan_has_every_model_in_every_protocol(study, capsys):
         assert '"size": 500' in line and '"min_terms": 9' in line
     one = lines[dirs.index("grpo-B-s1@40-one")]
     assert "--carry-over none --max-new-tokens 96 " in one
-    assert flag(one, "--adapter") == str(study.out / "grpo-B-s1" / "checkpoint-40")
+    assert flag(one, "--adapter") == str(study.out / "published" / "grpo-B-s1@40")  # bf16
     assert "--carry-over none --max-new-tokens 288 " in lines[dirs.index("sft-long")]
     rounds = lines[dirs.index("motif-all-s1@20-rounds")]
     assert "--rounds 3 --max-new-tokens 96 --later-max-new-tokens 96 " in rounds
+    assert flag(rounds, "--adapter") == str(study.out / "motif-all-s1" / "checkpoint-20")
 
 
 def test_the_first_stages_plan_the_cold_start_and_every_candidate(study, capsys):
@@ -283,6 +284,83 @@ def test_finished_stages_are_kept_and_restored_on_a_new_machine(study, kept, cap
     lines = plan(study, "choose", capsys)
     assert lines[0].startswith("restored ") and "[done] the rule" in lines[-1]
     assert (sft / "adapter_model.safetensors").read_text() == "adapter_model.safetensors"
+
+
+def test_a_finished_run_is_kept_without_its_checkpoints_and_stays_done(study, kept, monkeypatch):
+    choose(study)
+    run = study.run("motif-first", 1)
+    finish(run, steps(study, "motif-first"))
+    (run / "run_identity.json").write_text("{}")
+    bf16 = study.published("motif-first-s1@40")
+    bf16.mkdir(parents=True)
+    (bf16 / "adapter_model.safetensors").write_bytes(b"bf16 weights")
+    monkeypatch.setattr(study2, "run_jobs", lambda *a, **k: None)
+    study2.main(["--stage", "train", "--seeds", "1", "--out", str(study.out)])
+    assert sorted(p.name for p in (kept / "motif-first-s1").iterdir()) == [
+        "metrics.jsonl",
+        "run_identity.json",
+    ]
+    assert (kept / "published" / "motif-first-s1@40" / "adapter_model.safetensors").exists()
+    shutil.rmtree(study.out)  # a new machine: the checkpoints are gone, the kept files return
+    study2.main(["--stage", "choose", "--out", str(study.out)])
+    assert study.trained("motif-first", 1) and not study.trained("grpo-B", 1)
+    assert study2.train_job(study, CHOSEN, "motif-first", 1).is_done()  # never trained again
+    assert not study2.train_job(study, CHOSEN, "motif-all", 1).is_done()
+
+
+def write_adapter(folder: Path) -> dict:
+    """A small fp32 LoRA-like safetensors adapter in ``folder``; its tensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    tensors = {"a.lora_A.weight": torch.randn(4, 8), "step": torch.tensor([3])}
+    save_file(tensors, folder / "adapter_model.safetensors", metadata={"format": "pt"})
+    (folder / "adapter_config.json").write_text('{"r": 4}')
+    return tensors
+
+
+def test_the_bf16_copy_rounds_float_tensors_and_keeps_the_rest(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    tensors = write_adapter(tmp_path / "checkpoint-40")
+    target = common.bf16_copy(tmp_path / "checkpoint-40", tmp_path / "published" / "m@40")
+    copy = load_file(target / "adapter_model.safetensors")
+    assert copy["a.lora_A.weight"].dtype == torch.bfloat16 and copy["step"].dtype == torch.int64
+    assert torch.equal(copy["a.lora_A.weight"], tensors["a.lora_A.weight"].to(torch.bfloat16))
+    assert torch.equal(copy["step"], tensors["step"])
+    with safe_open(target / "adapter_model.safetensors", framework="pt") as f:
+        assert f.metadata() == {"format": "pt"}
+    assert (target / "adapter_config.json").read_text() == '{"r": 4}'
+    assert [p.name for p in target.parent.iterdir()] == ["m@40"]  # no partial folder left
+
+
+def test_the_main_tables_models_are_scored_from_their_bf16_copies(study, capsys):
+    choose(study)
+    for arm in common.ARMS:  # MOTIF's steps take twice GRPO's: the wall-clock match is step 80
+        finish(study.run(arm, 1), steps(study, arm), 2.0 if arm.startswith("motif") else 1.0)
+    for name in ("grpo-B-s1@40", "grpo-nB-s1@40", "motif-first-s1@40", "motif-all-s1@40"):
+        shutil.rmtree(common.checkpoint(study, name))
+        write_adapter(common.checkpoint(study, name))
+    shutil.rmtree(study.run("grpo-B", 1) / "checkpoint-80")  # the wall-clock match (step 80)
+    with pytest.raises(SystemExit, match="checkpoint-80 is gone; grpo-B-s1@80 cannot be"):
+        common.published_copies(study, [1])
+    write_adapter(study.run("grpo-B", 1) / "checkpoint-80")
+    written = common.published_copies(study, [1])
+    assert sorted(p.name for p in written) == [
+        "grpo-B-s1@40",
+        "grpo-B-s1@80",
+        "grpo-nB-s1@40",
+        "motif-all-s1@40",
+        "motif-first-s1@40",
+    ]
+    assert common.published_copies(study, [1]) == []  # written once
+    jobs = {j.name: j for j in study2.eval_jobs(study, CHOSEN, [1])}
+    assert flag(" ".join(jobs["eval grpo-B-s1@80-one"].argv), "--adapter") == str(
+        study.published("grpo-B-s1@80")
+    )
 
 
 def test_the_prompts_of_every_arm_are_what_the_cold_start_demonstrated(study):
@@ -429,6 +507,10 @@ def test_publish_copies_results_adapters_and_rewrites_the_page(study, tmp_path):
     (docs / "results.md").write_text(before)
     (study.out / "summary.md").write_text("| table |\n")
     finish(study.run("motif-first", 1), steps(study, "motif-first"))
+    bf16 = study.published("motif-first-s1@40")
+    bf16.mkdir(parents=True)
+    (bf16 / "adapter_model.safetensors").write_bytes(b"bf16 weights")
+    (bf16 / "adapter_config.json").write_text("{}")
     copied = summary.publish(study, [1], docs)
     page = (docs / "results.md").read_text()
     assert page == before.replace("Not yet run.", "| table |")
@@ -436,7 +518,7 @@ def test_publish_copies_results_adapters_and_rewrites_the_page(study, tmp_path):
     names = {p.relative_to(docs).as_posix() for p in copied}
     assert {"results/study2/summary.md", "results/study2/motif-first-s1.metrics.jsonl"} <= names
     adapter = docs / "results" / "adapters" / "motif-first-s1-step40"
-    assert (adapter / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert (adapter / "adapter_model.safetensors").read_bytes() == b"bf16 weights"  # as scored
     readme = (docs / "results" / "adapters" / "README.md").read_text()
     commands = [line for line in readme.splitlines() if line.startswith("motif eval")]
     assert len(commands) == 3 and all(f"--adapter {adapter}" in c for c in commands)
