@@ -363,10 +363,12 @@ def test_cli_end_to_end_on_tiny_model(tiny_checkpoint, tmp_path, capsys):
     rows = rows_of(out)
     assert len(rows) == 2 and all(len(r["rounds"]) == 2 for r in rows)
     assert all(x["completion_tokens"] <= 8 for r in rows for x in r["rounds"])
-    assert main(argv) == 0
-    again = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--tail-chunk", "64"]) == 0  # not part of a summary run: it resumes
+    printed = capsys.readouterr()
+    again = json.loads(printed.out)
     assert again["run"]["generated_problems"] == 0 and len(rows_of(out)) == 2
     assert again["metrics"] == summary["metrics"]
+    assert "note: --tail-chunk 64: not used (they apply to --carry-over tail" in printed.err
 
 
 def test_missing_model_is_named_before_the_run_identity(tiny_checkpoint, tmp_path, capsys):

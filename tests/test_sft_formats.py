@@ -63,6 +63,15 @@ def test_dry_run_shows_every_format(capsys, no_model_load):
     assert "# sample demonstration, tail (chunks of one thought)" in out
 
 
+def test_tail_options_without_tail_demonstrations_are_a_note(capsys, no_model_load):
+    assert main(["sft", *FLAGS]) == 0  # FLAGS set the --tail-* window; summary rounds only
+    out = capsys.readouterr().out
+    assert "note:           --tail-chunk 64, " in out
+    assert "not used (they apply to tail demonstrations: --carry-over tail or " in out
+    assert main(["sft", *FLAGS, "--extra-carry-over", "tail"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

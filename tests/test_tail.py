@@ -119,6 +119,43 @@ def test_protocol_args_refuse_bad_windows(kwargs, message):
         ProtocolArgs(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "note"),
+    [
+        ({}, None),
+        ({"tail_chunk": 64}, "--tail-chunk 64: not used (they apply to --carry-over tail; this"),
+        ({"carry_over": "none", "tail_head": 8, "tail_keep": 8}, "--tail-head 8, --tail-keep 8: "),
+        ({"tail_chunk": 8192, "tail_chunks": 5}, None),  # the defaults, written out
+        ({"carry_over": "tail", "tail_chunk": 64, "tail_head": 8}, None),
+    ],
+)
+def test_tail_options_without_tail_are_named(kwargs, note):
+    found = ProtocolArgs(**kwargs).unused_tail()
+    assert found == note if note is None else found.startswith(note)
+
+
+@pytest.mark.parametrize(
+    ("grid", "note"),
+    [
+        ("48=summary:3x16,none:1x48", "--tail-head 4: not used (they apply to tail cells; this"),
+        ("48=summary:3x16,tail:5x16", None),
+    ],
+)
+def test_a_grid_without_tail_cells_names_the_tail_options(grid, note):
+    from motif.eval.grid import GridArgs, unused_tail
+
+    found = unused_tail(GridArgs(grid=[grid]), ProtocolArgs(tail_head=4))
+    assert found == note if note is None else found.startswith(note)
+
+
+def test_an_error_stays_one_line_without_the_note(tmp_path, capsys):
+    from motif.cli.main import main
+
+    assert main(["infer", "1+1?", "--tail-keep", "8", "--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "note:" not in err
+
+
 def test_protocol_args_resolve_rounds():
     assert ProtocolArgs().rounds == 3
     assert ProtocolArgs(carry_over="none").rounds == 1

@@ -528,6 +528,35 @@ def test_tail_is_checked_against_the_model_before_it_loads(tiny_checkpoint, tmp_
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "note"),
+    [
+        ([], None),
+        (["--tail-chunk", "64"], "--tail-chunk 64: not used (they apply to --carry-over tail; "),
+        (
+            ["--method", "grpo"],  # TINY_RUN's MOTIF settings
+            "--rounds 2, --k 2, --continuation-max-new-tokens 6: not used (--method grpo answers",
+        ),
+        (["--method", "grpo", "--rounds", "1"], "--k 2, --continuation-max-new-tokens 6: not"),
+        (["--credit-buffer", "8"], "--credit-buffer 8: not used (they apply to --credit all)"),
+        (["--heldout-size", "4"], "--heldout-size 4: not used (the held-out check is off"),
+        ([*TAIL, "--tail-keep", "2"], None),
+    ],
+)
+def test_options_the_run_does_not_use_are_named_in_the_plan(flags, note, capsys):
+    """A recipe shared by several runs may set them, so they are a note, not an error."""
+    from motif.cli.train import parse_config
+    from motif.training.trainer import plan
+
+    config = parse_config([*TINY_RUN, *flags])
+    unused = [n for n in config.notes if "not used" in n]
+    assert unused == [] if note is None else len(unused) == 1 and unused[0].startswith(note)
+    assert config.motif.rounds == (1 if "grpo" in flags else config.motif.rounds)
+    assert main(["train", "--dry-run", *TINY_RUN, *flags]) == 0
+    out = capsys.readouterr().out
+    assert all(f"note: {n}" in out and f"note: {n}" in plan(config) for n in unused)
+
+
 def test_saved_config_and_identity_hold_the_tail_window_only_under_tail():
     from motif.cli.train import parse_config
 

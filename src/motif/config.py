@@ -6,9 +6,32 @@ command line. Defaults follow the paper's evaluation protocol where it has one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 from motif.errors import ConfigError
+
+TAIL_OPTIONS = ("tail_chunk", "tail_head", "tail_keep", "tail_chunks")
+"""The options of ``--carry-over tail`` (Delethink's C, h, m and I)."""
+
+
+def unused_options(config: Any, names: Sequence[str], why: str) -> str | None:
+    """A note naming those of ``config``'s options ``names`` that are set away from their
+    defaults although the run does not use them (``why`` says why), or None.
+
+    A recipe shared by several runs may set options some of them ignore, so this is a note for
+    the plan and the log, not an error (an option that would change the run's meaning is
+    refused where it is checked instead).
+    """
+    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+    changed = [
+        f"--{name.replace('_', '-')} {getattr(config, name)}"
+        for name in names
+        if name in defaults and getattr(config, name) != defaults[name]
+    ]
+    return f"{', '.join(changed)}: not used ({why})" if changed else None
+
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 # --context-overflow values and the transformers backend's ``overflow`` mode of each
@@ -208,6 +231,14 @@ class ProtocolArgs:
                 "--early-stop does not apply to --carry-over tail: a thought already stops at "
                 "its end-of-sequence; drop --early-stop"
             )
+
+    def unused_tail(self) -> str | None:
+        """A note for ``--tail-*`` options set away from their defaults without
+        ``--carry-over tail`` (they then do nothing), or None."""
+        if self.carry_over == "tail":
+            return None
+        why = f"they apply to --carry-over tail; this run is --carry-over {self.carry_over}"
+        return unused_options(self, TAIL_OPTIONS, why)
 
     def _resolved_rounds(self) -> int:
         if self.carry_over == "summary":

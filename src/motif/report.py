@@ -126,12 +126,11 @@ def load_runs(dirs: Sequence[str | Path]) -> tuple[list[EvalRun], list[TrainRun]
 
 
 def _load_dir(path: Path, evals: list[EvalRun], trains: list[TrainRun]) -> bool:
-    from motif.eval.grid_output import CELLS_DIR, GRID_FILE
+    from motif.eval.grid_output import GRID_FILE
 
     found = False
     if (path / GRID_FILE).is_file():  # an equal-budget grid: its cells are eval runs
-        cells = path / CELLS_DIR
-        for cell in sorted(p for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else ():
+        for cell in _grid_cells(path):
             if _load_dir(cell, evals, trains) and evals[-1].path == cell:
                 evals[-1].label = f"{evals[-1].label} [{cell.name}]"
         found = True
@@ -148,6 +147,20 @@ def _load_dir(path: Path, evals: list[EvalRun], trains: list[TrainRun]) -> bool:
         trains.append(TrainRun(path, read_training_metrics(path / TRAIN_METRICS_FILE)))
         found = True
     return found
+
+
+def _grid_cells(path: Path) -> list[Path]:
+    """The cell directories a grid's ``grid.json`` lists, in grid order. A cell left on disk
+    by an earlier run of the directory with another ``--grid`` is not part of this grid: it
+    is skipped, with a note."""
+    from motif.eval.grid_output import CELLS_DIR, read_grid
+
+    listed = [path / c["dir"] for c in read_grid(path).get("cells", []) if c.get("dir")]
+    cells = path / CELLS_DIR
+    others = sorted(set(cells.iterdir() if cells.is_dir() else ()) - set(listed))
+    for cell in (c for c in others if c.is_dir()):
+        logger.info("%s: not in %s's grid.json (an earlier --grid); skipped", cell, path)
+    return listed
 
 
 def read_training_metrics(path: Path) -> list[dict]:

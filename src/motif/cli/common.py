@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from motif.errors import ConfigError
+
+
+def print_notes(notes: Sequence[str | None]) -> None:
+    """Print each note (e.g. options set that the run does not use) to stderr."""
+    for note in filter(None, notes):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def parse(

@@ -33,8 +33,8 @@ def overflow_line(metrics: dict) -> str:
 def run(argv: list[str]) -> int:
     """Parse the flags, evaluate (resuming), print the summary."""
     from motif.backends.vllm_options import VllmArgs
-    from motif.cli.common import parse, quiet_libraries
-    from motif.eval.grid import GridArgs
+    from motif.cli.common import parse, print_notes, quiet_libraries
+    from motif.eval.grid import GridArgs, unused_tail
     from motif.eval.runner import EvalArgs, run_eval
 
     args, model, gen, proto, vllm, grid = parse(
@@ -50,7 +50,9 @@ def run(argv: list[str]) -> int:
     quiet_libraries()
     logging.getLogger("motif.eval").setLevel(logging.INFO)
     if grid.grid:
-        return run_grid_command(args, grid, model, gen, proto, vllm)
+        code = run_grid_command(args, grid, model, gen, proto, vllm)
+        print_notes([unused_tail(grid, proto)])  # after the checks: an error stays one line
+        return code
     summary = run_eval(args, model, gen, proto, vllm=vllm)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -63,6 +65,7 @@ def run(argv: list[str]) -> int:
     print(f"results: {out_dir}", file=sys.stderr)
     # the trajectory page (written to <output-dir>/view.html)
     print(f"view the trajectories: motif view {shlex.quote(out_dir)}", file=sys.stderr)
+    print_notes([proto.unused_tail()])
     return 0
 
 

@@ -114,7 +114,7 @@ def print_text(record: dict) -> None:
 def run(argv: list[str]) -> int:
     """Parse the flags, load the model, answer, print."""
     from motif.backends.vllm_options import VllmArgs
-    from motif.cli.common import parse, quiet_libraries
+    from motif.cli.common import parse, print_notes, quiet_libraries
 
     infer, model, gen, proto, vllm, pos = parse(
         "motif infer",
@@ -135,4 +135,5 @@ def run(argv: list[str]) -> int:
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
             print_text(record)
+    print_notes([proto.unused_tail()])  # after the checks: an error stays one line
     return 0

@@ -44,6 +44,8 @@ def print_plan(config: SftConfig, checked) -> None:
     print(f"precision:      bf16 autocast {'on' if on else 'off'} ({why})")
     check = f"{sft.eval_size} items, greedy" if sft.eval_size else "off (--eval-size 0)"
     print(f"held-out check: {check}")
+    for note in config.notes:
+        print(f"note:           {note}")
     output = (
         checked.output.describe() if checked.output else "not set: a real run needs --output-dir"
     )
@@ -68,7 +70,7 @@ def print_summary(metrics: dict, output_dir: str) -> None:
 
 def run(argv: list[str]) -> int:
     """Parse the flags, then print the plan (``--dry-run``) or train and save the adapter."""
-    from motif.cli.common import parse, quiet_libraries
+    from motif.cli.common import parse, print_notes, quiet_libraries
 
     sft, model, protocol, lora = parse(
         "motif sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), argv, description=DESCRIPTION
@@ -80,6 +82,7 @@ def run(argv: list[str]) -> int:
     if sft.dry_run:
         print_plan(config, checked)
         return 0
+    print_notes(config.notes)
     quiet_libraries()
     from datasets.utils.logging import disable_progress_bar
 

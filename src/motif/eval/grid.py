@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from motif.carryover import CARRY_OVERS, GridCell
-from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.config import TAIL_OPTIONS, GenerationArgs, ModelArgs, ProtocolArgs, unused_options
 from motif.errors import ConfigError
 from motif.eval.grid_output import (
     CELLS_DIR,
@@ -159,6 +159,13 @@ def parse_grid(specs: Sequence[str]) -> list[GridGroup]:
     if not groups:
         raise ConfigError("--grid is empty; e.g. --grid '192=summary:3x64,none:1x192'")
     return groups
+
+
+def unused_tail(grid: GridArgs, proto: ProtocolArgs) -> str | None:
+    """A note for ``--tail-*`` options set although no cell of the grid is a tail cell."""
+    if any(c.carry_over == "tail" for g in parse_grid(grid.grid) for c in g.cells):
+        return None
+    return unused_options(proto, TAIL_OPTIONS, "they apply to tail cells; this grid has none")
 
 
 def check_grid(groups: Sequence[GridGroup], head: int, keep: int | None) -> None:

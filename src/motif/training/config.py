@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from motif.carryover import DELETHINK_CHUNK, DELETHINK_CHUNKS, DELETHINK_HEAD
+from motif.config import TAIL_OPTIONS, unused_options
 from motif.errors import ConfigError
 from motif.training.trl_args import (  # noqa: F401 (check_choice .. resolve_bf16: public here)
     OptimArgs,
@@ -407,6 +408,7 @@ class TrainConfig:
         self._check_carry_over()
         self._check_credit()
         self._check_watch()
+        self.notes += filter(None, self._unused())
         if self.run.method == "grpo" and self.motif.rounds != 1:
             self.motif.rounds = 1  # vanilla GRPO is single-round by definition
         if self.motif.carry_over == "tail":
@@ -417,6 +419,26 @@ class TrainConfig:
                     f"--max-completion-length {given} replaced by --tail-chunk {chunk} "
                     "(--carry-over tail: round 1 is chunk 1)"
                 )
+
+    def _unused(self) -> list[str | None]:
+        """Notes for options set away from their defaults that this run does not use (a
+        recipe shared by several arms may set them; the plan says so)."""
+        m, notes = self.motif, []
+        if self.run.method == "grpo":
+            names = ("rounds",) if m.rounds != 1 else ()  # grpo's own 1 is no note
+            names += ("k", "continuation_temperature", "continuation_top_p")
+            names += ("continuation_max_new_tokens", "summary_rule")
+            notes.append(unused_options(m, names, "--method grpo answers in one round"))
+        if m.carry_over != "tail":
+            why = f"they apply to --carry-over tail; this run is --carry-over {m.carry_over}"
+            notes.append(unused_options(m, TAIL_OPTIONS, why))
+        if m.credit == "first":
+            why = "they apply to --credit all"
+            notes.append(unused_options(m, ("credit_first_share", "credit_buffer"), why))
+        if self.watch.heldout_every == 0:
+            why = "the held-out check is off: --heldout-every 0"
+            notes.append(unused_options(self.watch, ("heldout_size",), why))
+        return notes
 
     def _check_credit(self) -> None:
         """``--credit all`` needs rounds after the first, continued by MOTIF's summaries."""

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from motif.config import ModelArgs, ProtocolArgs
+from motif.config import TAIL_OPTIONS, ModelArgs, ProtocolArgs, unused_options
 from motif.errors import ConfigError
 from motif.outdir import OutputDir
 from motif.tasks import check_task_config
@@ -220,6 +220,15 @@ class SftConfig:
                 f"drop it with --carry-over {self.protocol.carry_over}"
             )
         check_extra_carry_over(self.sft.extra_carry_over, self.protocol.carry_over)
+        why = "they apply to tail demonstrations: --carry-over tail or --extra-carry-over tail"
+        unused = (
+            None if self.demonstrates_tail() else unused_options(self.protocol, TAIL_OPTIONS, why)
+        )
+        self.notes: list[str] = [unused] if unused else []  # for the plan and the log
+
+    def demonstrates_tail(self) -> bool:
+        """Some demonstrations are Delethink tail chunks (the ``--tail-*`` options apply)."""
+        return self.protocol.carry_over == "tail" or "tail" in (self.sft.extra_carry_over or [])
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration, flat (as a recipe would write it)."""
