@@ -74,7 +74,8 @@ class Job:
 
     def is_done(self) -> bool:
         """The marker exists and, for a training run, it reached ``steps`` (raising a
-        recipe's max_steps continues a finished run from its last checkpoint)."""
+        recipe's max_steps continues a finished run from its last checkpoint, where that
+        checkpoint is still on disk)."""
         if self.done is None or not self.done.exists():
             return False
         return self.steps is None or max(step_seconds(self.done.parent), default=0) >= self.steps

@@ -27,10 +27,11 @@ its last checkpoint, an evaluation from its saved batches; run the same command 
     python scripts/study2.py --stage train --jobs 2   # two commands at once, one thread each
 
 runs/ does not outlive a machine: after each stage, what later sittings need (the cold start's
-adapter, the choice and its measurements, each run's per-step metrics, the bf16 adapters to
-publish, finished evaluations) is copied to --kept (docs/results/study2/kept, to be committed),
-and copied back into --out at the start of a sitting where it is missing. Checkpoints are not
-kept: a run's evaluations (its curve, GRPO-B's wall-clock match) finish in its sitting.
+adapter, the choice and its measurements, each trained run's per-step metrics, the bf16 copies
+of the models to evaluate and publish, written as soon as their runs are trained, and finished
+evaluations) is copied to --kept (docs/results/study2/kept, to be committed), and copied back
+into --out at the start of a sitting where it is missing. Checkpoints are not kept: MOTIF's
+curve (steps 10-30) is scored in the sitting that trains the run, or skipped with a note.
 
 Dependencies go one way: study2.py (stages, jobs, the choice) -> study2_summary.py (tables,
 publishing) -> study2_common.py (layout, protocols, what to evaluate) -> replicate_common.py
@@ -51,6 +52,7 @@ from study2_common import (
     MOTIF_ARMS,
     PROTOCOLS,
     Study,
+    complete_adapter,
     eval_job,
     keep,
     load_choice,
@@ -122,10 +124,15 @@ def eval_jobs(study: Study, chosen: dict, seeds: list[int], plan: bool = False) 
     jobs, seen = [], set()
     for name, adapter, protocols in sorted(models(study, seeds, plan), key=lambda m: -len(m[2])):
         for protocol in protocols:
-            if (name, protocol) not in seen:
-                seen.add((name, protocol))
-                target = study.eval_dir(name, protocol)
-                jobs.append(eval_job(study, adapter, protocol, data, chosen["budget"], target))
+            if (name, protocol) in seen:
+                continue
+            seen.add((name, protocol))
+            target = study.eval_dir(name, protocol)
+            job = eval_job(study, adapter, protocol, data, chosen["budget"], target)
+            if plan or job.is_done() or complete_adapter(adapter):
+                jobs.append(job)
+            else:  # a checkpoint gone with an earlier sitting's machine: the others still run
+                print(f"study2: {adapter} is gone; {target.name} cannot be evaluated")
     return jobs
 
 
@@ -261,8 +268,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--kept",
         default=None,
         help=f"A committed folder for what later sittings need (the cold start's adapter, the "
-        f"choice): filled after each stage, copied back into --out when missing there "
-        f"(default: {KEPT_DIR}).",
+        f"choice, trained runs' metrics and bf16 adapters, finished evaluations): filled after "
+        f"each stage, copied back into --out when missing there (default: {KEPT_DIR}).",
     )
     p.add_argument("--plan", action="store_true", help="Print every command; run nothing.")
     return p.parse_args(argv)
@@ -282,7 +289,10 @@ def main(argv: list[str] | None = None) -> None:
     logs = study.out / "logs"
 
     def save() -> None:
-        for path in keep(study.out, kept):
+        if has_choice(study):  # trained runs' bf16 adapters first: their checkpoints are not kept
+            for path in published_copies(study, args.seeds):
+                print(f"bf16 copy {path} (evaluated and published)")
+        for path in keep(study, kept):
             print(f"kept {path} (commit it: runs/ does not outlive the machine)")
 
     def run(jobs: list[Job]) -> None:

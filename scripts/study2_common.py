@@ -51,33 +51,54 @@ KEPT = (
     "choose/*/*",  # each evaluation's eval_config.json, samples.jsonl, summary.json
     "heldout.json",
     "eval/*/*",
-    *(f"{arm}-s*/{name}" for arm in ARMS for name in ("metrics.jsonl", "run_identity.json")),
     "published/*/*",  # the bf16 adapters of the main table's models (see published_copies)
 )
 """What a later sitting needs from finished stages (relative to the study's ``out``): the
-cold start's adapter, the choice with its measurements, each training run's per-step
-metrics (the training table, the wall-clock match, and the marker that it finished), the
-adapters to publish, and finished evaluations (a finished evaluation is skipped, so its
-model's checkpoint is no longer needed). ``runs/`` does not outlive a machine, so
-:func:`keep` copies these to a committed folder and :func:`restore` brings them back."""
+cold start's adapter, the choice with its measurements, the adapters to evaluate and publish,
+and finished evaluations (a finished evaluation is skipped, so its model's checkpoint is no
+longer needed); plus :data:`KEPT_RUN_FILES` of every trained run. ``runs/`` does not outlive
+a machine, so :func:`keep` copies these to a committed folder and :func:`restore` brings them
+back. A folder being written (``*.partial``) is never kept."""
+
+KEPT_RUN_FILES = ("metrics.jsonl", "run_identity.json")
+"""What is kept of a training run that logged all its steps: its per-step metrics (the
+training table, the wall-clock match, and the marker that it is trained) and its identity.
+A run cut off before its last step is not kept: without its checkpoints it starts over."""
 
 
-def keep(out: Path, kept: Path) -> list[Path]:
-    """Copy the finished stages' :data:`KEPT` files from ``out`` to ``kept`` (new or changed
-    ones); the copies."""
-    return _copy_kept(out, kept, replace_changed=True)
+def keep(study: Study, kept: Path) -> list[Path]:
+    """Copy the finished stages' :data:`KEPT` files, and :data:`KEPT_RUN_FILES` of trained
+    runs, from ``study.out`` to ``kept`` (new or changed ones); the copies."""
+    trained = [
+        f"{run.name}/{name}"
+        for run in sorted(study.out.glob("*-s*"))
+        if _trained_run(study, run.name)
+        for name in KEPT_RUN_FILES
+    ]
+    return _copy_kept(study.out, kept, replace_changed=True, patterns=(*KEPT, *trained))
 
 
 def restore(out: Path, kept: Path) -> list[Path]:
     """Copy kept files that ``out`` lacks back into it (a new machine); the copies."""
-    return _copy_kept(kept, out, replace_changed=False)
+    runs = tuple(f"*-s*/{name}" for name in KEPT_RUN_FILES)
+    return _copy_kept(kept, out, replace_changed=False, patterns=(*KEPT, *runs))
 
 
-def _copy_kept(source_root: Path, target_root: Path, replace_changed: bool) -> list[Path]:
+def _trained_run(study: Study, folder: str) -> bool:
+    arm, _, seed = folder.rpartition("-s")
+    return arm in ARMS and seed.isdigit() and study.trained(arm, int(seed))
+
+
+def _copy_kept(
+    source_root: Path, target_root: Path, replace_changed: bool, patterns: tuple[str, ...]
+) -> list[Path]:
     copies = []
-    for pattern in KEPT:
+    for pattern in patterns:
         for source in sorted(p for p in source_root.glob(pattern) if p.is_file()):
-            target = target_root / source.relative_to(source_root)
+            relative = source.relative_to(source_root)
+            if any(part.endswith(".partial") for part in relative.parts):
+                continue
+            target = target_root / relative
             if target.exists() and (
                 not replace_changed or target.read_bytes() == source.read_bytes()
             ):
@@ -123,9 +144,14 @@ class Study:
         return self.out / f"{arm}-s{seed}"
 
     def trained(self, arm: str, seed: int) -> bool:
-        """The run logged every step of its recipe (its metrics.jsonl, kept across sittings)."""
-        steps = int(self.recipe(arm)["max_steps"])
-        return max(step_seconds(self.run(arm, seed)), default=0) >= steps
+        """The run logged every step of its recipe (its metrics.jsonl, kept across sittings)
+        and, where its checkpoints are still on disk, saved its final adapter (the last
+        step is logged before the last checkpoint is written)."""
+        run, steps = self.run(arm, seed), int(self.recipe(arm)["max_steps"])
+        if max(step_seconds(run), default=0) < steps:
+            return False
+        saved = (run / "adapter_model.safetensors").exists()
+        return saved or not any(run.glob("checkpoint-*"))
 
     def published(self, model: str) -> Path:
         """The bf16 adapter of ``model`` (``<arm>-s<seed>@<step>``) that is evaluated and
@@ -218,17 +244,29 @@ def checkpoint(study: Study, model: str) -> Path:
 
 
 def published_copies(study: Study, seeds: list[int]) -> list[Path]:
-    """Write the missing bf16 copies of the main table's models from their checkpoints (before
-    their evaluations, so the published files are the ones scored); the copies written."""
-    missing = [
-        (checkpoint(study, name), adapter)
-        for name, adapter, _ in models(study, seeds)
-        if adapter == study.published(name) and not adapter.exists()
-    ]
-    for source, adapter in missing:  # every source is checked before anything is written
-        if not (source / "adapter_model.safetensors").exists():
-            sys.exit(f"study2: {source} is gone; {adapter.name} cannot be evaluated or published")
-    return [bf16_copy(source, adapter) for source, adapter in dict(missing).items()]
+    """Write the missing bf16 copies of the main table's models from their checkpoints; the
+    copies written. Run as soon as a seed's runs are trained (the train stage) and again
+    before the evaluations, so that the published files are the ones scored and outlive the
+    checkpoints. A checkpoint that is gone is skipped with a note (its evaluations then
+    cannot run)."""
+    written = []
+    for name, adapter, _ in models(study, seeds):
+        if adapter != study.published(name) or complete_adapter(adapter):
+            continue
+        source = checkpoint(study, name)
+        if complete_adapter(source):
+            written.append(bf16_copy(source, adapter))
+        else:
+            print(f"study2: {source} is gone; {name} cannot be copied, evaluated or published")
+    return written
+
+
+def complete_adapter(folder: Path) -> bool:
+    """``folder`` holds both files of a LoRA adapter."""
+    return all((folder / f).is_file() for f in ADAPTER_FILES)
+
+
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
 def bf16_copy(source: Path, target: Path) -> Path:
@@ -251,6 +289,7 @@ def bf16_copy(source: Path, target: Path) -> Path:
     partial.mkdir(parents=True)
     save_file(tensors, partial / "adapter_model.safetensors", metadata=metadata)
     shutil.copy2(source / "adapter_config.json", partial / "adapter_config.json")
+    shutil.rmtree(target, ignore_errors=True)  # an incomplete copy (e.g. a cut-off restore)
     partial.rename(target)
     return target
 

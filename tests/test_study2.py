@@ -249,6 +249,9 @@ def test_markers_make_every_stage_resumable(study, capsys, monkeypatch):
     assert job.argv[-1] == "--resume" and not job.is_done()
     finish(run, steps(study, "motif-first"))
     assert job.is_done()
+    fake_published(study, "motif-first-s1@40")
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        (study.out / "sft" / name).write_text(name)
     grpo = study2.train_job(study, CHOSEN, "grpo-B", 1)
     finish(study.run("grpo-B", 1), steps(study, "motif-first"))  # GRPO-B runs twice as long
     assert not grpo.is_done()
@@ -286,26 +289,52 @@ def test_finished_stages_are_kept_and_restored_on_a_new_machine(study, kept, cap
     assert (sft / "adapter_model.safetensors").read_text() == "adapter_model.safetensors"
 
 
-def test_a_finished_run_is_kept_without_its_checkpoints_and_stays_done(study, kept, monkeypatch):
+def fake_published(study: common.Study, name: str) -> Path:
+    """A complete (fake) bf16 copy of ``name``, as the eval stage writes it."""
+    folder = study.published(name)
+    folder.mkdir(parents=True)
+    (folder / "adapter_model.safetensors").write_bytes(b"bf16 weights")
+    (folder / "adapter_config.json").write_text("{}")
+    return folder
+
+
+def test_a_trained_run_is_kept_without_its_checkpoints_and_stays_done(study, kept, monkeypatch):
     choose(study)
     run = study.run("motif-first", 1)
     finish(run, steps(study, "motif-first"))
     (run / "run_identity.json").write_text("{}")
-    bf16 = study.published("motif-first-s1@40")
-    bf16.mkdir(parents=True)
-    (bf16 / "adapter_model.safetensors").write_bytes(b"bf16 weights")
+    fake_published(study, "motif-first-s1@40")
+    partial = study.published("grpo-B-s1@40").with_name("grpo-B-s1@40.partial")
+    partial.mkdir()
+    (partial / "adapter_config.json").write_text("cut off")
+    cut = study.run("motif-all", 1)  # cut off at step 12: starts over on a new machine
+    finish(cut, 12)
     monkeypatch.setattr(study2, "run_jobs", lambda *a, **k: None)
     study2.main(["--stage", "train", "--seeds", "1", "--out", str(study.out)])
     assert sorted(p.name for p in (kept / "motif-first-s1").iterdir()) == [
         "metrics.jsonl",
         "run_identity.json",
     ]
-    assert (kept / "published" / "motif-first-s1@40" / "adapter_model.safetensors").exists()
+    assert not (kept / "motif-all-s1").exists()
+    assert sorted(p.name for p in (kept / "published").iterdir()) == ["motif-first-s1@40"]
     shutil.rmtree(study.out)  # a new machine: the checkpoints are gone, the kept files return
     study2.main(["--stage", "choose", "--out", str(study.out)])
     assert study.trained("motif-first", 1) and not study.trained("grpo-B", 1)
     assert study2.train_job(study, CHOSEN, "motif-first", 1).is_done()  # never trained again
-    assert not study2.train_job(study, CHOSEN, "motif-all", 1).is_done()
+    again = study2.train_job(study, CHOSEN, "motif-all", 1)
+    assert not again.is_done() and again.argv[-1] == "--overwrite"
+    assert not study.run("motif-all", 1).exists()  # nothing restored to block --overwrite
+
+
+def test_a_run_is_trained_once_its_final_adapter_is_saved(study):
+    run = study.run("motif-first", 1)
+    finish(run, steps(study, "motif-first"))
+    assert study.trained("motif-first", 1)
+    (run / "adapter_model.safetensors").unlink()  # killed between the last log and the save
+    assert not study.trained("motif-first", 1)
+    for folder in run.glob("checkpoint-*"):
+        shutil.rmtree(folder)  # a new machine: the kept metrics alone say it
+    assert study.trained("motif-first", 1)
 
 
 def write_adapter(folder: Path) -> dict:
@@ -345,22 +374,30 @@ def test_the_main_tables_models_are_scored_from_their_bf16_copies(study, capsys)
         shutil.rmtree(common.checkpoint(study, name))
         write_adapter(common.checkpoint(study, name))
     shutil.rmtree(study.run("grpo-B", 1) / "checkpoint-80")  # the wall-clock match (step 80)
-    with pytest.raises(SystemExit, match="checkpoint-80 is gone; grpo-B-s1@80 cannot be"):
-        common.published_copies(study, [1])
-    write_adapter(study.run("grpo-B", 1) / "checkpoint-80")
     written = common.published_copies(study, [1])
     assert sorted(p.name for p in written) == [
         "grpo-B-s1@40",
-        "grpo-B-s1@80",
         "grpo-nB-s1@40",
         "motif-all-s1@40",
         "motif-first-s1@40",
     ]
+    assert "checkpoint-80 is gone; grpo-B-s1@80 cannot be" in capsys.readouterr().out
+    jobs = {j.name: j for j in study2.eval_jobs(study, CHOSEN, [1])}
+    assert "eval grpo-B-s1@80-one" not in jobs and "eval grpo-B-s1@40-one" in jobs  # the others run
+    assert "grpo-B-s1@80 is gone; grpo-B-s1@80-one cannot be evaluated" in capsys.readouterr().out
+    write_adapter(study.run("grpo-B", 1) / "checkpoint-80")
+    (study.published("motif-all-s1@40") / "adapter_config.json").unlink()  # a cut-off restore
+    written = common.published_copies(study, [1])
+    assert sorted(p.name for p in written) == ["grpo-B-s1@80", "motif-all-s1@40"]
     assert common.published_copies(study, [1]) == []  # written once
     jobs = {j.name: j for j in study2.eval_jobs(study, CHOSEN, [1])}
     assert flag(" ".join(jobs["eval grpo-B-s1@80-one"].argv), "--adapter") == str(
         study.published("grpo-B-s1@80")
     )
+    for s in (10, 20, 30):  # MOTIF's curve, when its checkpoints went with an earlier machine
+        shutil.rmtree(study.run("motif-all", 1) / f"checkpoint-{s}")
+    names = [j.name for j in study2.eval_jobs(study, CHOSEN, [1])]
+    assert "eval motif-all-s1@20-rounds" not in names and "eval motif-first-s1@20-rounds" in names
 
 
 def test_the_prompts_of_every_arm_are_what_the_cold_start_demonstrated(study):
@@ -507,10 +544,7 @@ def test_publish_copies_results_adapters_and_rewrites_the_page(study, tmp_path):
     (docs / "results.md").write_text(before)
     (study.out / "summary.md").write_text("| table |\n")
     finish(study.run("motif-first", 1), steps(study, "motif-first"))
-    bf16 = study.published("motif-first-s1@40")
-    bf16.mkdir(parents=True)
-    (bf16 / "adapter_model.safetensors").write_bytes(b"bf16 weights")
-    (bf16 / "adapter_config.json").write_text("{}")
+    fake_published(study, "motif-first-s1@40")
     copied = summary.publish(study, [1], docs)
     page = (docs / "results.md").read_text()
     assert page == before.replace("Not yet run.", "| table |")
