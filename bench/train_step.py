@@ -4,9 +4,10 @@ The runs go in one process, one after the other, with the same round-1 settings;
 continuations of every round-1 completion over the remaining n-1 rounds; --credit all trains
 some groups on round-r states instead (one group per step here: round 1, 2, ..., n in turn), each
 reply continued over rounds r+1..n only. Each step is split into generation of the trained replies,
-rewards (the continuations) and optimisation (log-probs, backward, optimiser), from the run's own
-metrics.jsonl. The first step is a warm-up and is not averaged; the default --steps (n + 1) makes
-the averaged steps of --credit all one full cycle of rounds.
+rewards (the continuations), TRL's scoring work around them and optimisation (log-probs,
+backward, optimiser), from the run's own metrics.jsonl. The first step is a warm-up and is not
+averaged; the default --steps (n + 1) makes the averaged steps of --credit all one full cycle of
+rounds.
 
     .venv/bin/python bench/train_step.py [--runs grpo,first,all --m 4 --k 4 --rounds 3 --tokens 64]
 """
@@ -23,7 +24,13 @@ from pathlib import Path
 from motif.cli.train import parse_config
 from motif.training.trainer import train
 
-KEYS = ("step_seconds", "round1_generation_seconds", "reward_seconds", "optimisation_seconds")
+KEYS = (
+    "step_seconds",
+    "round1_generation_seconds",
+    "reward_seconds",
+    "scoring_seconds",
+    "optimisation_seconds",
+)
 
 
 RUNS = {"grpo": ["--method", "grpo"], "first": ["--method", "motif"], "all": ["--credit", "all"]}
@@ -111,13 +118,14 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
     )
     print(
         f"{'run':<8}{'step s':>9}{'replies s':>11}{'rewards s':>11}{'(contin. s)':>13}"
-        f"{'optim s':>9}{'r1 tok':>8}{'cont tok':>10}"
+        f"{'scoring s':>11}{'optim s':>9}{'r1 tok':>8}{'cont tok':>10}"
     )
     for name, r in results.items():
         print(
             f"{name:<8}{r['step_seconds']:>9.1f}{r['round1_generation_seconds']:>11.1f}"
             f"{r['reward_seconds']:>11.1f}{r['continuation_seconds']:>13.1f}"
-            f"{r['optimisation_seconds']:>9.1f}{r['round1_tokens']:>8.0f}{r['continuation_tokens']:>10.0f}"
+            f"{r['scoring_seconds']:>11.1f}{r['optimisation_seconds']:>9.1f}"
+            f"{r['round1_tokens']:>8.0f}{r['continuation_tokens']:>10.0f}"
         )
     if "grpo" in results and "first" in results:
         ratio = results["first"]["step_seconds"] / results["grpo"]["step_seconds"]

@@ -51,6 +51,7 @@ STEP_METRICS = [
     "round1_tokens",
     "round1_generation_seconds",
     "reward_seconds",
+    "scoring_seconds",
     "optimisation_seconds",
     "step_seconds",
 ]
@@ -121,6 +122,12 @@ def test_two_steps_change_the_adapter_and_log_every_metric(
     )
     for key in expected:
         assert key in records[-1], key
+    last = records[-1]
+    parts = ("round1_generation_seconds", "reward_seconds", "scoring_seconds")
+    assert sum(last[k] for k in (*parts, "optimisation_seconds")) == pytest.approx(
+        last["step_seconds"], abs=1e-3
+    )  # the step split into parts that do not overlap
+    assert "batch_seconds" not in last
     if method == "motif":
         assert records[-1]["continuation_tokens"] > 0
         assert records[-1]["reward_seconds"] >= records[-1]["continuation_seconds"] > 0

@@ -191,10 +191,13 @@ def metrics_callback(path: str) -> Any:
 
         def on_step_end(self, args, state, control, **kwargs):
             step = time.perf_counter() - self.step_start
-            # What is neither round-1 generation nor reward (continuations included) is the
-            # policy-gradient work: log-probs, backward pass and optimiser step.
             other = self.timings["round1_generation_seconds"] + self.timings["reward_seconds"]
+            batch = self.timings.pop(BATCH_KEY, None)
+            if batch is not None:  # TRL's own work around them: tokens, padding, advantages
+                self.timings["scoring_seconds"] = max(0.0, batch - other)
+                other = max(other, batch)
             self.timings["step_seconds"] = step
+            # the rest: the policy-gradient work (log-probs, backward pass, optimiser step)
             self.timings["optimisation_seconds"] = max(0.0, step - other)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -211,6 +214,11 @@ def metrics_callback(path: str) -> Any:
                     fh.write(json.dumps(record) + "\n")
 
     return MetricsCallback()
+
+
+BATCH_KEY = "batch_seconds"
+"""The timer of TRL's ``_generate_and_score_completions`` (round 1, rewards and TRL's own
+work around them); split into ``scoring_seconds`` by the metrics callback, not logged."""
 
 
 def time_method(obj: Any, name: str, sink: dict[str, float], key: str) -> bool:

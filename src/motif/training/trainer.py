@@ -227,7 +227,7 @@ def build_trainer(
     from motif.compat import library_deprecations
     from motif.training.config import grpo_config
     from motif.training.round1 import rollout_func
-    from motif.training.rundir import metrics_callback, time_method
+    from motif.training.rundir import BATCH_KEY, metrics_callback, time_method
 
     use_cuda = torch.cuda.is_available()
     args = args or grpo_config(config.optim, config.run.output_dir, use_cuda)
@@ -263,6 +263,7 @@ def build_trainer(
     generation = "rollout_func" if round1 is not None else "_generate_single_turn"
     time_method(trainer, generation, callback.timings, "round1_generation_seconds")
     time_method(trainer, "_calculate_rewards", callback.timings, "reward_seconds")
+    time_method(trainer, "_generate_and_score_completions", callback.timings, BATCH_KEY)
     if config.watch.heldout_every:
         from motif.training.watch import HeldOutWatch
 
