@@ -135,6 +135,29 @@ def test_tail_options_without_tail_are_named(kwargs, note):
 
 
 @pytest.mark.parametrize(
+    ("proto", "gen", "notes"),
+    [
+        ({}, {"later_max_new_tokens": 64}, []),
+        ({"rounds": 1}, {"later_max_new_tokens": 64}, ["--later-max-new-tokens 64: not used (one"]),
+        (
+            {"carry_over": "none", "summary_rule": "strict"},
+            {},
+            ["--summary-rule strict: not used (one round (--carry-over none))"],
+        ),
+        (
+            {"carry_over": "tail", "tail_chunk": 64, "tail_head": 8},
+            {"max_new_tokens": 32},
+            ["--max-new-tokens 32: not used (--carry-over tail: --tail-chunk and the window"],
+        ),
+        ({"carry_over": "tail", "tail_chunk": 64, "tail_head": 8}, {}, []),
+    ],
+)
+def test_budgets_and_rules_a_run_does_not_use_are_named(proto, gen, notes):
+    found = ProtocolArgs(**proto).unused_in_run(GenerationArgs(**gen))
+    assert len(found) == len(notes) and all(f.startswith(n) for f, n in zip(found, notes))
+
+
+@pytest.mark.parametrize(
     ("grid", "note"),
     [
         ("48=summary:3x16,none:1x48", "--tail-head 4: not used (they apply to tail cells; this"),

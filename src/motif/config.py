@@ -240,6 +240,25 @@ class ProtocolArgs:
         why = f"they apply to --carry-over tail; this run is --carry-over {self.carry_over}"
         return unused_options(self, TAIL_OPTIONS, why)
 
+    def unused_in_run(self, generation: GenerationArgs) -> list[str]:
+        """Notes for the protocol and sampling options this run does not use: ``--tail-*``
+        without tail; the per-round budgets and ``--summary-rule`` under tail (its window
+        sets each chunk's budget, nothing is summarised); ``--later-max-new-tokens`` and
+        ``--summary-rule`` with a single round."""
+        notes = [self.unused_tail()]
+        if self.carry_over == "tail":
+            why = "--carry-over tail: --tail-chunk and the window set each chunk's budget"
+            budgets = ("max_new_tokens", "later_max_new_tokens")
+            notes.append(unused_options(generation, budgets, why))
+            notes.append(
+                unused_options(self, ("summary_rule",), "--carry-over tail carries tokens")
+            )
+        elif self.rounds == 1:
+            why = "one round" + (" (--carry-over none)" if self.carry_over == "none" else "")
+            notes.append(unused_options(generation, ("later_max_new_tokens",), why))
+            notes.append(unused_options(self, ("summary_rule",), why))
+        return [n for n in notes if n]
+
     def _resolved_rounds(self) -> int:
         if self.carry_over == "summary":
             return 3 if self.rounds is None else self.rounds

@@ -150,16 +150,19 @@ def _load_dir(path: Path, evals: list[EvalRun], trains: list[TrainRun]) -> bool:
 
 
 def _grid_cells(path: Path) -> list[Path]:
-    """The cell directories a grid's ``grid.json`` lists, in grid order. A cell left on disk
-    by an earlier run of the directory with another ``--grid`` is not part of this grid: it
-    is skipped, with a note."""
+    """The cell directories a grid's ``grid.json`` lists, in grid order. A cell directory it
+    does not list (left by another ``--grid`` in the same directory, or still running) is not
+    part of the grid: it is skipped, with a warning."""
     from motif.eval.grid_output import CELLS_DIR, read_grid
 
-    listed = [path / c["dir"] for c in read_grid(path).get("cells", []) if c.get("dir")]
+    entries = [c for c in read_grid(path).get("cells", []) if isinstance(c, dict)]
+    listed = [path / (c.get("dir") or f"{CELLS_DIR}/{c.get('label')}") for c in entries]
     cells = path / CELLS_DIR
     others = sorted(set(cells.iterdir() if cells.is_dir() else ()) - set(listed))
     for cell in (c for c in others if c.is_dir()):
-        logger.info("%s: not in %s's grid.json (an earlier --grid); skipped", cell, path)
+        logger.warning(
+            "%s: not in %s (another --grid, or not finished); skipped", cell, path / "grid.json"
+        )
     return listed
 
 

@@ -65,7 +65,7 @@ def run(argv: list[str]) -> int:
     print(f"results: {out_dir}", file=sys.stderr)
     # the trajectory page (written to <output-dir>/view.html)
     print(f"view the trajectories: motif view {shlex.quote(out_dir)}", file=sys.stderr)
-    print_notes([proto.unused_tail()])
+    print_notes(proto.unused_in_run(gen))
     return 0
 
 

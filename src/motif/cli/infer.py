@@ -135,5 +135,5 @@ def run(argv: list[str]) -> int:
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
             print_text(record)
-    print_notes([proto.unused_tail()])  # after the checks: an error stays one line
+    print_notes(proto.unused_in_run(gen))  # after the checks: an error stays one line
     return 0

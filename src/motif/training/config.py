@@ -288,6 +288,7 @@ class MotifArgs:
 
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, f"--rounds must be >= 1; got {self.rounds}")
+        self.given_rounds = self.rounds  # not a field: for the plan's note when it is replaced
         # carry-over, C, h, m, I checked by ProtocolArgs; tail: rounds = I chunks, none: 1
         self.rounds = self.protocol_args().rounds
         _require(self.k >= 1, f"--k must be >= 1; got {self.k}")
@@ -432,6 +433,14 @@ class TrainConfig:
         if m.carry_over != "tail":
             why = f"they apply to --carry-over tail; this run is --carry-over {m.carry_over}"
             notes.append(unused_options(m, TAIL_OPTIONS, why))
+        if m.carry_over != "summary" and self.run.method == "motif" and m.given_rounds != 3:
+            rounds = "--tail-chunks sets the chunks" if m.carry_over == "tail" else "one pass"
+            notes.append(
+                f"--rounds {m.given_rounds}: not used (--carry-over {m.carry_over}: {rounds})"
+            )
+        if m.scoring == "paper":
+            why = "--scoring paper gives the reference's 2 / 1 / 0"
+            notes.append(unused_options(m, ("accuracy_weight",), why))
         if m.credit == "first":
             why = "they apply to --credit all"
             notes.append(unused_options(m, ("credit_first_share", "credit_buffer"), why))

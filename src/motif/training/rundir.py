@@ -187,15 +187,18 @@ def metrics_callback(path: str) -> Any:
             self.step_start = time.perf_counter()
             # Updated in place: the method timers hold a reference to this dict.
             self.timings.clear()
+            # 0 on a step that reuses a buffered batch (num_iterations > 1): TRL generated it
+            # on an earlier step, whose timings hold it
             self.timings.update(round1_generation_seconds=0.0, reward_seconds=0.0)
+            self.timings.update({BATCH_KEY: 0.0})
 
         def on_step_end(self, args, state, control, **kwargs):
             step = time.perf_counter() - self.step_start
             other = self.timings["round1_generation_seconds"] + self.timings["reward_seconds"]
-            batch = self.timings.pop(BATCH_KEY, None)
-            if batch is not None:  # TRL's own work around them: tokens, padding, advantages
-                self.timings["scoring_seconds"] = max(0.0, batch - other)
-                other = max(other, batch)
+            batch = self.timings.pop(BATCH_KEY)
+            # TRL's own work around them: tokens, padding, advantages
+            self.timings["scoring_seconds"] = max(0.0, batch - other)
+            other = max(other, batch)
             self.timings["step_seconds"] = step
             # the rest: the policy-gradient work (log-probs, backward pass, optimiser step)
             self.timings["optimisation_seconds"] = max(0.0, step - other)
