@@ -44,10 +44,15 @@ def step_seconds(run: Path) -> dict[int, float]:
     return seconds
 
 
+def logged_steps(run: Path) -> int:
+    """The last optimiser step ``run``'s metrics.jsonl logged (0: none)."""
+    return max(step_seconds(run), default=0)
+
+
 def finished(run: Path, steps: int) -> bool:
     """A training run that reached ``steps`` (its final adapter is saved at the root)."""
     done = (run / "adapter_model.safetensors").exists()
-    return done and max(step_seconds(run), default=0) >= steps
+    return done and logged_steps(run) >= steps
 
 
 def wall_matched_step(grpo: Path, motif: Path, every: int) -> int:
@@ -78,7 +83,7 @@ class Job:
         checkpoint is still on disk)."""
         if self.done is None or not self.done.exists():
             return False
-        return self.steps is None or max(step_seconds(self.done.parent), default=0) >= self.steps
+        return self.steps is None or logged_steps(self.done.parent) >= self.steps
 
 
 def motif_argv(*args: str) -> list[str]:

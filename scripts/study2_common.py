@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from replicate_common import Job, motif_argv, step_seconds, wall_matched_step
+from replicate_common import Job, logged_steps, motif_argv, wall_matched_step
 
 ARMS = ("grpo-B", "grpo-nB", "motif-first", "motif-all")
 MOTIF_ARMS = ("motif-first", "motif-all")
@@ -148,7 +148,7 @@ class Study:
         and, where its checkpoints are still on disk, saved its final adapter (the last
         step is logged before the last checkpoint is written)."""
         run, steps = self.run(arm, seed), int(self.recipe(arm)["max_steps"])
-        if max(step_seconds(run), default=0) < steps:
+        if logged_steps(run) < steps:
             return False
         saved = (run / "adapter_model.safetensors").exists()
         return saved or not any(run.glob("checkpoint-*"))

@@ -154,7 +154,9 @@ def test_tail_options_without_tail_are_named(kwargs, note):
 )
 def test_budgets_and_rules_a_run_does_not_use_are_named(proto, gen, notes):
     found = ProtocolArgs(**proto).unused_in_run(GenerationArgs(**gen))
-    assert len(found) == len(notes) and all(f.startswith(n) for f, n in zip(found, notes))
+    assert len(found) == len(notes) and all(
+        f.startswith(n) for f, n in zip(found, notes, strict=True)
+    )
 
 
 @pytest.mark.parametrize(

@@ -547,9 +547,15 @@ def test_tail_is_checked_against_the_model_before_it_loads(tiny_checkpoint, tmp_
         (["--method", "grpo", "--rounds", "1"], "--k 2, --continuation-max-new-tokens 6: not"),
         (["--credit-buffer", "8"], "--credit-buffer 8: not used (they apply to --credit all)"),
         (["--heldout-size", "4"], "--heldout-size 4: not used (the held-out check is off"),
-        ([*TAIL, "--tail-keep", "2"], "--rounds 2: not used (--carry-over tail: --tail-chunks sets"),
+        (
+            [*TAIL, "--tail-keep", "2"],
+            "--rounds 2: not used (--carry-over tail: --tail-chunks sets",
+        ),
         ([*TAIL, "--rounds", "3"], None),  # the default
-        (["--scoring", "paper", "--accuracy-weight", "3"], "--accuracy-weight 3.0: not used (--sco"),
+        (
+            ["--scoring", "paper", "--accuracy-weight", "3"],
+            "--accuracy-weight 3.0: not used (--sco",
+        ),
     ],
 )
 def test_options_the_run_does_not_use_are_named_in_the_plan(flags, note, capsys):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from motif.carryover import DELETHINK_CHUNK, DELETHINK_CHUNKS, DELETHINK_HEAD
-from motif.config import TAIL_OPTIONS, unused_options
+from motif.config import unused_options
 from motif.errors import ConfigError
 from motif.training.trl_args import (  # noqa: F401 (check_choice .. resolve_bf16: public here)
     OptimArgs,
@@ -430,9 +430,7 @@ class TrainConfig:
             names += ("k", "continuation_temperature", "continuation_top_p")
             names += ("continuation_max_new_tokens", "summary_rule")
             notes.append(unused_options(m, names, "--method grpo answers in one round"))
-        if m.carry_over != "tail":
-            why = f"they apply to --carry-over tail; this run is --carry-over {m.carry_over}"
-            notes.append(unused_options(m, TAIL_OPTIONS, why))
+        notes.append(m.protocol_args().unused_tail())
         if m.carry_over != "summary" and self.run.method == "motif" and m.given_rounds != 3:
             rounds = "--tail-chunks sets the chunks" if m.carry_over == "tail" else "one pass"
             notes.append(
