@@ -16,7 +16,13 @@ import statistics
 import sys
 from pathlib import Path
 
-from motif.eval.compare import compare_runs, load_scores, mean_se, samples_to_reach
+from motif.eval.compare import (
+    compare_runs,
+    load_scores,
+    mean_se,
+    over_seeds,
+    samples_to_reach,
+)
 from replicate_common import step_seconds
 from study2_common import (
     ARMS,
@@ -62,15 +68,16 @@ def accuracy(path: Path) -> float | None:
 
 
 def cell(paths: list[Path]) -> str:
-    """One run as ``p ± se``; several seeds as ``mean (min–max)``; none run: ``—``."""
+    """One run as ``p ± se`` (items); several seeds as ``mean ± se (min–max)`` with the
+    standard error over seeds (motif.eval.compare.over_seeds); none run: ``—``."""
     runs = [load_scores(p) for p in paths if (p / "summary.json").exists()]
     if len(runs) == 1:
         p, se = mean_se(list(runs[0].scores.values()))
         return f"{pct(p)} ± {pct(se)}"
-    values = [statistics.fmean(r.scores.values()) for r in runs]
-    if not values:
+    if not runs:
         return "—"
-    return f"{pct(statistics.mean(values))} ({pct(min(values))}–{pct(max(values))})"
+    s = over_seeds([statistics.fmean(r.scores.values()) for r in runs])
+    return f"{pct(s.mean)} ± {pct(s.se)} ({pct(s.low)}–{pct(s.high)})"
 
 
 def choice_table(choice: dict) -> str:
@@ -140,16 +147,15 @@ def difference(a: Path, b: Path) -> tuple[float, float] | None:
 
 
 def diff_cell(found: list[tuple[float, float] | None]) -> str:
-    """One seed: ``+d ± se``; several: their mean ± sqrt(Σ se²)/k (items only) and range."""
+    """One seed: ``+d ± se`` (paired, over the items); several: their mean ± the standard error
+    over seeds (motif.eval.compare.over_seeds) and their range."""
     done = [f for f in found if f is not None]
     if not done:
         return "—"
-    mean = statistics.fmean(d for d, _ in done)
-    se = sum(s * s for _, s in done) ** 0.5 / len(done)
-    text = f"{100 * mean:+.1f} ± {100 * se:.1f}"
-    if len(done) > 1:
-        text += f" ({100 * min(d for d, _ in done):+.1f} to {100 * max(d for d, _ in done):+.1f})"
-    return text
+    s = over_seeds([d for d, _ in done], [e for _, e in done])
+    if len(done) == 1:
+        return f"{100 * s.mean:+.1f} ± {100 * s.item_se:.1f}"
+    return f"{100 * s.mean:+.1f} ± {100 * s.se:.1f} ({100 * s.low:+.1f} to {100 * s.high:+.1f})"
 
 
 def paired_table(study: Study, seeds: list[int], chosen: dict) -> str:
@@ -307,9 +313,11 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
         f"replies cut, n-round accuracy {pct(choice['rule']['accuracy'][0])}–"
         f"{pct(choice['rule']['accuracy'][1])}%)",
         choice_table(choice),
-        "#### Held-out accuracy (greedy pass@1, %; one seed: ± SE; seeds: mean (min–max))",
+        "#### Held-out accuracy (greedy pass@1, %; one seed: ± SE over the items; several: mean ± SE "
+        "over the seeds (min–max))",
         main_table(study, seeds, chosen),
-        "#### Paired differences, same samples (points; ± paired SE over the items)",
+        "#### Paired differences, same samples (points; per seed ± paired SE over the items; mean: "
+        "± SE over the seeds, range)",
         paired_table(study, seeds, chosen),
         "#### Paired differences, same training wall-clock (points)",
         wall_table(study, seeds),

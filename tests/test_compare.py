@@ -18,6 +18,7 @@ from motif.eval.compare import (
     compare_runs,
     load_scores,
     mean_se,
+    over_seeds,
     samples_to_reach,
 )
 from motif.eval.runner import EvalArgs, run_eval
@@ -217,3 +218,25 @@ def test_runs_written_by_motif_eval(tmp_path):
     _, [c] = compare_dirs([tmp_path / "right", tmp_path / "odd"])
     assert (c.items, c.accuracy_a, c.accuracy_b, c.a_better, c.b_better) == (6, 1.0, 0.5, 3, 0)
     assert c.se == pytest.approx(0.5 / math.sqrt(6))
+
+
+def test_over_seeds_gives_the_spread_of_the_seeds_and_the_items_part():
+    s = over_seeds([0.2, 0.4, 0.6], item_ses=[0.02, 0.02, 0.02])
+    assert s.mean == pytest.approx(0.4)
+    assert s.se == pytest.approx(0.2 / math.sqrt(3))  # sample sd 0.2 over 3 seeds
+    assert s.item_se == pytest.approx(math.sqrt(3 * 0.02**2) / 3)
+    assert (s.low, s.high, s.values) == (0.2, 0.6, (0.2, 0.4, 0.6))
+
+
+def test_over_seeds_of_one_seed_has_no_seed_error():
+    s = over_seeds([0.3])
+    assert (s.mean, s.se, s.item_se, s.low, s.high) == (0.3, None, None, 0.3, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("values", "item_ses", "message"),
+    [([], None, "at least one"), ([0.1, 0.2], [0.01], "2 values but 1")],
+)
+def test_over_seeds_refuses_bad_input(values, item_ses, message):
+    with pytest.raises(ValueError, match=message):
+        over_seeds(values, item_ses)

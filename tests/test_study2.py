@@ -531,8 +531,10 @@ def test_the_summary_reads_fake_eval_directories(study):
     assert data["heldout"]["cold start (`sft`)"]["one"] == {"sft": 0.0}
 
 
-def test_a_seed_mean_keeps_the_item_error_and_the_spread():
-    assert summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None]) == "+20.0 ± 2.5 (+10.0 to +30.0)"
+def test_a_seed_mean_gives_the_error_over_seeds_and_the_spread():
+    # seeds +10 and +30 points: sample sd 14.1, over sqrt(2) seeds 10.0 (not the items' 2.5)
+    assert summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None]) == "+20.0 ± 10.0 (+10.0 to +30.0)"
+    assert summary.diff_cell([(0.1, 0.03)]) == "+10.0 ± 3.0"
     assert summary.diff_cell([None]) == "—"
 
 

@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist, fmean, pstdev
+from statistics import NormalDist, fmean, pstdev, stdev
 
 from motif.errors import ConfigError
 from motif.eval.store import CONFIG_FILE, SAMPLES_FILE, SUMMARY_FILE
@@ -242,3 +242,41 @@ def samples_to_reach(
         if value >= target:
             return step * samples_per_step
     return None
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """One quantity (an accuracy or a paired difference, as a fraction) measured once per
+    training seed, summarised over the ``k`` seeds.
+
+    ``se`` is the standard error of ``mean`` over seeds, ``stdev / sqrt(k)`` with the sample
+    standard deviation (divisor k - 1); it holds both the seeds' spread and the items' noise
+    each value carries, and is None for one seed. ``item_se`` is the items' part alone,
+    ``sqrt(sum se_i**2) / k`` from the per-seed standard errors (None when they are not
+    given): a ``se`` far above it means the seeds, not the items, set the uncertainty.
+    With k = 3 a 95% interval is about ±4.3 ``se`` (Student's t, 2 degrees of freedom).
+
+    Source: R. Agarwal et al., "Deep Reinforcement Learning at the Edge of the Statistical
+    Precipice", NeurIPS 2021, sec. 3-4 (report the uncertainty over training runs, not one
+    run's; few runs give wide intervals).
+    """
+
+    values: tuple[float, ...]
+    mean: float
+    se: float | None
+    item_se: float | None
+    low: float
+    high: float
+
+
+def over_seeds(values: Sequence[float], item_ses: Sequence[float] | None = None) -> SeedSummary:
+    """:class:`SeedSummary` of one value per seed (``item_ses``: each value's standard error
+    over the items, same order). Raises ValueError on no values or mismatched lengths."""
+    if not values:
+        raise ValueError("over_seeds needs at least one value")
+    if item_ses is not None and len(item_ses) != len(values):
+        raise ValueError(f"over_seeds: {len(values)} values but {len(item_ses)} item errors")
+    k = len(values)
+    se = stdev(values) / math.sqrt(k) if k > 1 else None
+    item_se = None if item_ses is None else math.sqrt(sum(s * s for s in item_ses)) / k
+    return SeedSummary(tuple(values), fmean(values), se, item_se, min(values), max(values))
