@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from motif.carryover import DELETHINK_CHUNK, DELETHINK_CHUNKS, DELETHINK_HEAD
 from motif.errors import ConfigError
 
 TAIL_OPTIONS = ("tail_chunk", "tail_head", "tail_keep", "tail_chunks")
@@ -198,14 +199,14 @@ class ProtocolArgs:
         },
     )
     tail_chunk: int = field(
-        default=8192,
+        default=DELETHINK_CHUNK,
         metadata={
             "help": "tail: C, the most thought tokens in one chunk's context, new tokens "
             "included; chunk 1 writes C (Delethink, arXiv 2510.06557: 8192)."
         },
     )
     tail_head: int = field(
-        default=100,
+        default=DELETHINK_HEAD,
         metadata={"help": "tail: h, first thought tokens kept in every later chunk (paper: 100)."},
     )
     tail_keep: int | None = field(
@@ -213,7 +214,7 @@ class ProtocolArgs:
         metadata={"help": "tail: m, last thought tokens carried to the next chunk (default C/2)."},
     )
     tail_chunks: int = field(
-        default=5,
+        default=DELETHINK_CHUNKS,
         metadata={"help": "tail: I, the most chunks; a thought stops earlier at end-of-sequence."},
     )
 
