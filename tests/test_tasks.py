@@ -413,4 +413,38 @@ def test_tail_eval_rows_count_steps_per_chunk_and_hand_no_state(tmp_path):
         assert 0 < sum(chunks) <= 11 and all(r["steps_right"] == r["steps"] for r in row["rounds"])
     m = summary["metrics"]
     assert m["step_accuracy"] == 1.0 and all(v is None for v in m["rounds"]["state_right"])
-    assert len(work_lines(m)) == 1  # no state line for tail
+    assert not any("state handed over" in line for line in work_lines(m))  # none for tail
+
+
+def test_eval_rows_say_which_trajectories_box_an_answer_too_early(tmp_path):
+    """The diagnostic of --heldout-every, in every eval of a task with checkers: one row
+    boxes the right total after one step (a skip), one writes every step."""
+    config = {**LONG_CHAINS, "size": 2}
+    problems = load_problems("reasoning_gym:chain_sum", task_config=config)
+    items = {p.question: item_for(p.question, p.gold, p.meta) for p in problems}
+    early = problems[0].question
+
+    def script(chat, sample):
+        question = next(q for q in items if chat[1]["content"].startswith(q))
+        item = items[question]
+        if question != early:
+            return thought_response(item)
+        work, _ = item.work(range(2), None)  # the first two units of work only
+        return f"<reasoning>\n{work}\n</reasoning>\n<answer>\n\\boxed{{{item.answer}}}\n</answer>"
+
+    summary = run_eval(
+        EvalArgs(
+            benchmark="reasoning_gym:chain_sum",
+            task_config=json.dumps(config),
+            output_dir=str(tmp_path / "s"),
+        ),
+        ModelArgs(),
+        GenerationArgs(max_new_tokens=4000),
+        ProtocolArgs(carry_over="none"),
+        backend_loader=lambda m: ScriptedBackend(script),
+    )
+    rows = [json.loads(x) for x in (tmp_path / "s" / "samples.jsonl").read_text().splitlines()]
+    assert {r["question"]: r["skipped_steps"] for r in rows} == {q: q == early for q in items}
+    assert all(r["correct"] is True for r in rows)  # a right total does not hide the skip
+    assert summary["metrics"]["skipped_steps"] == 0.5
+    assert "  skips a step (boxes an answer too early) 50.0%" in work_lines(summary["metrics"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -606,3 +607,23 @@ def test_one_tail_step_continues_trls_completions(tiny_checkpoint, tmp_path, wit
     assert record["completions/max_length"] <= 8
     saved = (out / "motif_config.yaml").read_text()
     assert "carry_over: tail" in saved and "max_completion_length: 8" in saved
+
+
+def test_a_round1_prompt_that_cannot_fit_the_context_is_refused_before_training(
+    tiny_checkpoint, tmp_path, capsys
+):
+    """Checked by every process from the tokenizer and config (the tiny model's context is
+    2048), so no process fails alone mid-run."""
+    base = ["train", "--dry-run", "--output-dir", str(tmp_path / "o"), *TINY_RUN]
+    base += ["--model", str(tiny_checkpoint)]
+    assert main([*base, "--max-completion-length", "1700"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--max-completion-length", "2040"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert re.search(
+        r"row 0: its round-1 prompt \(\d+ tokens\) plus --max-completion-length 2040 exceeds "
+        r"the model's context of 2048 tokens; lower --max-completion-length to \d+ or drop",
+        err[0],
+    )
+    assert not (tmp_path / "o").exists()

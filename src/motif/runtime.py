@@ -46,10 +46,8 @@ def check_protocol_fits(
     Raises:
         ConfigError: naming the option and the fix.
     """
-    from motif.backends.hf import context_limit
-
     budget, option = _budget_option(generation, protocol)
-    limit = context_limit(_read_config(model))
+    limit = model_context(model)
     if limit is not None and budget >= limit:
         raise ConfigError(
             f"{option} {budget} is a per-round budget at least as large as the model's context "
@@ -60,6 +58,14 @@ def check_protocol_fits(
         from motif.models import load_tokenizer
 
         check_continuation(load_tokenizer(model.model, model.trust_remote_code))
+
+
+def model_context(model: ModelArgs) -> int | None:
+    """The model's context in tokens from its config alone (no weights load); None when the
+    config states none or cannot be read here (the model load then names the problem)."""
+    from motif.backends.hf import context_limit
+
+    return context_limit(_read_config(model))
 
 
 def _read_config(model: ModelArgs) -> Any:

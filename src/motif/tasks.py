@@ -440,3 +440,42 @@ def check_trajectory(item: TaskItem, trajectory: object) -> list[RoundCheck]:
         r.summary if handed and (i < len(rounds) - 1 or cut) else None for i, r in enumerate(rounds)
     ]
     return check_rounds(item, [r.text for r in rounds], states)
+
+
+def steps_needed(item: TaskItem) -> int:
+    """The steps a complete solution of ``item`` writes, as its own step checker counts them.
+
+    Counted on the item's worked solution (``item.work`` over all its units, in one round) by
+    ``item.check_steps``: a chain of ``n`` terms needs ``n - 1`` (its first term is where the
+    work starts, ``Start with 44.``, not a step), a letter count over ``n`` words needs ``n``.
+    """
+    text, _ = item.work(range(item.units), None)
+    return item.check_steps(text)[1]
+
+
+def skipped(item: TaskItem, written: int, final_text: str) -> bool:
+    """Whether ``final_text`` (the text the final answer is graded from) boxes an answer
+    after ``written`` steps, fewer than ``item`` needs (:func:`steps_needed`)."""
+    from motif.protocol import extract_final_answer
+
+    return extract_final_answer(final_text) is not None and written < steps_needed(item)
+
+
+def skips_steps(item: TaskItem, trajectory: object) -> bool:
+    """Whether ``trajectory`` boxes a final answer having written fewer steps than ``item`` needs.
+
+    *Written steps*: the steps ``item.check_steps`` finds, right or wrong (``44 + 75 = 119.``),
+    in each round's own response, or for ``tail`` in the whole thought (its chunks joined, so a
+    step split by a chunk boundary still counts once). *Boxes a final answer*: the text its answer
+    is graded from holds one (:func:`motif.protocol.extract_final_answer`, as grading reads it).
+    Fewer written steps than :func:`steps_needed` with a boxed answer is the shortcut of
+    stopping after a step or two and boxing a guess. A trajectory that boxes nothing does not
+    skip (it ran out of budget, or broke format), and a step written twice counts twice: this
+    is a lower bound on skipping. Read duck-typed from a :class:`motif.engine.Trajectory`.
+    """
+    final = trajectory.final_text  # type: ignore[attr-defined]
+    if trajectory.carry_over == "tail":  # type: ignore[attr-defined]
+        written = item.check_steps(final)[1]
+    else:
+        written = sum(item.check_steps(r.text)[1] for r in trajectory.rounds)  # type: ignore[attr-defined]
+    return skipped(item, written, final)

@@ -70,6 +70,16 @@ def context_limit(model: Any) -> int | None:
     return None
 
 
+def render_ids(tokenizer: Any, chats: Sequence[Chat]) -> list[list[int]]:
+    """Each chat as the prompt token ids the backend feeds the model: the chat template with
+    the generation prompt, tokenized without added special tokens (the template holds them)."""
+    texts = [
+        tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        for chat in chats
+    ]
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
 @contextmanager
 def eval_mode(model: Any):
     """Switch dropout off for generation and restore the caller's mode afterwards."""
@@ -259,11 +269,7 @@ class TransformersBackend(GenerationBackend):
 
     def render(self, chats: Sequence[Chat]) -> list[list[int]]:
         """Apply the chat template (with the generation prompt) and tokenize."""
-        texts = [
-            self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-            for chat in chats
-        ]
-        return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        return render_ids(self.tokenizer, chats)
 
     def _fit_context(self, ids: list[int], index: int, params: SamplingParams) -> list[int] | None:
         """``ids`` if they fit the context with the budget; else per ``overflow`` (None: skip)."""

@@ -164,6 +164,8 @@ def work_metrics(records: Sequence[dict], rounds: int) -> dict | None:
     ``steps_written``. ``state_right`` and ``step_accuracy_by_round``: lists indexed by round;
     ``state_right[r]`` is the share of the states handed over after round ``r + 1`` that are
     right (None where no trajectory handed one: the last round, ``tail``, ``none``).
+    ``skipped_steps``: the share of trajectories that box an answer with fewer steps written
+    than the item needs (:func:`motif.tasks.skips_steps`; None for rows stored without it).
     """
     checked = [rec for rec in records if any("steps" in x for x in rec["rounds"])]
     if not checked:
@@ -183,6 +185,7 @@ def work_metrics(records: Sequence[dict], rounds: int) -> dict | None:
             _mean(x["state_right"] for x in xs if x.get("state_right") is not None)
             for xs in by_round
         ],
+        "skipped_steps": _mean(rec["skipped_steps"] for rec in checked if "skipped_steps" in rec),
     }
 
 
@@ -209,6 +212,8 @@ def work_lines(metrics: dict) -> list[str]:
             f"{i} {_pct(v)}" for i, v in enumerate(r["state_right"], 1) if v is not None
         )
         lines.append(f"  state handed over right, after round: {states}")
+    if metrics.get("skipped_steps") is not None:
+        lines.append(f"  skips a step (boxes an answer too early) {_pct(metrics['skipped_steps'])}")
     return lines
 
 
@@ -216,8 +221,8 @@ def compute_metrics(groups: Sequence[Sequence[dict]], samples: int, rounds: int)
     """All metrics of a run from its records grouped by problem (each group: K samples).
 
     When the task has checkers (:func:`work_metrics`): ``step_accuracy`` and ``steps``
-    (``right``, ``written``) for the run, ``rounds.state_right`` and ``rounds.step_accuracy``
-    per round.
+    (``right``, ``written``) for the run, ``skipped_steps`` (share of trajectories boxing an
+    answer too early), ``rounds.state_right`` and ``rounds.step_accuracy`` per round.
     """
     records = [rec for group in groups for rec in group]
     metrics = {
@@ -232,4 +237,5 @@ def compute_metrics(groups: Sequence[Sequence[dict]], samples: int, rounds: int)
         metrics["rounds"]["step_accuracy"] = work["step_accuracy_by_round"]
         metrics["step_accuracy"] = work["step_accuracy"]
         metrics["steps"] = {"right": work["steps_right"], "written": work["steps_written"]}
+        metrics["skipped_steps"] = work["skipped_steps"]
     return metrics

@@ -154,7 +154,9 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
     ``chain_sum``, ``basic_arithmetic``, ``letter_counting``), each round also gets
     ``steps_right`` / ``steps`` (steps of work written in the round's own text, right /
     written) and ``state_right`` (the state it handed over is right; None when it handed
-    none: the last round, ``tail`` chunks, ``none``); see :func:`motif.tasks.check_trajectory`.
+    none: the last round, ``tail`` chunks, ``none``); see :func:`motif.tasks.check_trajectory`;
+    and the row gets ``skipped_steps`` (it boxed an answer with fewer steps written than the
+    item needs: :func:`motif.tasks.skips_steps`, the diagnostic of ``--heldout-every``).
     """
     rounds = []
     for rec in trajectory.rounds:
@@ -172,9 +174,10 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
                 "truncated": rec.truncated,
             }
         )
-    _add_checks(rounds, problem, trajectory)
+    skipped = _add_checks(rounds, problem, trajectory)
     cut = getattr(trajectory, "cut_round", None)
     final = rounds[-1] if rounds and cut is None else {"answer": None, "correct": None}
+    checked = {} if skipped is None else {"skipped_steps": skipped}
     return {
         "id": problem.id,
         "sample": sample,
@@ -187,20 +190,23 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
         "generated_tokens": sum(r["completion_tokens"] for r in rounds),
         "largest_context": max((r["context_tokens"] for r in rounds), default=0),
         "question": problem.question,
+        **checked,
         "rounds": rounds,
     }
 
 
-def _add_checks(rounds: list[dict], problem: Problem, trajectory: Any) -> None:
-    """Add the task's step and state checks to each round row (nothing for other tasks)."""
-    from motif.tasks import check_trajectory, item_for
+def _add_checks(rounds: list[dict], problem: Problem, trajectory: Any) -> bool | None:
+    """Add the task's step and state checks to each round row; return whether the trajectory
+    skips steps (:func:`motif.tasks.skips_steps`). Nothing, and None, for other tasks."""
+    from motif.tasks import check_trajectory, item_for, skips_steps
 
     item = item_for(problem.question, problem.gold, problem.meta)
     if item is None:
-        return
+        return None
     for row, check in zip(rounds, check_trajectory(item, trajectory), strict=True):
         row["steps_right"], row["steps"] = check.steps_right, check.steps
         row["state_right"] = check.state_right
+    return skips_steps(item, trajectory)
 
 
 def _answer_text(trajectory: Any, round_index: int) -> str:

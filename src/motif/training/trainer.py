@@ -144,6 +144,7 @@ def check_config(config: TrainConfig) -> Checked:
         check_adapter_dir(config.run.init_adapter)
     if config.motif.carry_over == "tail":
         check_tail_fits(config)
+    check_round1_fits(config, dataset["prompt"])
     if config.motif.credit == "all":
         from motif.training.credit import check_trl
 
@@ -200,6 +201,38 @@ def check_tail_fits(config: TrainConfig) -> None:
         ModelArgs(model=config.run.model, trust_remote_code=config.run.trust_remote_code),
         GenerationArgs(max_new_tokens=config.motif.tail_chunk),
         config.motif.protocol_args(),
+    )
+
+
+def check_round1_fits(config: TrainConfig, prompts: list) -> None:
+    """Every round-1 prompt with ``--max-completion-length`` new tokens fits the model's context.
+
+    Checked before training, from the tokenizer and the model's config (no weights load), so
+    that every process refuses the run at once instead of one failing mid-run.
+
+    Raises:
+        ConfigError: naming the first row that does not fit, its length and the fix.
+    """
+    from motif.backends.hf import render_ids
+    from motif.config import ModelArgs
+    from motif.errors import ConfigError
+    from motif.models import load_tokenizer
+    from motif.runtime import model_context
+
+    model = ModelArgs(model=config.run.model, trust_remote_code=config.run.trust_remote_code)
+    limit, budget = model_context(model), config.optim.max_completion_length
+    if limit is None:
+        return
+    tokenizer = load_tokenizer(model.model, model.trust_remote_code)
+    lengths = [len(ids) for ids in render_ids(tokenizer, prompts)]
+    row = next((i for i, n in enumerate(lengths) if n + budget > limit), None)
+    if row is None:
+        return
+    room = limit - max(lengths)
+    fix = f"lower --max-completion-length to {room} or " if room > 0 else ""
+    raise ConfigError(
+        f"row {row}: its round-1 prompt ({lengths[row]} tokens) plus --max-completion-length "
+        f"{budget} exceeds the model's context of {limit} tokens; {fix}drop the longest questions"
     )
 
 

@@ -11,7 +11,8 @@ that step's metrics row (``metrics.jsonl`` and TensorBoard):
   step was written);
 * ``heldout/state_right``: states handed over that are right (``summary`` only; left out when
   none was handed over);
-* ``heldout/skipped_steps``: items whose trajectory skips steps (:func:`skips_steps`);
+* ``heldout/skipped_steps``: items whose trajectory skips steps
+  (:func:`motif.tasks.skips_steps`);
 * ``heldout/seconds``: wall time of the check's rollouts (gathering included).
 
 Format, accuracy and the checked work are scored by the cold start's held-out check
@@ -66,41 +67,6 @@ def heldout_items(config: TrainConfig, training_questions: Iterable[str]) -> lis
     )
 
 
-def steps_needed(item: TaskItem) -> int:
-    """The steps a complete solution of ``item`` writes, as its own step checker counts them.
-
-    Counted on the item's worked solution (``item.work`` over all its units, in one round) by
-    ``item.check_steps``: a chain of ``n`` terms needs ``n - 1`` (its first term is where the
-    work starts, ``Start with 44.``, not a step), a letter count over ``n`` words needs ``n``.
-    """
-    text, _ = item.work(range(item.units), None)
-    return item.check_steps(text)[1]
-
-
-def skips_steps(item: TaskItem, trajectory: Any) -> bool:
-    """Whether ``trajectory`` boxes a final answer having written fewer steps than ``item`` needs.
-
-    *Written steps*: the steps ``item.check_steps`` finds, right or wrong (``44 + 75 = 119.``),
-    in each round's own response, or for ``tail`` in the whole thought (its chunks joined, so a
-    step split by a chunk boundary still counts once). *Boxes a final answer*: the text its answer
-    is graded from holds one (:func:`motif.protocol.extract_final_answer`, as grading reads it).
-    Fewer written steps than :func:`steps_needed` with a boxed answer is the shortcut of
-    stopping after a step or two and boxing a guess. A trajectory that boxes nothing does not
-    skip (it ran out of budget, or broke format), and a step written twice counts twice: this
-    is a lower bound on skipping.
-    """
-    from motif.protocol import extract_final_answer
-
-    final = trajectory.final_text
-    if extract_final_answer(final) is None:
-        return False
-    if trajectory.carry_over == "tail":
-        written = item.check_steps(final)[1]
-    else:
-        written = sum(item.check_steps(r.text)[1] for r in trajectory.rounds)
-    return written < steps_needed(item)
-
-
 def watch_metrics(
     trajectories: Sequence[Any], items: Sequence[TaskItem], protocol: Any, seconds: float
 ) -> dict[str, float]:
@@ -109,6 +75,7 @@ def watch_metrics(
     A rate with nothing to count (no step written, no state handed over) is left out rather
     than logged as None (TensorBoard drops None with a warning).
     """
+    from motif.tasks import skips_steps
     from motif.training.heldout import score_trajectories
 
     report = score_trajectories(list(trajectories), list(items), protocol, seconds)
