@@ -36,8 +36,10 @@ replicate: setup
 	$(BIN)/python scripts/replicate.py
 
 # The second study of docs/results.md (issue 18): sittings of hours; resumable (run it again).
+# One stage or seed: make study2 STUDY2_ARGS="--stage train --seeds 3" (see --help).
+STUDY2_ARGS ?=
 study2: setup
-	$(BIN)/python scripts/study2.py
+	$(BIN)/python scripts/study2.py $(STUDY2_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench scripts

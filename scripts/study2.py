@@ -17,8 +17,8 @@ its last checkpoint, an evaluation from its saved batches; run the same command 
   train    motif train of every arm and seed with the chosen task and budget (refused
            without choice.json: the task and budget are fixed before any RL run)
   eval     the held-out set's disjointness check, then motif eval of the cold start and every
-           finished run: 3 protocols at the sample-matched step, GRPO-B's wall-clock-matched
-           checkpoint, MOTIF's curve
+           finished run: 3 protocols at the sample-matched step, GRPO-B's final model and
+           wall-clock-matched checkpoint, MOTIF's curve
   summary  tables (motif.eval.compare: paired differences, samples to reach) in summary.md
   publish  raw outputs to docs/results/study2/, adapters to docs/results/adapters/, and the
            generated block of docs/results.md
@@ -60,6 +60,7 @@ from study2_common import (
     published_copies,
     restore,
     terms_label,
+    trained_seeds,
 )
 from study2_summary import publish, write_summary
 
@@ -319,6 +320,13 @@ def main(argv: list[str] | None = None) -> None:
         for path in published_copies(study, args.seeds):
             print(f"bf16 copy {path} (evaluated and published)")
         run(eval_jobs(study, chosen, args.seeds))
+    left_out = [s for s in trained_seeds(study) if s not in args.seeds]
+    if left_out and ("summary" in stages or "publish" in stages):
+        print(
+            f"study2: seeds {left_out} have trained runs but are not in --seeds; the tables "
+            f"and the page leave them out (pass --seeds with every seed to show)",
+            file=sys.stderr,
+        )
     if "summary" in stages:
         print(write_summary(study, args.seeds).read_text())
     if "publish" in stages:

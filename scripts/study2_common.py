@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from replicate_common import Job, logged_steps, motif_argv, wall_matched_step
+from replicate_common import Job, logged_steps, motif_argv, step_seconds, wall_matched_step
 
 ARMS = ("grpo-B", "grpo-nB", "motif-first", "motif-all")
 MOTIF_ARMS = ("motif-first", "motif-all")
@@ -135,6 +135,12 @@ class Study:
         return int(self.recipe("motif-first")["max_steps"])
 
     @property
+    def grpo_steps(self) -> int:
+        """GRPO-B's last step, its final model (the paper trains its GRPO baseline twice
+        MOTIF's steps; here as long as the wall-clock match may need)."""
+        return int(self.recipe("grpo-B")["max_steps"])
+
+    @property
     def choice_path(self) -> Path:
         """Where the choose stage writes the chosen task length and budget."""
         return self.out / "choice.json"
@@ -214,8 +220,9 @@ Model = tuple[str, Path, tuple[str, ...]]
 def models(study: Study, seeds: list[int], plan: bool = False) -> list[Model]:
     """(name, adapter, protocols) of every model to evaluate whose training has finished
     (``plan``: as if every run had finished; the wall-clock matches still need the runs).
-    The main table's models (two protocols or more) are evaluated from their bf16 copies
-    (:meth:`Study.published`), MOTIF's curve from the checkpoints."""
+    The main table's models (two protocols or more: every arm at the sample-matched step,
+    GRPO-B's final model and its wall-clock matches) are evaluated from their bf16 copies
+    (:meth:`Study.published`), MOTIF's curve from the checkpoints. A model is listed once."""
     steps, every = study.steps, int(study.config["curve_every"])
     found: list[Model] = [("sft", study.out / "sft", PROTOCOLS)]
     for seed in seeds:
@@ -224,6 +231,9 @@ def models(study: Study, seeds: list[int], plan: bool = False) -> list[Model]:
             if done[arm] or plan:
                 name = f"{arm}-s{seed}@{steps}"
                 found.append((name, study.published(name), PROTOCOLS))
+        if done["grpo-B"] or plan:
+            name = f"grpo-B-s{seed}@{study.grpo_steps}"
+            found.append((name, study.published(name), ("rounds", "one")))
         for arm in MOTIF_ARMS:
             if done[arm] or plan:
                 run = study.run(arm, seed)
@@ -234,7 +244,19 @@ def models(study: Study, seeds: list[int], plan: bool = False) -> list[Model]:
             if done[arm] and done["grpo-B"]:
                 name = f"grpo-B-s{seed}@{wall_step(study, arm, seed)}"
                 found.append((name, study.published(name), ("rounds", "one")))
-    return found
+    names = [name for name, _, _ in found]
+    return [m for i, m in enumerate(found) if m[0] not in names[:i]]
+
+
+def trained_seeds(study: Study) -> list[int]:
+    """The seeds of which at least one arm's run is trained (under ``out`` or restored)."""
+    found = {
+        int(run.name.rsplit("-s", 1)[1])
+        for arm in ARMS
+        for run in study.out.glob(f"{arm}-s*")
+        if run.name.rsplit("-s", 1)[1].isdigit()
+    }
+    return sorted(s for s in found if any(study.trained(a, s) for a in ARMS))
 
 
 def checkpoint(study: Study, model: str) -> Path:
@@ -295,9 +317,17 @@ def bf16_copy(source: Path, target: Path) -> Path:
 
 
 def wall_step(study: Study, arm: str, seed: int) -> int:
-    """GRPO-B's last checkpoint whose training time fits in MOTIF ``arm``'s whole time."""
+    """GRPO-B's last checkpoint whose training time fits in MOTIF ``arm``'s whole time
+    (GRPO-B's last step when all of its steps fit: see :func:`wall_capped`)."""
     every = int(study.recipe("grpo-B")["save_steps"])
     return wall_matched_step(study.run("grpo-B", seed), study.run(arm, seed), every)
+
+
+def wall_capped(study: Study, arm: str, seed: int) -> bool:
+    """GRPO-B's whole run took less than MOTIF ``arm``'s time: the match stopped at GRPO-B's
+    last step, and more GRPO-B steps would have fit (the recipe's max_steps is too low)."""
+    grpo, motif = step_seconds(study.run("grpo-B", seed)), step_seconds(study.run(arm, seed))
+    return sum(grpo.values()) < sum(motif.values())
 
 
 def load_choice(study: Study) -> dict:

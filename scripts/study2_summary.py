@@ -4,11 +4,12 @@ Reads the study's eval directories (samples.jsonl, summary.json), training runs
 (metrics.jsonl) and choice.json; writes summary.md / summary.json, and publishes them with the
 raw outputs and the adapters into docs/. Arithmetic on saved files only, no model: paired
 differences, standard errors and samples-to-reach come from motif.eval.compare (also
-`motif compare`). Imports study2_common and replicate_common, never study2.py.
+`motif compare`), the step-skipping rate from motif.tasks (items rebuilt by reasoning-gym). Imports study2_common and replicate_common, never study2.py.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import shutil
@@ -16,6 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from motif.data import load_problems
 from motif.eval.compare import (
     compare_runs,
     load_scores,
@@ -23,6 +25,7 @@ from motif.eval.compare import (
     over_seeds,
     samples_to_reach,
 )
+from motif.tasks import item_for, skips_steps_in, task_kind
 from replicate_common import step_seconds
 from study2_common import (
     ARMS,
@@ -35,6 +38,7 @@ from study2_common import (
     models,
     protocol_label,
     terms_label,
+    wall_capped,
     wall_step,
 )
 
@@ -46,6 +50,10 @@ LABELS = {
     "motif-first": "MOTIF, credit to round 1",
     "motif-all": "MOTIF, credit to every round",
 }
+T_NOTE = (
+    "with 2 seeds a 95% interval is ±12.7 SE, with 3 ±4.3 SE (Student's t, 1 and 2 degrees "
+    "of freedom)"
+)
 ADAPTERS_NOTE = (
     "Each folder is a LoRA adapter of the offline default model (SmolLM2-135M-Instruct) written "
     "by `python scripts/study2.py --stage publish` (docs/results.md, second study), the cold "
@@ -105,6 +113,10 @@ def model_rows(study: Study, seeds: list[int]) -> list[tuple[str, list[str]]]:
         rows.append(
             (f"{LABELS[arm]} (`{arm}`), step {steps}", [f"{arm}-s{s}@{steps}" for s in seeds])
         )
+    final = study.grpo_steps
+    rows.append(
+        (f"{LABELS['grpo-B']}, final (step {final})", [f"grpo-B-s{s}@{final}" for s in seeds])
+    )
     walls = [wall_step(study, "motif-first", s) if both_finished(study, s) else None for s in seeds]
     found = [(s, w) for s, w in zip(seeds, walls, strict=True) if w is not None]
     label = "GRPO, 1 round of B, at MOTIF (round 1)'s wall-clock"
@@ -174,9 +186,10 @@ def paired_table(study: Study, seeds: list[int], chosen: dict) -> str:
             same = [difference(study.eval_dir(ma, p), study.eval_dir(mb, p)) for p in PROTOCOLS]
             per_seed[s] = [own, *same]
             lines.append(f"| {a} − {g} | {s} | {' | '.join(diff_cell([f]) for f in per_seed[s])} |")
-        if len(seeds) > 1:
-            cells = [diff_cell([row[i] for row in per_seed.values()]) for i in range(4)]
-            lines.append(f"| {a} − {g} | mean | {' | '.join(cells)} |")
+        measured = [row for row in per_seed.values() if any(f is not None for f in row)]
+        if len(measured) > 1:
+            cells = [diff_cell([row[i] for row in measured]) for i in range(4)]
+            lines.append(f"| {a} − {g} | mean of {len(measured)} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -194,8 +207,9 @@ def wall_table(study: Study, seeds: list[int]) -> str:
             g = f"grpo-B-s{s}@{wall}"
             own = difference(study.eval_dir(m, "rounds"), study.eval_dir(g, "one"))
             same = difference(study.eval_dir(m, "rounds"), study.eval_dir(g, "rounds"))
+            step = f"{wall} (all its steps: capped)" if wall_capped(study, arm, s) else str(wall)
             lines.append(
-                f"| {arm} − grpo-B | {s} | {wall} | {diff_cell([own])} | {diff_cell([same])} |"
+                f"| {arm} − grpo-B | {s} | {step} | {diff_cell([own])} | {diff_cell([same])} |"
             )
     return "\n".join(lines)
 
@@ -206,10 +220,11 @@ def rounds_table(study: Study, seeds: list[int]) -> str:
     n = study.rounds
     lines = [
         "| model | accuracy after round 1..n | fixed / broken, round r → r+1 "
-        "| state handed over right, after round 1..n−1 | steps right |",
-        "|---|---|---|---|---:|",
+        "| state handed over right, after round 1..n−1 | steps right | skips a step |",
+        "|---|---|---|---|---:|---:|",
     ]
     names = ["sft", *(f"{a}-s{s}@{study.steps}" for a in ARMS for s in seeds)]
+    names += [f"grpo-B-s{s}@{study.grpo_steps}" for s in seeds]
     for name in names:
         path = study.eval_dir(name, "rounds") / "summary.json"
         metrics = json.loads(path.read_text()).get("metrics") if path.exists() else None
@@ -221,33 +236,78 @@ def rounds_table(study: Study, seeds: list[int]) -> str:
         )
         states = ", ".join(pct(v) for v in (r.get("state_right") or [None] * n)[: n - 1])
         acc = ", ".join(pct(v) for v in r["accuracy"])
+        skips = pct(skip_rate(path.parent))
         lines.append(
-            f"| {name} | {acc} | {moves} | {states} | {pct(metrics.get('step_accuracy'))} |"
+            f"| {name} | {acc} | {moves} | {states} | {pct(metrics.get('step_accuracy'))} "
+            f"| {skips} |"
         )
     return "\n".join(lines)
 
 
+def skip_rate(path: Path) -> float | None:
+    """Share of an eval's trajectories that box an answer with a step skipped
+    (motif.tasks.skips_steps_in, the --heldout-every diagnostic): from its summary, or, for
+    evaluations written before motif eval recorded it, from its stored rows and the items
+    rebuilt from its eval_config.json (None: not a task with checkers)."""
+    recorded = json.loads((path / "summary.json").read_text())["metrics"]
+    if "skipped_steps" in recorded or not (path / "eval_config.json").exists():
+        return recorded.get("skipped_steps")
+    data = json.loads((path / "eval_config.json").read_text())["data"]
+    if task_kind(str(data.get("benchmark"))) is None:
+        return None
+    items = task_items(json.dumps(data, sort_keys=True))
+    rows = [json.loads(x) for x in (path / "samples.jsonl").read_text().splitlines()]
+    flags = [
+        skips_steps_in(items[r["question"]], [x["text"] for x in r["rounds"]], r["carry_over"])
+        for r in rows
+        if items.get(r["question"]) is not None
+    ]
+    return statistics.fmean(flags) if flags else None
+
+
+@functools.cache
+def task_items(data: str) -> dict:
+    """question -> task item (None: no checker) of a reasoning-gym eval's ``data`` section."""
+    d = json.loads(data)
+    problems = load_problems(
+        f"reasoning_gym:{d['benchmark']}",
+        task_config=d["task_config"],
+        seed=d["data_seed"],
+        limit=d["size"],
+    )
+    return {p.question: item_for(p.question, p.gold, p.meta) for p in problems}
+
+
 def samples_table(study: Study, seeds: list[int]) -> str:
-    """Training samples MOTIF needed to reach GRPO-B's final accuracy (its better protocol
-    at the same largest context: one round of B or n rounds of B) on the held-out set."""
-    recipe, steps = study.recipe("motif-first"), study.steps
+    """Training samples MOTIF needed to reach GRPO-B's final accuracy (after all its steps; its
+    better protocol at the same largest context: one round of B or n rounds of B) on the
+    held-out set, against the samples GRPO-B trained on (the paper's claim: MOTIF reached
+    GRPO's accuracy with 15% of its samples)."""
+    recipe, steps, final = study.recipe("motif-first"), study.steps, study.grpo_steps
     every = int(study.config["curve_every"])
     per_step = int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
+    grpo_recipe = study.recipe("grpo-B")
+    grpo_samples = (
+        final * int(grpo_recipe["prompts_per_device"]) * int(grpo_recipe["num_generations"])
+    )
     points = [*range(every, steps, every), steps]
     head = " | ".join(f"step {s}" for s in points)
     lines = [
-        f"| arm | seed | {head} | GRPO-B at step {steps} | samples to reach it |",
+        f"| arm | seed | {head} | GRPO-B final (step {final}, {grpo_samples} samples) "
+        "| MOTIF's samples to reach it |",
         "|---|---|" + "---:|" * (len(points) + 2),
     ]
     for arm in MOTIF_ARMS:
         for s in seeds:
             curve = [(p, accuracy(study.eval_dir(f"{arm}-s{s}@{p}", "rounds"))) for p in points]
-            grpo = [accuracy(study.eval_dir(f"grpo-B-s{s}@{steps}", p)) for p in ("one", "rounds")]
+            grpo = [accuracy(study.eval_dir(f"grpo-B-s{s}@{final}", p)) for p in ("one", "rounds")]
+            if all(a is None for _, a in curve):
+                continue
             target = max((g for g in grpo if g is not None), default=None)
             reach = None if target is None else samples_to_reach(curve, target, per_step)
-            text = "—" if target is None else "not reached"
+            text = "— (GRPO-B's final model not evaluated)" if target is None else "not reached"
             if reach is not None:
-                text = f"{reach} of {steps * per_step} ({reach / (steps * per_step):.0%})"
+                text = f"{reach} ({reach / grpo_samples:.0%} of GRPO-B's)"
             accs = " | ".join(pct(a) for _, a in curve)
             lines.append(f"| {arm} | {s} | {accs} | {pct(target)} | {text} |")
     return "\n".join(lines)
@@ -314,16 +374,16 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
         f"{pct(choice['rule']['accuracy'][1])}%)",
         choice_table(choice),
         "#### Held-out accuracy (greedy pass@1, %; one seed: ± SE over the items; several: mean ± SE "
-        "over the seeds (min–max))",
+        f"over the seeds (min–max); {T_NOTE})",
         main_table(study, seeds, chosen),
         "#### Paired differences, same samples (points; per seed ± paired SE over the items; mean: "
-        "± SE over the seeds, range)",
+        f"± SE over the seeds, range; {T_NOTE})",
         paired_table(study, seeds, chosen),
         "#### Paired differences, same training wall-clock (points)",
         wall_table(study, seeds),
         f"#### Round by round ({n} rounds of {b}; %)",
         rounds_table(study, seeds),
-        "#### Samples to reach GRPO-B's accuracy (MOTIF's held-out curve, n rounds of B; %)",
+        "#### Samples to reach GRPO-B's final accuracy (MOTIF's held-out curve, n rounds of B; %)",
         samples_table(study, seeds),
         "#### Training and the held-out check during training",
         training_table(study, seeds),

@@ -520,11 +520,15 @@ def test_the_summary_reads_fake_eval_directories(study):
         in text
     )
     assert "| motif-first − grpo-B | 1 | 80 | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text
-    # GRPO-B's best at the same largest context is 50% (3 rounds); MOTIF first reaches it at
-    # step 20 = 20 x 2 questions x 4 replies
-    assert "| motif-first | 1 | 25.0 | 50.0 | 50.0 | 50.0 | 50.0 | 160 of 320 (50%) |" in text
-    assert "| motif-all | 1 | — | — | — | 75.0 | 50.0 | 320 of 320 (100%) |" in text  # no curve
-    assert "| sft | 0.0, 10.0, 25.0 | 10.0 / 5.0, 0.0 / 20.0 | 80.0, 60.0 | 97.0 |" in text
+    assert "| GRPO, 1 round of B, final (step 80) | 25.0 ± 21.7 | 25.0 ± 21.7 | — |" in text
+    # GRPO-B's final best at the same largest context is 25% (either protocol), trained on
+    # 80 steps x 2 questions x 4 replies; MOTIF first reaches it at step 10 (80 samples)
+    assert "| GRPO-B final (step 80, 640 samples) |" in text
+    assert "| motif-first | 1 | 25.0 | 50.0 | 50.0 | 50.0 | 25.0 | 80 (12% of GRPO-B's) |" in text
+    assert "| motif-all | 1 | — | — | — | 75.0 | 25.0 | 320 (50% of GRPO-B's) |" in text
+    # no step-skipping rate for a hand-written benchmark
+    assert "| sft | 0.0, 10.0, 25.0 | 10.0 / 5.0, 0.0 / 20.0 | 80.0, 60.0 | 97.0 | — |" in text
+    assert "| motif-first − grpo-B | mean" not in text  # one seed: no mean row
     assert "| motif-first-s1 | 40 | 1 | 2.0 | 1.00 | 0% | 10: 25.0 / 50.0 |" in text
     assert "| grpo-B-s1 | 80 | 1 | 1.0 | 1.00 | 0% | 10: 25.0 / 50.0 |" in text
     data = json.loads((study.out / "summary.json").read_text())
@@ -632,3 +636,61 @@ def test_the_pipeline_at_tiny_scale(tiny_checkpoint, tmp_path):
         docs / "results" / "adapters" / "motif-all-s1-step2" / "adapter_model.safetensors"
     ).exists()
     assert (out / "eval" / "motif-first-s1@1-rounds" / "summary.json").exists()  # the curve
+
+
+def test_two_seeds_get_a_mean_row_with_the_error_over_seeds(study):
+    from test_compare import greedy, write_run
+
+    choose(study)
+    for seed, (m, g) in {1: ("1100", "0000"), 2: ("1111", "1000")}.items():
+        for protocol in common.PROTOCOLS:
+            write_run(study.eval_dir(f"motif-first-s{seed}@40", protocol), greedy(m))
+            write_run(study.eval_dir(f"grpo-B-s{seed}@40", protocol), greedy(g))
+    text = summary.paired_table(study, [1, 2, 3], CHOSEN)  # seed 3 not run: left out
+    # seed 1: +50, seed 2: +75 points -> +62.5, sample sd 17.7 over sqrt(2) seeds = 12.5
+    assert "| motif-first − grpo-B | mean of 2 | +62.5 ± 12.5 (+50.0 to +75.0) |" in text
+    assert "| motif-all − grpo-B | mean" not in text  # no seed measured
+    paths = [study.eval_dir(f"motif-first-s{s}@40", "rounds") for s in (1, 2)]
+    assert summary.cell(paths) == "75.0 ± 25.0 (50.0–100.0)"
+
+
+def test_the_skip_rate_of_an_eval_is_rebuilt_for_rows_stored_without_it(tmp_path):
+    """Evaluations of earlier sittings predate motif eval's skipped_steps: the summary gets
+    the same rate from the stored rows and the items rebuilt from eval_config.json."""
+    from fakes import ScriptedBackend
+    from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+    from motif.eval.runner import EvalArgs, run_eval
+
+    config = {"min_terms": 6, "max_terms": 6, "min_digits": 1, "max_digits": 1, "size": 4}
+    boxed = {}
+
+    def script(chat, sample):  # two questions box a guess at once, two box nothing
+        boxed.setdefault(chat[1]["content"], len(boxed) % 2 == 0)
+        return "\\boxed{3}" if boxed[chat[1]["content"]] else "I am not sure."
+
+    out = tmp_path / "e"
+    run_eval(
+        EvalArgs(
+            benchmark="reasoning_gym:chain_sum", task_config=json.dumps(config), output_dir=str(out)
+        ),
+        ModelArgs(),
+        GenerationArgs(max_new_tokens=32),
+        ProtocolArgs(rounds=2),
+        backend_loader=lambda m: ScriptedBackend(script),
+    )
+    assert summary.skip_rate(out) == 0.5
+    doc = json.loads((out / "summary.json").read_text())
+    del doc["metrics"]["skipped_steps"]
+    (out / "summary.json").write_text(json.dumps(doc))
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    lines = [json.dumps({k: v for k, v in r.items() if k != "skipped_steps"}) for r in rows]
+    (out / "samples.jsonl").write_text("\n".join(lines) + "\n")
+    assert summary.skip_rate(out) == 0.5
+
+
+def test_a_wall_clock_match_at_grpo_bs_last_step_is_marked_capped(study):
+    for arm, seconds in (("grpo-B", 1.0), ("motif-first", 3.0)):
+        finish(study.run(arm, 1), steps(study, arm), seconds)
+    assert common.wall_step(study, "motif-first", 1) == steps(study, "grpo-B")
+    assert common.wall_capped(study, "motif-first", 1)
+    assert common.trained_seeds(study) == [1]

@@ -24,6 +24,7 @@ from motif.tasks import (
     check_task_config,
     check_trajectory,
     item_for,
+    skips_steps_in,
 )
 from motif.training.demos import (
     _render_ids,
@@ -445,6 +446,9 @@ def test_eval_rows_say_which_trajectories_box_an_answer_too_early(tmp_path):
     )
     rows = [json.loads(x) for x in (tmp_path / "s" / "samples.jsonl").read_text().splitlines()]
     assert {r["question"]: r["skipped_steps"] for r in rows} == {q: q == early for q in items}
+    for r in rows:  # the same answer from the stored row alone (rows written before the field)
+        texts = [x["text"] for x in r["rounds"]]
+        assert skips_steps_in(items[r["question"]], texts, r["carry_over"]) is r["skipped_steps"]
     assert all(r["correct"] is True for r in rows)  # a right total does not hide the skip
     assert summary["metrics"]["skipped_steps"] == 0.5
     assert "  skips a step (boxes an answer too early) 50.0%" in work_lines(summary["metrics"])

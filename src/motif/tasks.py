@@ -453,29 +453,36 @@ def steps_needed(item: TaskItem) -> int:
     return item.check_steps(text)[1]
 
 
-def skipped(item: TaskItem, written: int, final_text: str) -> bool:
-    """Whether ``final_text`` (the text the final answer is graded from) boxes an answer
-    after ``written`` steps, fewer than ``item`` needs (:func:`steps_needed`)."""
-    from motif.protocol import extract_final_answer
-
-    return extract_final_answer(final_text) is not None and written < steps_needed(item)
-
-
 def skips_steps(item: TaskItem, trajectory: object) -> bool:
     """Whether ``trajectory`` boxes a final answer having written fewer steps than ``item`` needs.
+
+    :func:`skips_steps_in` of its rounds' texts (read duck-typed from a
+    :class:`motif.engine.Trajectory`).
+    """
+    texts = [r.text for r in trajectory.rounds]  # type: ignore[attr-defined]
+    return skips_steps_in(item, texts, trajectory.carry_over)  # type: ignore[attr-defined]
+
+
+def skips_steps_in(item: TaskItem, texts: Sequence[str], carry_over: str) -> bool:
+    """Whether rounds (or ``tail`` chunks) with these ``texts`` box a final answer having
+    written fewer steps than ``item`` needs (the same for a stored ``motif eval`` row: its
+    rounds' ``text`` and its ``carry_over``).
 
     *Written steps*: the steps ``item.check_steps`` finds, right or wrong (``44 + 75 = 119.``),
     in each round's own response, or for ``tail`` in the whole thought (its chunks joined, so a
     step split by a chunk boundary still counts once). *Boxes a final answer*: the text its answer
-    is graded from holds one (:func:`motif.protocol.extract_final_answer`, as grading reads it).
-    Fewer written steps than :func:`steps_needed` with a boxed answer is the shortcut of
-    stopping after a step or two and boxing a guess. A trajectory that boxes nothing does not
-    skip (it ran out of budget, or broke format), and a step written twice counts twice: this
-    is a lower bound on skipping. Read duck-typed from a :class:`motif.engine.Trajectory`.
+    is graded from (the last round's; for ``tail`` the joined thought) holds one
+    (:func:`motif.protocol.extract_final_answer`, as grading reads it). Fewer written steps than
+    :func:`steps_needed` with a boxed answer is the shortcut of stopping after a step or two and
+    boxing a guess. Rounds that box nothing do not skip (they ran out of budget, or broke
+    format), and a step written twice counts twice: this is a lower bound on skipping.
     """
-    final = trajectory.final_text  # type: ignore[attr-defined]
-    if trajectory.carry_over == "tail":  # type: ignore[attr-defined]
+    from motif.protocol import extract_final_answer
+
+    if carry_over == "tail":
+        final = "".join(texts)
         written = item.check_steps(final)[1]
     else:
-        written = sum(item.check_steps(r.text)[1] for r in trajectory.rounds)  # type: ignore[attr-defined]
-    return skipped(item, written, final)
+        final = texts[-1] if texts else ""
+        written = sum(item.check_steps(t)[1] for t in texts)
+    return extract_final_answer(final) is not None and written < steps_needed(item)
