@@ -188,7 +188,11 @@ def test_the_eval_plan_has_every_model_in_every_protocol(study, capsys):
     comparisons = ["sft", *(f"{a}-s1@40" for a in common.ARMS)]
     curve = [f"{a}-s1@{s}" for a in common.MOTIF_ARMS for s in (10, 20, 30)]
     expected = [f"{m}-{p}" for m in comparisons for p in common.PROTOCOLS]
-    assert dirs == expected + [f"{m}-rounds" for m in curve]
+    final = ["grpo-B-s1@80-rounds", "grpo-B-s1@80-one"]  # GRPO-B's final model, 2 protocols
+    assert dirs == expected + final + [f"{m}-rounds" for m in curve]
+    assert flag(lines[dirs.index(final[0])], "--adapter") == str(
+        study.out / "published" / "grpo-B-s1@80"
+    )
     for line in lines:
         assert flag(line, "--data-seed") == "3000000" and flag(line, "--limit") == "500"
         assert '"size": 500' in line and '"min_terms": 9' in line
@@ -657,27 +661,18 @@ def test_two_seeds_get_a_mean_row_with_the_error_over_seeds(study):
 def test_the_skip_rate_of_an_eval_is_rebuilt_for_rows_stored_without_it(tmp_path):
     """Evaluations of earlier sittings predate motif eval's skipped_steps: the summary gets
     the same rate from the stored rows and the items rebuilt from eval_config.json."""
-    from fakes import ScriptedBackend
-    from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
-    from motif.eval.runner import EvalArgs, run_eval
+    from motif.config import ProtocolArgs
+    from test_tasks import scripted_chain_eval
 
     config = {"min_terms": 6, "max_terms": 6, "min_digits": 1, "max_digits": 1, "size": 4}
     boxed = {}
 
     def script(chat, sample):  # two questions box a guess at once, two box nothing
         boxed.setdefault(chat[1]["content"], len(boxed) % 2 == 0)
-        return "\\boxed{3}" if boxed[chat[1]["content"]] else "I am not sure."
+        return "<answer>\\boxed{3}</answer>" if boxed[chat[1]["content"]] else "Not sure."
 
     out = tmp_path / "e"
-    run_eval(
-        EvalArgs(
-            benchmark="reasoning_gym:chain_sum", task_config=json.dumps(config), output_dir=str(out)
-        ),
-        ModelArgs(),
-        GenerationArgs(max_new_tokens=32),
-        ProtocolArgs(rounds=2),
-        backend_loader=lambda m: ScriptedBackend(script),
-    )
+    scripted_chain_eval(out, config, script, ProtocolArgs(rounds=2), 32)
     assert summary.skip_rate(out) == 0.5
     doc = json.loads((out / "summary.json").read_text())
     del doc["metrics"]["skipped_steps"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -231,8 +232,6 @@ def test_tail_chunk_rows(tokenizer, task, config):
 def test_tail_thought_checkpoints_let_the_tail_find_its_place(tokenizer):
     """In the CPU tail recipe, every later chunk that still has steps to write carries a
     ``Next:`` checkpoint in its last m tokens (m must exceed the ~60 tokens between two)."""
-    from pathlib import Path
-
     import yaml
 
     recipe = yaml.safe_load(
@@ -334,23 +333,32 @@ def _demo_script(items, rounds, break_first=False):
     return script
 
 
+def scripted_chain_eval(
+    out: Path, config: dict, script, protocol: ProtocolArgs, max_new_tokens: int
+) -> tuple[dict, list[dict]]:
+    """A ``reasoning_gym:chain_sum`` eval answered by ``script``: its summary and stored rows."""
+    summary = run_eval(
+        EvalArgs(
+            benchmark="reasoning_gym:chain_sum",
+            task_config=json.dumps(config),
+            output_dir=str(out),
+        ),
+        ModelArgs(),
+        GenerationArgs(max_new_tokens=max_new_tokens),
+        protocol,
+        backend_loader=lambda m: ScriptedBackend(script),
+    )
+    return summary, [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+
+
 def test_eval_rows_hold_state_and_steps(tmp_path):
     config = {**LONG_CHAINS, "size": 4}
     problems = load_problems("reasoning_gym:chain_sum", task_config=config)
     items = [item_for(p.question, p.gold, p.meta) for p in problems]
-    args = EvalArgs(
-        benchmark="reasoning_gym:chain_sum",
-        task_config=json.dumps(config),
-        output_dir=str(tmp_path / "out"),
+    script = _demo_script(items, 3, break_first=True)
+    summary, rows = scripted_chain_eval(
+        tmp_path / "out", config, script, ProtocolArgs(rounds=3), 4000
     )
-    summary = run_eval(
-        args,
-        ModelArgs(),
-        GenerationArgs(max_new_tokens=4000),
-        ProtocolArgs(rounds=3),
-        backend_loader=lambda m: ScriptedBackend(_demo_script(items, 3, break_first=True)),
-    )
-    rows = [json.loads(x) for x in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
     first = rows[0]["rounds"]
     assert [r["state_right"] for r in first] == [False, True, None]
     assert first[0]["steps"] == first[0]["steps_right"] + 1  # the inserted wrong step
@@ -367,8 +375,6 @@ def test_eval_rows_hold_state_and_steps(tmp_path):
 
 
 def test_eval_rows_of_other_benchmarks_carry_no_checks(tmp_path):
-    from pathlib import Path
-
     arith = str(Path(__file__).parent / "fixtures" / "eval_arith.jsonl")
     summary = run_eval(
         EvalArgs(benchmark=arith, output_dir=str(tmp_path / "o"), limit=2),
@@ -395,18 +401,8 @@ def test_tail_eval_rows_count_steps_per_chunk_and_hand_no_state(tmp_path):
         written[chat[1]["content"]] = done + (16 if done == 0 else 8)
         return " ".join(words[done:])
 
-    summary = run_eval(
-        EvalArgs(
-            benchmark="reasoning_gym:chain_sum",
-            task_config=json.dumps(config),
-            output_dir=str(tmp_path / "t"),
-        ),
-        ModelArgs(),
-        GenerationArgs(max_new_tokens=64),
-        ProtocolArgs(carry_over="tail", tail_chunk=16, tail_head=4, tail_keep=4, tail_chunks=40),
-        backend_loader=lambda m: ScriptedBackend(script),
-    )
-    rows = [json.loads(x) for x in (tmp_path / "t" / "samples.jsonl").read_text().splitlines()]
+    tail = ProtocolArgs(carry_over="tail", tail_chunk=16, tail_head=4, tail_keep=4, tail_chunks=40)
+    summary, rows = scripted_chain_eval(tmp_path / "t", config, script, tail, 64)
     for row in rows:
         assert row["correct"] is True and len(row["rounds"]) > 3
         assert all(r["state_right"] is None for r in row["rounds"])
@@ -433,18 +429,8 @@ def test_eval_rows_say_which_trajectories_box_an_answer_too_early(tmp_path):
         work, _ = item.work(range(2), None)  # the first two units of work only
         return f"<reasoning>\n{work}\n</reasoning>\n<answer>\n\\boxed{{{item.answer}}}\n</answer>"
 
-    summary = run_eval(
-        EvalArgs(
-            benchmark="reasoning_gym:chain_sum",
-            task_config=json.dumps(config),
-            output_dir=str(tmp_path / "s"),
-        ),
-        ModelArgs(),
-        GenerationArgs(max_new_tokens=4000),
-        ProtocolArgs(carry_over="none"),
-        backend_loader=lambda m: ScriptedBackend(script),
-    )
-    rows = [json.loads(x) for x in (tmp_path / "s" / "samples.jsonl").read_text().splitlines()]
+    none = ProtocolArgs(carry_over="none")
+    summary, rows = scripted_chain_eval(tmp_path / "s", config, script, none, 4000)
     assert {r["question"]: r["skipped_steps"] for r in rows} == {q: q == early for q in items}
     for r in rows:  # the same answer from the stored row alone (rows written before the field)
         texts = [x["text"] for x in r["rounds"]]
