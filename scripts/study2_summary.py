@@ -59,8 +59,11 @@ ADAPTERS_NOTE = (
     "by `python scripts/study2.py --stage publish` (docs/results.md, second study), the cold "
     "start in fp32 and every trained model as the bf16 copy of its checkpoint that the page's "
     "numbers were measured on (half the file; the training kept fp32 weights). Each "
-    "command re-scores one of the page's numbers on the same held-out items, greedy; "
-    "`motif compare` gives the paired differences between two of its output folders."
+    "command, run from the repository's root after `make setup`, re-scores one of the page's "
+    "numbers on the same held-out items, greedy (add `--limit 60` for a quick check: for "
+    "`motif-first-s1@40` in 3 rounds this reproduced the first 60 stored replies token for "
+    "token); `motif compare outputs/study2/A outputs/study2/B` gives the paired difference "
+    "of two of its output folders with its standard error."
 )
 
 

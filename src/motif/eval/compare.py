@@ -250,11 +250,12 @@ class SeedSummary:
     training seed, summarised over the ``k`` seeds.
 
     ``se`` is the standard error of ``mean`` over seeds, ``stdev / sqrt(k)`` with the sample
-    standard deviation (divisor k - 1); it holds both the seeds' spread and the items' noise
-    each value carries, and is None for one seed. ``item_se`` is the items' part alone,
-    ``sqrt(sum se_i**2) / k`` from the per-seed standard errors (None when they are not
-    given): a ``se`` far above it means the seeds, not the items, set the uncertainty.
-    With k = 3 a 95% interval is about ±4.3 ``se`` (Student's t, 2 degrees of freedom).
+    standard deviation (divisor k - 1): how much the value moves between training runs on
+    these items (None for one seed). ``item_se`` is ``sqrt(sum se_i**2) / k`` from the
+    per-seed standard errors over the items (None when they are not given): the error from
+    which items were drawn, which every seed shares when all are scored on the same items, so
+    ``se`` does not contain it. A difference is worth reading only when it is large against
+    both. With k = 3 a 95% interval is about ±4.3 ``se`` (Student's t, 2 degrees of freedom).
 
     Source: R. Agarwal et al., "Deep Reinforcement Learning at the Edge of the Statistical
     Precipice", NeurIPS 2021, sec. 3-4 (report the uncertainty over training runs, not one
