@@ -163,14 +163,16 @@ def difference(a: Path, b: Path) -> tuple[float, float] | None:
 
 def diff_cell(found: list[tuple[float, float] | None]) -> str:
     """One seed: ``+d ± se`` (paired, over the items); several: their mean ± the standard error
-    over seeds (motif.eval.compare.over_seeds) and their range."""
+    over seeds, the items' part (the same items for every seed: not in the seeds' error; see
+    motif.eval.compare.over_seeds) and their range."""
     done = [f for f in found if f is not None]
     if not done:
         return "—"
     s = over_seeds([d for d, _ in done], [e for _, e in done])
     if len(done) == 1:
         return f"{100 * s.mean:+.1f} ± {100 * s.item_se:.1f}"
-    return f"{100 * s.mean:+.1f} ± {100 * s.se:.1f} ({100 * s.low:+.1f} to {100 * s.high:+.1f})"
+    spread = f"{100 * s.low:+.1f} to {100 * s.high:+.1f}"
+    return f"{100 * s.mean:+.1f} ± {100 * s.se:.1f} (items ± {100 * s.item_se:.1f}; {spread})"
 
 
 def paired_table(study: Study, seeds: list[int], chosen: dict) -> str:
@@ -380,7 +382,7 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
         f"over the seeds (min–max); {T_NOTE})",
         main_table(study, seeds, chosen),
         "#### Paired differences, same samples (points; per seed ± paired SE over the items; mean: "
-        f"± SE over the seeds, range; {T_NOTE})",
+        f"± SE over the seeds, the items' SE, range; {T_NOTE})",
         paired_table(study, seeds, chosen),
         "#### Paired differences, same training wall-clock (points)",
         wall_table(study, seeds),

@@ -541,7 +541,8 @@ def test_the_summary_reads_fake_eval_directories(study):
 
 def test_a_seed_mean_gives_the_error_over_seeds_and_the_spread():
     # seeds +10 and +30 points: sample sd 14.1, over sqrt(2) seeds 10.0 (not the items' 2.5)
-    assert summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None]) == "+20.0 ± 10.0 (+10.0 to +30.0)"
+    cell = summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None])
+    assert cell == "+20.0 ± 10.0 (items ± 2.5; +10.0 to +30.0)"
     assert summary.diff_cell([(0.1, 0.03)]) == "+10.0 ± 3.0"
     assert summary.diff_cell([None]) == "—"
 
@@ -652,7 +653,9 @@ def test_two_seeds_get_a_mean_row_with_the_error_over_seeds(study):
             write_run(study.eval_dir(f"grpo-B-s{seed}@40", protocol), greedy(g))
     text = summary.paired_table(study, [1, 2, 3], CHOSEN)  # seed 3 not run: left out
     # seed 1: +50, seed 2: +75 points -> +62.5, sample sd 17.7 over sqrt(2) seeds = 12.5
-    assert "| motif-first − grpo-B | mean of 2 | +62.5 ± 12.5 (+50.0 to +75.0) |" in text
+    assert (
+        "| motif-first − grpo-B | mean of 2 | +62.5 ± 12.5 (items ± 16.5; +50.0 to +75.0) |" in text
+    )
     assert "| motif-all − grpo-B | mean" not in text  # no seed measured
     paths = [study.eval_dir(f"motif-first-s{s}@40", "rounds") for s in (1, 2)]
     assert summary.cell(paths) == "75.0 ± 25.0 (50.0–100.0)"
