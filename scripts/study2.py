@@ -120,10 +120,18 @@ def train_job(study: Study, chosen: dict, arm: str, seed: int) -> Job:
 
 
 def eval_jobs(study: Study, chosen: dict, seeds: list[int], plan: bool = False) -> list[Job]:
-    """Held-out evaluations: comparisons (3 protocols) first, MOTIF's curve last; no repeats."""
+    """Held-out evaluations, no repeats: first those of training checkpoints (MOTIF's curve),
+    which do not outlive this sitting's machine, then the models of the comparisons (their
+    bf16 copies are kept, so a sitting that runs out of time leaves them for the next one)."""
     data = study.data_argv(chosen["terms"], "heldout")
     jobs, seen = [], set()
-    for name, adapter, protocols in sorted(models(study, seeds, plan), key=lambda m: -len(m[2])):
+
+    def order(model: tuple) -> tuple[bool, int]:
+        name, adapter, protocols = model
+        kept = name == "sft" or adapter == study.published(name)  # both are kept (KEPT)
+        return kept, -len(protocols)
+
+    for name, adapter, protocols in sorted(models(study, seeds, plan), key=order):
         for protocol in protocols:
             if (name, protocol) in seen:
                 continue

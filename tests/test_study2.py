@@ -189,7 +189,8 @@ def test_the_eval_plan_has_every_model_in_every_protocol(study, capsys):
     curve = [f"{a}-s1@{s}" for a in common.MOTIF_ARMS for s in (10, 20, 30)]
     expected = [f"{m}-{p}" for m in comparisons for p in common.PROTOCOLS]
     final = ["grpo-B-s1@80-rounds", "grpo-B-s1@80-one"]  # GRPO-B's final model, 2 protocols
-    assert dirs == expected + final + [f"{m}-rounds" for m in curve]
+    # checkpoints first (they do not outlive the sitting), then the kept bf16 copies
+    assert dirs == [f"{m}-rounds" for m in curve] + expected + final
     assert flag(lines[dirs.index(final[0])], "--adapter") == str(
         study.out / "published" / "grpo-B-s1@80"
     )
