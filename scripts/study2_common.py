@@ -207,8 +207,13 @@ def protocol_label(protocol: str, rounds: int, budget: int) -> str:
 def eval_job(
     study: Study, adapter: Path | None, protocol: str, data: list[str], budget: int, target: Path
 ) -> Job:
-    """``motif eval`` of one model in one protocol, greedy; done when summary.json exists."""
+    """``motif eval`` of one model in one protocol, greedy; done when summary.json exists.
+
+    Decoding is pinned to the model's own dtype (fp32): ``auto`` would decode with a bf16
+    copy on a CPU with AMX (seen on this study's machines), so the same model would score
+    differently from one machine to the next."""
     argv = motif_argv("eval", *data, *protocol_argv(protocol, study.rounds, budget))
+    argv += ["--decode-dtype", "model"]
     argv += ["--batch-size", "50", "--max-batch-size", "64", "--output-dir", str(target)]
     argv += study.model_argv() + (["--adapter", str(adapter)] if adapter else [])
     return Job(f"eval {target.name}", argv, target / "summary.json")

@@ -196,6 +196,7 @@ def test_the_eval_plan_has_every_model_in_every_protocol(study, capsys):
     )
     for line in lines:
         assert flag(line, "--data-seed") == "3000000" and flag(line, "--limit") == "500"
+        assert flag(line, "--decode-dtype") == "model"  # fp32 on every machine, AMX or not
         assert '"size": 500' in line and '"min_terms": 9' in line
     one = lines[dirs.index("grpo-B-s1@40-one")]
     assert "--carry-over none --max-new-tokens 96 " in one
