@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -49,6 +50,7 @@ from pathlib import Path
 from replicate_common import Job, motif_argv, run_jobs
 from study2_common import (
     ARMS,
+    EVAL_KERNEL,
     MOTIF_ARMS,
     PROTOCOLS,
     Study,
@@ -323,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
         chosen = load_choice(study)
         run([train_job(study, chosen, a, s) for s in args.seeds for a in ARMS])
     if "eval" in stages:
+        from motif.backends.kernels import KERNEL_ENV
+
+        os.environ.setdefault(KERNEL_ENV, EVAL_KERNEL)  # run_jobs passes the environment on
         chosen = load_choice(study)
         print(check_heldout(study, chosen))
         for path in published_copies(study, args.seeds):

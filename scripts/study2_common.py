@@ -27,6 +27,12 @@ OWN = {"grpo-B": "one", "grpo-nB": "long", "motif-first": "rounds", "motif-all":
 """Each arm's own protocol: the one it trains in."""
 
 
+EVAL_KERNEL = "onednn_packed"
+"""The fp32 linear kernel every evaluation runs (``MOTIF_FP32_KERNEL``, docs/decode.md): the
+one seed 1's evaluations measured and used; pinned since, as on a CPU where the two kernels
+measure close, each process could pick either, and they round differently."""
+
+
 Terms = int | list[int]
 """A candidate's chain length: a number of terms, or ``[low, high]`` (each item draws one)."""
 

@@ -29,6 +29,7 @@ from motif.tasks import item_for, skips_steps_in, task_kind
 from replicate_common import step_seconds
 from study2_common import (
     ARMS,
+    EVAL_KERNEL,
     MOTIF_ARMS,
     OWN,
     PROTOCOLS,
@@ -360,7 +361,7 @@ def rescore_command(study: Study, chosen: dict, adapter: Path, name: str, protoc
     data = study.data_argv(chosen["terms"], "heldout")
     target = Path("outputs/study2") / f"{name}-{protocol}"
     job = eval_job(study, adapter, protocol, data, chosen["budget"], target)
-    return "motif " + shlex.join(job.argv[3:])
+    return f"MOTIF_FP32_KERNEL={EVAL_KERNEL} motif " + shlex.join(job.argv[3:])
 
 
 def write_summary(study: Study, seeds: list[int]) -> Path:

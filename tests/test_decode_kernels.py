@@ -135,6 +135,7 @@ def test_decode_plan_is_measured_once_and_recorded(capsys):
     assert capsys.readouterr().err.count("motif decode plan:") == 1
     json.dumps(first)  # recordable in run metadata as it is
     assert first["fp32_linear_kernel"] in ("aten", "onednn_packed")
+    assert first["fp32_linear_kernel_pinned"] is (kernels.KERNEL_ENV in os.environ)
     assert first["bf16_decode_auto"] == first["amx"]
     assert {"aten_fp32", "aten_bf16"} <= set(first["gemm_gflops"])
     assert first["threads"] == torch.get_num_threads() and first["malloc"]
@@ -188,3 +189,23 @@ def test_logsumexp_matches_torch(row):
     x = torch.tensor([row])
     want = torch.logsumexp(x, dim=-1, keepdim=True)
     assert torch.allclose(_logsumexp(x), want, rtol=1e-6, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("kernel", ["aten", "onednn_packed"])
+def test_the_kernel_can_be_pinned_instead_of_measured(monkeypatch, kernel, capsys):
+    if kernel == "onednn_packed" and not kernels._onednn_fp32_available():
+        pytest.skip("this torch has no packed oneDNN fp32")
+    monkeypatch.setenv(kernels.KERNEL_ENV, kernel)
+    kernels._cpu_plan.cache_clear()
+    try:
+        plan = kernels.decode_plan("cpu")
+    finally:
+        kernels._cpu_plan.cache_clear()
+    assert plan["fp32_linear_kernel"] == kernel and plan["fp32_linear_kernel_pinned"]
+    assert f"{kernel} (pinned by MOTIF_FP32_KERNEL)" in kernels.describe(plan)
+
+
+def test_a_bad_pinned_kernel_is_refused(monkeypatch):
+    monkeypatch.setenv(kernels.KERNEL_ENV, "mkl")
+    with pytest.raises(ValueError, match="MOTIF_FP32_KERNEL must be aten or onednn_packed"):
+        kernels._pinned_kernel()

@@ -567,8 +567,10 @@ def test_publish_copies_results_adapters_and_rewrites_the_page(study, tmp_path):
     adapter = docs / "results" / "adapters" / "motif-first-s1-step40"
     assert (adapter / "adapter_model.safetensors").read_bytes() == b"bf16 weights"  # as scored
     readme = (docs / "results" / "adapters" / "README.md").read_text()
-    commands = [line for line in readme.splitlines() if line.startswith("motif eval")]
+    pinned = "MOTIF_FP32_KERNEL=onednn_packed motif eval "  # the kernel every eval ran
+    commands = [line for line in readme.splitlines() if line.startswith(pinned)]
     assert len(commands) == 3 and all(f"--adapter {adapter}" in c for c in commands)
+    assert all("--decode-dtype model" in c for c in commands)
     assert all("--data-seed 3000000 --limit 500" in c for c in commands)
     with pytest.raises(SystemExit, match="lacks the markers"):
         summary.replace_block("# no block", "x")

@@ -150,7 +150,9 @@ def _cpu_plan() -> dict[str, Any]:
     malloc = tune_malloc() if sys.platform.startswith("linux") else "unchanged (not Linux)"
     rates = _gemm_rates(PROBE_SHAPE)
     onednn = rates.get("onednn_fp32", 0.0)
-    kernel = "onednn_packed" if onednn >= MIN_GAIN * rates["aten_fp32"] else "aten"
+    kernel = _pinned_kernel() or (
+        "onednn_packed" if onednn >= MIN_GAIN * rates["aten_fp32"] else "aten"
+    )
     plan = {
         "device": "cpu",
         "cpu": _cpu_name(),
@@ -160,6 +162,7 @@ def _cpu_plan() -> dict[str, Any]:
         "probe_shape_mkn": list(PROBE_SHAPE),
         "gemm_gflops": rates,
         "fp32_linear_kernel": kernel,
+        "fp32_linear_kernel_pinned": _pinned_kernel() is not None,
         "bf16_decode_auto": _bf16_auto(),
         "malloc": malloc,
         "min_packed_rows": MIN_PACKED_ROWS,
@@ -169,6 +172,25 @@ def _cpu_plan() -> dict[str, Any]:
     return plan
 
 
+KERNEL_ENV = "MOTIF_FP32_KERNEL"
+"""Pins the fp32 linear kernel (``aten`` or ``onednn_packed``) instead of measuring: the two
+round differently (about 1e-6 apart), so where their measured rates are close (within
+``MIN_GAIN``) the choice, and in rare cases a greedy token, can change from one process to the
+next. Set it to compare or re-score runs exactly on one machine."""
+
+
+def _pinned_kernel() -> str | None:
+    """The kernel :data:`KERNEL_ENV` pins, or None when unset; ValueError names a bad value."""
+    value = os.environ.get(KERNEL_ENV, "").strip()
+    if not value:
+        return None
+    if value not in ("aten", "onednn_packed"):
+        raise ValueError(f"{KERNEL_ENV} must be aten or onednn_packed, got {value!r}")
+    if value == "onednn_packed" and not _onednn_fp32_available():
+        raise ValueError(f"{KERNEL_ENV}=onednn_packed, but this torch has no packed oneDNN fp32")
+    return value
+
+
 def decode_plan(device: torch.device | str = "cpu") -> dict[str, Any]:
     """The fast decode path's machine-dependent choices on ``device``, as a JSON-able dict.
 
@@ -176,7 +198,8 @@ def decode_plan(device: torch.device | str = "cpu") -> dict[str, Any]:
     ``gemm_gflops`` (measured at ``probe_shape_mkn``: ``aten_fp32`` = MKL, ``onednn_fp32`` =
     packed oneDNN, ``aten_bf16``), ``fp32_linear_kernel`` (``onednn_packed`` when it is at
     least ``MIN_GAIN`` times MKL, else ``aten``; used for calls of ``min_packed_rows`` rows
-    or more), ``bf16_decode_auto`` (what ``decode_dtype="auto"`` picks:
+    or more; :data:`KERNEL_ENV` pins it, then ``fp32_linear_kernel_pinned`` is true),
+    ``bf16_decode_auto`` (what ``decode_dtype="auto"`` picks:
     :func:`motif.backends.fast.bf16_matmul_is_fast`, bf16 only with AMX) and ``malloc``
     (what :func:`tune_malloc` did). Measured once per process (~0.1 s) and printed once to
     stderr; later calls return the same values. Other devices: ``{"device": ...,
@@ -193,7 +216,8 @@ def describe(plan: dict[str, Any]) -> str:
     rates = ", ".join(f"{k} {v:.0f}" for k, v in plan.get("gemm_gflops", {}).items())
     auto = "bf16" if plan.get("bf16_decode_auto") else "fp32"
     return (
-        f"{plan.get('cpu', plan['device'])}: fp32 linear kernel {plan['fp32_linear_kernel']}, "
+        f"{plan.get('cpu', plan['device'])}: fp32 linear kernel {plan['fp32_linear_kernel']}"
+        f"{f' (pinned by {KERNEL_ENV})' if plan.get('fp32_linear_kernel_pinned') else ''}, "
         f"decode_dtype auto -> {auto}, threads {plan.get('threads')}, "
         f"malloc {plan.get('malloc')}, "
         f"GFLOP/s at {plan.get('probe_shape_mkn')}: {rates}"
