@@ -97,8 +97,11 @@ def run_jobs(
     logs: Path,
     threads: int | None = None,
     prog: str = "replicate",
+    env: dict[str, str] | None = None,
 ) -> None:
     """Run the unfinished jobs, ``parallel`` at a time; stop at the first failure.
+
+    ``env``: variables added to the jobs' environment (this process's is left alone).
 
     Each job gets ``threads`` CPU threads (default: the cores shared out between the jobs)
     and appends its output to ``logs/<job name>.log``. A failure exits naming ``prog``.
@@ -107,9 +110,9 @@ def run_jobs(
     for job in jobs:
         if job not in pending:
             print(f"[done] {job.name}")
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    extra, env = env or {}, dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     threads = threads or max(1, (os.cpu_count() or 1) // parallel)
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **extra)
     running: list[tuple[Job, subprocess.Popen, float]] = []
     logs.mkdir(parents=True, exist_ok=True)
     while pending or running:

@@ -266,6 +266,14 @@ def plan_lines(study: Study, stages: tuple[str, ...], seeds: list[int]) -> list[
     return lines
 
 
+def eval_env() -> dict[str, str]:
+    """The evaluations' pinned fp32 kernel (study2_common.EVAL_KERNEL), unless the caller's
+    environment sets one."""
+    from motif.backends.kernels import KERNEL_ENV
+
+    return {KERNEL_ENV: os.environ.get(KERNEL_ENV, EVAL_KERNEL)}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--stage", choices=("all", *STAGES), default="all")
@@ -306,9 +314,9 @@ def main(argv: list[str] | None = None) -> None:
         for path in keep(study, kept):
             print(f"kept {path} (commit it: runs/ does not outlive the machine)")
 
-    def run(jobs: list[Job]) -> None:
+    def run(jobs: list[Job], env: dict[str, str] | None = None) -> None:
         try:
-            run_jobs(jobs, args.jobs, logs, args.threads, prog="study2")
+            run_jobs(jobs, args.jobs, logs, args.threads, prog="study2", env=env)
         finally:
             save()
 
@@ -325,14 +333,11 @@ def main(argv: list[str] | None = None) -> None:
         chosen = load_choice(study)
         run([train_job(study, chosen, a, s) for s in args.seeds for a in ARMS])
     if "eval" in stages:
-        from motif.backends.kernels import KERNEL_ENV
-
-        os.environ.setdefault(KERNEL_ENV, EVAL_KERNEL)  # run_jobs passes the environment on
         chosen = load_choice(study)
         print(check_heldout(study, chosen))
         for path in published_copies(study, args.seeds):
             print(f"bf16 copy {path} (evaluated and published)")
-        run(eval_jobs(study, chosen, args.seeds))
+        run(eval_jobs(study, chosen, args.seeds), eval_env())
     left_out = [s for s in trained_seeds(study) if s not in args.seeds]
     if left_out and ("summary" in stages or "publish" in stages):
         print(

@@ -256,7 +256,7 @@ def skip_rate(path: Path) -> float | None:
     evaluations written before motif eval recorded it, from its stored rows and the items
     rebuilt from its eval_config.json (None: not a task with checkers)."""
     recorded = json.loads((path / "summary.json").read_text())["metrics"]
-    if "skipped_steps" in recorded or not (path / "eval_config.json").exists():
+    if recorded.get("skipped_steps") is not None or not (path / "eval_config.json").exists():
         return recorded.get("skipped_steps")
     data = json.loads((path / "eval_config.json").read_text())["data"]
     if task_kind(str(data.get("benchmark"))) is None:

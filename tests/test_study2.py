@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -544,7 +545,7 @@ def test_the_summary_reads_fake_eval_directories(study):
 def test_a_seed_mean_gives_the_error_over_seeds_and_the_spread():
     # seeds +10 and +30 points: sample sd 14.1, over sqrt(2) seeds 10.0 (not the items' 2.5)
     cell = summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None])
-    assert cell == "+20.0 ± 10.0 (items ± 2.5; +10.0 to +30.0)"
+    assert cell == "+20.0 ± 10.0 (items ± 3.5; +10.0 to +30.0)"
     assert summary.diff_cell([(0.1, 0.03)]) == "+10.0 ± 3.0"
     assert summary.diff_cell([None]) == "—"
 
@@ -658,7 +659,7 @@ def test_two_seeds_get_a_mean_row_with_the_error_over_seeds(study):
     text = summary.paired_table(study, [1, 2, 3], CHOSEN)  # seed 3 not run: left out
     # seed 1: +50, seed 2: +75 points -> +62.5, sample sd 17.7 over sqrt(2) seeds = 12.5
     assert (
-        "| motif-first − grpo-B | mean of 2 | +62.5 ± 12.5 (items ± 16.5; +50.0 to +75.0) |" in text
+        "| motif-first − grpo-B | mean of 2 | +62.5 ± 12.5 (items ± 23.3; +50.0 to +75.0) |" in text
     )
     assert "| motif-all − grpo-B | mean" not in text  # no seed measured
     paths = [study.eval_dir(f"motif-first-s{s}@40", "rounds") for s in (1, 2)]
@@ -696,3 +697,19 @@ def test_a_wall_clock_match_at_grpo_bs_last_step_is_marked_capped(study):
     assert common.wall_step(study, "motif-first", 1) == steps(study, "grpo-B")
     assert common.wall_capped(study, "motif-first", 1)
     assert common.trained_seeds(study) == [1]
+
+
+def test_evaluations_get_the_pinned_kernel_and_this_process_keeps_its_environment(
+    monkeypatch, tmp_path
+):
+    from replicate_common import Job, run_jobs
+
+    monkeypatch.delenv("MOTIF_FP32_KERNEL", raising=False)
+    env = study2.eval_env()
+    assert env == {"MOTIF_FP32_KERNEL": "onednn_packed"}  # what seed 1's evaluations ran
+    marker = tmp_path / "seen"
+    code = f"import os; open({str(marker)!r}, 'w').write(os.environ['MOTIF_FP32_KERNEL'])"
+    run_jobs([Job("show", [sys.executable, "-c", code], marker)], 1, tmp_path / "logs", env=env)
+    assert marker.read_text() == "onednn_packed" and "MOTIF_FP32_KERNEL" not in os.environ
+    monkeypatch.setenv("MOTIF_FP32_KERNEL", "aten")  # the caller's choice wins
+    assert study2.eval_env() == {"MOTIF_FP32_KERNEL": "aten"}

@@ -627,3 +627,6 @@ def test_a_round1_prompt_that_cannot_fit_the_context_is_refused_before_training(
         err[0],
     )
     assert not (tmp_path / "o").exists()
+    # under tail, round 1 is the first chunk: --tail-chunk is what to lower
+    assert main([*base, *TAIL[:2], "--tail-chunk", "2040", "--tail-head", "2"]) == 2
+    assert "plus --tail-chunk 2040 exceeds" in capsys.readouterr().err

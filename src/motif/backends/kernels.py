@@ -187,7 +187,10 @@ def _pinned_kernel() -> str | None:
     if value not in ("aten", "onednn_packed"):
         raise ValueError(f"{KERNEL_ENV} must be aten or onednn_packed, got {value!r}")
     if value == "onednn_packed" and not _onednn_fp32_available():
-        raise ValueError(f"{KERNEL_ENV}=onednn_packed, but this torch has no packed oneDNN fp32")
+        raise ValueError(
+            f"{KERNEL_ENV}=onednn_packed, but this torch has no packed oneDNN fp32: set "
+            f"{KERNEL_ENV}=aten (results then differ slightly from onednn_packed runs)"
+        )
     return value
 
 

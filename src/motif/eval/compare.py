@@ -251,11 +251,12 @@ class SeedSummary:
 
     ``se`` is the standard error of ``mean`` over seeds, ``stdev / sqrt(k)`` with the sample
     standard deviation (divisor k - 1): how much the value moves between training runs on
-    these items (None for one seed). ``item_se`` is ``sqrt(sum se_i**2) / k`` from the
-    per-seed standard errors over the items (None when they are not given): the error from
-    which items were drawn, which every seed shares when all are scored on the same items, so
-    ``se`` does not contain it. A difference is worth reading only when it is large against
-    both. With k = 3 a 95% interval is about ±4.3 ``se`` (Student's t, 2 degrees of freedom).
+    these items (None for one seed). ``item_se`` is the mean of the per-seed standard errors
+    over the items (None when they are not given): the error from which items were drawn,
+    which every seed shares when all are scored on the same items, so ``se`` does not contain
+    it. Being shared, the per-seed errors are correlated, and the error of their mean lies
+    between ``sqrt(sum se_i**2) / k`` (independent) and their mean (fully correlated); the
+    larger is reported. A difference is worth reading only when it is large against both. With k = 3 a 95% interval is about ±4.3 ``se`` (Student's t, 2 degrees of freedom).
 
     Source: R. Agarwal et al., "Deep Reinforcement Learning at the Edge of the Statistical
     Precipice", NeurIPS 2021, sec. 3-4 (report the uncertainty over training runs, not one
@@ -279,5 +280,5 @@ def over_seeds(values: Sequence[float], item_ses: Sequence[float] | None = None)
         raise ValueError(f"over_seeds: {len(values)} values but {len(item_ses)} item errors")
     k = len(values)
     se = stdev(values) / math.sqrt(k) if k > 1 else None
-    item_se = None if item_ses is None else math.sqrt(sum(s * s for s in item_ses)) / k
+    item_se = None if item_ses is None else fmean(item_ses)
     return SeedSummary(tuple(values), fmean(values), se, item_se, min(values), max(values))

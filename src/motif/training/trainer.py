@@ -229,10 +229,11 @@ def check_round1_fits(config: TrainConfig, prompts: list) -> None:
     if row is None:
         return
     room = limit - max(lengths)
-    fix = f"lower --max-completion-length to {room} or " if room > 0 else ""
+    option = "--tail-chunk" if config.motif.carry_over == "tail" else "--max-completion-length"
+    fix = f"lower {option} to {room} or " if room > 0 else ""
     raise ConfigError(
-        f"row {row}: its round-1 prompt ({lengths[row]} tokens) plus --max-completion-length "
-        f"{budget} exceeds the model's context of {limit} tokens; {fix}drop the longest questions"
+        f"row {row}: its round-1 prompt ({lengths[row]} tokens) plus {option} {budget} "
+        f"exceeds the model's context of {limit} tokens; {fix}drop the longest questions"
     )
 
 
