@@ -85,7 +85,8 @@ def cell(paths: list[Path]) -> str:
     runs = [load_scores(p) for p in paths if (p / "summary.json").exists()]
     if len(runs) == 1:
         p, se = mean_se(list(runs[0].scores.values()))
-        return f"{pct(p)} ± {pct(se)}"
+        alone = f" (1 of {len(paths)} seeds)" if len(paths) > 1 else ""
+        return f"{pct(p)} ± {pct(se)}{alone}"
     if not runs:
         return "—"
     s = over_seeds([statistics.fmean(r.scores.values()) for r in runs])
@@ -171,7 +172,8 @@ def diff_cell(found: list[tuple[float, float] | None]) -> str:
         return "—"
     s = over_seeds([d for d, _ in done], [e for _, e in done])
     if len(done) == 1:
-        return f"{100 * s.mean:+.1f} ± {100 * s.item_se:.1f}"
+        alone = f" (1 of {len(found)} seeds)" if len(found) > 1 else ""
+        return f"{100 * s.mean:+.1f} ± {100 * s.item_se:.1f}{alone}"
     spread = f"{100 * s.low:+.1f} to {100 * s.high:+.1f}"
     return f"{100 * s.mean:+.1f} ± {100 * s.se:.1f} (items ± {100 * s.item_se:.1f}; {spread})"
 

@@ -547,6 +547,7 @@ def test_a_seed_mean_gives_the_error_over_seeds_and_the_spread():
     cell = summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None])
     assert cell == "+20.0 ± 10.0 (items ± 3.5; +10.0 to +30.0)"
     assert summary.diff_cell([(0.1, 0.03)]) == "+10.0 ± 3.0"
+    assert summary.diff_cell([(0.1, 0.03), None]) == "+10.0 ± 3.0 (1 of 2 seeds)"
     assert summary.diff_cell([None]) == "—"
 
 
@@ -664,6 +665,8 @@ def test_two_seeds_get_a_mean_row_with_the_error_over_seeds(study):
     assert "| motif-all − grpo-B | mean" not in text  # no seed measured
     paths = [study.eval_dir(f"motif-first-s{s}@40", "rounds") for s in (1, 2)]
     assert summary.cell(paths) == "75.0 ± 25.0 (50.0–100.0)"
+    missing = study.eval_dir("motif-first-s3@40", "rounds")
+    assert summary.cell([paths[0], missing]) == "50.0 ± 25.0 (1 of 2 seeds)"
 
 
 def test_the_skip_rate_of_an_eval_is_rebuilt_for_rows_stored_without_it(tmp_path):
