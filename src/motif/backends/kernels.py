@@ -150,9 +150,8 @@ def _cpu_plan() -> dict[str, Any]:
     malloc = tune_malloc() if sys.platform.startswith("linux") else "unchanged (not Linux)"
     rates = _gemm_rates(PROBE_SHAPE)
     onednn = rates.get("onednn_fp32", 0.0)
-    kernel = _pinned_kernel() or (
-        "onednn_packed" if onednn >= MIN_GAIN * rates["aten_fp32"] else "aten"
-    )
+    pinned = _pinned_kernel()
+    kernel = pinned or ("onednn_packed" if onednn >= MIN_GAIN * rates["aten_fp32"] else "aten")
     plan = {
         "device": "cpu",
         "cpu": _cpu_name(),
@@ -162,7 +161,7 @@ def _cpu_plan() -> dict[str, Any]:
         "probe_shape_mkn": list(PROBE_SHAPE),
         "gemm_gflops": rates,
         "fp32_linear_kernel": kernel,
-        "fp32_linear_kernel_pinned": _pinned_kernel() is not None,
+        "fp32_linear_kernel_pinned": pinned is not None,
         "bf16_decode_auto": _bf16_auto(),
         "malloc": malloc,
         "min_packed_rows": MIN_PACKED_ROWS,

@@ -256,7 +256,8 @@ class SeedSummary:
     which every seed shares when all are scored on the same items, so ``se`` does not contain
     it. Being shared, the per-seed errors are correlated, and the error of their mean lies
     between ``sqrt(sum se_i**2) / k`` (independent) and their mean (fully correlated); the
-    larger is reported. A difference is worth reading only when it is large against both. With k = 3 a 95% interval is about ±4.3 ``se`` (Student's t, 2 degrees of freedom).
+    larger is reported. A difference is worth reading only when it is large against both.
+    With k = 3 a 95% interval is about ±4.3 ``se`` (Student's t, 2 degrees of freedom).
 
     Source: R. Agarwal et al., "Deep Reinforcement Learning at the Edge of the Statistical
     Precipice", NeurIPS 2021, sec. 3-4 (report the uncertainty over training runs, not one
