@@ -55,9 +55,14 @@ def finished(run: Path, steps: int) -> bool:
     return done and logged_steps(run) >= steps
 
 
+def training_seconds(run: Path) -> float:
+    """``run``'s training time: the sum of its logged step seconds (0.0: none logged)."""
+    return sum(step_seconds(run).values())
+
+
 def wall_matched_step(grpo: Path, motif: Path, every: int) -> int:
     """The last GRPO checkpoint whose training time fits in MOTIF's whole training time."""
-    budget = sum(step_seconds(motif).values())
+    budget = training_seconds(motif)
     spent, best = 0.0, every
     for step, seconds in sorted(step_seconds(grpo).items()):
         spent += seconds

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import yaml
 
-from replicate_common import Job, logged_steps, motif_argv, step_seconds, wall_matched_step
+from replicate_common import (
+    Job,
+    logged_steps,
+    motif_argv,
+    training_seconds,
+    wall_matched_step,
+)
 
 ARMS = ("grpo-B", "grpo-nB", "motif-first", "motif-all")
 MOTIF_ARMS = ("motif-first", "motif-all")
@@ -337,8 +343,7 @@ def wall_step(study: Study, arm: str, seed: int) -> int:
 def wall_capped(study: Study, arm: str, seed: int) -> bool:
     """GRPO-B's whole run took less than MOTIF ``arm``'s time: the match stopped at GRPO-B's
     last step, and more GRPO-B steps would have fit (the recipe's max_steps is too low)."""
-    grpo, motif = step_seconds(study.run("grpo-B", seed)), step_seconds(study.run(arm, seed))
-    return sum(grpo.values()) < sum(motif.values())
+    return training_seconds(study.run("grpo-B", seed)) < training_seconds(study.run(arm, seed))
 
 
 def load_choice(study: Study) -> dict:

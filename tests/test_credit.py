@@ -194,7 +194,7 @@ def scripted_policy(monkeypatch):
     backends = []
 
     @contextlib.contextmanager
-    def backend(trainer, size):
+    def backend(trainer, size, decode_dtype):
         backends.append(ScriptedBackend(final_round))
         yield backends[-1]
 

@@ -46,7 +46,9 @@ def test_round1_params_follow_trl_or_hand_back(change, expected):
 def test_trl_generation_is_kept_on_request():
     config = SimpleNamespace(motif=SimpleNamespace(round1_generation="trl"))
     assert rollout_func(config, SimpleNamespace(**ARGS)) is None
-    config.motif = SimpleNamespace(round1_generation="motif", continuation_batch_size=8)
+    config.motif = SimpleNamespace(
+        round1_generation="motif", continuation_batch_size=8, rollout_decode_dtype="auto"
+    )
     assert callable(rollout_func(config, SimpleNamespace(**ARGS)))
 
 
@@ -67,3 +69,30 @@ def test_rollout_gives_trls_prompt_ids_and_one_reply_per_row(tokenizer):
         assert 1 <= len(ids) <= 8
         assert eos not in ids[:-1]  # nothing after an EOS, which ends the reply as in TRL
     assert len({tuple(ids) for ids in out["completion_ids"][:3]}) > 1  # rows sampled apart
+
+
+@pytest.mark.parametrize(
+    ("chosen", "dtype"), [("model", torch.float32), ("bfloat16", torch.bfloat16)]
+)
+def test_training_rollouts_generate_in_the_chosen_dtype(tokenizer, chosen, dtype):
+    from motif.training.reward import policy_backend
+
+    trainer = fake_policy_trainer(build_tiny_model(tokenizer, seed=4), tokenizer)
+    with policy_backend(trainer, 4, chosen) as backend:
+        assert backend.compute_dtype() == dtype
+        prompts = [round_messages("1 + 2 = ?", 1, 3)]
+        params = SamplingParams(max_new_tokens=4)  # greedy: the dtype decides the replies
+        want = [list(out.token_ids) for out in backend.generate(prompts, params)]
+    assert round1_rollout(params, 4, chosen)(prompts, trainer)["completion_ids"] == want
+
+
+def test_rollout_func_passes_the_rollout_dtype(monkeypatch):
+    import motif.training.round1 as round1
+
+    seen = []
+    monkeypatch.setattr(round1, "round1_rollout", lambda *a: seen.append(a) or (lambda: None))
+    motif = SimpleNamespace(
+        round1_generation="motif", continuation_batch_size=8, rollout_decode_dtype="model"
+    )
+    round1.rollout_func(SimpleNamespace(motif=motif), SimpleNamespace(**ARGS))
+    assert seen and seen[0][1:] == (8, "model")

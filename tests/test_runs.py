@@ -342,6 +342,22 @@ def test_resume_with_the_same_settings_passes_the_check(started_run, capsys):
     assert "resume: from checkpoint-1" in capsys.readouterr().out
 
 
+def test_a_run_from_before_an_added_setting_resumes_on_its_old_value(started_run, capsys):
+    """A stored identity without ``rollout_decode_dtype`` (runs started before the option
+    existed) reads as ``auto``, the value they sampled with; another value is named."""
+    import json
+
+    run_dir = Path(started_run[started_run.index("--output-dir") + 1])
+    identity = run_dir / "run_identity.json"
+    record = json.loads(identity.read_text())
+    del record["settings"]["rollout_decode_dtype"]
+    identity.write_text(json.dumps(record))
+    assert main(["train", *started_run, "--resume", "--max-steps", "9", "--dry-run"]) == 0
+    capsys.readouterr()
+    assert main(["train", *started_run, "--resume", "--rollout-decode-dtype", "model"]) == 2
+    assert 'settings.rollout_decode_dtype: "auto" -> "model"' in one_line_error(capsys)
+
+
 def test_resume_after_the_init_adapter_changed_is_refused(tmp_path, tiny_checkpoint, capsys):
     from motif.cli.train import parse_config
     from motif.training.rundir import write_run_files

@@ -229,6 +229,7 @@ def test_recipes_exist():
         (["--learning-rate", "0"], "--learning-rate must be > 0"),
         (["--task-config", "[1"], "--task-config must be a JSON mapping"),
         (["--adapter", "x"], "--adapter is not used by motif sft"),
+        (["--backend", "vllm"], "--backend vllm is not used by motif sft"),
         (["--lora-r", "0"], "--lora-r must be >= 1"),
         (["--eval-base"], "--eval-base needs --eval-size >= 1"),
         (["--extra-rounds", "0"], "--extra-rounds must be round counts >= 1"),
@@ -412,3 +413,27 @@ def test_eval_base_reports_without_training(tiny_checkpoint, tmp_path, capsys):
     assert main(["sft", *flags, "--eval-max-new-tokens", "48", "--rounds", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["items"] == 1 and report["responses"] == 2 and report["format_rate"] == 0.0
+
+
+def test_held_out_check_generates_with_the_model_options(monkeypatch, tokenizer):
+    """`motif sft --decode generate --decode-dtype model` reaches the held-out check's backend
+    (it was built with the defaults, whatever the flags said)."""
+    import motif.models
+    import motif.training.heldout as heldout
+    from conftest import build_tiny_model
+    from motif.config import ModelArgs, ProtocolArgs
+    from motif.training.config import LoraArgs
+    from motif.training.sft import SftArgs, SftConfig
+
+    model = build_tiny_model(tokenizer)
+    monkeypatch.setattr(motif.models, "load_model", lambda *a, **k: (model, tokenizer))
+    seen = []
+    monkeypatch.setattr(heldout, "format_report", lambda backend, *a: seen.append(backend))
+    config = SftConfig(
+        SftArgs(dry_run=True, eval_size=2),
+        ModelArgs(decode="generate", decode_dtype="model"),
+        ProtocolArgs(),
+        LoraArgs(),
+    )
+    heldout.evaluate_adapter(config, None)
+    assert (seen[0].decode, seen[0].decode_dtype) == ("generate", "model")

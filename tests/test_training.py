@@ -223,6 +223,7 @@ def test_unbound_reward_is_an_error():
         (["--max-grad-norm", "-1"], "--max-grad-norm must be > 0"),
         (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
         (["--scoring", "substring"], "--scoring must be default or paper"),
+        (["--rollout-decode-dtype", "fp16"], "--rollout-decode-dtype must be auto, model or"),
         (["--task-config", "{not json"], "--task-config must be a JSON mapping"),
     ],
 )

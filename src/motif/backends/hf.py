@@ -70,11 +70,16 @@ def context_limit(model: Any) -> int | None:
     return None
 
 
-def render_ids(tokenizer: Any, chats: Sequence[Chat]) -> list[list[int]]:
-    """Each chat as the prompt token ids the backend feeds the model: the chat template with
-    the generation prompt, tokenized without added special tokens (the template holds them)."""
+def render_ids(
+    tokenizer: Any, chats: Sequence[Chat], add_generation_prompt: bool = True
+) -> list[list[int]]:
+    """Each chat as the prompt token ids the backend feeds the model: the chat template (with
+    the generation prompt unless ``add_generation_prompt`` is False, for a chat that already
+    holds its reply), tokenized without added special tokens (the template holds them)."""
     texts = [
-        tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        tokenizer.apply_chat_template(
+            chat, add_generation_prompt=add_generation_prompt, tokenize=False
+        )
         for chat in chats
     ]
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]

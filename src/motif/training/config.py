@@ -231,6 +231,16 @@ class MotifArgs:
             "penalty, generation_kwargs, chat_template_kwargs, top_k/top_p None, vLLM)."
         },
     )
+    rollout_decode_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "The dtype the transformers backend samples training rollouts in (round 1 "
+            "under --round1-generation motif, the continuations, the held-out check): auto (a "
+            "bf16 copy of a float32 policy where bf16 matmuls are faster; docs/decode.md), "
+            "model (the policy's own dtype: the same numbers TRL scores), or bfloat16. vLLM "
+            "runs use vLLM's own dtype."
+        },
+    )
     accuracy_weight: float = field(
         default=2.0, metadata={"help": "Reward for a correct final answer (reference scale: 2)."}
     )
@@ -307,6 +317,11 @@ class MotifArgs:
         _require(
             self.round1_generation in ("motif", "trl"),
             f"--round1-generation must be motif or trl; got {self.round1_generation!r}",
+        )
+        _require(
+            self.rollout_decode_dtype in ("auto", "model", "bfloat16"),
+            f"--rollout-decode-dtype must be auto, model or bfloat16; "
+            f"got {self.rollout_decode_dtype!r}",
         )
         _require(
             self.scoring in ("default", "paper"),
@@ -442,6 +457,9 @@ class TrainConfig:
         if m.credit == "first":
             why = "they apply to --credit all"
             notes.append(unused_options(m, ("credit_first_share", "credit_buffer"), why))
+        if self.optim.use_vllm:
+            why = "--use-vllm samples in vLLM's own dtype"
+            notes.append(unused_options(m, ("rollout_decode_dtype",), why))
         if self.watch.heldout_every == 0:
             why = "the held-out check is off: --heldout-every 0"
             notes.append(unused_options(self.watch, ("heldout_size",), why))

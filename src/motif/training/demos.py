@@ -260,10 +260,11 @@ def build_demonstrations(
 # --------------------------------------------------------------------------- token budgets
 
 
-def _render_ids(tokenizer: Any, chat: list[dict], **kwargs: Any) -> list[int]:
-    """Token ids of a chat as the transformers backend renders it (template, then tokens)."""
-    text = tokenizer.apply_chat_template(chat, tokenize=False, **kwargs)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+def _render_ids(tokenizer: Any, chat: list[dict], add_generation_prompt: bool = False) -> list[int]:
+    """Token ids of one chat as the transformers backend renders it (``hf.render_ids``)."""
+    from motif.backends.hf import render_ids  # torch: imported only where a tokenizer is used
+
+    return list(render_ids(tokenizer, [chat], add_generation_prompt)[0])
 
 
 def thought_ids(tokenizer: Any, chat: list[dict], prompt: list[int], response: str) -> list[int]:

@@ -37,6 +37,8 @@ def evaluate_adapter(config: SftConfig, adapter: str | None) -> dict[str, Any]:
         model,
         tokenizer,
         max_batch_size=args.max_batch_size,
+        decode=args.decode,
+        decode_dtype=args.decode_dtype,
         overflow=OVERFLOW_MODES[args.context_overflow],
     )
     return format_report(backend, problems, config.protocol.protocol(), sft.eval_max_new_tokens)

@@ -29,11 +29,14 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def policy_backend(trainer: Any, max_batch_size: int) -> Iterator[GenerationBackend]:
+def policy_backend(
+    trainer: Any, max_batch_size: int, decode_dtype: str = "auto"
+) -> Iterator[GenerationBackend]:
     """A backend that generates with the trainer's *current* policy.
 
     vLLM runs: TRL's own engine (weights synced for this step). Otherwise the model unwrapped by
-    TRL's helper (ZeRO-3 parameters gathered, gradient checkpointing suspended), LoRA active.
+    TRL's helper (ZeRO-3 parameters gathered, gradient checkpointing suspended), LoRA active,
+    generating in ``decode_dtype`` (``--rollout-decode-dtype``; see ``TransformersBackend``).
     """
     if getattr(trainer, "use_vllm", False):
         from motif.backends.vllm import VLLMBackend
@@ -55,7 +58,11 @@ def policy_backend(trainer: Any, max_batch_size: int) -> Iterator[GenerationBack
         torch.no_grad(),
     ):
         yield TransformersBackend(
-            policy, trainer.processing_class, max_batch_size=max_batch_size, overflow="skip"
+            policy,
+            trainer.processing_class,
+            max_batch_size=max_batch_size,
+            decode_dtype=decode_dtype,  # type: ignore[arg-type]  # checked by MotifArgs
+            overflow="skip",
         )
 
 
@@ -183,7 +190,9 @@ class FutureAccuracyReward:
         policy; a partial already at its last round is its own (only) trajectory."""
         if all(len(p.rounds) >= self.protocol.rounds for p in partials):
             return [[p] for p in partials]
-        with policy_backend(self.trainer, self.motif.continuation_batch_size) as backend:
+        with policy_backend(
+            self.trainer, self.motif.continuation_batch_size, self.motif.rollout_decode_dtype
+        ) as backend:
             engine = RolloutEngine(backend, self.protocol, self.params)
             return engine.continue_partials(partials, self.motif.k)
 
@@ -220,7 +229,9 @@ class FutureAccuracyReward:
         ``token_ids`` and ``truncated`` (``tail`` only): each completion's ids and whether it
         was cut at its budget (:meth:`RolloutEngine.continue_from`).
         """
-        with policy_backend(self.trainer, self.motif.continuation_batch_size) as backend:
+        with policy_backend(
+            self.trainer, self.motif.continuation_batch_size, self.motif.rollout_decode_dtype
+        ) as backend:
             engine = RolloutEngine(backend, self.protocol, self.params)
             return engine.continue_from(
                 questions, texts, self.motif.k, first_token_ids=token_ids, first_truncated=truncated

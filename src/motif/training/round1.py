@@ -50,8 +50,11 @@ def round1_params(args: Any) -> SamplingParams | None:
     )
 
 
-def round1_rollout(params: SamplingParams, max_batch_size: int) -> Callable[[list, Any], dict]:
-    """A ``rollout_func`` sampling one reply per prompt row with ``params``.
+def round1_rollout(
+    params: SamplingParams, max_batch_size: int, decode_dtype: str = "auto"
+) -> Callable[[list, Any], dict]:
+    """A ``rollout_func`` sampling one reply per prompt row with ``params``, generating in
+    ``decode_dtype`` (``--rollout-decode-dtype``).
 
     TRL passes the process's prompts (each repeated ``num_generations`` times by its sampler)
     and the trainer; the result holds, per row, the prompt's token ids and the reply's token
@@ -62,7 +65,7 @@ def round1_rollout(params: SamplingParams, max_batch_size: int) -> Callable[[lis
     def rollout(prompts: list, trainer: Any) -> dict:
         from motif.training.reward import policy_backend
 
-        with policy_backend(trainer, max_batch_size) as backend:
+        with policy_backend(trainer, max_batch_size, decode_dtype) as backend:
             prompt_ids = backend.render(prompts)
             outputs = backend.generate(prompts, params)
         if any(out.context_overflow for out in outputs):
@@ -88,4 +91,5 @@ def rollout_func(config: Any, args: Any) -> Callable[[list, Any], dict] | None:
         logger.info("round 1: TRL's generate (settings motif's decode path does not have)")
         return None
     logger.info("round 1: motif's decode path (%s)", params)
-    return round1_rollout(params, config.motif.continuation_batch_size)
+    motif = config.motif
+    return round1_rollout(params, motif.continuation_batch_size, motif.rollout_decode_dtype)

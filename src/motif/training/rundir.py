@@ -44,6 +44,13 @@ NOT_IDENTITY = (
     "heldout_size",
 )
 
+# Settings added after runs were started, with the value such a run used: a stored identity
+# without one of them reads as that value, so a run started before the option existed resumes
+# (when it keeps that value) and a change of it is named.
+ADDED_SETTINGS = {
+    "rollout_decode_dtype": "auto",  # training rollouts sampled as --decode-dtype auto does
+}
+
 
 def run_identity(config: dict[str, Any], model: str | None, adapter: str | None, data: str) -> dict:
     """What must match for ``--resume``: the settings that shape a step, weights, adapter, data."""
@@ -73,6 +80,8 @@ def resume_point(out: Path, identity: dict) -> Path:
     if "settings" not in stored:  # a run from before the identity file: its settings only
         identity = {"settings": {k: identity["settings"].get(k) for k in stored}}
         stored = {"settings": stored}
+    else:
+        stored["settings"] = {**ADDED_SETTINGS, **stored["settings"]}
     diffs = differences(stored, identity)
     if diffs:
         raise mismatch_error(

@@ -212,6 +212,11 @@ class SftConfig:
     def __post_init__(self) -> None:
         if self.model.adapter is not None:
             raise ConfigError("--adapter is not used by motif sft: it trains a new LoRA adapter")
+        if self.model.backend == "vllm":
+            raise ConfigError(
+                "--backend vllm is not used by motif sft: it trains, and runs its held-out "
+                "check, with transformers; drop --backend"
+            )
         if not (self.sft.dry_run or self.sft.eval_base) and not self.sft.output_dir:
             raise ConfigError("--output-dir is required (where the adapter is saved)")
         if self.sft.extra_rounds and self.protocol.carry_over != "summary":

@@ -122,6 +122,7 @@ class HeldOutWatch(TrainerCallback):
         self.first = SamplingParams(max_new_tokens=config.optim.max_completion_length)
         self.later = SamplingParams(max_new_tokens=config.motif.continuation_max_new_tokens)
         self.batch_size = config.motif.continuation_batch_size
+        self.decode_dtype = config.motif.rollout_decode_dtype
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.every and state.global_step < state.max_steps:
@@ -150,7 +151,7 @@ class HeldOutWatch(TrainerCallback):
         _sync_vllm(self.trainer)
         with (
             eval_mode(self.trainer.model),
-            policy_backend(self.trainer, self.batch_size) as backend,
+            policy_backend(self.trainer, self.batch_size, self.decode_dtype) as backend,
         ):
             engine = RolloutEngine(backend, self.protocol, self.first, self.later)
             done = engine.run([self.items[i].question for i in mine])
