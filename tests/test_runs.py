@@ -536,6 +536,7 @@ def test_a_run_from_before_the_identity_file_resumes_on_its_settings(
     base = ["--model", str(tiny_checkpoint), *TINY, "--output-dir", str(out)]
     config = parse_config(base).to_dict()
     config["bf16"] = True
+    del config["rollout_decode_dtype"]  # added later: such a run sampled as auto does
     out.mkdir()
     (out / "motif_config.yaml").write_text(yaml.safe_dump(config))
     (out / "checkpoint-3").mkdir()
@@ -543,6 +544,8 @@ def test_a_run_from_before_the_identity_file_resumes_on_its_settings(
     assert main(["train", *base, "--resume", "--dry-run"]) == 0, capsys.readouterr().err
     assert main(["train", *base, "--resume", "--dry-run", "--k", "4"]) == 2
     assert "settings.k: 2 -> 4" in one_line_error(capsys)
+    assert main(["train", *base, "--resume", "--dry-run", "--rollout-decode-dtype", "model"]) == 2
+    assert 'settings.rollout_decode_dtype: "auto" -> "model"' in one_line_error(capsys)
     monkeypatch.setattr(fast_module, "bf16_training_is_fast", lambda device_type: (False, "test"))
     assert main(["train", *base, "--resume", "--dry-run"]) == 2
     assert "settings.bf16: true -> false" in one_line_error(capsys)

@@ -631,3 +631,20 @@ def test_a_round1_prompt_that_cannot_fit_the_context_is_refused_before_training(
     # under tail, round 1 is the first chunk: --tail-chunk is what to lower
     assert main([*base, *TAIL[:2], "--tail-chunk", "2040", "--tail-head", "2"]) == 2
     assert "plus --tail-chunk 2040 exceeds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        (["--method", "grpo"], None),  # round 1 on motif's decode path uses it
+        (["--method", "grpo", "--round1-generation", "trl", "--heldout-every", "5"], None),
+        (["--method", "grpo", "--round1-generation", "trl"], "TRL samples round 1"),
+        (["--use-vllm"], "--use-vllm samples in vLLM's own dtype"),
+    ],
+)
+def test_rollout_dtype_is_noted_where_nothing_rolls_out_on_transformers(flags, why):
+    from motif.cli.train import parse_config
+
+    config = parse_config([*TINY_RUN, *flags, "--rollout-decode-dtype", "model"])
+    notes = [n for n in config.notes if n.startswith("--rollout-decode-dtype model: not used")]
+    assert notes == [] if why is None else len(notes) == 1 and why in notes[0]

@@ -178,3 +178,23 @@ def test_vllm_weights_are_synced_once_per_step():
         _sync_vllm(trainer)
     assert len(synced) == 1 and trainer._last_loaded_step == 3
     _sync_vllm(SimpleNamespace(use_vllm=False))  # transformers runs: nothing to sync
+
+
+def test_every_training_rollout_generates_in_the_rollout_dtype(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    """Round 1 (motif's decode path), the continuations and the held-out check each build
+    their backend with ``--rollout-decode-dtype``."""
+    import motif.training.reward as reward_module
+
+    seen, real = [], reward_module.policy_backend
+
+    def recording(trainer, size, decode_dtype="unset"):
+        seen.append(decode_dtype)
+        return real(trainer, size, decode_dtype)
+
+    monkeypatch.setattr(reward_module, "policy_backend", recording)
+    flags = ("--rollout-decode-dtype", "bfloat16", "--heldout-every", "2", "--heldout-size", "2")
+    _train(tmp_path / "o", tiny_checkpoint, *flags)
+    # 3 steps x (round 1 + continuations) + 2 checks, all in bf16
+    assert len(seen) >= 8 and set(seen) == {"bfloat16"}

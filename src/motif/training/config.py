@@ -190,6 +190,23 @@ def _protocol_help(name: str) -> dict[str, str]:
     return {"help": next(f.metadata["help"] for f in fields(ProtocolArgs) if f.name == name)}
 
 
+_MOTIF_CHOICES = {
+    "round1_generation": ("motif", "trl"),
+    "rollout_decode_dtype": ("auto", "model", "bfloat16"),
+    "scoring": ("default", "paper"),
+    "format_rewards": ("fixed", "paper", "none"),
+    "summary_rule": ("paper", "strict"),
+}
+"""MotifArgs' fields that take one of a few words, and those words."""
+
+
+def _require_choice(args: Any, name: str, allowed: tuple[str, ...]) -> None:
+    """ConfigError ``--name must be a, b or c; got 'x'`` unless the field is one of ``allowed``."""
+    value = getattr(args, name)
+    words = f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+    _require(value in allowed, f"--{name.replace('_', '-')} must be {words}; got {value!r}")
+
+
 @dataclass
 class MotifArgs:
     """The multi-round protocol and the MOTIF reward (paper: n=3, k=4, T=0.8, top_p=0.95).
@@ -237,8 +254,8 @@ class MotifArgs:
             "help": "The dtype the transformers backend samples training rollouts in (round 1 "
             "under --round1-generation motif, the continuations, the held-out check): auto (a "
             "bf16 copy of a float32 policy where bf16 matmuls are faster; docs/decode.md), "
-            "model (the policy's own dtype: the same numbers TRL scores), or bfloat16. vLLM "
-            "runs use vLLM's own dtype."
+            "model (the policy's own dtype, which TRL scores in when --bf16 is false), or "
+            "bfloat16. vLLM runs use vLLM's own dtype."
         },
     )
     accuracy_weight: float = field(
@@ -314,27 +331,8 @@ class MotifArgs:
             self.continuation_max_new_tokens >= 1, "--continuation-max-new-tokens must be >= 1"
         )
         _require(self.continuation_batch_size >= 1, "--continuation-batch-size must be >= 1")
-        _require(
-            self.round1_generation in ("motif", "trl"),
-            f"--round1-generation must be motif or trl; got {self.round1_generation!r}",
-        )
-        _require(
-            self.rollout_decode_dtype in ("auto", "model", "bfloat16"),
-            f"--rollout-decode-dtype must be auto, model or bfloat16; "
-            f"got {self.rollout_decode_dtype!r}",
-        )
-        _require(
-            self.scoring in ("default", "paper"),
-            f"--scoring must be default or paper; got {self.scoring!r}",
-        )
-        _require(
-            self.format_rewards in ("fixed", "paper", "none"),
-            f"--format-rewards must be fixed, paper or none; got {self.format_rewards!r}",
-        )
-        _require(
-            self.summary_rule in ("paper", "strict"),
-            f"--summary-rule must be paper or strict; got {self.summary_rule!r}",
-        )
+        for name, allowed in _MOTIF_CHOICES.items():
+            _require_choice(self, name, allowed)
         self._check_credit()
 
     def _check_credit(self) -> None:
@@ -457,13 +455,23 @@ class TrainConfig:
         if m.credit == "first":
             why = "they apply to --credit all"
             notes.append(unused_options(m, ("credit_first_share", "credit_buffer"), why))
-        if self.optim.use_vllm:
-            why = "--use-vllm samples in vLLM's own dtype"
-            notes.append(unused_options(m, ("rollout_decode_dtype",), why))
+        notes.append(self._unused_rollout_dtype())
         if self.watch.heldout_every == 0:
             why = "the held-out check is off: --heldout-every 0"
             notes.append(unused_options(self.watch, ("heldout_size",), why))
         return notes
+
+    def _unused_rollout_dtype(self) -> str | None:
+        """A note when no rollout runs on the transformers backend: vLLM generates, or GRPO
+        leaves round 1 to TRL and the held-out check is off."""
+        trl_round1 = self.run.method == "grpo" and self.motif.round1_generation == "trl"
+        if self.optim.use_vllm:
+            why = "--use-vllm samples in vLLM's own dtype"
+        elif trl_round1 and self.watch.heldout_every == 0:
+            why = "TRL samples round 1 (--round1-generation trl) and nothing else is rolled out"
+        else:
+            return None
+        return unused_options(self.motif, ("rollout_decode_dtype",), why)
 
     def _check_credit(self) -> None:
         """``--credit all`` needs rounds after the first, continued by MOTIF's summaries."""

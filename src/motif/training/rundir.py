@@ -78,6 +78,7 @@ def resume_point(out: Path, identity: dict) -> Path:
     if stored is None:
         raise MotifError(f"--resume: {out} holds no motif run ({CONFIG_FILE} is missing)")
     if "settings" not in stored:  # a run from before the identity file: its settings only
+        stored = {**ADDED_SETTINGS, **stored}
         identity = {"settings": {k: identity["settings"].get(k) for k in stored}}
         stored = {"settings": stored}
     else:
