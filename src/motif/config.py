@@ -35,6 +35,9 @@ def unused_options(config: Any, names: Sequence[str], why: str) -> str | None:
 
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
+DECODE_DTYPES = ("auto", "model", "bfloat16")
+"""What ``--decode-dtype`` (and ``motif train --rollout-decode-dtype``) accept: see
+``motif.backends.hf.TransformersBackend``."""
 # --context-overflow values and the transformers backend's ``overflow`` mode of each
 OVERFLOW_MODES = {"cut": "skip", "truncate": "truncate_left", "error": "error"}
 
@@ -116,7 +119,7 @@ class ModelArgs:
                 f"--context-overflow must be one of {', '.join(OVERFLOW_MODES)}; "
                 f"got {self.context_overflow!r}"
             )
-        if self.decode_dtype not in ("auto", "model", "bfloat16"):
+        if self.decode_dtype not in DECODE_DTYPES:
             raise ConfigError(
                 f"--decode-dtype must be auto, model or bfloat16; got {self.decode_dtype!r}"
             )

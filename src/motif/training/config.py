@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from motif.carryover import DELETHINK_CHUNK, DELETHINK_CHUNKS, DELETHINK_HEAD
-from motif.config import unused_options
+from motif.config import DECODE_DTYPES, unused_options
 from motif.errors import ConfigError
 from motif.training.trl_args import (  # noqa: F401 (check_choice .. resolve_bf16: public here)
     OptimArgs,
@@ -192,7 +192,7 @@ def _protocol_help(name: str) -> dict[str, str]:
 
 _MOTIF_CHOICES = {
     "round1_generation": ("motif", "trl"),
-    "rollout_decode_dtype": ("auto", "model", "bfloat16"),
+    "rollout_decode_dtype": DECODE_DTYPES,
     "scoring": ("default", "paper"),
     "format_rewards": ("fixed", "paper", "none"),
     "summary_rule": ("paper", "strict"),

@@ -185,14 +185,19 @@ class FutureAccuracyReward:
         self._log(log_metric, rewards, every, tokens, seconds)
         return rewards
 
+    def _policy(self) -> Any:
+        """:func:`policy_backend` at the continuations' batch size and rollout dtype."""
+        motif = self.motif
+        return policy_backend(
+            self.trainer, motif.continuation_batch_size, motif.rollout_decode_dtype
+        )
+
     def rollout_partials(self, partials: Sequence[Any]) -> list[list[Any]]:
         """``k`` continuations of each partial trajectory to the last round, with the live
         policy; a partial already at its last round is its own (only) trajectory."""
         if all(len(p.rounds) >= self.protocol.rounds for p in partials):
             return [[p] for p in partials]
-        with policy_backend(
-            self.trainer, self.motif.continuation_batch_size, self.motif.rollout_decode_dtype
-        ) as backend:
+        with self._policy() as backend:
             engine = RolloutEngine(backend, self.protocol, self.params)
             return engine.continue_partials(partials, self.motif.k)
 
@@ -229,9 +234,7 @@ class FutureAccuracyReward:
         ``token_ids`` and ``truncated`` (``tail`` only): each completion's ids and whether it
         was cut at its budget (:meth:`RolloutEngine.continue_from`).
         """
-        with policy_backend(
-            self.trainer, self.motif.continuation_batch_size, self.motif.rollout_decode_dtype
-        ) as backend:
+        with self._policy() as backend:
             engine = RolloutEngine(backend, self.protocol, self.params)
             return engine.continue_from(
                 questions, texts, self.motif.k, first_token_ids=token_ids, first_truncated=truncated
