@@ -287,38 +287,67 @@ def task_items(data: str) -> dict:
 
 
 def samples_table(study: Study, seeds: list[int]) -> str:
-    """Training samples MOTIF needed to reach GRPO-B's final accuracy (after all its steps; its
-    better protocol at the same largest context: one round of B or n rounds of B) on the
-    held-out set, against the samples GRPO-B trained on (the paper's claim: MOTIF reached
-    GRPO's accuracy with 15% of its samples)."""
-    recipe, steps, final = study.recipe("motif-first"), study.steps, study.grpo_steps
+    """Training samples MOTIF needed to reach each GRPO arm's final accuracy on the held-out
+    set, against the samples that arm trained on (the paper's claim: MOTIF reached GRPO's
+    accuracy with 15% of its samples). GRPO-B's target is its better protocol at the same
+    largest context (one round of B or n rounds of B); GRPO-nB's is its own protocol (one
+    round of n x B). MOTIF's curve is in n rounds of B and starts at step 0, the cold start:
+    when that is already above a target, the answer is 0 samples."""
+    recipe, steps = study.recipe("motif-first"), study.steps
     every = int(study.config["curve_every"])
     per_step = int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
-    grpo_recipe = study.recipe("grpo-B")
-    grpo_samples = (
-        final * int(grpo_recipe["prompts_per_device"]) * int(grpo_recipe["num_generations"])
-    )
+    refs = {"grpo-B": study.grpo_steps, "grpo-nB": steps}
+    budget = {arm: n * _samples_per_step(study, arm) for arm, n in refs.items()}
     points = [*range(every, steps, every), steps]
     head = " | ".join(f"step {s}" for s in points)
+    ref_head = " | ".join(
+        f"{arm} final (step {n}, {budget[arm]} samples) | samples to reach it"
+        for arm, n in refs.items()
+    )
     lines = [
-        f"| arm | seed | {head} | GRPO-B final (step {final}, {grpo_samples} samples) "
-        "| MOTIF's samples to reach it |",
-        "|---|---|" + "---:|" * (len(points) + 2),
+        f"| arm | seed | step 0 (cold start) | {head} | {ref_head} |",
+        "|---|---|" + "---:|" * (len(points) + 1 + 2 * len(refs)),
     ]
+    start = accuracy(study.eval_dir("sft", "rounds"))
     for arm in MOTIF_ARMS:
         for s in seeds:
             curve = [(p, accuracy(study.eval_dir(f"{arm}-s{s}@{p}", "rounds"))) for p in points]
-            grpo = [accuracy(study.eval_dir(f"grpo-B-s{s}@{final}", p)) for p in ("one", "rounds")]
             if all(a is None for _, a in curve):
                 continue
-            target = max((g for g in grpo if g is not None), default=None)
-            reach = None if target is None else samples_to_reach(curve, target, per_step)
-            text = "— (GRPO-B's final model not evaluated)" if target is None else "not reached"
-            if reach is not None:
-                text = f"{reach} ({reach / grpo_samples:.0%} of GRPO-B's)"
-            accs = " | ".join(pct(a) for _, a in curve)
-            lines.append(f"| {arm} | {s} | {accs} | {pct(target)} | {text} |")
+            cells = [pct(a) for a in (start, *(a for _, a in curve))]
+            for ref in refs:
+                target = _final_target(study, ref, s)
+                reach = _reach_text(curve, start, target, per_step, budget[ref], ref)
+                cells += [pct(target), reach]
+            lines.append(f"| {arm} | {s} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def _samples_per_step(study: Study, arm: str) -> int:
+    recipe = study.recipe(arm)
+    return int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
+
+
+def _final_target(study: Study, arm: str, seed: int) -> float | None:
+    """A GRPO arm's final accuracy: GRPO-B's better protocol at B (None until both are
+    evaluated: the better one is not known before), GRPO-nB's own protocol."""
+    step = study.grpo_steps if arm == "grpo-B" else study.steps
+    protocols = ("one", "rounds") if arm == "grpo-B" else (OWN[arm],)
+    values = [accuracy(study.eval_dir(f"{arm}-s{seed}@{step}", p)) for p in protocols]
+    return None if None in values else max(values)
+
+
+def _reach_text(curve, start, target, per_step: int, grpo_samples: int, ref: str) -> str:
+    """A "samples to reach it" cell of the samples table (see samples_table)."""
+    if target is None:
+        return "— (final model not evaluated)"
+    with_start = curve if start is None else [(0, start), *curve]
+    reach = samples_to_reach(with_start, target, per_step)
+    if reach is None:
+        return "not reached"
+    if reach == 0:
+        return "0: the cold start is already above it"
+    return f"{reach} ({reach / grpo_samples:.1%} of {ref}'s)"
 
 
 def metric_rows(run: Path) -> dict[int, dict]:
@@ -391,7 +420,7 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
         wall_table(study, seeds),
         f"#### Round by round ({n} rounds of {b}; %)",
         rounds_table(study, seeds),
-        "#### Samples to reach GRPO-B's final accuracy (MOTIF's held-out curve, n rounds of B; %)",
+        "#### Samples to reach GRPO's final accuracy (MOTIF's held-out curve, n rounds of B; %)",
         samples_table(study, seeds),
         "#### Training and the held-out check during training",
         training_table(study, seeds),

@@ -471,7 +471,7 @@ def write_evals(study: common.Study) -> None:
     from test_compare import greedy, write_run
 
     runs = {
-        "sft": ("1000", "0000", "1100"),
+        "sft": ("0000", "0000", "1100"),
         "grpo-B-s1@40": ("1100", "1000", "1100"),
         "grpo-nB-s1@40": ("1100", "0000", "1110"),
         "motif-first-s1@40": ("1100", "0000", "1000"),
@@ -529,10 +529,23 @@ def test_the_summary_reads_fake_eval_directories(study):
     assert "| motif-first − grpo-B | 1 | 80 | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text
     assert "| GRPO, 1 round of B, final (step 80) | 25.0 ± 21.7 | 25.0 ± 21.7 | — |" in text
     # GRPO-B's final best at the same largest context is 25% (either protocol), trained on
-    # 80 steps x 2 questions x 4 replies; MOTIF first reaches it at step 10 (80 samples)
-    assert "| GRPO-B final (step 80, 640 samples) |" in text
-    assert "| motif-first | 1 | 25.0 | 50.0 | 50.0 | 50.0 | 25.0 | 80 (12% of GRPO-B's) |" in text
-    assert "| motif-all | 1 | — | — | — | 75.0 | 25.0 | 320 (50% of GRPO-B's) |" in text
+    # 80 steps x 2 questions x 4 replies; the cold start (step 0) is at 0%, MOTIF first reaches
+    # it at step 10 (80 samples)
+    # GRPO-nB's final accuracy in its own protocol (one round of n x B, "1110") is 75%, after
+    # 40 steps x 8 samples: motif-first never reaches it, motif-all at step 40
+    assert "| step 0 (cold start) | step 10 |" in text
+    assert "| grpo-B final (step 80, 640 samples) | samples to reach it |" in text
+    assert "| grpo-nB final (step 40, 320 samples) | samples to reach it |" in text
+    row = (
+        "| motif-first | 1 | 0.0 | 25.0 | 50.0 | 50.0 | 50.0 | 25.0 | 80 (12.5% of grpo-B's) "
+        "| 75.0 | not reached |"
+    )
+    assert row in text
+    row = (
+        "| motif-all | 1 | 0.0 | — | — | — | 75.0 | 25.0 | 320 (50.0% of grpo-B's) "
+        "| 75.0 | 320 (100.0% of grpo-nB's) |"
+    )
+    assert row in text
     # no step-skipping rate for a hand-written benchmark
     assert "| sft | 0.0, 10.0, 25.0 | 10.0 / 5.0, 0.0 / 20.0 | 80.0, 60.0 | 97.0 | — |" in text
     assert "| motif-first − grpo-B | mean" not in text  # one seed: no mean row
@@ -540,6 +553,32 @@ def test_the_summary_reads_fake_eval_directories(study):
     assert "| grpo-B-s1 | 80 | 1 | 1.0 | 1.00 | 0% | 10: 25.0 / 50.0 |" in text
     data = json.loads((study.out / "summary.json").read_text())
     assert data["heldout"]["cold start (`sft`)"]["one"] == {"sft": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("start", "target", "expected"),
+    [
+        (0.1, 0.2, "80 (12.5% of grpo-B's)"),
+        (0.3, 0.2, "0: the cold start is already above it"),
+        (None, 0.2, "80 (12.5% of grpo-B's)"),
+        (0.1, 0.9, "not reached"),
+        (0.1, None, "— (final model not evaluated)"),
+    ],
+)
+def test_samples_to_reach_grpo_start_at_the_cold_start(start, target, expected):
+    curve = [(10, 0.25), (20, None), (40, 0.5)]
+    assert summary._reach_text(curve, start, target, 8, 640, "grpo-B") == expected
+
+
+def test_grpo_bs_final_target_waits_for_both_protocols(study):
+    from test_compare import greedy, write_run
+
+    write_run(study.eval_dir("grpo-B-s1@80", "one"), greedy("1000"))
+    assert summary._final_target(study, "grpo-B", 1) is None
+    write_run(study.eval_dir("grpo-B-s1@80", "rounds"), greedy("1100"))
+    assert summary._final_target(study, "grpo-B", 1) == 0.5
+    write_run(study.eval_dir("grpo-nB-s1@40", "long"), greedy("1110"))
+    assert summary._final_target(study, "grpo-nB", 1) == 0.75
 
 
 def test_a_seed_mean_gives_the_error_over_seeds_and_the_spread():
