@@ -54,6 +54,7 @@ from study2_common import (
     MOTIF_ARMS,
     PROTOCOLS,
     Study,
+    checkpoint,
     complete_adapter,
     eval_job,
     keep,
@@ -225,8 +226,23 @@ def check_heldout(study: Study, chosen: dict) -> dict:
 # --------------------------------------------------------------------------- main
 
 
-def job_line(job: Job) -> str:
-    return f"[{'done' if job.is_done() else 'todo'}] motif {shlex.join(job.argv[3:])}"
+def job_line(job: Job, gone: bool = False) -> str:
+    """``[done]``, ``[todo]`` or ``[gone]`` (its model's files are lost: it cannot run)."""
+    state = "done" if job.is_done() else "gone" if gone else "todo"
+    return f"[{state}] motif {shlex.join(job.argv[3:])}"
+
+
+def model_gone(study: Study, job: Job) -> bool:
+    """An evaluation whose model can no longer be made: its run finished, and neither the
+    adapter it scores nor (for a bf16 copy) the checkpoint to copy it from is here."""
+    name = job.done.parent.name.rsplit("-", 1)[0]  # <arm>-s<seed>@<step>, or sft
+    if "--adapter" not in job.argv or "@" not in name:
+        return False
+    adapter, source = Path(job.argv[job.argv.index("--adapter") + 1]), checkpoint(study, name)
+    arm, seed = source.parent.name.rsplit("-s", 1)
+    if complete_adapter(adapter) or not study.trained(arm, int(seed)):
+        return False
+    return adapter == source or not complete_adapter(source)
 
 
 def has_choice(study: Study) -> bool:
@@ -257,9 +273,14 @@ def plan_lines(study: Study, stages: tuple[str, ...], seeds: list[int]) -> list[
                 job_line(train_job(study, load_choice(study), a, s)) for s in seeds for a in ARMS
             ]
         elif stage == "eval":
-            lines.append(f"[todo] held-out check -> {study.out / 'heldout.json'}")
-            lines += [job_line(j) for j in eval_jobs(study, load_choice(study), seeds, plan=True)]
-            lines.append("[wait] grpo-B's checkpoint at each MOTIF run's wall-clock, once both ran")
+            held = study.out / "heldout.json"
+            lines.append(f"[{'done' if held.exists() else 'todo'}] held-out check -> {held}")
+            jobs = eval_jobs(study, load_choice(study), seeds, plan=True)
+            lines += [job_line(j, model_gone(study, j)) for j in jobs]
+            if not all(study.trained(a, s) for a in ("grpo-B", *MOTIF_ARMS) for s in seeds):
+                lines.append(
+                    "[wait] grpo-B's checkpoint at each MOTIF run's wall-clock, once both ran"
+                )
         else:
             where = study.out if stage == "summary" else "docs/results/ and docs/results.md"
             lines.append(f"[todo] {stage}: tables from the finished evaluations -> {where}")

@@ -270,6 +270,26 @@ def test_markers_make_every_stage_resumable(study, capsys, monkeypatch):
     assert [j.is_done() for j in evals if j.name.startswith("eval sft")] == [False, True, False]
 
 
+def test_the_plan_marks_a_lost_model_gone_and_waits_only_for_untrained_runs(study, capsys):
+    choose(study)
+    assert "[wait] grpo-B's checkpoint" in plan(study, "eval", capsys, [1])[-1]
+    for arm in common.ARMS:
+        finish(study.run(arm, 1), steps(study, arm))
+    for name, _, _ in common.models(study, [1]):
+        if name != "grpo-B-s1@80" and "@" in name and name.endswith("@40"):
+            fake_published(study, name)
+    shutil.rmtree(common.checkpoint(study, "grpo-B-s1@80"))  # gone with a machine
+    (study.out / "heldout.json").write_text("{}")
+    lines = plan(study, "eval", capsys, [1])
+    assert lines[1].startswith("[done] held-out check")
+    assert not any(line.startswith("[wait]") for line in lines)
+    gone = [flag(line, "--output-dir") for line in lines if line.startswith("[gone]")]
+    assert sorted(gone) == [str(study.eval_dir("grpo-B-s1@80", p)) for p in ("one", "rounds")]
+    # a copy that was written before the checkpoint went can still be scored
+    fake_published(study, "grpo-B-s1@80")
+    assert not any(line.startswith("[gone]") for line in plan(study, "eval", capsys, [1]))
+
+
 def test_finished_stages_are_kept_and_restored_on_a_new_machine(study, kept, capsys, monkeypatch):
     sft = study.out / "sft"
     sft.mkdir(parents=True)
