@@ -152,7 +152,12 @@ PAIRS = (
     ("motif-all", "motif-first"),
     ("motif-first", "grpo-nB"),
     ("motif-all", "grpo-nB"),
+    ("motif-first", "sft"),
+    ("motif-all", "sft"),
+    ("grpo-nB", "sft"),
 )
+"""A − B rows of the paired table; B = ``sft``: what training changed, the cold start scored
+in A's own protocol in the first column."""
 
 
 def difference(a: Path, b: Path) -> tuple[float, float] | None:
@@ -189,8 +194,8 @@ def paired_table(study: Study, seeds: list[int], chosen: dict) -> str:
     for a, g in PAIRS:
         per_seed = {}
         for s in seeds:
-            ma, mb = f"{a}-s{s}@{steps}", f"{g}-s{s}@{steps}"
-            own = difference(study.eval_dir(ma, OWN[a]), study.eval_dir(mb, OWN[g]))
+            ma, mb = f"{a}-s{s}@{steps}", "sft" if g == "sft" else f"{g}-s{s}@{steps}"
+            own = difference(study.eval_dir(ma, OWN[a]), study.eval_dir(mb, OWN.get(g, OWN[a])))
             same = [difference(study.eval_dir(ma, p), study.eval_dir(mb, p)) for p in PROTOCOLS]
             per_seed[s] = [own, *same]
             lines.append(f"| {a} − {g} | {s} | {' | '.join(diff_cell([f]) for f in per_seed[s])} |")
@@ -289,36 +294,36 @@ def task_items(data: str) -> dict:
 def samples_table(study: Study, seeds: list[int]) -> str:
     """Training samples MOTIF needed to reach each GRPO arm's final accuracy on the held-out
     set, against the samples that arm trained on (the paper's claim: MOTIF reached GRPO's
-    accuracy with 15% of its samples). GRPO-B's target is its better protocol at the same
-    largest context (one round of B or n rounds of B); GRPO-nB's is its own protocol (one
-    round of n x B). MOTIF's curve is in n rounds of B and starts at step 0, the cold start:
-    when that is already above a target, the answer is 0 samples."""
-    recipe, steps = study.recipe("motif-first"), study.steps
-    every = int(study.config["curve_every"])
-    per_step = int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
+    accuracy with 15% of its samples), with the paired margin (points ± SE over the items) of
+    the checkpoint that reached it. GRPO-B's target is its better protocol at the same largest
+    context (one round of B or n rounds of B); GRPO-nB's is its own protocol (one round of
+    n x B). MOTIF's curve is in n rounds of B and starts at step 0, the cold start: when that
+    is already above a target, the answer is 0 samples."""
+    steps, every = study.steps, int(study.config["curve_every"])
+    per_step = _samples_per_step(study, "motif-first")
     refs = {"grpo-B": study.grpo_steps, "grpo-nB": steps}
     budget = {arm: n * _samples_per_step(study, arm) for arm, n in refs.items()}
     points = [*range(every, steps, every), steps]
     head = " | ".join(f"step {s}" for s in points)
     ref_head = " | ".join(
-        f"{arm} final (step {n}, {budget[arm]} samples) | samples to reach it"
+        f"{arm} final (step {n}, {budget[arm]} samples) | samples to reach it (margin)"
         for arm, n in refs.items()
     )
     lines = [
         f"| arm | seed | step 0 (cold start) | {head} | {ref_head} |",
         "|---|---|" + "---:|" * (len(points) + 1 + 2 * len(refs)),
     ]
-    start = accuracy(study.eval_dir("sft", "rounds"))
     for arm in MOTIF_ARMS:
         for s in seeds:
-            curve = [(p, accuracy(study.eval_dir(f"{arm}-s{s}@{p}", "rounds"))) for p in points]
-            if all(a is None for _, a in curve):
+            curve = {0: study.eval_dir("sft", "rounds")}
+            curve |= {p: study.eval_dir(f"{arm}-s{s}@{p}", "rounds") for p in points}
+            if all(accuracy(d) is None for p, d in curve.items() if p):
                 continue
-            cells = [pct(a) for a in (start, *(a for _, a in curve))]
+            cells = [pct(accuracy(d)) for d in curve.values()]
             for ref in refs:
                 target = _final_target(study, ref, s)
-                reach = _reach_text(curve, start, target, per_step, budget[ref], ref)
-                cells += [pct(target), reach]
+                reach = _reach_cell(curve, target, per_step, budget[ref], ref)
+                cells += [pct(target and accuracy(target)), reach]
             lines.append(f"| {arm} | {s} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -328,26 +333,35 @@ def _samples_per_step(study: Study, arm: str) -> int:
     return int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
 
 
-def _final_target(study: Study, arm: str, seed: int) -> float | None:
-    """A GRPO arm's final accuracy: GRPO-B's better protocol at B (None until both are
-    evaluated: the better one is not known before), GRPO-nB's own protocol."""
+def _final_target(study: Study, arm: str, seed: int) -> Path | None:
+    """The eval of a GRPO arm's final model to reach: GRPO-B's better protocol at B (None
+    until both are evaluated: the better one is not known before), GRPO-nB's own protocol."""
     step = study.grpo_steps if arm == "grpo-B" else study.steps
     protocols = ("one", "rounds") if arm == "grpo-B" else (OWN[arm],)
-    values = [accuracy(study.eval_dir(f"{arm}-s{seed}@{step}", p)) for p in protocols]
-    return None if None in values else max(values)
+    paths = [study.eval_dir(f"{arm}-s{seed}@{step}", p) for p in protocols]
+    if any(accuracy(p) is None for p in paths):
+        return None
+    return max(paths, key=accuracy)
 
 
-def _reach_text(curve, start, target, per_step: int, grpo_samples: int, ref: str) -> str:
-    """A "samples to reach it" cell of the samples table (see samples_table)."""
+def _reach_cell(
+    curve: dict[int, Path], target: Path | None, per_step: int, budget: int, ref: str
+) -> str:
+    """A "samples to reach it (margin)" cell of the samples table (see samples_table)."""
     if target is None:
         return "— (final model not evaluated)"
-    with_start = curve if start is None else [(0, start), *curve]
-    reach = samples_to_reach(with_start, target, per_step)
+    points = [(p, accuracy(d)) for p, d in curve.items()]
+    reach = samples_to_reach(points, accuracy(target), per_step)
     if reach is None:
         return "not reached"
+    return reach_text(reach, budget, ref, diff_cell([difference(curve[reach // per_step], target)]))
+
+
+def reach_text(reach: int, budget: int, ref: str, margin: str) -> str:
+    """``reach`` samples against ``ref``'s ``budget``, with the reaching checkpoint's margin."""
     if reach == 0:
-        return "0: the cold start is already above it"
-    return f"{reach} ({reach / grpo_samples:.1%} of {ref}'s)"
+        return f"0: the cold start is already above it ({margin})"
+    return f"{reach} ({reach / budget:.1%} of {ref}'s; {margin})"
 
 
 def metric_rows(run: Path) -> dict[int, dict]:
@@ -414,7 +428,8 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
         f"over the seeds (min–max); {T_NOTE})",
         main_table(study, seeds, chosen),
         "#### Paired differences, same samples (points; per seed ± paired SE over the items; mean: "
-        f"± SE over the seeds, the items' SE, range; {T_NOTE})",
+        f"± SE over the seeds, the items' SE, range; {T_NOTE}; − sft: the cold start, in A's "
+        "protocol in the first column)",
         paired_table(study, seeds, chosen),
         "#### Paired differences, same training wall-clock (points)",
         wall_table(study, seeds),

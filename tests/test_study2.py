@@ -554,16 +554,17 @@ def test_the_summary_reads_fake_eval_directories(study):
     # GRPO-nB's final accuracy in its own protocol (one round of n x B, "1110") is 75%, after
     # 40 steps x 8 samples: motif-first never reaches it, motif-all at step 40
     assert "| step 0 (cold start) | step 10 |" in text
-    assert "| grpo-B final (step 80, 640 samples) | samples to reach it |" in text
-    assert "| grpo-nB final (step 40, 320 samples) | samples to reach it |" in text
+    assert "| grpo-B final (step 80, 640 samples) | samples to reach it (margin) |" in text
+    assert "| grpo-nB final (step 40, 320 samples) | samples to reach it (margin) |" in text
+    # the margin: the reaching checkpoint against the target, paired over the items
     row = (
-        "| motif-first | 1 | 0.0 | 25.0 | 50.0 | 50.0 | 50.0 | 25.0 | 80 (12.5% of grpo-B's) "
-        "| 75.0 | not reached |"
+        "| motif-first | 1 | 0.0 | 25.0 | 50.0 | 50.0 | 50.0 | 25.0 "
+        "| 80 (12.5% of grpo-B's; +0.0 ± 0.0) | 75.0 | not reached |"
     )
     assert row in text
     row = (
-        "| motif-all | 1 | 0.0 | — | — | — | 75.0 | 25.0 | 320 (50.0% of grpo-B's) "
-        "| 75.0 | 320 (100.0% of grpo-nB's) |"
+        "| motif-all | 1 | 0.0 | — | — | — | 75.0 | 25.0 | 320 (50.0% of grpo-B's; +50.0 ± 25.0) "
+        "| 75.0 | 320 (100.0% of grpo-nB's; +0.0 ± 0.0) |"
     )
     assert row in text
     # no step-skipping rate for a hand-written benchmark
@@ -576,18 +577,14 @@ def test_the_summary_reads_fake_eval_directories(study):
 
 
 @pytest.mark.parametrize(
-    ("start", "target", "expected"),
+    ("reach", "expected"),
     [
-        (0.1, 0.2, "80 (12.5% of grpo-B's)"),
-        (0.3, 0.2, "0: the cold start is already above it"),
-        (None, 0.2, "80 (12.5% of grpo-B's)"),
-        (0.1, 0.9, "not reached"),
-        (0.1, None, "— (final model not evaluated)"),
+        (80, "80 (12.5% of grpo-B's; +5.0 ± 2.0)"),
+        (0, "0: the cold start is already above it (+5.0 ± 2.0)"),
     ],
 )
-def test_samples_to_reach_grpo_start_at_the_cold_start(start, target, expected):
-    curve = [(10, 0.25), (20, None), (40, 0.5)]
-    assert summary._reach_text(curve, start, target, 8, 640, "grpo-B") == expected
+def test_samples_to_reach_grpo_name_the_share_and_the_margin(reach, expected):
+    assert summary.reach_text(reach, 640, "grpo-B", "+5.0 ± 2.0") == expected
 
 
 def test_grpo_bs_final_target_waits_for_both_protocols(study):
@@ -596,9 +593,9 @@ def test_grpo_bs_final_target_waits_for_both_protocols(study):
     write_run(study.eval_dir("grpo-B-s1@80", "one"), greedy("1000"))
     assert summary._final_target(study, "grpo-B", 1) is None
     write_run(study.eval_dir("grpo-B-s1@80", "rounds"), greedy("1100"))
-    assert summary._final_target(study, "grpo-B", 1) == 0.5
+    assert summary._final_target(study, "grpo-B", 1) == study.eval_dir("grpo-B-s1@80", "rounds")
     write_run(study.eval_dir("grpo-nB-s1@40", "long"), greedy("1110"))
-    assert summary._final_target(study, "grpo-nB", 1) == 0.75
+    assert summary._final_target(study, "grpo-nB", 1) == study.eval_dir("grpo-nB-s1@40", "long")
 
 
 def test_a_seed_mean_gives_the_error_over_seeds_and_the_spread():
