@@ -126,8 +126,22 @@ def eval_jobs(study: Study, chosen: dict, seeds: list[int], plan: bool = False) 
     """Held-out evaluations, no repeats: first those of training checkpoints (MOTIF's curve),
     which do not outlive this sitting's machine, then the models of the comparisons (their
     bf16 copies are kept, so a sitting that runs out of time leaves them for the next one)."""
+    jobs = []
+    for job, adapter, _ in planned_evals(study, chosen, seeds, plan):
+        if plan or job.is_done() or complete_adapter(adapter):
+            jobs.append(job)
+        else:  # a checkpoint gone with an earlier sitting's machine: the others still run
+            print(f"study2: {adapter} is gone; {job.done.parent.name} cannot be evaluated")
+    return jobs
+
+
+def planned_evals(
+    study: Study, chosen: dict, seeds: list[int], plan: bool
+) -> list[tuple[Job, Path, bool]]:
+    """Each evaluation of :func:`eval_jobs`, in its order, with the adapter it scores and
+    whether that model is lost (:func:`model_gone`)."""
     data = study.data_argv(chosen["terms"], "heldout")
-    jobs, seen = [], set()
+    found, seen = [], set()
 
     def order(model: tuple) -> tuple[bool, int]:
         name, adapter, protocols = model
@@ -135,17 +149,24 @@ def eval_jobs(study: Study, chosen: dict, seeds: list[int], plan: bool = False) 
         return kept, -len(protocols)
 
     for name, adapter, protocols in sorted(models(study, seeds, plan), key=order):
+        gone = model_gone(study, name, adapter)
         for protocol in protocols:
-            if (name, protocol) in seen:
-                continue
-            seen.add((name, protocol))
-            target = study.eval_dir(name, protocol)
-            job = eval_job(study, adapter, protocol, data, chosen["budget"], target)
-            if plan or job.is_done() or complete_adapter(adapter):
-                jobs.append(job)
-            else:  # a checkpoint gone with an earlier sitting's machine: the others still run
-                print(f"study2: {adapter} is gone; {target.name} cannot be evaluated")
-    return jobs
+            if (name, protocol) not in seen:
+                seen.add((name, protocol))
+                target = study.eval_dir(name, protocol)
+                job = eval_job(study, adapter, protocol, data, chosen["budget"], target)
+                found.append((job, adapter, gone))
+    return found
+
+
+def model_gone(study: Study, name: str, adapter: Path) -> bool:
+    """A model that can no longer be made: its run finished, and neither its adapter nor
+    (for a bf16 copy) the checkpoint to copy it from is here."""
+    if name == "sft" or complete_adapter(adapter):
+        return False
+    source = checkpoint(study, name)
+    arm, seed = source.parent.name.rsplit("-s", 1)
+    return study.trained(arm, int(seed)) and (adapter == source or not complete_adapter(source))
 
 
 # --------------------------------------------------------------------------- the choice
@@ -232,19 +253,6 @@ def job_line(job: Job, gone: bool = False) -> str:
     return f"[{state}] motif {shlex.join(job.argv[3:])}"
 
 
-def model_gone(study: Study, job: Job) -> bool:
-    """An evaluation whose model can no longer be made: its run finished, and neither the
-    adapter it scores nor (for a bf16 copy) the checkpoint to copy it from is here."""
-    name = job.done.parent.name.rsplit("-", 1)[0]  # <arm>-s<seed>@<step>, or sft
-    if "--adapter" not in job.argv or "@" not in name:
-        return False
-    adapter, source = Path(job.argv[job.argv.index("--adapter") + 1]), checkpoint(study, name)
-    arm, seed = source.parent.name.rsplit("-s", 1)
-    if complete_adapter(adapter) or not study.trained(arm, int(seed)):
-        return False
-    return adapter == source or not complete_adapter(source)
-
-
 def has_choice(study: Study) -> bool:
     """choice.json exists and names a candidate (the RL stages may start)."""
     path = study.choice_path
@@ -275,8 +283,8 @@ def plan_lines(study: Study, stages: tuple[str, ...], seeds: list[int]) -> list[
         elif stage == "eval":
             held = study.out / "heldout.json"
             lines.append(f"[{'done' if held.exists() else 'todo'}] held-out check -> {held}")
-            jobs = eval_jobs(study, load_choice(study), seeds, plan=True)
-            lines += [job_line(j, model_gone(study, j)) for j in jobs]
+            evals = planned_evals(study, load_choice(study), seeds, plan=True)
+            lines += [job_line(job, gone) for job, _, gone in evals]
             if not all(study.trained(a, s) for a in ("grpo-B", *MOTIF_ARMS) for s in seeds):
                 lines.append(
                     "[wait] grpo-B's checkpoint at each MOTIF run's wall-clock, once both ran"

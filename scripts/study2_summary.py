@@ -313,48 +313,56 @@ def samples_table(study: Study, seeds: list[int]) -> str:
         f"| arm | seed | step 0 (cold start) | {head} | {ref_head} |",
         "|---|---|" + "---:|" * (len(points) + 1 + 2 * len(refs)),
     ]
+    start = study.eval_dir("sft", "rounds")
     for arm in MOTIF_ARMS:
         for s in seeds:
-            curve = {0: study.eval_dir("sft", "rounds")}
-            curve |= {p: study.eval_dir(f"{arm}-s{s}@{p}", "rounds") for p in points}
-            if all(accuracy(d) is None for p, d in curve.items() if p):
+            dirs = {0: start} | {p: study.eval_dir(f"{arm}-s{s}@{p}", "rounds") for p in points}
+            curve = {p: (d, accuracy(d)) for p, d in dirs.items()}
+            if all(a is None for p, (_, a) in curve.items() if p):
                 continue
-            cells = [pct(accuracy(d)) for d in curve.values()]
+            cells = [pct(a) for _, a in curve.values()]
             for ref in refs:
                 target = _final_target(study, ref, s)
                 reach = _reach_cell(curve, target, per_step, budget[ref], ref)
-                cells += [pct(target and accuracy(target)), reach]
+                cells += [pct(target and target[1]), reach]
             lines.append(f"| {arm} | {s} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
 def _samples_per_step(study: Study, arm: str) -> int:
+    """Round-1 samples per optimiser step of ``arm``'s recipe (as motif.report_training)."""
     recipe = study.recipe(arm)
-    return int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
+    accumulation = int(recipe.get("gradient_accumulation_steps") or 1)
+    return int(recipe["prompts_per_device"]) * int(recipe["num_generations"]) * accumulation
 
 
-def _final_target(study: Study, arm: str, seed: int) -> Path | None:
+Scored = tuple[Path, float | None]
+"""An eval directory and its accuracy (None: not run yet)."""
+
+
+def _final_target(study: Study, arm: str, seed: int) -> Scored | None:
     """The eval of a GRPO arm's final model to reach: GRPO-B's better protocol at B (None
     until both are evaluated: the better one is not known before), GRPO-nB's own protocol."""
     step = study.grpo_steps if arm == "grpo-B" else study.steps
     protocols = ("one", "rounds") if arm == "grpo-B" else (OWN[arm],)
     paths = [study.eval_dir(f"{arm}-s{seed}@{step}", p) for p in protocols]
-    if any(accuracy(p) is None for p in paths):
+    scored = [(p, accuracy(p)) for p in paths]
+    if any(a is None for _, a in scored):
         return None
-    return max(paths, key=accuracy)
+    return max(scored, key=lambda x: x[1])
 
 
 def _reach_cell(
-    curve: dict[int, Path], target: Path | None, per_step: int, budget: int, ref: str
+    curve: dict[int, Scored], target: Scored | None, per_step: int, budget: int, ref: str
 ) -> str:
     """A "samples to reach it (margin)" cell of the samples table (see samples_table)."""
     if target is None:
         return "— (final model not evaluated)"
-    points = [(p, accuracy(d)) for p, d in curve.items()]
-    reach = samples_to_reach(points, accuracy(target), per_step)
+    reach = samples_to_reach([(p, a) for p, (_, a) in curve.items()], target[1], per_step)
     if reach is None:
         return "not reached"
-    return reach_text(reach, budget, ref, diff_cell([difference(curve[reach // per_step], target)]))
+    margin = diff_cell([difference(curve[reach // per_step][0], target[0])])
+    return reach_text(reach, budget, ref, margin)
 
 
 def reach_text(reach: int, budget: int, ref: str, margin: str) -> str:

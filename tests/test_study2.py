@@ -593,9 +593,13 @@ def test_grpo_bs_final_target_waits_for_both_protocols(study):
     write_run(study.eval_dir("grpo-B-s1@80", "one"), greedy("1000"))
     assert summary._final_target(study, "grpo-B", 1) is None
     write_run(study.eval_dir("grpo-B-s1@80", "rounds"), greedy("1100"))
-    assert summary._final_target(study, "grpo-B", 1) == study.eval_dir("grpo-B-s1@80", "rounds")
+    best = (study.eval_dir("grpo-B-s1@80", "rounds"), 0.5)
+    assert summary._final_target(study, "grpo-B", 1) == best
     write_run(study.eval_dir("grpo-nB-s1@40", "long"), greedy("1110"))
-    assert summary._final_target(study, "grpo-nB", 1) == study.eval_dir("grpo-nB-s1@40", "long")
+    assert summary._final_target(study, "grpo-nB", 1) == (
+        study.eval_dir("grpo-nB-s1@40", "long"),
+        0.75,
+    )
 
 
 def test_a_seed_mean_gives_the_error_over_seeds_and_the_spread():
