@@ -5,9 +5,31 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Property tests check values, not speed: hypothesis's default 200 ms deadline per example and
+# its too-slow health check fail them on a slow or busy machine.
+settings.register_profile("motif", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("motif")
+
+
+HANG_GUARD_S = 120.0
+"""A test's limit on work whose speed is not what it tests (linear parsing of a megabyte takes
+a second; a quadratic one would take hours): it catches a hang on the slowest, busiest
+machine, it does not measure speed (that is bench/'s job)."""
+
+
+def within_bound(seconds: float, timeout_s: float, calls: int = 1) -> bool:
+    """Whether ``calls`` gradings at ``timeout_s`` ended within the wall-clock bound the oracle
+    promises (its worker is killed at WALL_FACTOR x timeout + grace), with room for a busy
+    machine's scheduling: the bound holds whatever the graded code does."""
+    from motif import grading
+
+    promised = grading.WALL_FACTOR * timeout_s + grading._WORKER.grace_s
+    return seconds < calls * promised + 10.0
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import within_bound
 from motif import grading
 from motif._timebound import WorkerDied, WorkerError, WorkerProcess
 from motif.grading import (
@@ -34,8 +36,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REAL_CASES = [json.loads(line) for line in (FIXTURES / "grading_cases.jsonl").open()]
 # Every AIME 2024 gold with a leading zero (copied from aime24_test.jsonl's "answer" field).
 AIME24_LEADING_ZERO_GOLDS = {"025", "073", "023", "045", "033", "080", "055"}
-FAST = 2.0  # timeout_s for tests of ordinary inputs
-SLACK = 1.5  # seconds a bounded call may overrun its timeout (scheduling, worker pipe)
+# Correctness tests grade ordinary inputs: their verdict, not the machine's speed, is tested, so
+# their bound is far above what any of them needs (CPU seconds; a busy machine does not count).
+FAST = 30.0
 POWER_TOWER = r"\boxed{9^{9^{9^{9}}}}"  # verify() would evaluate it for ages
 
 
@@ -272,10 +275,11 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("name", list(BAD_INPUTS))
 def test_bad_predictions_are_bounded(name: str, caplog: pytest.LogCaptureFixture) -> None:
     stats = GradeStats()
+    grade("1", "1")  # start the worker outside the bounded part
     start = time.monotonic()
     by_answer = stats.add(grade(BAD_INPUTS[name], "25", timeout_s=1.0))
     by_text = stats.add(grade_text(BAD_INPUTS[name], "25", fallback="response", timeout_s=1.0))
-    assert time.monotonic() - start < 2 * 1.0 + SLACK
+    assert within_bound(time.monotonic() - start, 1.0, calls=2)
     assert by_answer.correct in (None, False) and by_text.correct in (None, False)
     with caplog.at_level(logging.DEBUG, logger="motif.grading"):
         stats.log(name)
@@ -287,23 +291,39 @@ def test_empty_gold_cannot_grade() -> None:
     assert grade_text(RESPONSE, "   ").correct is None
 
 
-def test_pathological_expression_times_out_on_main_thread() -> None:
+def test_pathological_expression_times_out() -> None:
+    grade("1", "1")
     start = time.monotonic()
     result = grade(POWER_TOWER, "25", timeout_s=0.5)
     assert (result.correct, result.reason) == (None, grading.TIMEOUT)
-    assert time.monotonic() - start < 0.5 + SLACK
+    assert within_bound(time.monotonic() - start, 0.5)
 
 
-def test_time_limit_restores_signal_state() -> None:
-    handler = signal.getsignal(signal.SIGALRM)
+def test_grading_leaves_the_callers_signals_alone() -> None:
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGALRM, signal.SIGPROF)}
     signal.setitimer(signal.ITIMER_REAL, 30.0)  # someone else's pending timer
     try:
         grade(POWER_TOWER, "25", timeout_s=0.3)
-        assert signal.getsignal(signal.SIGALRM) is handler
+        assert {s: signal.getsignal(s) for s in handlers} == handlers
         remaining, _ = signal.getitimer(signal.ITIMER_REAL)
-        assert 25.0 < remaining <= 30.0
+        assert 20.0 < remaining <= 30.0
+        assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def test_the_verdict_counts_cpu_time_not_a_busy_machine(monkeypatch) -> None:
+    # The worker is paused (as a loaded machine would starve it) for longer than the
+    # call's bound: the verdict, decided on CPU time, is still the right one.
+    grade("1", "1")
+    proc = grading._WORKER._proc
+    os.kill(proc.pid, signal.SIGSTOP)
+    resume = threading.Timer(0.8, os.kill, (proc.pid, signal.SIGCONT))
+    resume.start()
+    try:
+        assert grade("\\boxed{\\frac{1}{2}}", "0.5", timeout_s=0.5).correct is True
+    finally:
+        resume.join()
 
 
 # --------------------------------------------------------------------------- threads
@@ -338,19 +358,23 @@ def test_off_main_thread_is_bounded() -> None:
     start = time.monotonic()
     result = _in_thread(grade, POWER_TOWER, "25", timeout_s=0.5)
     assert (result.correct, result.reason) == (None, grading.TIMEOUT)
-    assert time.monotonic() - start < 0.5 + SLACK
+    assert within_bound(time.monotonic() - start, 0.5)
 
 
 def test_hung_worker_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A negative grace makes the parent give up before the worker's own timer fires,
-    # as it would for a hang inside C code.
-    monkeypatch.setattr(grading._WORKER, "grace_s", -0.7)
-    start = time.monotonic()
-    result = _in_thread(grade, POWER_TOWER, "25", timeout_s=1.0)
+    # A wall-clock wait shorter than the worker's own CPU timer makes the caller give up
+    # first, as it does for a hang inside C code (tests/test_timebound.py has a real one).
+    grade("1", "1")
+    monkeypatch.setattr(grading, "WALL_FACTOR", 0.1)
+    monkeypatch.setattr(grading._WORKER, "grace_s", 0.0)
+    pid = grading._WORKER._proc.pid
+    result = grade(POWER_TOWER, "25", timeout_s=2.0)
     assert (result.correct, result.reason) == (None, grading.TIMEOUT)
-    assert time.monotonic() - start < 1.0
+    assert grading._WORKER._proc is None
+    monkeypatch.setattr(grading, "WALL_FACTOR", 4.0)
     monkeypatch.setattr(grading._WORKER, "grace_s", 2.0)
     assert _in_thread(is_correct, "2", "2") is True
+    assert grading._WORKER._proc.pid != pid
 
 
 def test_many_threads_at_once() -> None:
@@ -431,7 +455,7 @@ PROPERTY_SETTINGS = settings(
 def test_random_latex_never_raises_and_is_bounded(prediction: str, gold: str) -> None:
     start = time.monotonic()
     result = grade(prediction, gold, timeout_s=1.0)
-    assert time.monotonic() - start < 1.0 + SLACK
+    assert within_bound(time.monotonic() - start, 1.0)
     assert result.correct in (True, False, None)
 
 
@@ -441,7 +465,7 @@ def test_random_text_never_raises_and_is_bounded(text: str, gold: str) -> None:
     start = time.monotonic()
     by_answer = grade(text, gold, timeout_s=1.0)
     by_text = grade_text(text, gold, fallback="response", timeout_s=1.0)
-    assert time.monotonic() - start < 2 * 1.0 + SLACK
+    assert within_bound(time.monotonic() - start, 1.0, calls=2)
     assert by_answer.correct in (True, False, None) and by_text.correct in (True, False, None)
 
 

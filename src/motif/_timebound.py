@@ -1,13 +1,14 @@
-"""Bounded-time calls on any thread (used by :mod:`motif.grading`).
+"""Bounded-time calls (used by :mod:`motif.grading`).
 
-* Main thread: :func:`with_time_limit`, a one-shot ``ITIMER_REAL`` timer that raises
-  :class:`CallTimeout` inside the running Python code.
-* Any other thread: signals cannot be used there, and a thread cannot be killed, so the call
-  goes to a :class:`WorkerProcess`: a plain ``python -c`` child (it never re-runs the
+* :func:`with_time_limit` (main thread only): a timer, on wall-clock or on this process's CPU
+  time, that raises :class:`CallTimeout` inside the running Python code, and keeps raising it
+  until the call ends, so code that swallows or drops the exception cannot outlive it.
+* :class:`WorkerProcess` (any thread): a plain ``python -c`` child (it never re-runs the
   caller's ``__main__``, unlike multiprocessing's spawn) that serves JSON requests one line
   at a time on its own main thread, where it can use the timer. The parent waits for the
-  reply with ``select`` and kills the child when even the grace period runs out (a hang
-  inside C code), starting a fresh one on the next call.
+  reply with ``select`` and kills the child when the wall-clock limit runs out (a hang inside
+  C code, which no signal interrupts), starting a fresh one on the next call. This is the
+  bound that holds whatever the called code does.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import FrameType
+from typing import Any, Literal, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -57,31 +59,84 @@ def on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def with_time_limit(fn: Callable[[], T], seconds: float) -> T:
-    """Run ``fn`` on the main thread; raise :class:`CallTimeout` after ``seconds``.
+Clock = Literal["wall", "cpu"]
+_TIMERS = {
+    "wall": (signal.ITIMER_REAL, signal.SIGALRM),
+    "cpu": (signal.ITIMER_PROF, signal.SIGPROF),
+}
+RETRY_S = 0.05
+"""After the deadline the timer keeps firing every this many seconds until the call ends."""
 
-    The timer is one-shot and the handler restore sits in an outer ``finally``: a signal
-    landing between ``fn`` returning and the disarm raises at most once and never leaves
-    our handler installed. A timer someone else had pending gets back what is left of it.
+
+def with_time_limit(fn: Callable[[], T], seconds: float, clock: Clock = "wall") -> T:
+    """Run ``fn`` on the main thread; raise :class:`CallTimeout` once ``seconds`` are spent.
+
+    ``clock="wall"`` counts elapsed time (``ITIMER_REAL``); ``clock="cpu"`` counts this
+    process's CPU time (``ITIMER_PROF``, user + system), which other processes on a busy
+    machine do not inflate.
+
+    The bound holds whatever ``fn`` does in Python: the timer keeps firing every
+    :data:`RETRY_S` after the deadline, so a :class:`CallTimeout` swallowed by ``fn`` (an
+    ``except BaseException``) or dropped by the interpreter (raised inside a gc callback or a
+    ``__del__``, where Python only prints "Exception ignored in ...") is raised again; and if
+    ``fn`` still returns after the deadline, its late result is refused with
+    :class:`CallTimeout`, so a value computed after a swallowed timeout never passes as a
+    verdict. It cannot interrupt one long call into C code that does not check for signals:
+    :class:`WorkerProcess` kills the process for that.
+
+    Our handler never raises in this function's own frames (before ``fn`` starts, or while
+    the timer is disarmed and the old handler restored), so the disarm and restore always run.
+    A timer someone else had pending on the same clock gets back what is left of it.
+
+    Raises:
+        CallTimeout: ``seconds`` ran out (during ``fn``, or ``fn`` returned late).
+        ValueError: called off the main thread (``signal`` refuses), or ``seconds <= 0``.
     """
+    if not seconds > 0:
+        raise ValueError(f"seconds must be positive, got {seconds!r}")
+    which, signum = _TIMERS[clock]
+    fired = [0]
 
-    def _raise(signum: int, frame: object) -> None:
-        raise CallTimeout(f"call took longer than {seconds} s")
+    def _raise(received: int, frame: FrameType | None) -> None:
+        fired[0] += 1
+        if frame is not None and frame.f_code in _GUARD_CODES:
+            return  # in the guard's own frames: fn has not started, or has already ended
+        raise CallTimeout(f"call took longer than {seconds} s ({clock} clock)")
 
-    old_handler = signal.signal(signal.SIGALRM, _raise)
+    old_handler = signal.signal(signum, _raise)
     old_delay, old_interval, started = 0.0, 0.0, time.monotonic()
     try:
-        old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            return fn()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        old_delay, old_interval = signal.setitimer(which, seconds, RETRY_S)
+        return _guarded(fn, which, fired, seconds)
     finally:
+        signal.setitimer(which, 0)
         # None: the old handler was not set from Python; the default is the best we can do.
-        signal.signal(signal.SIGALRM, signal.SIG_DFL if old_handler is None else old_handler)
+        signal.signal(signum, signal.SIG_DFL if old_handler is None else old_handler)
         if old_delay > 0:
             left = max(old_delay - (time.monotonic() - started), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, left, old_interval)
+            signal.setitimer(which, left, old_interval)
+
+
+def _guarded(fn: Callable[[], T], which: int, fired: list[int], seconds: float) -> T:
+    """Call ``fn`` and disarm the timer; the handler never raises in this frame.
+
+    Once the timer has fired, whatever ``fn`` then does (returns, or raises another error
+    after catching ours) is a :class:`CallTimeout`.
+    """
+    try:
+        result = fn()
+    except Exception as exc:
+        if fired[0]:
+            raise CallTimeout(f"call ran out of its {seconds} s, then raised {exc!r}") from exc
+        raise
+    finally:
+        signal.setitimer(which, 0)
+    if fired[0]:
+        raise CallTimeout(f"call returned after its {seconds} s ran out")
+    return result
+
+
+_GUARD_CODES = frozenset({with_time_limit.__code__, _guarded.__code__})
 
 
 class WorkerProcess:

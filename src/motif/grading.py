@@ -19,9 +19,14 @@ model failed, the oracle did not.
 Time bound. math-verify's own timeout uses ``signal.alarm``: it only works on the main
 thread, and its ``TimeoutException`` derives from ``BaseException``. We switch it off
 (``parsing_timeout=None``, ``timeout_seconds=None``) and bound each whole call ourselves
-(:mod:`motif._timebound`): on the main thread with a one-shot timer; on any other thread
-by handing the call to a long-lived worker process that grades on its own main thread with
-the same timer and is killed if even that fails to return.
+(:mod:`motif._timebound`): every call, from any thread, is graded by one long-lived worker
+process on its own main thread, under a timer on the worker's *CPU time* (``timeout_s``),
+which keeps firing until the call ends (a timeout that sympy swallows, or that Python drops
+inside a gc callback, is raised again); the caller kills the worker when even
+``WALL_FACTOR * timeout_s + grace`` seconds of wall-clock pass without a reply (a hang in C
+code) and starts a fresh one on the next call. CPU time, not wall-clock, decides the verdict,
+so a busy machine does not turn right answers into timeouts; the wall-clock kill bounds the
+caller's wait whatever the graded code does.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from motif._reading import (  # REL_TOL and faithful_latex are part of this modu
     _ungroup_digits,
     faithful_latex,  # noqa: F401
 )
-from motif._timebound import CallTimeout, WorkerDied, WorkerProcess, on_main_thread, with_time_limit
+from motif._timebound import CallTimeout, WorkerDied, WorkerProcess, with_time_limit
 from motif.protocol import boxed_answers, final_answer_boxes, parse_boxed
 
 logger = logging.getLogger(__name__)
@@ -53,7 +58,11 @@ Fallback = Literal["none", "response"]
 GoldLike = str | int | float
 
 DEFAULT_TIMEOUT_S = 5.0
-"""Wall-clock bound for one grading call (extraction, parsing and comparison together)."""
+"""CPU seconds one grading call may spend (extraction, parsing and comparison together)."""
+WALL_FACTOR = 4.0
+"""The caller waits at most ``WALL_FACTOR * timeout_s`` (plus the worker's grace) of
+wall-clock for a verdict before killing the worker: room for a worker that gets a quarter of
+a core on a busy machine."""
 MAX_INPUT_CHARS = 200_000
 """Longer responses or predictions are not graded (None, reason ``too_long``)."""
 MAX_ANSWER_CHARS = 1_000
@@ -380,10 +389,10 @@ def _answer_core(text: str) -> str | None:
 
 
 def _bounded(request: Request, timeout_s: float) -> Grade:
-    if on_main_thread():
-        return _run_inline(request, timeout_s)
+    """Grade ``request`` in the worker process (see the module docstring)."""
+    message = {"request": request, "timeout_s": timeout_s}
     try:
-        reply = _WORKER.call({"request": request, "timeout_s": timeout_s}, timeout_s)
+        reply = _WORKER.call(message, WALL_FACTOR * timeout_s)
     except WorkerDied as exc:
         logger.warning("%s; it restarts on the next call", exc)
         return Grade(None, WORKER_DIED)
@@ -393,13 +402,14 @@ def _bounded(request: Request, timeout_s: float) -> Grade:
 
 
 def _run_inline(request: Request, timeout_s: float) -> Grade:
+    """Grade on this (the worker's main) thread within ``timeout_s`` CPU seconds."""
     from math_verify.errors import TimeoutException
 
     try:
-        return with_time_limit(lambda: _execute(request), timeout_s)
+        return with_time_limit(lambda: _execute(request), timeout_s, clock="cpu")
     except (CallTimeout, TimeoutException):
         # math-verify's own timer is off, but its exception is caught too in case it fires.
-        logger.debug("grading timed out after %.1f s", timeout_s)
+        logger.debug("grading timed out after %.1f CPU s", timeout_s)
         return Grade(None, TIMEOUT)
 
 
