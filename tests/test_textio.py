@@ -98,3 +98,18 @@ def test_read_text_joins_lines_with_newlines(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(BOM + b"a\r\nb\n")
     assert read_text(path) == "a\nb"
+
+
+def test_clip_never_splits_a_character():
+    from motif.textio import clip, clip_middle
+
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one grapheme, five code points
+    text = "ab" + family + "e\u0301" + "cd"
+    assert clip(text, 3) == "ab" + family + "…"
+    assert clip(text, 4) == "ab" + family + "e\u0301…"
+    assert clip(text, 10) == text
+    long = family * 40
+    short = clip_middle(long, 3)
+    assert short == family * 3 + "..." + family * 3
+    assert clip_middle("x" * 50, 28) == "x" * 50
+    assert short.encode("utf-8").decode("utf-8") == short  # no lone surrogate

@@ -42,3 +42,32 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 def read_text(path: str | Path) -> str:
     """The whole file as text (BOM removed, ``\\r\\n`` as ``\\n``; bad bytes reported by line)."""
     return "\n".join(text for _, text in iter_lines(path))
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``count`` with the noun in the number it takes: ``1 problem``, ``2 problems``.
+
+    ``words`` is the plural where it is not ``word + "s"`` (``plural(2, "entry", "entries")``).
+    """
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+def clip(text: str, graphemes: int, marker: str = "…") -> str:
+    """The first ``graphemes`` user-perceived characters of ``text`` (extended grapheme
+    clusters, Unicode UAX #29: an emoji with its modifiers, a letter with its combining marks,
+    a flag), then ``marker`` when there is more; never half a character in any encoding."""
+    import regex
+
+    head = regex.match(rf"\X{{0,{graphemes}}}", text).group()  # regex caches the pattern
+    return head if len(head) == len(text) else head + marker
+
+
+def clip_middle(text: str, graphemes: int, marker: str = "...") -> str:
+    """``text`` when it has at most ``2 * graphemes`` characters; else its first and last
+    ``graphemes`` characters (grapheme clusters, as :func:`clip`) around ``marker``."""
+    import regex
+
+    clusters = regex.findall(r"\X", text)
+    if len(clusters) <= 2 * graphemes:
+        return text
+    return "".join(clusters[:graphemes]) + marker + "".join(clusters[-graphemes:])

@@ -2,9 +2,10 @@
 
 * :mod:`motif.view.load`: :func:`load_view_run` reads an eval directory (``eval_config.json``
   or ``summary.json``, and ``samples.jsonl``), skipping and counting unreadable rows.
-* :mod:`motif.view.page`: :func:`build_data` (the page's JSON), :func:`render_page` and
-  :func:`write_page` (Jinja2, autoescaped; the rows travel as escaped JSON, shown with
-  ``textContent`` by the page's own small script).
+* :mod:`motif.view.page`: :func:`build_data` (the page's JSON: texts already split into the
+  pieces shown, never positions, which Python counts in code points and JavaScript in UTF-16
+  units), :func:`render_page` and :func:`write_page` (Jinja2, autoescaped; the rows travel as
+  escaped JSON, shown with ``textContent`` by the page's own small script).
 
 See ``docs/view.md``.
 """

@@ -2,29 +2,35 @@
 
 The page is rendered by Jinja2 with autoescaping on. The data travels in a
 ``<script type="application/json">`` block: ``json.dumps`` output with ``<``, ``>``, ``&``,
-U+2028 and U+2029 written as ``\\uXXXX`` escapes, so no row text can close the block or be
-read as markup; the page's script (``templates/view.js``, no dependencies) parses it and
-puts every row text into the page with ``textContent``, never as HTML.
+U+2028, U+2029 and lone surrogates written as ``\\uXXXX`` escapes, so no row text can close
+the block or be read as markup, and the file is valid UTF-8; the page's script
+(``templates/view.js``, no dependencies) parses it and puts every row text into the page with
+``textContent``, never as HTML.
+
+No text position crosses from Python to the script: Python strings count code points,
+JavaScript strings UTF-16 units (an emoji is one and two), so an offset computed here would
+land elsewhere there. Python splits each text into the pieces the page shows (the round's
+output around the state it hands over; the question's list excerpt, cut at a grapheme
+boundary) and the script only joins them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from motif.errors import ConfigError
 from motif.view.load import ViewRun, load_view_run
 
-# json.dumps output -> text that is inert inside <script> (and valid JSON: the same string).
-_JSON_ESCAPES = {
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
+# json.dumps output -> text that is inert inside <script> (and valid JSON: the same string);
+# a lone surrogate (a code point no UTF-8 file can hold) becomes the JSON escape of that
+# UTF-16 unit, which JSON.parse turns back into the same JavaScript string.
+_JSON_ESCAPED = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_SKIPPED_LISTED = 20
+EXCERPT_GRAPHEMES = 110
 _SENTINEL = "\x00motif-state\x00"
 
 
@@ -57,23 +63,27 @@ def _labels(runs: Sequence[ViewRun]) -> list[str]:
 def build_data(runs: Sequence[ViewRun], title: str | None = None) -> dict:
     """The page's data: ``runs`` (label, counts, skipped lines) and ``problems``.
 
-    A problem is ``{id, q, gold, s: [samples per run or null], f: [flags per run or null]}``;
-    a sample ``{s, v, a, stop, r: [rounds]}`` with ``v`` = correct (true / false / null =
-    ungraded); a round ``{t, a, v, pt, ct, cut, hs, st, pre, post}``: text, answer, grade,
-    prompt and completion tokens, cut by the budget, the state it hands over (``hs``) and
-    where it starts in ``t`` (``st``, -1 when not found), and for rounds after the first the
-    prompt around the previous round's state (``pre``/``post``; the question precedes ``pre``).
+    A problem is ``{id, q, qs, gold, s: [samples per run or null], f: [flags per run or
+    null]}`` with ``qs`` the question's list line (:func:`excerpt`); a sample ``{s, v, a, stop,
+    r: [rounds]}`` with ``v`` = correct (true / false / null = ungraded); a round ``{o, a, v,
+    pt, ct, cut, hs, pre, post}``: the output as pieces (:func:`output_pieces`: the whole text,
+    or the text before the state it hands over, that state, the text after), answer, grade,
+    prompt and completion tokens, cut by the budget, the state it hands over (``hs``), and for
+    rounds after the first the prompt around the previous round's state (``pre``/``post``; the
+    question precedes ``pre``). No value is a position in a text (see the module docstring).
+    Raises :class:`ConfigError` for runs that cannot be compared (:func:`check_comparable`).
     """
     check_comparable(runs)
     problems: dict[str, dict] = {}
     for index, run in enumerate(runs):
         for row in run.rows:
-            key = str(row["id"])
+            key, question = str(row["id"]), str(row.get("question") or "")
             entry = problems.setdefault(
                 key,
                 {
                     "id": key,
-                    "q": str(row.get("question") or ""),
+                    "q": question,
+                    "qs": excerpt(question),
                     "gold": _text(row.get("gold")),
                     "s": [None] * len(runs),
                     "f": [None] * len(runs),
@@ -118,7 +128,8 @@ def _sample(row: dict, run: ViewRun) -> dict:
         if run.carry_over != "summary":
             rounds.append(_chunk(rec, position))
             continue
-        out = _round(rec, run.summary_rule)
+        # the last round hands nothing over: its output is shown unmarked
+        out = _round(rec, run.summary_rule, marked=position < len(row["rounds"]))
         if previous is not None:
             out["pre"], out["post"] = _prompt_around_state(question, position, run.rounds)
         rounds.append(out)
@@ -132,7 +143,7 @@ def _sample(row: dict, run: ViewRun) -> dict:
     }
 
 
-def _round(rec: dict, rule: str) -> dict:
+def _round(rec: dict, rule: str, marked: bool) -> dict:
     from motif.protocol import extract_summary
 
     text = rec["text"]
@@ -140,14 +151,13 @@ def _round(rec: dict, rule: str) -> dict:
     if not isinstance(state, str):
         state = extract_summary(text, rule if rule in ("paper", "strict") else "paper")
     return {
-        "t": text,
+        "o": output_pieces(text, state) if marked else [text],
         "a": _text(rec.get("answer")),
         "v": rec.get("correct"),
         "pt": rec.get("prompt_tokens"),
         "ct": rec.get("completion_tokens"),
         "cut": bool(rec.get("truncated")),
         "hs": state,
-        "st": _state_start(text, state),
     }
 
 
@@ -155,7 +165,7 @@ def _chunk(rec: dict, position: int) -> dict:
     """A ``tail`` chunk (or the one ``none`` pass): no summary is carried, so no state is
     marked; a later chunk says how many thought tokens (its first h and last m) it continued
     from, since the prompt is the single-round one with those tokens after it."""
-    out = {**_round({**rec, "summary": ""}, "paper"), "name": "Chunk"}
+    out = {**_round({**rec, "summary": ""}, "paper", marked=False), "name": "Chunk"}
     if position > 1:
         carried = rec.get("carried_tokens")
         out["note"] = (
@@ -166,13 +176,28 @@ def _chunk(rec: dict, position: int) -> dict:
     return out
 
 
-def _state_start(text: str, state: str) -> int:
-    """Where the carried state starts in the round's text (after the last ``<answer>``), or -1."""
+def output_pieces(text: str, state: str) -> list[str]:
+    """``text`` as the page shows it: ``[before, state, after]`` around the carried ``state``
+    (its first occurrence after the last ``<answer>``, else its last one), or ``[text]`` when
+    ``state`` is empty or not in ``text``. The pieces join to ``text``; the middle one is
+    marked. Splitting here, not in the page's script, keeps every position in one unit."""
     if not state:
-        return -1
-    base = text.rfind("<answer>")
-    found = text.find(state, max(base, 0))
-    return found if found >= 0 else text.rfind(state)
+        return [text]
+    found = text.find(state, max(text.rfind("<answer>"), 0))
+    start = found if found >= 0 else text.rfind(state)
+    if start < 0:
+        return [text]
+    end = start + len(state)
+    return [text[:start], text[start:end], text[end:]]
+
+
+def excerpt(text: str, graphemes: int = EXCERPT_GRAPHEMES) -> str:
+    """The first ``graphemes`` user-perceived characters of ``text`` (extended grapheme
+    clusters, Unicode UAX #29: an emoji with its modifiers, a letter with its combining marks,
+    a flag), then ``…`` when there is more; never half a character in any encoding."""
+    from motif.textio import clip
+
+    return clip(text, graphemes)
 
 
 def _prompt_around_state(question: str, position: int, rounds: int) -> tuple[str, str]:
@@ -207,15 +232,16 @@ def _flags(samples: list[dict]) -> dict:
 
 
 def embed_json(data: object) -> str:
-    """``json.dumps`` with ``< > &`` U+2028 U+2029 escaped: safe inside a ``<script>`` block."""
+    """``json.dumps`` with ``< > &`` U+2028 U+2029 and lone surrogates as ``\\uXXXX``: safe
+    inside a ``<script>`` block, encodable as UTF-8, and ``JSON.parse`` gives the same strings."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    for char, escape in _JSON_ESCAPES.items():
-        text = text.replace(char, escape)
-    return text
+    return _JSON_ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def render_page(data: dict) -> str:
-    """The HTML page (template ``templates/view.html.j2``; autoescape on)."""
+    """The HTML page (template ``templates/view.html.j2``; autoescape on) as a string that
+    encodes to UTF-8: a lone surrogate in the page's own text (a directory or ``--title``
+    holding bytes that are not UTF-8) is shown as U+FFFD; the data block keeps it escaped."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
     from markupsafe import Markup
 
@@ -227,7 +253,8 @@ def render_page(data: dict) -> str:
     )
     template = env.get_template("view.html.j2")
     # embed_json leaves no '<', '>' or '&': the block cannot be closed from inside.
-    return template.render(data=data, data_json=Markup(embed_json(data)))
+    html = template.render(data=data, data_json=Markup(embed_json(data)))
+    return _LONE_SURROGATE.sub("\ufffd", html)
 
 
 def write_page(

@@ -1,7 +1,9 @@
 {% raw %}
 (function () {
   "use strict";
-  // Every row text goes into the page through textContent, never as HTML.
+  // Every row text goes into the page through textContent, never as HTML. No text is cut
+  // or measured here: Python counts code points, JavaScript UTF-16 units, so the data holds
+  // the pieces to show (output around the carried state, the list line) ready-made.
   var t0 = performance.now();
   var D = JSON.parse(document.getElementById("motif-data").textContent);
   var RUNS = D.runs, PROBS = D.problems, TWO = RUNS.length > 1, AB = "AB";
@@ -18,7 +20,9 @@
   function num(x) { return x === null || x === undefined ? "?" : x; }
   function badge(v, text) { return el("span", "badge " + verdict(v), text); }
 
-  PROBS.forEach(function (p) { p.hay = (p.id + "\n" + p.q).toLowerCase(); });
+  // search: one Unicode normal form both sides, so a typed "é" finds "e" + U+0301
+  function fold(s) { return s.normalize("NFC").toLowerCase(); }
+  PROBS.forEach(function (p) { p.hay = fold(p.id + "\n" + p.q); });
   var maxRounds = Math.max.apply(null, RUNS.map(function (r) { return r.rounds; }));
   for (var r = 2; r <= maxRounds; r++) {
     [["fx", "fixed in round "], ["br", "broken in round "]].forEach(function (o) {
@@ -56,7 +60,7 @@
 
   function filter() {
     var t = performance.now();
-    var q = $("q").value.trim().toLowerCase(), on = +$("on").value;
+    var q = fold($("q").value.trim()), on = +$("on").value;
     var st = $("status").value, ch = $("change").value, cut = $("cut").checked;
     var diff = TWO ? $("diff").value : "";
     shown = [];
@@ -73,7 +77,7 @@
       });
       if (p.f.some(function (f) { return f && f.cut; })) li.appendChild(el("span", "badge cutb", "cut"));
       li.appendChild(el("span", "pid", p.id));
-      li.appendChild(document.createTextNode(p.q.length > 110 ? p.q.slice(0, 110) + "…" : p.q));
+      li.appendChild(document.createTextNode(p.qs));
       if (i === selected) li.className = "sel";
       frag.appendChild(li);
     });
@@ -83,12 +87,13 @@
     window.motifView.filterMs = performance.now() - t;
   }
 
-  function textWithMark(text, start, len) {
+  // pieces: plain text at even places, the carried state (marked) at odd ones
+  function piecesPre(pieces, head) {
     var pre = el("pre");
-    if (start < 0 || !len) { pre.textContent = text; return pre; }
-    pre.appendChild(document.createTextNode(text.slice(0, start)));
-    pre.appendChild(el("mark", null, text.slice(start, start + len)));
-    pre.appendChild(document.createTextNode(text.slice(start + len)));
+    if (head) pre.appendChild(head);
+    pieces.forEach(function (s, i) {
+      pre.appendChild(i % 2 ? el("mark", null, s) : document.createTextNode(s));
+    });
     return pre;
   }
 
@@ -103,15 +108,10 @@
       if (rd.note) col.appendChild(el("div", "lab", rd.note));
     } else if (prev) {
       col.appendChild(el("div", "lab", "prompt (after the question)"));
-      var p = el("pre");
-      p.appendChild(el("span", "qref", "[question]"));
-      p.appendChild(document.createTextNode(rd.pre));
-      p.appendChild(el("mark", null, prev.hs));
-      p.appendChild(document.createTextNode(rd.post));
-      col.appendChild(p);
+      col.appendChild(piecesPre([rd.pre, prev.hs, rd.post], el("span", "qref", "[question]")));
     }
     col.appendChild(el("div", "lab", "output"));
-    col.appendChild(textWithMark(rd.t, last ? -1 : rd.st, rd.hs.length));
+    col.appendChild(piecesPre(rd.o));
     if (!last && !rd.name) {
       col.appendChild(el("div", "lab", "state handed to round " + (k + 1)));
       col.appendChild(el("pre")).appendChild(el("mark", null, rd.hs || "(empty)"));
