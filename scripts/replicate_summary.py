@@ -16,7 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from motif.eval.compare import compare_runs, load_scores, mean_se, samples_to_reach
+from motif.eval.compare import (
+    NOT_ESTIMABLE,
+    compare_runs,
+    load_scores,
+    mean_se,
+    samples_to_reach,
+)
 from motif.grading import is_correct
 from motif.protocol import parse_answer
 from motif.training.demos import (
@@ -93,8 +99,9 @@ def load_eval(path: Path) -> dict | None:
     }
 
 
-def pct(value: float) -> str:
-    return f"{100 * value:.1f}"
+def pct(value: float | None) -> str:
+    """Percent with one decimal; n/a for an error that cannot be estimated (motif.eval.compare)."""
+    return NOT_ESTIMABLE if value is None else f"{100 * value:.1f}"
 
 
 def final_last_number(e: dict) -> list[bool]:
@@ -184,7 +191,7 @@ def paired_table(out: Path, seeds: list[int]) -> str:
                     cells.append("—")
                     continue
                 c = compare_runs(load_scores(m), load_scores(g))
-                cells.append(f"{100 * c.difference:+.1f} ± {100 * c.se:.1f} points")
+                cells.append(f"{100 * c.difference:+.1f} ± {pct(c.se)} points")
             lines.append(f"| {seed} | {r} round{'s' * (r > 1)} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 

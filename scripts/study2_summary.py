@@ -19,6 +19,7 @@ from pathlib import Path
 
 from motif.data import load_problems
 from motif.eval.compare import (
+    NOT_ESTIMABLE,
     compare_runs,
     load_scores,
     mean_se,
@@ -86,11 +87,11 @@ def cell(paths: list[Path]) -> str:
     if len(runs) == 1:
         p, se = mean_se(list(runs[0].scores.values()))
         alone = f" (1 of {len(paths)} seeds)" if len(paths) > 1 else ""
-        return f"{pct(p)} ± {pct(se)}{alone}"
+        return f"{pct(p)} ± {points(se)}{alone}"
     if not runs:
         return "—"
     s = over_seeds([statistics.fmean(r.scores.values()) for r in runs])
-    return f"{pct(s.mean)} ± {pct(s.se)} ({pct(s.low)}–{pct(s.high)})"
+    return f"{pct(s.mean)} ± {points(s.se)} ({pct(s.low)}–{pct(s.high)})"
 
 
 def choice_table(choice: dict) -> str:
@@ -160,7 +161,7 @@ PAIRS = (
 in A's own protocol in the first column."""
 
 
-def difference(a: Path, b: Path) -> tuple[float, float] | None:
+def difference(a: Path, b: Path) -> tuple[float, float | None] | None:
     """Paired ``a − b`` and its standard error over the same items (None: not both run)."""
     if not ((a / "summary.json").exists() and (b / "summary.json").exists()):
         return None
@@ -168,7 +169,12 @@ def difference(a: Path, b: Path) -> tuple[float, float] | None:
     return c.difference, c.se
 
 
-def diff_cell(found: list[tuple[float, float] | None]) -> str:
+def points(value: float | None) -> str:
+    """A standard error in points, or n/a where it cannot be estimated (motif.eval.compare)."""
+    return NOT_ESTIMABLE if value is None else f"{100 * value:.1f}"
+
+
+def diff_cell(found: list[tuple[float, float | None] | None]) -> str:
     """One seed: ``+d ± se`` (paired, over the items); several: their mean ± the standard error
     over seeds, the items' part (the same items for every seed: not in the seeds' error; see
     motif.eval.compare.over_seeds) and their range."""
@@ -178,9 +184,9 @@ def diff_cell(found: list[tuple[float, float] | None]) -> str:
     s = over_seeds([d for d, _ in done], [e for _, e in done])
     if len(done) == 1:
         alone = f" (1 of {len(found)} seeds)" if len(found) > 1 else ""
-        return f"{100 * s.mean:+.1f} ± {100 * s.item_se:.1f}{alone}"
+        return f"{100 * s.mean:+.1f} ± {points(s.item_se)}{alone}"
     spread = f"{100 * s.low:+.1f} to {100 * s.high:+.1f}"
-    return f"{100 * s.mean:+.1f} ± {100 * s.se:.1f} (items ± {100 * s.item_se:.1f}; {spread})"
+    return f"{100 * s.mean:+.1f} ± {points(s.se)} (items ± {points(s.item_se)}; {spread})"
 
 
 def paired_table(study: Study, seeds: list[int], chosen: dict) -> str:

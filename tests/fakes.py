@@ -48,6 +48,11 @@ class ScriptedBackend(GenerationBackend):
     def _ids(self, words):
         return [self.vocab.setdefault(w, len(self.vocab)) for w in words]
 
+    def detokenize(self, token_ids):
+        """The text of a whole id sequence (a tail thought is decoded whole)."""
+        words = {i: w for w, i in self.vocab.items()}
+        return "".join(words[t] + " " for t in token_ids)
+
     def _generate_chunk(self, prompts, params: SamplingParams, num_samples, offset):
         self.chunks.append(len(prompts) * num_samples)
         outs = []

@@ -66,11 +66,13 @@ def test_prompt_longer_than_context_is_a_clear_error(tokenizer):
     model.config.max_position_embeddings = 300
     backend = make_backend(model, tokenizer)
     long_chat = round_messages("word " * 200, 1, 3)
-    with pytest.raises(ValueError, match=r"prompt 1 has \d+ tokens.*context of 300"):
+    with pytest.raises(ValueError, match=r"prompt 1 has \d+ tokens.*context of 300") as error:
         backend.generate([CHATS[0], long_chat], SamplingParams(max_new_tokens=4))
-    # a round-1 prompt carries no summary: truncation never cuts the question instead
+    # a round-1 prompt carries no summary: truncation never cuts the question instead, and
+    # neither is suggested; the prompt alone fills the context, so no budget helps
+    assert str(error.value).endswith("context of 300 tokens: shorten the question")
     trimmed = make_backend(model, tokenizer, overflow="truncate_left")
-    with pytest.raises(ValueError, match="prompt 0 .* cut to nothing"):
+    with pytest.raises(ValueError, match="prompt 0 .*: shorten the question$"):
         trimmed.generate([long_chat], SamplingParams(max_new_tokens=4))
 
 
@@ -192,3 +194,49 @@ def test_generation_ignores_an_accelerate_autocast_wrapper(tokenizer):
             outputs = backend.generate(CHATS, params, 8)
         assert texts(outputs) == texts(plain)
     assert model.forward == wrapped
+
+
+def test_truncate_left_keeps_whole_characters(tokenizer):
+    """The summary is cut as text: a thin space or emoji (two tokens each) is kept whole or
+    dropped whole, never decoded from half its tokens (U+FFFD)."""
+    model = small_context_model(tokenizer)
+    summary = " ".join(f"1\u2009{i:03d} \U0001f600" for i in range(150))
+    chat = round_messages("What is 1 + 1?", 2, 3, summary)
+    backend = make_backend(model, tokenizer, overflow="truncate_left")
+    least = len(backend.render([round_messages("What is 1 + 1?", 2, 3, "")])[0])
+    for room in range(least + 20, least + 28):  # several cuts: some inside a character's tokens
+        fitted = backend._cut_summary(chat, room)
+        text = tokenizer.decode(fitted)
+        assert len(fitted) <= room and "\ufffd" not in text
+        from motif.backends.hf import split_carried
+
+        kept = split_carried(text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0])[1]
+        assert summary.endswith(kept) and len(kept) > 0
+
+
+def test_summary_rounds_count_the_carried_summary(tokenizer):
+    from conftest import build_sharp_model
+    from motif.engine import RolloutEngine
+    from motif.protocol import Protocol
+
+    backend = make_backend(build_sharp_model(tokenizer, seed=3), tokenizer, decode_dtype="model")
+    engine = RolloutEngine(backend, Protocol(rounds=3), SamplingParams(max_new_tokens=12))
+    traj = engine.run(["What is 2 + 3?"])[0]
+    assert traj.rounds[0].carried_tokens == 0  # round 1 carries nothing
+    for before, record in zip(traj.rounds, traj.rounds[1:], strict=False):
+        chat = engine.protocol.messages(traj.question, record.round, before.summary)
+        empty = engine.protocol.messages(traj.question, record.round, "")
+        expected = len(backend.render([chat])[0]) - len(backend.render([empty])[0])
+        assert record.carried_tokens == expected
+        assert before.summary and record.carried_tokens > 0
+        assert record.carried_tokens < record.prompt_tokens
+
+
+def test_a_cut_summary_counts_only_what_was_kept(tokenizer):
+    model = small_context_model(tokenizer)
+    chat = round_messages("Why?", 2, 3, "word " * 300)
+    backend = make_backend(model, tokenizer, overflow="truncate_left")
+    out = backend.generate([chat], SamplingParams(max_new_tokens=4))[0]
+    empty = backend.render([round_messages("Why?", 2, 3, "")])[0]
+    assert out.carried_tokens == out.prompt_tokens - len(empty) > 0
+    assert out.prompt_tokens <= 296

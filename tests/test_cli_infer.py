@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,23 @@ def test_argparse_errors_are_one_line(argv, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("motif: error: argument --")
     assert "--help" in err[0]
+
+
+@pytest.mark.slow
+def test_the_readme_first_command_answers_as_shown(capsys, monkeypatch):
+    """The README's first try, run as written: the published adapter answers in 3 rounds."""
+    import re
+    import shlex
+
+    from motif.cli.main import main
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    readme = (repo / "README.md").read_text()
+    block = readme.split("## First try", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[0] == ".venv/bin/motif"
+    assert main(argv[1:]) == 0
+    out = capsys.readouterr().out
+    shown = re.search(r"```text\n(.*?)```", readme.split("## First try", 1)[1], re.S).group(1)
+    assert shown.splitlines()[-1] in out

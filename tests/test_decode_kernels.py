@@ -127,7 +127,8 @@ def test_packed_linears_refuse_an_unknown_kernel_and_grad_inputs(tokenizer):
             model.lm_head(torch.randn(1, 64, requires_grad=True))
 
 
-def test_decode_plan_is_measured_once_and_recorded(capsys):
+def test_decode_plan_is_measured_once_and_recorded(capsys, monkeypatch):
+    monkeypatch.setenv("MOTIF_VERBOSE", "1")  # internal: shown only when asked for
     kernels._cpu_plan.cache_clear()
     first = kernels.decode_plan("cpu")
     second = kernels.decode_plan(torch.device("cpu"))
@@ -209,3 +210,11 @@ def test_a_bad_pinned_kernel_is_refused(monkeypatch):
     monkeypatch.setenv(kernels.KERNEL_ENV, "mkl")
     with pytest.raises(ValueError, match="MOTIF_FP32_KERNEL must be aten or onednn_packed"):
         kernels._pinned_kernel()
+
+
+def test_decode_plan_is_not_printed_unless_asked(capsys, monkeypatch):
+    for name in ("MOTIF_DEBUG", "MOTIF_VERBOSE"):
+        monkeypatch.delenv(name, raising=False)
+    kernels._cpu_plan.cache_clear()
+    kernels.decode_plan("cpu")
+    assert "decode plan" not in capsys.readouterr().err

@@ -155,7 +155,9 @@ def test_cells_set_rounds_budgets_and_window():
 def test_bad_grids_are_one_line_errors_before_anything(grid, extra, message, tmp_path, capsys):
     out = tmp_path / "g"
     argv = ["eval", "--benchmark", ARITH, "--output-dir", str(out), "--grid", grid]
-    assert main([*argv, "--tail-head", str(HEAD), "--tail-keep", str(KEEP), *extra]) == 2
+    window = {"--tail-head": str(HEAD), "--tail-keep": str(KEEP)}
+    window = [x for option, value in window.items() if option not in extra for x in (option, value)]
+    assert main([*argv, *window, *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("motif: error: ")
     assert re.search(message, err), err
@@ -289,23 +291,132 @@ def test_cli_grid_prints_the_table_and_report_renders_it(grid_dir, tmp_path, cap
     assert "## Equal-budget grid" in write_report([out.parent], tmp_path / "p.md").read_text()
 
 
-def test_a_grid_rerun_with_fewer_cells_reports_only_its_own(grid_dir, tmp_path, caplog):
-    import logging
+def _copy(grid_dir, tmp_path) -> Path:
     import shutil
 
     out, _, _ = grid_dir
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
+    return copy
+
+
+def _measured(doc: dict) -> dict:
+    return {c["label"]: (c["generation_seconds"], c["generated_problems"]) for c in doc["cells"]}
+
+
+def test_a_grid_rerun_with_fewer_cells_keeps_the_others(grid_dir, tmp_path, caplog):
+    """Issue 31: a subset re-run keeps every earlier cell (marked kept) with what it measured,
+    and the full grid run after it shows each cell's first wall-clock, never 0.0 s."""
+    import logging
+
+    _, first, _ = grid_dir
+    copy = _copy(grid_dir, tmp_path)
     calls: list = []
     doc = grid_run(copy, calls, spec=["48=summary:3x16,none:1x48"])  # both cells finished
-    assert not calls and [c["label"] for c in doc["cells"]] == ["summary-3x16", "none-1x48"]
-    assert (copy / "cells" / "tail-5x16" / "summary.json").is_file()  # nothing deleted
+    assert not calls and _measured(doc) == _measured(first)
+    assert all(n == 6 for _, n in _measured(doc).values())
+    assert [c["label"] for c in doc["cells"]] == [
+        "summary-3x16", "none-1x48", "tail-5x16", "summary-6x16", "tail-11x16", "none-1x96"
+    ]  # fmt: skip
+    kept = {c["label"] for c in doc["cells"] if c.get("kept")}
+    assert kept == {"tail-5x16", "summary-6x16", "tail-11x16", "none-1x96"}
+    assert json.loads((copy / GRID_FILE).read_text()) == doc
+    table = (copy / GRID_TABLE).read_text()
+    assert "| 96 | tail:11x16 (h 2, m 6) * | 100.0 |" in table and "kept from an earlier" in table
+    assert len(re.findall(r"^\| \d+ \|", table, re.M)) == 6
     with caplog.at_level(logging.WARNING, logger="motif.report"):
         evals, _ = load_runs([copy])
-    assert [e.path.name for e in evals] == ["summary-3x16", "none-1x48"]  # grid order
-    assert "tail-5x16: not in" in caplog.text and "another --grid, or not finished" in caplog.text
-    text = write_report([copy], tmp_path / "r.md").read_text()
-    assert "[summary-3x16]" in text and "[tail-5x16]" not in text
+    assert len(evals) == 6 and "not in" not in caplog.text
+    again = grid_run(copy, calls, spec=SPEC)
+    assert not calls and _measured(again) == _measured(first)
+    assert not any(c.get("kept") for c in again["cells"])
+
+
+def test_a_full_rerun_restores_cells_an_older_subset_run_dropped(grid_dir, tmp_path):
+    """A grid directory left by the old code: the subset run's cells' summaries say 0.0 s and
+    grid.json lists only them. The full re-run reads each cell's time back (the subset cells'
+    from grid.json, the dropped cells' from their own summary.json): none shows 0.0 s."""
+    _, first, _ = grid_dir
+    copy = _copy(grid_dir, tmp_path)
+    doc = json.loads((copy / GRID_FILE).read_text())
+    doc["cells"] = [c for c in doc["cells"] if c["label"] in ("summary-3x16", "none-1x48")]
+    (copy / GRID_FILE).write_text(json.dumps(doc))
+    measured = _measured(first)
+    for path in (copy / "cells").glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        del summary["measured"]  # written before it existed: the last run's figures only
+        seconds, problems = measured[path.parent.name]
+        if path.parent.name in ("summary-3x16", "none-1x48"):  # re-summarised, nothing generated
+            seconds, problems = 0.0, 0
+        summary["run"].update(generation_seconds=seconds, generated_problems=problems)
+        path.write_text(json.dumps(summary))
+    calls: list = []
+    again = grid_run(copy, calls)
+    assert not calls and _measured(again) == _measured(first)
+
+
+def test_a_kept_cell_of_another_configuration_is_refused_before_anything(grid_dir, tmp_path):
+    copy = _copy(grid_dir, tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
+    calls: list = []
+    args = EvalArgs(benchmark=ARITH, output_dir=str(copy), batch_size=4)
+    protocol = ProtocolArgs(tail_head=HEAD, tail_keep=KEEP)
+    with pytest.raises(ConfigError) as info:  # a new cell, sampled with another seed
+        run_grid(
+            args, GridArgs(grid=["48=summary:2x24"]), ModelArgs(), GenerationArgs(seed=5),
+            protocol, backend_loader=loader(calls),
+        )  # fmt: skip
+    message = str(info.value)
+    assert f"{copy / GRID_FILE} keeps cell summary:3x16 of an earlier run" in message
+    assert "sampling.seed: null -> 5" in message and "pass another --output-dir" in message
+    assert not calls and "\n" not in message
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_a_kept_cell_whose_directory_was_removed_is_dropped(grid_dir, tmp_path, caplog):
+    import logging
+    import shutil
+
+    copy = _copy(grid_dir, tmp_path)
+    shutil.rmtree(copy / "cells" / "tail-11x16")
+    with caplog.at_level(logging.WARNING, logger="motif.eval"):
+        doc = grid_run(copy, [], spec=["48=summary:3x16"])
+    assert "tail-11x16" not in {c["label"] for c in doc["cells"]} and len(doc["cells"]) == 5
+    assert "cell tail-11x16 has no results left; dropped" in caplog.text
+
+
+def test_cells_over_another_problem_count_are_marked(grid_dir, tmp_path):
+    _, first, _ = grid_dir
+    copy = _copy(grid_dir, tmp_path)
+    args = EvalArgs(benchmark=ARITH, output_dir=str(copy), batch_size=4, limit=2)
+    protocol = ProtocolArgs(tail_head=HEAD, tail_keep=KEEP)
+    doc = run_grid(
+        args, GridArgs(grid=["48=summary:3x16"]), ModelArgs(), GenerationArgs(), protocol,
+        backend_loader=loader([]),
+    )  # fmt: skip
+    summary = next(c for c in doc["cells"] if c["label"] == "summary-3x16")
+    assert summary["problems"] == 2  # what the first run measured for all 6 stays
+    assert _measured({"cells": [summary]}) == {"summary-3x16": _measured(first)["summary-3x16"]}
+    table = (copy / GRID_TABLE).read_text()
+    assert "6 problems" in table and "| 48 | summary:3x16 | 0.0 (n=2) |" in table
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("²=none:1x2", "--grid group '²=none:1x2': TOTAL '²' is not a token count >= 1"),
+        ("2=none:1x²", "--grid cell 'none:1x²' is not STRATEGY:NxB with N and B whole numbers"),
+        ("３=none:1x3", "TOTAL '３' is not a token count >= 1 in digits 0-9"),
+        ("3=none:1x٣", "--grid cell 'none:1x٣' is not STRATEGY:NxB"),
+    ],
+)
+def test_counts_are_ascii_digits(spec, message, capsys):
+    """`str.isdigit()` is true for '²' (int() then fails) and a Unicode \\d takes '٣'."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_grid([spec])
+    assert main(["eval", "--benchmark", ARITH, "--grid", spec]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
 
 
 def test_the_cpu_recipe_is_a_valid_grid():

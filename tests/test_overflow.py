@@ -8,7 +8,13 @@ import logging
 
 import pytest
 
-from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
+from motif.backends.base import (
+    ContextOverflow,
+    GenerationBackend,
+    GenerationOutput,
+    SamplingParams,
+)
+from motif.carryover import TailWindow
 from motif.cli.main import main
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.engine import RolloutEngine
@@ -137,9 +143,160 @@ def test_motif_eval_command_counts_the_cut_and_exits_0(
     flags += ["--output-dir", str(tmp_path / "out"), "--decode", "generate"]
     assert main(["eval", *flags]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "context overflow: 1 trajectories cut and ungraded (round 2: 1)" in out
+    assert "context overflow: 1 trajectory cut and ungraded (round 2: 1)" in out
+    assert "--later-max-new-tokens" in out and "round 1's budget" not in out
     assert any("problem 0" in m and "round 2" in m for m in caplog.messages)
-    # --context-overflow error stops instead (a different identity: another directory)
+    # --context-overflow error stops instead (a different identity: another directory); the
+    # round-2 prompt alone fills the context and cutting its summary would not make it fit
     flags[-3] = str(tmp_path / "out2")
     assert main(["eval", *flags, "--context-overflow", "error"]) == 2
-    assert "exceeds the model's context" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exceeds the model's context" in err[0]
+    assert err[0].endswith("in round 2: shorten the question")
+
+
+# --------------------------------------------------------------------------- fixes offered
+
+
+def small_context_backend(tokenizer, limit: int, overflow: str = "error"):
+    from conftest import build_sharp_model
+    from motif.backends.hf import TransformersBackend
+
+    model = build_sharp_model(tokenizer, seed=3)
+    model.config.max_position_embeddings = limit
+    return TransformersBackend(model, tokenizer, overflow=overflow, decode_dtype="model")
+
+
+def prompt_length(tokenizer, chat) -> int:
+    from motif.backends.hf import render_ids
+
+    return len(render_ids(tokenizer, [chat])[0])
+
+
+def overflow_message(engine, question="What is 2 + 3?") -> str:
+    with pytest.raises(ContextOverflow) as error:
+        engine.run([question])
+    return str(error.value)
+
+
+def test_a_round_one_overflow_names_round_one_budget_only(tokenizer):
+    from motif.protocol import round_messages
+
+    room = prompt_length(tokenizer, round_messages("What is 2 + 3?", 1, 3)) + 12
+    backend = small_context_backend(tokenizer, room)
+    engine = RolloutEngine(backend, Protocol(rounds=3), SamplingParams(16), SamplingParams(4))
+    message = overflow_message(engine)
+    assert message.endswith("in round 1: lower --max-new-tokens (round 1's budget)")
+    assert "--later-max-new-tokens" not in message and "truncate" not in message
+
+
+def test_a_later_overflow_names_the_later_budget_and_the_summary_cut(tokenizer):
+    from motif.protocol import round_messages
+
+    question, summary = "What is 2 + 3?", "five " * 20
+    full = prompt_length(tokenizer, round_messages(question, 2, 3, summary))
+    bare = prompt_length(tokenizer, round_messages(question, 2, 3, ""))
+    room = full + 10
+
+    def continued(overflow, later, limit=room):  # round 2 carries `summary`, `later` new tokens
+        backend = small_context_backend(tokenizer, limit, overflow)
+        engine = RolloutEngine(backend, Protocol(3), SamplingParams(8), SamplingParams(later))
+        with pytest.raises(ContextOverflow) as error:
+            engine.continue_from([question], [f"<answer>{summary}</answer>"], k=1)
+        return str(error.value)
+
+    message = continued("error", room - bare)  # fits by cutting the summary, or a lower budget
+    assert message.endswith(
+        "in round 2: lower --later-max-new-tokens (the budget of rounds 2..n), or cut the "
+        "carried summary (--context-overflow truncate; overflow='truncate_left' in the library)"
+    )
+    assert "round 1's budget" not in message
+    message = continued("error", full - bare + 3, full - 2)  # the prompt alone is too long
+    assert message.endswith(
+        "in round 2: lower --later-max-new-tokens (the budget of rounds 2..n) and cut the "
+        "carried summary (--context-overflow truncate; overflow='truncate_left' in the library)"
+    )
+    # already cutting the summary: that fix is not offered again
+    message = continued("truncate_left", room - bare + 5)
+    assert message.endswith(
+        "cut to nothing in round 2: lower --later-max-new-tokens (the budget of rounds 2..n)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("protocol", "named"),
+    [
+        (
+            Protocol(
+                rounds=2, carry_over="tail", window=TailWindow(chunk=16, head=2, max_chunks=2)
+            ),
+            "--tail-chunk",
+        ),
+        (Protocol(rounds=1, carry_over="none"), "--max-new-tokens"),
+    ],
+)
+def test_tail_and_one_pass_overflows_name_their_budget(tokenizer, protocol, named):
+    from motif.protocol import round_messages
+
+    room = prompt_length(tokenizer, round_messages("What is 2 + 3?", 1, 1)) + 12
+    engine = RolloutEngine(small_context_backend(tokenizer, room), protocol, SamplingParams(16))
+    message = overflow_message(engine)
+    assert f"in round 1: lower {named}" in message
+    assert "later-max-new-tokens" not in message and "truncate" not in message
+    if protocol.carry_over == "tail":
+        assert "--max-new-tokens" not in message
+
+
+@pytest.mark.parametrize(
+    ("proto", "gen", "option"),
+    [
+        (ProtocolArgs(), GenerationArgs(max_new_tokens=8, later_max_new_tokens=64), "--later"),
+        (
+            ProtocolArgs(rounds=1),
+            GenerationArgs(max_new_tokens=64, later_max_new_tokens=99),
+            "--max",
+        ),
+        (ProtocolArgs(carry_over="tail", tail_chunk=64, tail_head=8), GenerationArgs(), "--tail"),
+    ],
+)
+def test_vllm_budget_checks_name_the_option_that_sets_the_budget(monkeypatch, proto, gen, option):
+    import motif.backends.vllm_options as options
+    from motif.backends.vllm_options import VllmArgs
+    from motif.errors import ConfigError
+    from motif.runtime import protocol_generation
+
+    model = ModelArgs(backend="vllm")
+    monkeypatch.setattr(options, "vllm_installed", lambda: True)
+    monkeypatch.setattr(options, "gpu_visible", lambda: True)
+    used = protocol_generation(gen, proto)
+    with pytest.raises(ConfigError, match=f"raise it to at least 65 or lower {option}") as error:
+        options.plan_backend(model, VllmArgs(max_model_len=64), used, protocol=proto)
+    assert str(error.value).count("--") == 2  # --max-model-len and the one budget option
+
+
+def test_training_round_one_overflow_names_the_budget_option(tokenizer):
+    from conftest import fake_policy_trainer
+    from motif.protocol import round_messages
+    from motif.training.round1 import round1_rollout
+
+    chat = round_messages("What is 2 + 3?", 1, 1)
+    policy = small_context_backend(tokenizer, prompt_length(tokenizer, chat) + 4).model
+    rollout = round1_rollout(SamplingParams(8), 4, "model")
+    with pytest.raises(ValueError, match=r"lower round 1's budget \(--max-completion-length; "):
+        rollout([chat], fake_policy_trainer(policy, tokenizer))
+
+
+def test_cut_continuations_name_the_continuation_budget(caplog):
+    from motif.engine import Trajectory
+    from motif.training.config import MotifArgs
+    from motif.training.reward import FutureAccuracyReward
+
+    cut = Trajectory("Q", cut_round=2)
+    for args, option in [
+        (MotifArgs(rounds=3), "lower --continuation-max-new-tokens"),
+        (MotifArgs(carry_over="tail", tail_chunk=64, tail_head=8), "lower --tail-chunk"),
+    ]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="motif.training.reward"):
+            FutureAccuracyReward(args)._log(None, [None], [[cut]], 0, 0.0)
+        assert "1 continuation(s) cut" in caplog.text and option in caplog.text

@@ -235,3 +235,17 @@ def test_protocol_validates():
         Protocol(rounds=2, summary_rule="nope")
     with pytest.raises(ValueError, match="rounds"):
         Protocol(rounds=0)
+
+
+def test_fold_system_puts_the_system_prompt_before_the_first_user_turn():
+    from motif.protocol import fold_system
+
+    chat = round_messages("Q?", 2, 3, "so far")
+    folded = fold_system(chat)
+    assert [m["role"] for m in folded] == ["user"]
+    assert folded[0]["content"] == f"{chat[0]['content']}\n\n{chat[1]['content']}"
+    assert chat[0]["role"] == "system"  # the given chat is left as it was
+    reply = [*chat, {"role": "assistant", "content": "A"}]
+    assert fold_system(reply)[1:] == reply[2:]
+    user_only = chat[1:]
+    assert fold_system(user_only) == user_only and fold_system(user_only) is not user_only

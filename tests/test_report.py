@@ -181,3 +181,84 @@ def test_report_x_axis_and_smoothing_options(tmp_path):
     with pytest.raises(MotifError, match="smoothing must be in"):
         write_report([run], tmp_path / "r.md", smoothing=-0.1)
     assert not (tmp_path / "r.md").exists()
+
+
+# --------------------------------------------------------------------------- non-finite values
+
+NAN, INF = float("nan"), float("inf")
+
+
+def test_ema_skips_non_finite_values_like_tensorboard():
+    """Issue 31: one NaN ended the smoothed curve for every later step."""
+    import math
+
+    from motif.report_training import ema
+
+    # s1 = 0.5*2 / 0.5 = 2; NaN skipped (the count of values stays 1); s2 = (0.5 + 2) / 0.75
+    out = ema([2.0, NAN, 4.0, INF, 4.0], 0.5)
+    assert out[0] == 2.0 and math.isnan(out[1]) and out[3] == INF
+    assert out[2] == pytest.approx(10 / 3) and out[4] == pytest.approx((5 / 4 + 2) / (7 / 8))
+
+
+def test_curves_skip_non_finite_values_and_step_times(tmp_path):
+    from motif.report import TrainRun
+    from motif.report_training import training_curves
+
+    rows = [
+        {"step": 1, "reward": 1.0, "step_seconds": 60.0},
+        {"step": 2, "reward": NAN, "step_seconds": 60.0},
+        {"step": 3, "reward": 3.0, "step_seconds": NAN},  # its time is unknown
+        {"step": 4, "reward": INF, "step_seconds": 60.0},
+        {"step": 5, "reward": 5.0, "step_seconds": 60.0},
+    ]
+    run = TrainRun(train_dir(tmp_path, "grpo", rows), rows)
+    (curve,) = training_curves([run], "reward", "step", smoothing=0.5)
+    assert curve.x == [1, 3, 5] and curve.raw == [1.0, 3.0, 5.0]
+    # EMA 0.5 of 1, 3, 5 (the NaN and inf skipped): 0.5/0.5, 1.75/0.75, 3.375/0.875
+    assert curve.smooth == pytest.approx([1.0, 7 / 3, 27 / 7])
+    (curve,) = training_curves([run], "reward", "wall-clock", smoothing=0.0)
+    assert curve.x == [1.0, 4.0] and curve.raw == [1.0, 5.0]  # step 3 has no time, no point
+
+
+def test_seeds_pool_over_their_finite_steps(tmp_path):
+    from motif.report import TrainRun
+    from motif.report_training import training_curves
+
+    one = [{"step": s, "reward": float(s)} for s in (1, 2, 3)]
+    two = [{"step": 1, "reward": 3.0}, {"step": 2, "reward": NAN}, {"step": 3, "reward": 5.0}]
+    trains = [TrainRun(train_dir(tmp_path, f"grpo-s{i}", r), r) for i, r in ((1, one), (2, two))]
+    (curve,) = training_curves(trains, "reward", "step", smoothing=0.0)
+    assert curve.x == [1, 3] and curve.smooth == [2.0, 4.0]
+
+
+def test_report_says_what_it_skipped(tmp_path):
+    rows = [
+        {"step": 1, "reward": 0.5, "future_accuracy": 0.2},
+        {"step": NAN, "reward": 9.0},  # no usable step: a bad line
+        {"step": 2, "reward": 0.7, "future_accuracy": NAN},
+        {"step": 3, "reward": NAN, "future_accuracy": INF},
+    ]
+    run = train_dir(tmp_path, "grpo", rows)
+    text = write_report([run], tmp_path / "r.md").read_text()
+    assert "| grpo | 3 | 3 | 0.700 | 0.200 |" in text  # the last finite values
+    assert "- grpo: 1 non-finite reward value(s) skipped (NaN or inf; step 3)" in text
+    assert "- grpo: 2 non-finite future_accuracy value(s) skipped (NaN or inf; step 2, 3)" in text
+    assert metric_key([{"step": 1, "reward": NAN}], "reward") is None
+
+
+def test_a_non_finite_step_time_is_left_out_and_said(tmp_path):
+    rows = [{"step": s, "reward": 1.0, "step_seconds": NAN if s == 2 else 6.0} for s in (1, 2, 3)]
+    run = train_dir(tmp_path, "grpo", rows)
+    text = write_report([run], tmp_path / "r.md", x_axis="wall-clock").read_text()
+    assert "- grpo: 1 non-finite step_seconds value(s) skipped (NaN or inf; step 2)" in text
+
+
+def test_summary_text_counts_outcomes_and_the_measured_time(tmp_path):
+    gen, proto = GenerationArgs(max_new_tokens=64), ProtocolArgs(rounds=1)
+    for limit in (3, 2):
+        ev = EvalArgs(benchmark=ARITH, output_dir=str(tmp_path / "r"), limit=limit)
+        summary = run_eval(ev, ModelArgs(), gen, proto, backend_loader=loader_for(solver))
+    text = summary_text(summary)
+    assert "no answer 0   ungraded 0   truncated" in text
+    assert "for 3 problems (summed over the runs of this directory)" in text
+    assert "holds 3 finished problems; this summary covers the first 2 (--limit)" in text

@@ -158,7 +158,7 @@ BAD_OPTIONS = [
     (["--optim", "adamw_bogus"], "--optim 'adamw_bogus' is not one of"),
     (["--report-to", "tensorbord"], "--report-to 'tensorbord'"),
     (["--dataset", "missing.jsonl"], "data file missing.jsonl does not exist"),
-    (["--init-adapter", "no-adapter"], "adapter directory no-adapter does not exist"),
+    (["--init-adapter", "no-adapter"], "--init-adapter no-adapter does not exist yet"),
 ]
 
 
@@ -257,7 +257,7 @@ def test_changed_weights_under_the_same_path_are_a_new_run(tmp_path, tiny_checkp
     stat = weights.stat()
     os.utime(weights, (stat.st_atime, stat.st_mtime + 60))  # new weights saved in place
     with pytest.raises(
-        ConfigError, match=r"different configuration: 1 field\(s\) differ \(model_weights"
+        ConfigError, match=r"different configuration: 1 field differs \(model_weights"
     ):
         run_eval(*run, backend_loader=scripted_loader(calls))
 
@@ -460,7 +460,34 @@ def test_a_recipe_init_adapter_can_be_cleared(value, tmp_path, tiny_checkpoint, 
     assert main([*argv, "--init-adapter", value]) == 0
     assert "adapter: new LoRA r=4" in capsys.readouterr().out
     assert main(argv) == 2  # kept: it is checked (and does not exist yet)
-    assert "adapter directory runs/not-trained-yet does not exist" in one_line_error(capsys)
+    error = one_line_error(capsys)
+    assert "--init-adapter runs/not-trained-yet does not exist yet" in error
+    assert "--init-adapter none" in error
+
+
+def test_a_missing_cold_start_names_the_recipe_that_makes_it(tmp_path, monkeypatch):
+    from motif.training.trainer import check_init_adapter
+
+    recipes = tmp_path / "recipes"
+    (recipes / "study").mkdir(parents=True)
+    (recipes / "train.yaml").write_text("method: motif\noutput_dir: runs/cold\n")
+    (recipes / "study" / "sft.yaml").write_text("output_dir: runs/cold\nnum_examples: 8\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        MotifError, match=r"make it first with `motif sft --config recipes/study/sft.yaml`"
+    ):
+        check_init_adapter("runs/cold", recipes=Path("recipes"))
+    with pytest.raises(MotifError, match=r"`motif sft --output-dir runs/other \.\.\.`"):
+        check_init_adapter("runs/other", recipes=Path("recipes"))
+
+
+def test_the_readme_cpu_recipe_says_to_run_its_cold_start_first(capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    recipe = "recipes/motif_smollm2_chain_sum_cpu.yaml"
+    if Path("runs/sft_chain_sum_cpu").exists():
+        pytest.skip("the cold start of this recipe exists here")
+    assert main(["train", "--config", recipe, "--dry-run"]) == 2
+    assert "motif sft --config recipes/sft_chain_sum_cpu.yaml" in one_line_error(capsys)
 
 
 def test_model_and_adapter_can_be_cleared_for_inference():

@@ -233,6 +233,7 @@ def test_recipes_exist():
         (["--lora-r", "0"], "--lora-r must be >= 1"),
         (["--eval-base"], "--eval-base needs --eval-size >= 1"),
         (["--extra-rounds", "0"], "--extra-rounds must be round counts >= 1"),
+        (["--extra-rounds", "²"], "invalid int value: '²'"),
         (["--report-to", "mlflow"], "--report-to must be none or tensorboard or wandb"),
     ],
 )
@@ -437,3 +438,13 @@ def test_held_out_check_generates_with_the_model_options(monkeypatch, tokenizer)
     )
     heldout.evaluate_adapter(config, None)
     assert (seen[0].decode, seen[0].decode_dtype) == ("generate", "model")
+
+
+@pytest.mark.parametrize("value", ["2,²", "2,x", [2, "²"], "0"])
+def test_extra_rounds_text_with_a_non_ascii_digit_is_a_one_line_error(value):
+    from motif.errors import ConfigError
+    from motif.training.sft import SftArgs
+
+    with pytest.raises(ConfigError, match="--extra-rounds must be round counts >= 1"):
+        SftArgs(extra_rounds=value)
+    assert SftArgs(extra_rounds="1, 2").extra_rounds == [1, 2]

@@ -530,7 +530,7 @@ def test_the_summary_reads_fake_eval_directories(study):
     write_evals(study)
     text = summary.write_summary(study, [1]).read_text()
     assert (
-        "| MOTIF, credit to round 1 (`motif-first`), step 40 | 50.0 ± 25.0 | 0.0 ± 0.0 | 25.0 ± 21.7 |"
+        "| MOTIF, credit to round 1 (`motif-first`), step 40 | 50.0 ± 25.0 | 0.0 ± n/a | 25.0 ± 21.7 |"
         in text
     )
     assert (
@@ -539,11 +539,11 @@ def test_the_summary_reads_fake_eval_directories(study):
     )
     # MOTIF in 3 rounds (1100) against GRPO-B in one round (1000): +25 ± 21.7 points
     assert (
-        "| motif-first − grpo-B | 1 | +25.0 ± 21.7 | +0.0 ± 0.0 | -25.0 ± 21.7 | -25.0 ± 21.7 |"
+        "| motif-first − grpo-B | 1 | +25.0 ± 21.7 | +0.0 ± n/a | -25.0 ± 21.7 | -25.0 ± 21.7 |"
         in text
     )
     assert (
-        "| motif-all − motif-first | 1 | +25.0 ± 21.7 | +25.0 ± 21.7 | +0.0 ± 0.0 | +0.0 ± 0.0 |"
+        "| motif-all − motif-first | 1 | +25.0 ± 21.7 | +25.0 ± 21.7 | +0.0 ± n/a | +0.0 ± n/a |"
         in text
     )
     assert "| motif-first − grpo-B | 1 | 80 | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text
@@ -559,12 +559,12 @@ def test_the_summary_reads_fake_eval_directories(study):
     # the margin: the reaching checkpoint against the target, paired over the items
     row = (
         "| motif-first | 1 | 0.0 | 25.0 | 50.0 | 50.0 | 50.0 | 25.0 "
-        "| 80 (12.5% of grpo-B's; +0.0 ± 0.0) | 75.0 | not reached |"
+        "| 80 (12.5% of grpo-B's; +0.0 ± n/a) | 75.0 | not reached |"
     )
     assert row in text
     row = (
         "| motif-all | 1 | 0.0 | — | — | — | 75.0 | 25.0 | 320 (50.0% of grpo-B's; +50.0 ± 25.0) "
-        "| 75.0 | 320 (100.0% of grpo-nB's; +0.0 ± 0.0) |"
+        "| 75.0 | 320 (100.0% of grpo-nB's; +0.0 ± n/a) |"
     )
     assert row in text
     # no step-skipping rate for a hand-written benchmark

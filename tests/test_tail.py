@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from fakes import ScriptedBackend
-from motif.backends.base import SamplingParams
+from motif.backends.base import GenerationBackend, SamplingParams
 from motif.backends.template import check_continuation
 from motif.carryover import TailWindow
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
@@ -418,5 +418,125 @@ def test_view_shows_tail_chunks_without_a_summary_state(tmp_path):
     data = build_data([load_view_run(tmp_path / "out")])
     chunks = data["problems"][0]["s"][0][0]["r"]
     assert [c["name"] for c in chunks] == ["Chunk"] * 4
-    assert all(c["hs"] == "" and c["st"] == -1 and "pre" not in c for c in chunks)
+    assert all(c["hs"] == "" and len(c["o"]) == 1 and "pre" not in c for c in chunks)
     assert "note" not in chunks[0] and "(5 tokens carried)" in chunks[1]["note"]
+
+
+# --------------------------------------------------------------------------- whole-thought text
+
+
+class ThoughtBackend(GenerationBackend):
+    """Writes one fixed thought (real token ids), chunk by chunk, as a model would: a continued
+    turn goes on where its carried tokens (``window.carried``) end. Outputs are made and text
+    decoded exactly as the transformers backend makes and decodes them."""
+
+    def __init__(self, tokenizer, thought, window):
+        super().__init__()
+        self.tokenizer, self.thought, self.window = tokenizer, list(thought), window
+
+    def render(self, chats):
+        return [(chat, []) for chat in chats]
+
+    def continue_prompts(self, chats, prompts, prefixes):
+        return [(chat, list(p)) for (chat, _), p in zip(prompts, prefixes, strict=True)]
+
+    def detokenize(self, token_ids):
+        from motif.backends.hf import decode_ids
+
+        return decode_ids(self.tokenizer, token_ids)
+
+    def _start(self, prefix):
+        if not prefix:
+            return 0
+        ends = range(1, len(self.thought) + 1)
+        return next(e for e in ends if self.window.carried(self.thought[:e]) == prefix)
+
+    def _generate_chunk(self, prompts, params, num_samples, offset):
+        from motif.backends.hf import make_output
+
+        eos = [self.tokenizer.eos_token_id]
+        outs = []
+        for _chat, prefix in prompts:
+            start = self._start(prefix)
+            ids = self.thought[start : start + params.max_new_tokens]
+            for _ in range(num_samples):
+                outs.append(
+                    make_output(ids, 20 + len(prefix), params.max_new_tokens, eos, self.tokenizer)
+                )
+        return outs
+
+
+THIN_THOUGHT = "<reasoning>\nOne thousand.\n</reasoning>\n<answer>\n\\boxed{1\u2009000}\n</answer>"
+
+
+def thin_space_thought(tokenizer):
+    """(the thought's ids, EOS included; its window, chunk 1 ending inside the thin space)."""
+    ids = tokenizer(THIN_THOUGHT, add_special_tokens=False)["input_ids"]
+    split = next(k for k in range(len(ids)) if tokenizer.decode(ids[:k]).endswith("\ufffd"))
+    window = TailWindow(chunk=split, head=2, tail=4, max_chunks=3)
+    return [*ids, tokenizer.eos_token_id], window
+
+
+def test_a_character_split_over_chunks_is_read_whole(tokenizer):
+    from motif.grading import grade_response
+
+    thought, window = thin_space_thought(tokenizer)
+    backend = ThoughtBackend(tokenizer, thought, window)
+    engine = RolloutEngine(
+        backend, Protocol(rounds=3, carry_over="tail", window=window), SamplingParams()
+    )
+    traj = engine.run(["How much?"])[0]
+    assert len(traj.rounds) == 2 and traj.rounds[0].truncated  # cut inside the thin space
+    assert traj.final_text == THIN_THOUGHT
+    assert "".join(r.text for r in traj.rounds) == THIN_THOUGHT
+    assert all("\ufffd" not in r.text for r in traj.rounds)
+    assert "\u2009" in traj.rounds[1].text  # the chunk that completed it holds it
+    assert traj.rounds[1].answer == "\\boxed{1\u2009000}"
+    assert grade_response(traj.final_text, "1000") is True
+    assert traj.to_dict()["rounds"][0]["text"] == traj.rounds[0].text
+
+
+def test_continuations_of_a_cut_chunk_are_graded_on_the_whole_thought(tokenizer):
+    from motif.rewards import future_accuracy
+
+    thought, window = thin_space_thought(tokenizer)
+    engine = RolloutEngine(
+        ThoughtBackend(tokenizer, thought, window),
+        Protocol(rounds=3, carry_over="tail", window=window),
+        SamplingParams(),
+    )
+    first = thought[: window.chunk]
+    groups = engine.continue_from(
+        ["How much?"],
+        [tokenizer.decode(first, skip_special_tokens=True)],  # as TRL decodes a completion
+        k=2,
+        first_token_ids=[first],
+        first_truncated=[True],
+    )
+    assert all(t.final_text == THIN_THOUGHT for t in groups[0])
+    assert future_accuracy(groups, ["1000"], "default", 1.0) == [1.0]  # the training reward
+
+
+def test_eval_rows_hold_whole_characters_and_grade_each_chunk(tokenizer, tmp_path):
+    import json
+
+    from motif.eval.runner import EvalArgs, run_eval
+    from test_eval import rows_of
+
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "How much is a thousand?", "answer": "1000"}) + "\n")
+    thought, window = thin_space_thought(tokenizer)
+    proto = ProtocolArgs(
+        carry_over="tail", tail_chunk=window.chunk, tail_head=2, tail_keep=4, tail_chunks=3
+    )
+    run_eval(
+        EvalArgs(benchmark=str(data), output_dir=str(tmp_path / "out")),
+        ModelArgs(),
+        GenerationArgs(),
+        proto,
+        backend_loader=lambda _: ThoughtBackend(tokenizer, thought, window),
+    )
+    row = rows_of(tmp_path / "out")[0]
+    assert [r["correct"] for r in row["rounds"]] == [False, True]
+    assert "".join(r["text"] for r in row["rounds"]) == THIN_THOUGHT
+    assert not any("\ufffd" in r["text"] for r in row["rounds"])

@@ -84,6 +84,8 @@ def test_chain_step_checker(text, expected):
         ("Partial result after round 1: 4.", False),
         ("Remaining: + 5 - 2", False),
         ("", False),
+        ("Partial result after round 1: 4. Remaining: + ²", False),  # model text: no crash
+        ("Partial result after round 1: 4. Remaining: + 5 - ²", False),
     ],
 )
 def test_chain_state_checker(state, right):
@@ -267,6 +269,9 @@ class ReplayBackend(GenerationBackend):
 
     def render(self, chats):
         return [_render_ids(self.tokenizer, c, add_generation_prompt=True) for c in chats]
+
+    def detokenize(self, token_ids):
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
     def continue_prompts(self, chats, prompts, prefixes):
         from motif.backends.template import continue_prompts

@@ -558,6 +558,7 @@ def test_tail_is_checked_against_the_model_before_it_loads(tiny_checkpoint, tmp_
             ["--scoring", "paper", "--accuracy-weight", "3"],
             "--accuracy-weight 3.0: not used (--sco",
         ),
+        (["--vllm-mode", "server"], "--vllm-mode server: not used (--use-vllm is off)"),
     ],
 )
 def test_options_the_run_does_not_use_are_named_in_the_plan(flags, note, capsys):
@@ -648,3 +649,47 @@ def test_rollout_dtype_is_noted_where_nothing_rolls_out_on_transformers(flags, w
     config = parse_config([*TINY_RUN, *flags, "--rollout-decode-dtype", "model"])
     notes = [n for n in config.notes if n.startswith("--rollout-decode-dtype model: not used")]
     assert notes == [] if why is None else len(notes) == 1 and why in notes[0]
+
+
+def test_lora_options_beside_an_init_adapter_are_named():
+    from motif.cli.train import parse_config
+
+    config = parse_config([*TINY_RUN, "--init-adapter", "runs/cold", "--lora-alpha", "3"])
+    assert any(
+        n.startswith(
+            "--lora-r 4, --lora-alpha 3, --lora-target-modules ['q_proj', 'v_proj']: not used "
+            "(--init-adapter runs/cold brings its own LoRA settings)"
+        )
+        for n in config.notes
+    ), config.notes
+    assert not any("--lora" in n for n in parse_config(TINY_RUN).notes)
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [
+        (["--min-p", "0.1"], "--min-p 0.1"),
+        (["--repetition-penalty", "1.2"], "--repetition-penalty 1.2"),
+        (["--generation-kwargs", '{"no_repeat_ngram_size": 3}'], "--generation-kwargs"),
+    ],
+)
+def test_round1_settings_the_decode_path_lacks_reach_trl_and_are_noted(flags, shown):
+    from motif.cli.train import parse_config
+    from motif.training.config import grpo_config
+    from motif.training.round1 import round1_params
+
+    config = parse_config([*TINY_RUN, *flags])
+    note = "round 1 is sampled by TRL's generate, not motif's decode path"
+    assert [n for n in config.notes if n.startswith(note)] == [f"{note} ({shown})"]
+    args = grpo_config(config.optim, "/tmp/unused-out", use_cuda=False)
+    assert round1_params(args) is None  # TRL's own generation gets them
+    plain = grpo_config(parse_config(TINY_RUN).optim, "/tmp/unused-out", use_cuda=False)
+    assert round1_params(plain) is not None and plain.min_p is None
+
+
+def test_generation_kwargs_must_be_a_mapping():
+    from motif.cli.train import parse_config
+    from motif.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--generation-kwargs must be a JSON mapping"):
+        parse_config([*TINY_RUN, "--generation-kwargs", "[1, 2]"])

@@ -25,13 +25,20 @@ def unused_options(config: Any, names: Sequence[str], why: str) -> str | None:
     the plan and the log, not an error (an option that would change the run's meaning is
     refused where it is checked instead).
     """
-    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+    defaults = {f.name: _default(f) for f in fields(config)}
     changed = [
         f"--{name.replace('_', '-')} {getattr(config, name)}"
         for name in names
         if name in defaults and getattr(config, name) != defaults[name]
     ]
     return f"{', '.join(changed)}: not used ({why})" if changed else None
+
+
+def _default(spec: Any) -> Any:
+    """A dataclass field's default, from its ``default`` or its ``default_factory``."""
+    if spec.default is not MISSING:
+        return spec.default
+    return spec.default_factory() if spec.default_factory is not MISSING else MISSING
 
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -168,6 +175,21 @@ class GenerationArgs:
             top_k=self.top_k,
             seed=self.seed,
         )
+
+
+@dataclass
+class EvalGenerationArgs(GenerationArgs):
+    """:class:`GenerationArgs` as ``motif eval`` reads them: later rounds default to twice
+    round 1's budget (the paper evaluates with 1024 tokens in round 1 and 2048 after;
+    :func:`motif.eval.runner.eval_generation_defaults`)."""
+
+    later_max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Most tokens per round after the first. Default: twice --max-new-tokens "
+            "(the paper: 1024 in round 1, 2048 after)."
+        },
+    )
 
 
 @dataclass

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from motif.errors import ConfigError, MotifError
+from motif.textio import clip
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +268,9 @@ def _hub_rows(spec: Benchmark, split: str | None) -> Iterator[tuple[int, Any]]:
         ds = datasets.load_dataset(spec.hub_id, spec.hub_config, split=hub_split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; report them all alike
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise MotifError(f"cannot load {spec.hub_id} split {hub_split}: {first[:300]}") from exc
+        raise MotifError(
+            f"cannot load {spec.hub_id} split {hub_split}: {clip(first, 300)}"
+        ) from exc
     return enumerate(ds, start=1)
 
 

@@ -14,7 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
+from motif.backends.base import (
+    ContextOverflow,
+    GenerationBackend,
+    GenerationOutput,
+    SamplingParams,
+    piece_texts,
+)
 from motif.protocol import Protocol, extract_final_answer, parse_answer, parse_reasoning
 
 logger = logging.getLogger(__name__)
@@ -24,12 +30,20 @@ logger = logging.getLogger(__name__)
 class RoundRecord:
     """What one round (or ``tail`` chunk) of one trajectory produced.
 
-    ``summary`` is what the protocol carries into the next round (``""`` for ``tail`` and
-    ``none``); ``reasoning`` and ``answer`` are read from the text the answer is read from
-    (this round's text; for ``tail``, the whole thought so far). Budget accounting, in tokens:
-    ``prompt_tokens`` (chat template, question and carried state; for ``tail``,
-    ``carried_tokens`` of them are thought tokens carried into this chunk), ``completion_tokens``
-    (new tokens), and their sum ``context_tokens``, the most this round attended over.
+    ``text`` is what this round wrote: its reply, decoded from its token ids as one sequence;
+    for ``tail``, this chunk's part of the thought: the whole thought is decoded from all its
+    token ids and cut at the chunk ends, a character whose bytes span a chunk end belonging
+    to the chunk that completes it, so the chunks' texts join into the thought exactly
+    (:func:`motif.backends.base.piece_texts`; an earlier chunk's ``text`` loses such a
+    character's U+FFFD once the next chunk completes it). ``summary`` is what the protocol
+    carries into the next round (``""`` for ``tail`` and ``none``); ``reasoning`` and
+    ``answer`` are read from the text the answer is read from (this round's text; for
+    ``tail``, the whole thought so far). Budget accounting, in tokens: ``prompt_tokens``
+    (chat template, question and carried state), of which ``carried_tokens`` carry the state
+    (``summary``: the tokens the previous round's summary takes in this prompt; ``tail``: the
+    thought tokens carried into this chunk; 0 in round 1 and for ``none``),
+    ``completion_tokens`` (new tokens), and their sum ``context_tokens``, the most this round
+    attended over.
     """
 
     round: int
@@ -74,7 +88,9 @@ class Trajectory:
     def answer_text(self, round_index: int) -> str:
         """The text the answer after round ``round_index`` (1-based) is read from.
 
-        That round's response; for ``tail``, the thought written up to it (its chunks joined).
+        That round's response; for ``tail``, the thought written up to it: its chunks' texts
+        joined, which is the thought decoded from its whole id sequence, cut after the last
+        character that chunk completed (see :class:`RoundRecord`).
         """
         if self.carry_over == "tail":
             return "".join(r.text for r in self.rounds[:round_index])
@@ -107,19 +123,21 @@ class Trajectory:
 
 
 def _record(
-    protocol: Protocol, index: int, prompt: str, out: GenerationOutput, before: str = ""
+    protocol: Protocol, index: int, prompt: str, out: GenerationOutput, text: str, read: str
 ) -> RoundRecord:
-    read = before + out.text  # tail: the thought so far; otherwise this round's text
+    """Round ``index``'s record: ``text`` is what it wrote, ``read`` the text its reasoning
+    and answer are read from (``tail``: the thought so far; otherwise ``text``)."""
     return RoundRecord(
         round=index,
         prompt=prompt,
-        text=out.text,
+        text=text,
         reasoning=parse_reasoning(read),
         answer=parse_answer(read),
-        summary=protocol.summary(out.text),
+        summary=protocol.summary(text),
         prompt_tokens=out.prompt_tokens,
         completion_tokens=out.completion_tokens,
         truncated=out.truncated,
+        carried_tokens=out.carried_tokens,
     )
 
 
@@ -160,12 +178,14 @@ class RolloutEngine:
         first_round: SamplingParams,
         later_rounds: SamplingParams | None = None,
         early_stop: bool = False,
+        on_round: Callable[[int, int], None] | None = None,
     ) -> None:
         self.backend = backend
         self.protocol = protocol
         self.first_round = first_round
         self.later_rounds = later_rounds or first_round
         self.early_stop = early_stop
+        self.on_round = on_round  # called with (round, rounds) after each round: progress
 
     @_one_policy
     def run(self, questions: Sequence[str], num_samples: int = 1) -> list[Trajectory]:
@@ -182,8 +202,13 @@ class RolloutEngine:
             traj = Trajectory(questions[i // num_samples], carry_over=carry)
             self._add(traj, 1, out)
             trajectories.append(traj)
+        self._round_done(1)
         self._continue(trajectories, start_round=2)
         return trajectories
+
+    def _round_done(self, index: int) -> None:
+        if self.on_round is not None:
+            self.on_round(index, self.protocol.rounds)
 
     @_one_policy
     def continue_from(
@@ -318,10 +343,23 @@ class RolloutEngine:
         summaries = [t.rounds[-1].summary if t.rounds else None for t in trajectories]
         chats = self.protocol.batch_messages([t.question for t in trajectories], index, summaries)
         params = self._params(index)
-        if index == 1 or not self.protocol.continues_turn:
-            return self.backend.generate(chats, params, num_samples)
-        prefixes = [self.protocol.window.carried(t.thought_ids) for t in trajectories]
-        return self.backend.generate(chats, params, num_samples, prefixes=prefixes)
+        prefixes = None
+        if index > 1 and self.protocol.continues_turn:
+            prefixes = [self.protocol.window.carried(t.thought_ids) for t in trajectories]
+        try:
+            return self.backend.generate(chats, params, num_samples, prefixes=prefixes)
+        except ContextOverflow as exc:
+            raise exc.named(f"in round {index}", self._budget_name(index)) from exc
+
+    def _budget_name(self, index: int) -> str:
+        """The option that sets round ``index``'s token budget, for a context-overflow error."""
+        if self.protocol.continues_turn:
+            return "--tail-chunk (C: chunk 1's budget, and every later chunk's carried plus new)"
+        if self.protocol.rounds == 1:
+            return "--max-new-tokens"
+        if index == 1:
+            return "--max-new-tokens (round 1's budget)"
+        return "--later-max-new-tokens (the budget of rounds 2..n)"
 
     def _add(self, traj: Trajectory, index: int, out: GenerationOutput) -> None:
         """Append round ``index``'s output to ``traj``, or mark it cut there."""
@@ -336,12 +374,30 @@ class RolloutEngine:
             )
         summary = traj.rounds[-1].summary if traj.rounds else None
         prompt = self.protocol.messages(traj.question, index, summary)[-1]["content"]
-        record = _record(self.protocol, index, prompt, out, traj.final_text if tail else "")
-        if tail and index > 1:
-            record.carried_tokens = len(self.protocol.window.carried(traj.thought_ids))
+        if not tail:
+            traj.rounds.append(_record(self.protocol, index, prompt, out, out.text, out.text))
+            return
+        carried = len(self.protocol.window.carried(traj.thought_ids)) if index > 1 else 0
+        traj.thought_ids.extend(out.token_ids)
+        text = self._chunk_texts(traj) if traj.rounds else out.text
+        record = _record(self.protocol, index, prompt, out, text, traj.final_text + text)
+        record.carried_tokens = carried
         traj.rounds.append(record)
-        if tail:
-            traj.thought_ids.extend(out.token_ids)
+
+    def _chunk_texts(self, traj: Trajectory) -> str:
+        """The new chunk's text, with the thought (``traj.thought_ids``, the new chunk's ids
+        included) decoded whole and cut at the chunk ends; earlier chunks whose text changed
+        (a character split over the last chunk end is now complete) get new records."""
+        ends, total = [], 0
+        for record in traj.rounds:
+            total += record.completion_tokens
+            ends.append(total)
+        ends.append(len(traj.thought_ids))
+        texts = piece_texts(self.backend.detokenize, traj.thought_ids, ends)
+        for i, text in enumerate(texts[:-1]):
+            if traj.rounds[i].text != text:  # records may be shared with copies: replaced
+                traj.rounds[i] = replace(traj.rounds[i], text=text)
+        return texts[-1]
 
     def _continue(self, trajectories: list[Trajectory], start_round: int) -> None:
         for index in range(start_round, self.protocol.rounds + 1):
@@ -353,6 +409,7 @@ class RolloutEngine:
                     traj.stopped_early = True
             for traj, out in zip(live, self._generate(live, index), strict=True):
                 self._add(traj, index, out)
+            self._round_done(index)
         logger.debug("rolled out %d trajectories", len(trajectories))
 
 

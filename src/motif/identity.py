@@ -104,11 +104,15 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:28] + "..." + text[-28:]
+    from motif.textio import clip_middle
+
+    return clip_middle(json.dumps(value, ensure_ascii=False, default=str), 28)
 
 
 def mismatch_error(where: str, diffs: list[str], fix: str) -> ConfigError:
     """The one-line error for a run whose identity differs from the stored one."""
     shown = "; ".join(diffs[:6]) + ("; ..." if len(diffs) > 6 else "")
-    return ConfigError(f"{where}: {len(diffs)} field(s) differ ({shown}); {fix}")
+    from motif.textio import plural
+
+    differ = f"{plural(len(diffs), 'field')} {'differs' if len(diffs) == 1 else 'differ'}"
+    return ConfigError(f"{where}: {differ} ({shown}); {fix}")

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from motif.errors import MotifError
+from motif.textio import clip
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def apply_adapter(model: Any, adapter: str, model_name: str, trainable: bool = F
     except (RuntimeError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MotifError(
-            f"adapter {adapter} does not match model {model_name}: {first[:300]}"
+            f"adapter {adapter} does not match model {model_name}: {clip(first, 300)}"
         ) from exc
 
 

@@ -138,6 +138,20 @@ def round_messages(
     ]
 
 
+def fold_system(chat: Chat) -> Chat:
+    """The chat with a leading system message folded into the first user turn.
+
+    For a chat template that refuses the system role (Gemma's ``raise_exception('System role
+    not supported')``): the system text, a blank line, then the user's text, the layout
+    Gemma 3's own template gives a system message. A chat without a leading system message,
+    or without a user message after it, is returned unchanged (a new list).
+    """
+    if len(chat) < 2 or chat[0]["role"] != "system" or chat[1]["role"] != "user":
+        return list(chat)
+    user = {**chat[1], "content": f"{chat[0]['content']}\n\n{chat[1]['content']}"}
+    return [user, *chat[2:]]
+
+
 def parse_reasoning(text: str) -> str | None:
     """Content of the first complete ``<reasoning>...</reasoning>`` pair, stripped; else None."""
     start = text.find("<reasoning>")

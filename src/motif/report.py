@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,9 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 
 def summary_text(summary: dict) -> str:
-    """A human-readable view of one ``summary.json``: headline, per-round table, transitions."""
+    """A human-readable view of one ``summary.json``: headline, outcomes (each trajectory in one
+    of correct / wrong / no answer / ungraded, cut ones among the ungraded), per-round table,
+    transitions, and the generation time measured over every run of the directory."""
     m, cfg = summary["metrics"], summary["config"]
     sampling = cfg["sampling"]
     how = "greedy" if sampling["temperature"] == 0 else f"temperature {sampling['temperature']}"
@@ -49,7 +52,7 @@ def summary_text(summary: dict) -> str:
     lines = [
         f"{summary['benchmark']}: {summary['label']} ({how}, {m['problems']} problems)",
         f"  pass@1 {_pct(m['pass@1'])}%" + (f" ({ks})" if sampling["samples"] > 1 else ""),
-        f"  no answer {m['no_answer']}   ungraded {m['ungraded']}   "
+        f"  no answer {m['no_answer']}   ungraded {m['ungraded']}{_cut_note(m)}   "
         f"truncated (any round) {_pct(m['tokens']['truncated_any_rate'])}%",
         "  round  accuracy%  answered%  tokens  truncated%",
     ]
@@ -69,7 +72,33 @@ def summary_text(summary: dict) -> str:
     from motif.eval.metrics import work_lines
 
     lines.extend(work_lines(m))  # step and state checks of tasks with checkers (motif.tasks)
+    lines.extend(_measured_lines(summary.get("measured"), m["problems"]))
     return "\n".join(lines)
+
+
+def _cut_note(metrics: dict) -> str:
+    cut = (metrics.get("context_overflow") or {}).get("cut", 0)
+    return f" (of them {cut} cut: context overflow)" if cut else ""
+
+
+def _measured_lines(measured: dict | None, problems: int) -> list[str]:
+    """The generation time summed over the directory's runs, and the finished problems it
+    holds beyond those summarised (``--limit`` lower than before)."""
+    if not measured:
+        return []
+    lines = []
+    if measured["generated_problems"]:
+        lines.append(
+            f"  generation {measured['generation_seconds']:.1f} s for "
+            f"{measured['generated_problems']} problems (summed over the runs of this directory)"
+        )
+    stored = measured.get("stored_problems", problems)
+    if stored > problems:
+        lines.append(
+            f"  the directory holds {stored} finished problems; this summary covers the first "
+            f"{problems} (--limit)"
+        )
+    return lines
 
 
 # --------------------------------------------------------------------------- loading
@@ -150,9 +179,9 @@ def _load_dir(path: Path, evals: list[EvalRun], trains: list[TrainRun]) -> bool:
 
 
 def _grid_cells(path: Path) -> list[Path]:
-    """The cell directories a grid's ``grid.json`` lists, in grid order. A cell directory it
-    does not list (left by another ``--grid`` in the same directory, or still running) is not
-    part of the grid: it is skipped, with a warning."""
+    """The cell directories a grid's ``grid.json`` lists, in grid order (every cell any run of
+    the grid finished: a later run keeps earlier cells). A cell directory it does not list (a
+    run stopped inside that cell, or still running) is skipped, with a warning."""
     from motif.eval.grid_output import CELLS_DIR, read_grid
 
     entries = [c for c in read_grid(path).get("cells", []) if isinstance(c, dict)]
@@ -161,13 +190,17 @@ def _grid_cells(path: Path) -> list[Path]:
     others = sorted(set(cells.iterdir() if cells.is_dir() else ()) - set(listed))
     for cell in (c for c in others if c.is_dir()):
         logger.warning(
-            "%s: not in %s (another --grid, or not finished); skipped", cell, path / "grid.json"
+            "%s: not in %s (its run did not finish it, or is still running); skipped",
+            cell,
+            path / "grid.json",
         )
     return listed
 
 
 def read_training_metrics(path: Path) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` with a numeric ``step``; bad lines are skipped (logged)."""
+    """Rows of a ``metrics.jsonl`` with a finite numeric ``step``; bad lines are skipped
+    (logged). A non-finite value (NaN, inf) of another key stays in its row: every reader
+    skips it (:func:`is_finite`) and the report says how many (:func:`nonfinite_note`)."""
     rows, bad = [], 0
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
@@ -177,7 +210,7 @@ def read_training_metrics(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             bad += 1
             continue
-        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
+        if isinstance(row, dict) and is_finite(row.get("step")):
             rows.append(row)
         else:
             bad += 1
@@ -203,7 +236,7 @@ def metric_key(rows: Sequence[dict], name: str) -> str | None:
     or ``.../mean``); else a segment that starts with ``name_``
     (``rewards/future_accuracy_reward/mean``). Keys holding ``std`` never match.
     """
-    keys = sorted({k for row in rows for k, v in row.items() if _is_num(v) and "std" not in k})
+    keys = sorted({k for row in rows for k, v in row.items() if is_finite(v) and "std" not in k})
     if name in keys:
         return name
     for match in (
@@ -218,6 +251,35 @@ def metric_key(rows: Sequence[dict], name: str) -> str | None:
 
 def _is_num(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite(value: object) -> bool:
+    """A logged number that can be plotted or averaged: int or float, not bool, NaN or inf."""
+    return _is_num(value) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def nonfinite_steps(rows: Sequence[dict], key: str | None) -> list[int]:
+    """The steps whose ``key`` is a non-finite number (NaN, inf): skipped by every reader."""
+    if key is None:
+        return []
+    return [int(r["step"]) for r in rows if _is_num(r.get(key)) and not is_finite(r[key])]
+
+
+def nonfinite_note(trains: Sequence[TrainRun], keys: Sequence[str] = ()) -> list[str]:
+    """One line per run and tracked key (default :data:`TRAINING_KEYS`) that logged non-finite
+    values: how many were skipped and at which steps (the first five)."""
+    lines = []
+    for run in trains:
+        for name in keys or TRAINING_KEYS:
+            key = metric_key(run.rows, name) or name  # a key logged only as NaN has no match
+            steps = nonfinite_steps(run.rows, key)
+            if steps:
+                shown = ", ".join(map(str, steps[:5])) + (", ..." if len(steps) > 5 else "")
+                lines.append(
+                    f"- {run.label}: {len(steps)} non-finite {key} value(s) skipped "
+                    f"(NaN or inf; step {shown})"
+                )
+    return lines
 
 
 # --------------------------------------------------------------------------- markdown
@@ -289,7 +351,8 @@ def training_table(trains: Sequence[TrainRun]) -> str:
 
 
 def _last(rows: Sequence[dict], key: str | None) -> str:
-    values = [row[key] for row in rows if key and isinstance(row.get(key), (int, float))]
+    """The last finite value of ``key`` (a NaN or inf logged last is skipped)."""
+    values = [row[key] for row in rows if key and is_finite(row.get(key))]
     return f"{values[-1]:.3f}" if values else MISSING
 
 
@@ -363,6 +426,11 @@ def write_report(
         parts += [details_table(evals), "", f"![accuracy by round]({plot.name})", ""]
     if trains:
         plot = plot_training(trains, out.with_name(f"{out.stem}_training.png"), x_axis, smoothing)
-        parts += ["## Training", "", training_table(trains), "", f"![training]({plot.name})", ""]
+        parts += ["## Training", "", training_table(trains), ""]
+        clock = ("step_seconds", "step_time") if x_axis == "wall-clock" else ()
+        skipped = nonfinite_note(trains, (*TRAINING_KEYS, *clock))
+        if skipped:
+            parts += ["Skipped in the table and the curves:", "", *skipped, ""]
+        parts += [f"![training]({plot.name})", ""]
     out.write_text("\n".join(parts), encoding="utf-8")
     return out

@@ -8,6 +8,7 @@ puts the PNG in the report.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ from motif.report import (
     DEFAULT_SMOOTHING,
     TRAINING_KEYS,
     TrainRun,
-    _is_num,
     _pyplot,
     _save_figure,
+    is_finite,
     metric_key,
 )
 
@@ -34,15 +35,20 @@ def ema(values: Sequence[float], weight: float = DEFAULT_SMOOTHING) -> list[floa
     """Debiased exponential moving average, TensorBoard's scalar smoothing.
 
     ``s_i = weight * s_{i-1} + (1 - weight) * v_i`` from ``s_{-1} = 0``, divided by
-    ``1 - weight ** (i + 1)`` so the first points are not pulled towards 0 (TensorBoard's
-    ``vz_line_chart`` smoothing). ``weight`` in [0, 1): 0 = raw values.
+    ``1 - weight ** n`` (n: finite values so far) so the first points are not pulled towards 0
+    (TensorBoard's ``vz_line_chart`` smoothing). A non-finite value (NaN, inf) is skipped as
+    TensorBoard does: its output is the value itself and the average goes on without it, so
+    one NaN never ends the curve. ``weight`` in [0, 1): 0 = raw values.
     """
     if not 0 <= weight < 1:
         raise MotifError(f"smoothing must be in [0, 1); got {weight}")
-    out, last = [], 0.0
-    for i, value in enumerate(values):
-        last = weight * last + (1 - weight) * value
-        out.append(last / (1 - weight ** (i + 1)))
+    out, last, seen = [], 0.0, 0
+    for value in values:
+        if not math.isfinite(value):
+            out.append(value)
+            continue
+        last, seen = weight * last + (1 - weight) * value, seen + 1
+        out.append(last / (1 - weight**seen))
     return out
 
 
@@ -60,7 +66,10 @@ def training_points(
     ``x_axis``: ``step``; ``samples`` = step x round-1 samples per step (``prompts_per_device x
     num_generations x gradient_accumulation_steps`` from the run's ``motif_config.yaml``, one
     process); ``wall-clock`` = minutes, the running sum of ``step_seconds`` (else ``step_time``).
-    Raises :class:`MotifError` naming the run when the x axis cannot be computed.
+    A non-finite value (NaN, inf) is skipped: its step has no point, and a non-finite step time
+    is left out of the sum (and its step's point with it); :func:`motif.report.nonfinite_note`
+    says how many. Raises :class:`MotifError` naming the run when the x axis cannot be
+    computed (a step that logs no time at all).
     """
     if x_axis not in X_AXES:
         raise MotifError(f"x axis {x_axis!r} is not one of {', '.join(X_AXES)}")
@@ -71,13 +80,15 @@ def training_points(
         row = rows[step]
         if x_axis == "wall-clock":
             seconds = row.get("step_seconds", row.get("step_time"))
-            if not _is_num(seconds):
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
                 raise MotifError(
                     f"{run.path}: step {step} logs no step_seconds or step_time; "
                     "plot it against step or samples"
                 )
+            if not is_finite(seconds):
+                continue
             minutes += seconds / 60
-        if _is_num(row.get(key)):
+        if is_finite(row.get(key)):
             x = {"step": step, "samples": step * (per_step or 0), "wall-clock": minutes}[x_axis]
             points[step] = (float(x), float(row[key]))
     return points

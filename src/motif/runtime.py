@@ -23,41 +23,44 @@ def protocol_generation(generation: GenerationArgs, protocol: ProtocolArgs) -> G
     )
 
 
-def _budget_option(generation: GenerationArgs, protocol: ProtocolArgs) -> tuple[int, str]:
-    """(largest per-round budget, the option that sets it)."""
-    if protocol.carry_over == "tail":
-        return protocol.tail_chunk, "--tail-chunk"
-    later = generation.later_max_new_tokens if protocol.rounds > 1 else None
-    if later and later > generation.max_new_tokens:
-        return later, "--later-max-new-tokens"
-    return generation.max_new_tokens, "--max-new-tokens"
-
-
 def check_protocol_fits(
     model: ModelArgs, generation: GenerationArgs, protocol: ProtocolArgs
 ) -> None:
     """Checks that need the model's config and tokenizer but not its weights.
 
-    A per-round budget at least as large as the model's context (no room for any prompt), and
-    ``--carry-over tail`` with a chat template that cannot continue an assistant turn
-    (:func:`motif.backends.template.check_continuation`). A config that cannot be read here is
-    left to the model load, which names the problem.
+    A per-round budget at least as large as the model's context (no room for any prompt); the
+    chat template (:func:`motif.backends.template.folds_system`: a template that opens no
+    assistant turn is refused, one that refuses the system role gets it folded into the user
+    turn, with a note line); and ``--carry-over tail`` with a chat template that cannot
+    continue an assistant turn (:func:`motif.backends.template.check_continuation`). A config
+    or tokenizer that cannot be read here is left to the model load, which names the problem
+    (``tail`` needs the tokenizer here: its load error is raised).
 
     Raises:
-        ConfigError: naming the option and the fix.
+        ConfigError: naming the option and the fix. MotifError: ``tail`` and the tokenizer
+            cannot be loaded.
     """
-    budget, option = _budget_option(generation, protocol)
+    from motif.backends.template import check_continuation, folds_system
+    from motif.backends.vllm_options import budget_option
+    from motif.errors import MotifError
+    from motif.models import load_tokenizer
+
+    budget, option = budget_option(generation, protocol)
     limit = model_context(model)
     if limit is not None and budget >= limit:
         raise ConfigError(
             f"{option} {budget} is a per-round budget at least as large as the model's context "
             f"of {limit} tokens, leaving no room for the prompt: lower {option}"
         )
+    try:
+        tokenizer = load_tokenizer(model.model, model.trust_remote_code)
+    except MotifError:
+        if protocol.carry_over == "tail":
+            raise
+        return
+    folds_system(tokenizer)
     if protocol.carry_over == "tail":
-        from motif.backends.template import check_continuation
-        from motif.models import load_tokenizer
-
-        check_continuation(load_tokenizer(model.model, model.trust_remote_code))
+        check_continuation(tokenizer)
 
 
 def model_context(model: ModelArgs) -> int | None:
@@ -104,19 +107,20 @@ def load_backend(
     """
     import sys
 
-    from motif.backends.vllm_options import VllmArgs, plan_backend, round_budget
+    from motif.backends.vllm_options import VllmArgs, budget_option, plan_backend
     from motif.config import OVERFLOW_MODES
 
     vllm = vllm if vllm is not None else VllmArgs()
     generation = generation if generation is not None else GenerationArgs()
     if protocol is not None:
         generation = protocol_generation(generation, protocol)
-    backend, line = plan_backend(args, vllm, generation)
+    backend, line = plan_backend(args, vllm, generation, protocol=protocol)
     if args.backend == "auto":
         print(line, file=sys.stderr)
     if protocol is not None:
         check_protocol_fits(args, generation, protocol)
     overflow = OVERFLOW_MODES[args.context_overflow]
+    budget, option = budget_option(generation, protocol)
     if backend == "vllm":
         from motif.backends.vllm import load_vllm_backend
 
@@ -126,8 +130,9 @@ def load_backend(
             vllm,
             dtype=args.dtype,
             trust_remote_code=args.trust_remote_code,
-            budget=round_budget(generation),
+            budget=budget,
             overflow=overflow,
+            budget_option=option,
         )
     from motif.backends.hf import TransformersBackend
     from motif.models import load_model

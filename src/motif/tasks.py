@@ -67,7 +67,7 @@ def parse_chain(expression: str) -> tuple[tuple[str, ...], tuple[int, ...]] | No
         while i < len(tokens) and tokens[i] in ("+", "-"):
             sign = -sign if tokens[i] == "-" else sign
             i += 1
-        if i >= len(tokens) or not tokens[i].isdigit():
+        if i >= len(tokens) or not tokens[i].isdecimal():  # not '²', which int() refuses
             return None
         operands.append(sign * int(tokens[i]))
         i += 1

@@ -2,16 +2,37 @@
 
 The rollout engine only calls :meth:`GenerationBackend.generate` (inside :meth:`~GenerationBackend.frozen_weights`); a backend turns chats
 into text. Chunking by ``max_batch_size`` lives here, so every backend honours it the same way.
+So do the helpers every backend shares (no torch): the texts of pieces of one generated id
+sequence read from the whole sequence (:func:`piece_texts`), the summary a later round's user
+turn carries (:func:`split_carried`), and context-overflow errors that offer only the fixes
+that help (:func:`overflow_error`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from motif.protocol import Chat
+
+# The carried summary inside a later round's user turn (motif.protocol.user_message):
+# '<question> Progress in round N: "<summary>"[ Current round is the final (...) round. ...]'
+_CARRIED = re.compile(
+    r'^(?P<head>.*? Progress in round \d+: ")(?P<summary>.*)'
+    r'(?P<tail>"(?: Current round is the final \([^)]*\) round\. Provide a final answer\.)?)$',
+    re.DOTALL,
+)
+
+
+def split_carried(content: str) -> tuple[str, str, str] | None:
+    """(before, summary, after) of a later round's user turn; None when it carries none."""
+    match = _CARRIED.match(content)
+    return (match["head"], match["summary"], match["tail"]) if match else None
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,10 @@ class GenerationOutput:
         context_overflow: the prompt plus ``max_new_tokens`` did not fit the model's context,
             so nothing was generated (a backend in ``overflow="skip"`` mode; the caller
             records the trajectory as cut at this round).
+        carried_tokens: of ``prompt_tokens``, the tokens the summary carried in the user turn
+            takes (a later ``summary`` round: the prompt's length minus that of the same
+            prompt carrying an empty summary, after any ``truncate_left`` cut); 0 when the
+            prompt carries none or the backend does not count them.
     """
 
     text: str
@@ -69,6 +94,79 @@ class GenerationOutput:
     truncated: bool
     token_ids: list[int] = field(default_factory=list)
     context_overflow: bool = False
+    carried_tokens: int = 0
+
+
+class ContextOverflow(ValueError):
+    """A prompt plus its token budget does not fit the model's context (``overflow="error"``).
+
+    Args:
+        facts: what does not fit (``"prompt 0 has 300 tokens; with max_new_tokens=8 it
+            exceeds the model's context of 256 tokens"``).
+        fixes: the fixes that help this prompt, each one on its own (``"lower {budget}"``,
+            ``"shorten the question"``); ``{budget}`` stands for the round's token budget.
+        budget: how the round's token budget is named in the message.
+    """
+
+    def __init__(
+        self,
+        facts: str,
+        fixes: Sequence[str] = ("lower {budget}",),
+        budget: str = "the round's token budget",
+    ) -> None:
+        self.facts, self.fixes = facts, list(fixes)
+        helps = [fix.format(budget=budget) for fix in self.fixes]
+        super().__init__(f"{facts}: {', or '.join(helps)}" if helps else facts)
+
+    def named(self, where: str, budget: str) -> ContextOverflow:
+        """The same overflow with ``where`` (``"in round 2"``) after the facts and the round's
+        budget named as ``budget`` (the option that sets it)."""
+        return ContextOverflow(f"{self.facts} {where}", self.fixes, budget)
+
+
+def text_cuts(
+    decode: Callable[[list[int]], str], ids: Sequence[int], offsets: Sequence[int]
+) -> tuple[str, list[int]]:
+    """The text of a whole id sequence, and where each token offset falls in it.
+
+    ``decode(ids)`` once for the whole sequence; offset ``k`` (tokens) maps to the length of
+    what ``decode(ids[:k])`` shares with that text (characters). A character whose bytes span
+    the offset (a thin space, an emoji split over two tokens) decodes alone as U+FFFD, so it
+    falls *after* the cut: it belongs to the part that completes it. Text is never read from
+    a part decoded alone, which would hold that U+FFFD.
+
+    Returns:
+        ``(text, cuts)``: ``cuts[i]`` in ``0..len(text)`` for ``offsets[i]`` in
+        ``0..len(ids)`` (0 and ``len(ids)`` map to 0 and ``len(text)``).
+    """
+    ids = list(ids)
+    text = decode(ids)
+    cuts = []
+    for k in offsets:
+        if k <= 0 or k >= len(ids):
+            cuts.append(0 if k <= 0 else len(text))
+        else:
+            cuts.append(len(os.path.commonprefix([decode(ids[:k]), text])))
+    return text, cuts
+
+
+def piece_texts(
+    decode: Callable[[list[int]], str], ids: Sequence[int], ends: Sequence[int]
+) -> list[str]:
+    """The texts of consecutive pieces of one id sequence, read from the whole sequence.
+
+    ``ends``: each piece's end offset in tokens, ascending (the last is ``len(ids)``). The
+    texts join into ``decode(ids)`` exactly; a character split over two pieces is in the
+    later one (:func:`text_cuts`).
+    """
+    text, cuts = text_cuts(decode, ids, ends)
+    texts, start = [], 0
+    for cut in cuts:
+        cut = max(cut, start)
+        texts.append(text[start:cut])
+        start = cut
+    texts[-1] += text[start:]
+    return texts
 
 
 class GenerationBackend(abc.ABC):
@@ -125,6 +223,15 @@ class GenerationBackend(abc.ABC):
     def seed(self, seed: int) -> None:  # noqa: B027 - optional hook, deliberately a no-op
         """Seed the backend's sampler once per generate call (default: nothing to seed)."""
 
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        """The text of generated token ids decoded as one sequence (special tokens removed),
+        as the backend decodes an output's ``text``.
+
+        Raises:
+            NotImplementedError: this backend cannot decode token ids (the default).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot decode token ids")
+
     def render(self, chats: Sequence[Chat]) -> list:
         """Turn chats into the backend's prompt form (default: the chats themselves)."""
         return list(chats)
@@ -147,3 +254,43 @@ class GenerationBackend(abc.ABC):
 
         ``offset`` is the index of ``prompts[0]`` in the whole request, for error messages.
         """
+
+
+def overflow_error(
+    backend: Any,
+    ids: list[int],
+    index: int,
+    params: SamplingParams,
+    limit: int,
+    where: str,
+    fixes: Sequence[str] = (),
+) -> ContextOverflow:
+    """The :class:`ContextOverflow` of prompt ``index`` of ``backend``'s call, offering only
+    fixes that help it.
+
+    Lowering the round's budget, when the prompt alone is below ``limit``; cutting its carried
+    summary (``truncate_left``), when the mode is not already cutting it and the prompt
+    without it fits with the budget (or, with the budget lowered, at all); else shortening the
+    question. ``fixes``: more fixes the caller knows help (a longer engine context).
+    ``backend``: a transformers or vLLM backend inside ``generate`` (its chats, ``overflow``
+    and ``render``).
+    """
+    chat = backend._chats[index] if index < len(backend._chats) else None
+    parts = split_carried(chat[-1]["content"]) if chat else None
+    facts = f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
+    facts += f"it exceeds {where}"
+    smallest = len(ids) - (backend._carried_tokens(index, ids) if parts else 0)
+    cutting = parts is not None and backend.overflow == "truncate_left"
+    if cutting:
+        facts += " even with its carried summary cut to nothing"
+    cut = (
+        "cut the carried summary (--context-overflow truncate; overflow='truncate_left' in the "
+        "library)"
+    )
+    found = ["lower {budget}"] if (smallest if cutting else len(ids)) < limit else []
+    if not cutting and smallest < len(ids):
+        if smallest + params.max_new_tokens <= limit:
+            found.append(cut)
+        elif smallest < limit and not found:
+            found.append("lower {budget} and " + cut)
+    return ContextOverflow(facts, [*(found or ["shorten the question"]), *fixes])

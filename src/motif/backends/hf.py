@@ -9,39 +9,26 @@ the same token for token; sampled output follows the same distribution.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
 
-from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
+from motif.backends.base import ContextOverflow as ContextOverflow  # re-exported
+from motif.backends.base import (
+    GenerationBackend,
+    GenerationOutput,
+    SamplingParams,
+    overflow_error,
+    split_carried,
+)
 from motif.protocol import Chat
 
 logger = logging.getLogger(__name__)
 
 Overflow = Literal["error", "truncate_left", "skip"]
 OVERFLOW_MODES = ("error", "truncate_left", "skip")
-
-# The carried summary inside a later round's user turn (motif.protocol.user_message):
-# '<question> Progress in round N: "<summary>"[ Current round is the final (...) round. ...]'
-_CARRIED = re.compile(
-    r'^(?P<head>.*? Progress in round \d+: ")(?P<summary>.*)'
-    r'(?P<tail>"(?: Current round is the final \([^)]*\) round\. Provide a final answer\.)?)$',
-    re.DOTALL,
-)
-
-
-class ContextOverflow(ValueError):
-    """A prompt plus its token budget does not fit the model's context (``overflow="error"``)."""
-
-
-def split_carried(content: str) -> tuple[str, str, str] | None:
-    """(before, summary, after) of a later round's user turn; None when it carries none."""
-    match = _CARRIED.match(content)
-    return (match["head"], match["summary"], match["tail"]) if match else None
-
 
 Decode = Literal["fast", "generate"]
 DecodeDtype = Literal["model", "bfloat16", "auto"]
@@ -75,14 +62,25 @@ def render_ids(
 ) -> list[list[int]]:
     """Each chat as the prompt token ids the backend feeds the model: the chat template (with
     the generation prompt unless ``add_generation_prompt`` is False, for a chat that already
-    holds its reply), tokenized without added special tokens (the template holds them)."""
+    holds its reply), tokenized without added special tokens (the template holds them).
+
+    A template that refuses a system message gets it folded into the first user turn
+    (:func:`motif.backends.template.render_chat`).
+
+    Raises:
+        ConfigError: the template opens no assistant turn (see ``render_chat``).
+    """
+    from motif.backends.template import render_chat
+
     texts = [
-        tokenizer.apply_chat_template(
-            chat, add_generation_prompt=add_generation_prompt, tokenize=False
-        )
-        for chat in chats
+        render_chat(tokenizer, chat, add_generation_prompt=add_generation_prompt) for chat in chats
     ]
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def decode_ids(tokenizer: Any, ids: Sequence[int]) -> str:
+    """Generated token ids as text, decoded as one sequence, special tokens removed."""
+    return tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
 @contextmanager
@@ -276,53 +274,59 @@ class TransformersBackend(GenerationBackend):
         """Apply the chat template (with the generation prompt) and tokenize."""
         return render_ids(self.tokenizer, chats)
 
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        """See :meth:`GenerationBackend.detokenize` (the tokenizer, special tokens removed)."""
+        return decode_ids(self.tokenizer, token_ids)
+
     def _fit_context(self, ids: list[int], index: int, params: SamplingParams) -> list[int] | None:
         """``ids`` if they fit the context with the budget; else per ``overflow`` (None: skip)."""
         limit = context_limit(self.model)
         if limit is None or len(ids) + params.max_new_tokens <= limit:
             return ids
-        room = limit - params.max_new_tokens
         if self.overflow == "skip":
             return None
-        if self.overflow == "truncate_left" and index < len(self._chats):
-            cut = self._cut_summary(self._chats[index], room)
+        chat = self._chats[index] if index < len(self._chats) else None
+        if self.overflow == "truncate_left" and chat is not None:
+            cut = self._cut_summary(chat, limit - params.max_new_tokens)
             if cut is not None:
                 return cut
-        why = (
-            "even with its carried summary cut to nothing"
-            if self.overflow == "truncate_left"
-            else "(lower the round's token budget, or cut the carried summary: "
-            "--context-overflow truncate, overflow='truncate_left' in the library)"
-        )
-        raise ContextOverflow(
-            f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
-            f"it exceeds the model's context of {limit} tokens {why}"
-        )
+        where = f"the model's context of {limit} tokens"
+        raise overflow_error(self, ids, index, params, limit, where)
 
     def _cut_summary(self, chat: Chat, room: int) -> list[int] | None:
-        """The chat's ids with the oldest tokens of its carried summary dropped to fit ``room``.
+        """The chat's ids with the oldest characters of its carried summary dropped to fit
+        ``room`` tokens.
 
-        Only the summary is cut: the system prompt, the template, the question and the round
+        Only the summary is cut, and only whole characters (the summary's text is cut, never
+        its token ids): the system prompt, the template, the question and the round
         instructions stay whole. None when no summary is carried or even none would not fit.
         """
         parts = split_carried(chat[-1]["content"])
         if parts is None:
             return None
         head, summary, tail = parts
-        summary_ids = self.tokenizer(summary, add_special_tokens=False)["input_ids"]
 
-        def render(keep: int) -> list[int]:
-            kept = self.tokenizer.decode(summary_ids[len(summary_ids) - keep :]) if keep else ""
-            message = {**chat[-1], "content": head + kept + tail}
+        def render(start: int) -> list[int]:
+            message = {**chat[-1], "content": head + summary[start:] + tail}
             return self.render([[*chat[:-1], message]])[0]
 
-        if len(render(0)) > room:
+        if len(render(len(summary))) > room:
             return None
-        low, high = 0, len(summary_ids)  # the most summary tokens that fit: binary search
+        low, high = 0, len(summary)  # the earliest start that fits: binary search
         while low < high:
-            mid = (low + high + 1) // 2
-            low, high = (mid, high) if len(render(mid)) <= room else (low, mid - 1)
+            mid = (low + high) // 2
+            low, high = (low, mid) if len(render(mid)) <= room else (mid + 1, high)
         return render(low)
+
+    def _carried_tokens(self, index: int, ids: list[int]) -> int:
+        """Tokens of ``ids`` (prompt ``index``, as fitted) that its carried summary takes:
+        ``len(ids)`` minus the length of the same prompt carrying an empty summary."""
+        chat = self._chats[index] if index < len(self._chats) else None
+        parts = split_carried(chat[-1]["content"]) if chat else None
+        if parts is None:
+            return 0
+        empty = {**chat[-1], "content": parts[0] + parts[2]}
+        return max(0, len(ids) - len(self.render([[*chat[:-1], empty]])[0]))
 
     def _generate_chunk(
         self, prompts: list, params: SamplingParams, num_samples: int, offset: int
@@ -331,9 +335,12 @@ class TransformersBackend(GenerationBackend):
         live = [p for p in fitted if p is not None]
         outputs = iter(self._decode(live, params, num_samples) if live else [])
         result: list[GenerationOutput] = []
-        for original, prompt in zip(prompts, fitted, strict=True):
+        for i, (original, prompt) in enumerate(zip(prompts, fitted, strict=True)):
+            carried = self._carried_tokens(offset + i, prompt) if prompt is not None else 0
             for _ in range(num_samples):
-                result.append(next(outputs) if prompt is not None else _skipped(len(original)))
+                out = next(outputs) if prompt is not None else _skipped(len(original))
+                out.carried_tokens = carried
+                result.append(out)
         return result
 
     def _decode(
@@ -442,7 +449,7 @@ def make_output(
     end = next((i for i, t in enumerate(ids) if t in eos_ids), None)
     kept = ids[: end + 1] if end is not None else ids[:max_new_tokens]
     return GenerationOutput(
-        text=tokenizer.decode(kept, skip_special_tokens=True),
+        text=decode_ids(tokenizer, kept),
         prompt_tokens=prompt_len,
         completion_tokens=len(kept),
         truncated=end is None and len(kept) >= max_new_tokens,

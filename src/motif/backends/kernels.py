@@ -167,7 +167,10 @@ def _cpu_plan() -> dict[str, Any]:
         "min_packed_rows": MIN_PACKED_ROWS,
     }
     logger.info("decode plan: %s", plan)
-    print(f"motif decode plan: {describe(plan)}", file=sys.stderr, flush=True)
+    from motif.progress import verbose
+
+    if verbose():  # internal: the run records the plan; MOTIF_DEBUG / MOTIF_VERBOSE show it
+        print(f"motif decode plan: {describe(plan)}", file=sys.stderr, flush=True)
     return plan
 
 

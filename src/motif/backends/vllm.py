@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
-from motif.backends.hf import OVERFLOW_MODES, ContextOverflow, TransformersBackend, make_output
+from motif.backends.hf import OVERFLOW_MODES, TransformersBackend, make_output, overflow_error
 from motif.errors import ConfigError
 from motif.protocol import Chat
 
@@ -64,20 +64,27 @@ class VLLMBackend(GenerationBackend):
         lora_request: a ``vllm.lora.request.LoRARequest`` sent with every call (colocate only).
         max_model_len: the engine's longest sequence; default: read from ``llm.model_config``
             (unknown in server mode: no check there).
+        model_context: the model's own context, when known; an overflow error suggests
+            raising ``--max-model-len`` only while ``max_model_len`` is below it.
         overflow: a prompt that does not fit ``max_model_len`` with ``max_new_tokens``, as in
             the transformers backend: ``error`` (default) raises :class:`ContextOverflow`
             naming it, ``truncate_left`` cuts the oldest tokens of the carried summary (the
             transformers backend's own cut), ``skip`` generates nothing for it and returns an
             output flagged ``context_overflow``. vLLM itself would refuse such a prompt or
             silently stop its completion at ``max_model_len``; neither reaches vLLM.
+
+    Outputs count the tokens of a carried summary (``carried_tokens``) as the transformers
+    backend counts them.
     """
 
     # Prompts are token ids made by the chat template, exactly as in the transformers backend:
     # its rendering, assistant-turn continuation (tail) and summary cut (overflow=
     # "truncate_left") use only ``tokenizer`` and ``render``, so both backends share them.
     render = TransformersBackend.render
+    detokenize = TransformersBackend.detokenize
     continue_prompts = TransformersBackend.continue_prompts
     _cut_summary = TransformersBackend._cut_summary
+    _carried_tokens = TransformersBackend._carried_tokens
 
     def __init__(
         self,
@@ -90,6 +97,7 @@ class VLLMBackend(GenerationBackend):
         lora_request: Any = None,
         max_model_len: int | None = None,
         overflow: str = "error",
+        model_context: int | None = None,
     ) -> None:
         super().__init__(max_batch_size)
         if overflow not in OVERFLOW_MODES:
@@ -109,6 +117,7 @@ class VLLMBackend(GenerationBackend):
         config = getattr(llm, "model_config", None)
         self.max_model_len = max_model_len or getattr(config, "max_model_len", None)
         self.overflow = overflow
+        self.model_context = model_context
         self._chats: list[Chat] = []
 
     @classmethod
@@ -172,7 +181,8 @@ class VLLMBackend(GenerationBackend):
             completions = [(ids, None) for ids in self._server(live, params, num_samples)]
         done = iter(completions)
         outputs = []
-        for original, prompt in zip(prompts, fitted, strict=True):
+        for i, (original, prompt) in enumerate(zip(prompts, fitted, strict=True)):
+            carried = self._carried_tokens(offset + i, prompt) if prompt is not None else 0
             for _ in range(num_samples):
                 if prompt is None:  # as the transformers backend's overflow="skip" output
                     outputs.append(
@@ -184,6 +194,7 @@ class VLLMBackend(GenerationBackend):
                     ids, len(prompt), params.max_new_tokens, self.eos_ids, self.tokenizer
                 )
                 out.truncated = out.truncated or finish == "length"
+                out.carried_tokens = carried
                 outputs.append(out)
         return outputs
 
@@ -198,12 +209,10 @@ class VLLMBackend(GenerationBackend):
             cut = self._cut_summary(self._chats[index], limit - params.max_new_tokens)
             if cut is not None:
                 return cut
-        raise ContextOverflow(
-            f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
-            f"it exceeds vLLM's max_model_len of {limit} tokens (raise --max-model-len up to the "
-            "model's context, lower the token budget, or cut the carried summary: "
-            "--context-overflow truncate)"
-        )
+        longer = self.model_context is not None and limit < self.model_context
+        fixes = [f"raise --max-model-len up to {self.model_context}"] if longer else []
+        where = f"vLLM's max_model_len of {limit} tokens"
+        raise overflow_error(self, ids, index, params, limit, where, fixes)
 
     def _colocate(
         self, prompts: list, params: SamplingParams, n: int
@@ -246,19 +255,21 @@ def load_vllm_backend(
     trust_remote_code: bool = False,
     budget: int | None = None,
     overflow: str = "error",
+    budget_option: str = "--max-new-tokens",
 ) -> VLLMBackend:
     """Start a ``vllm.LLM`` for ``model`` (hub id, checkpoint, or None = the offline default).
 
     Checks run before any weights load: vLLM installed, a GPU visible, the adapter's LoRA rank
     and features, ``max_model_len`` against the model's context and ``budget`` (the largest
-    per-round ``max_new_tokens``). The adapter is served through ``LoRARequest`` (id 1).
-    ``overflow``: see :class:`VLLMBackend`.
+    per-round ``max_new_tokens``, set by ``budget_option``, the option an error names). The
+    adapter is served through ``LoRARequest`` (id 1). ``overflow``: see :class:`VLLMBackend`.
 
     Raises:
         ConfigError: vLLM missing (naming ``pip install 'motif-rl[vllm]'``), no GPU, or a bad
             option; MotifError: the model cannot be found.
     """
     from motif.backends import vllm_options as opts
+    from motif.backends.hf import context_limit
     from motif.models import load_tokenizer, resolve_model
 
     opts.require_vllm()
@@ -267,7 +278,7 @@ def load_vllm_backend(
     source, local_only = resolve_model(model)
     tokenizer = load_tokenizer(model, trust_remote_code)
     config = _model_config(source, local_only, trust_remote_code)
-    _check_max_model_len(vllm_args.max_model_len, config, budget)  # before any weights load
+    _check_max_model_len(vllm_args.max_model_len, config, budget, budget_option)
     if local_only and not Path(source).exists():
         os.environ["HF_HUB_OFFLINE"] = "1"  # a cached hub id: vLLM must not try the hub
     # vLLM derives the context itself when none is given (rope scaling, sliding windows);
@@ -279,6 +290,7 @@ def load_vllm_backend(
         llm=llm,
         lora_request=_lora_request(adapter) if adapter else None,
         overflow=overflow,
+        model_context=context_limit(SimpleNamespace(config=config)),
     )
 
 
@@ -290,8 +302,11 @@ def _model_config(source: str, local_only: bool, trust_remote_code: bool) -> Any
     )
 
 
-def _check_max_model_len(given: int | None, config: Any, budget: int | None) -> None:
-    """``given`` must fit the config's context; ``given`` (else that context) the ``budget``."""
+def _check_max_model_len(
+    given: int | None, config: Any, budget: int | None, option: str = "--max-new-tokens"
+) -> None:
+    """``given`` must fit the config's context; ``given`` (else that context) the ``budget``
+    (set by ``option``)."""
     from motif.backends.hf import context_limit
     from motif.backends.vllm_options import check_context_budget
 
@@ -303,7 +318,7 @@ def _check_max_model_len(given: int | None, config: Any, budget: int | None) -> 
         )
     max_len = given or context
     if budget is not None and max_len is not None:
-        check_context_budget(max_len, budget, prompt_tokens=1)
+        check_context_budget(max_len, budget, prompt_tokens=1, option=option)
 
 
 def _eos_ids(tokenizer: Any, source: str, local_only: bool) -> list[int]:

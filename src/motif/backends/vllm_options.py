@@ -178,6 +178,7 @@ def check_backend_options(
     decode_dtype: str = "auto",
     temperature: float = 0.0,
     budget: int | None = None,
+    budget_option: str = "--max-new-tokens",
 ) -> None:
     """Every check that needs no model, run before anything is loaded.
 
@@ -187,6 +188,7 @@ def check_backend_options(
         adapter, device, decode, decode_dtype: the model options (``ModelArgs``).
         temperature: the sampling temperature (vLLM refuses more than 2).
         budget: the largest per-round ``max_new_tokens`` (round 1 or later rounds).
+        budget_option: the option that sets ``budget`` (named by an error).
 
     Raises:
         ConfigError: naming the option and the fix.
@@ -212,11 +214,16 @@ def check_backend_options(
     if adapter is not None:
         lora_rank_for(adapter, vllm.max_lora_rank)
     if budget is not None and vllm.max_model_len is not None:
-        check_context_budget(vllm.max_model_len, budget, prompt_tokens=1)
+        check_context_budget(vllm.max_model_len, budget, prompt_tokens=1, option=budget_option)
 
 
 def plan_backend(
-    model: object, vllm: VllmArgs, generation: object, *, engine: bool = True
+    model: object,
+    vllm: VllmArgs,
+    generation: object,
+    *,
+    engine: bool = True,
+    protocol: object = None,
 ) -> tuple[str, str]:
     """Resolve ``--backend`` and run every check that needs no model: ``(backend, plan line)``.
 
@@ -228,11 +235,15 @@ def plan_backend(
             ``max_new_tokens``, ``later_max_new_tokens``), after any command defaults.
         engine: also require what starting vLLM needs (vLLM installed, a GPU); False for a
             run that may load no model (a finished evaluation only re-summarised).
+        protocol: the protocol options (``ProtocolArgs``), when known: the budget check then
+            names the option that sets the largest budget of this protocol
+            (:func:`budget_option`).
 
     Raises:
         ConfigError: an unknown backend, vLLM asked for but not installed or without a GPU,
             or a bad combination, naming the option.
     """
+    budget, option = budget_option(generation, protocol)
     backend, line = resolve_backend(model.backend)
     if model.backend == "auto" and backend == "transformers" and vllm.given():
         # A portable config: its vLLM options apply where auto picks vLLM, and only there.
@@ -249,15 +260,27 @@ def plan_backend(
         decode=model.decode,
         decode_dtype=model.decode_dtype,
         temperature=generation.temperature,
-        budget=round_budget(generation),
+        budget=budget,
+        budget_option=option,
     )
     return backend, line
 
 
-def round_budget(generation: object) -> int:
-    """The largest per-round ``max_new_tokens``: round 1's or the later rounds'."""
+def budget_option(generation: object, protocol: object = None) -> tuple[int, str]:
+    """(the largest per-round budget a run uses, the option that sets it).
+
+    ``protocol`` (``ProtocolArgs``, optional): ``tail`` budgets come from ``--tail-chunk``
+    (C, chunk 1's budget, the largest); one round uses only ``--max-new-tokens``. Without
+    it, or for ``summary``: the larger of ``--max-new-tokens`` and
+    ``--later-max-new-tokens`` (rounds 2..n).
+    """
+    if getattr(protocol, "carry_over", None) == "tail":
+        return protocol.tail_chunk, "--tail-chunk"  # type: ignore[attr-defined]
+    first = generation.max_new_tokens  # type: ignore[attr-defined]
     later = getattr(generation, "later_max_new_tokens", None)
-    return max(generation.max_new_tokens, later or 0)
+    if getattr(protocol, "rounds", 2) > 1 and later and later > first:
+        return later, "--later-max-new-tokens"
+    return first, "--max-new-tokens"
 
 
 def _check_vllm_model_options(device: str, decode: str, decode_dtype: str) -> None:
@@ -277,8 +300,11 @@ def _check_vllm_model_options(device: str, decode: str, decode_dtype: str) -> No
         )
 
 
-def check_context_budget(max_model_len: int, budget: int, prompt_tokens: int) -> None:
-    """A round's prompt plus its token budget must fit ``max_model_len``.
+def check_context_budget(
+    max_model_len: int, budget: int, prompt_tokens: int, option: str = "--max-new-tokens"
+) -> None:
+    """A round's prompt plus its token budget (``budget``, set by ``option``) must fit
+    ``max_model_len``.
 
     vLLM refuses a prompt of ``max_model_len`` tokens or more and silently cuts a completion
     where the sequence reaches it (vllm/v1/engine/input_processor.py:519-550,
@@ -296,7 +322,7 @@ def check_context_budget(max_model_len: int, budget: int, prompt_tokens: int) ->
         )
         raise ConfigError(
             f"--max-model-len {max_model_len} cannot hold {what} ({budget} new tokens per round): "
-            f"raise it to at least {need} or lower --max-new-tokens/--later-max-new-tokens"
+            f"raise it to at least {need} or lower {option}"
         )
 
 

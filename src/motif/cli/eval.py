@@ -7,7 +7,7 @@ import logging
 import shlex
 import sys
 
-from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.config import EvalGenerationArgs, ModelArgs, ProtocolArgs
 
 DESCRIPTION = (
     "Evaluate on a benchmark with the multi-round protocol (--rounds N; 1 = vanilla prompt). "
@@ -18,16 +18,33 @@ DESCRIPTION = (
 )
 
 
-def overflow_line(metrics: dict) -> str:
-    """How many trajectories a context overflow cut, and in which rounds."""
+def overflow_line(metrics: dict, carry_over: str = "summary") -> str:
+    """How many trajectories a context overflow cut, in which rounds, and what would help."""
+    from motif.textio import plural
+
     over = metrics.get("context_overflow") or {"cut": 0, "cut_by_round": {}}
     if not over["cut"]:
         return "  context overflow: none (every round fit the model's context)"
     rounds = ", ".join(f"round {r}: {n}" for r, n in over["cut_by_round"].items())
-    return (
-        f"  context overflow: {over['cut']} trajectories cut and ungraded ({rounds}); "
-        "see the warnings above, or lower --later-max-new-tokens"
-    )
+    cut = plural(over["cut"], "trajectory", "trajectories")
+    fix = overflow_fix([int(r) for r in over["cut_by_round"]], carry_over)
+    return f"  context overflow: {cut} cut and ungraded ({rounds}); {fix}"
+
+
+def overflow_fix(rounds: list[int], carry_over: str) -> str:
+    """The options that would make the cut ``rounds`` (1-based) fit: round 1's budget for
+    round 1, the later rounds' budget or a cut summary for the others, the chunk for ``tail``."""
+    if carry_over == "tail":
+        return "lower --tail-chunk (every chunk's context), or use a model with a longer context"
+    fixes = []
+    if 1 in rounds:
+        fixes.append("lower --max-new-tokens (round 1's budget)")
+    if any(r > 1 for r in rounds):
+        fixes.append(
+            "lower --later-max-new-tokens, or pass --context-overflow truncate to cut the "
+            "carried summary"
+        )
+    return "; ".join(fixes) + ", or use a model with a longer context"
 
 
 def run(argv: list[str]) -> int:
@@ -39,7 +56,7 @@ def run(argv: list[str]) -> int:
 
     args, model, gen, proto, vllm, grid = parse(
         "motif eval",
-        (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs, VllmArgs, GridArgs),
+        (EvalArgs, ModelArgs, EvalGenerationArgs, ProtocolArgs, VllmArgs, GridArgs),
         argv,
         DESCRIPTION,
     )
@@ -60,7 +77,7 @@ def run(argv: list[str]) -> int:
         from motif.report import summary_text
 
         print(summary_text(summary))
-        print(overflow_line(summary["metrics"]))
+        print(overflow_line(summary["metrics"], proto.carry_over))
     out_dir = summary["output_dir"]
     print(f"results: {out_dir}", file=sys.stderr)
     # the trajectory page (written to <output-dir>/view.html)
@@ -71,11 +88,12 @@ def run(argv: list[str]) -> int:
 
 def given_options(argv: list[str]) -> set[str]:
     """Option names set on the command line or in its ``--config`` file (dashed, no ``--``)."""
-    names = {a[2:].split("=", 1)[0].replace("_", "-") for a in argv if a.startswith("--")}
-    if "config" in names and argv.index("--config") + 1 < len(argv):
-        from motif.cli.common import read_config
+    from motif.cli.common import read_config, take_config
 
-        names |= {key.replace("_", "-") for key in read_config(argv[argv.index("--config") + 1])}
+    rest, config = take_config(argv)
+    names = {a[2:].split("=", 1)[0].replace("_", "-") for a in rest if a.startswith("--")}
+    if config is not None:
+        names |= {key.replace("_", "-") for key in read_config(config)}
     return names
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.errors import ConfigError, MotifError
+from motif.textio import plural
 
 
 @dataclass
@@ -126,14 +127,21 @@ def run(argv: list[str]) -> int:
     )
     questions = read_questions(pos.question, infer.file)
     quiet_libraries()
+    from motif.progress import Progress
     from motif.runtime import build_engine, load_backend
 
-    engine = build_engine(load_backend(model, vllm, gen, proto), gen, proto)
-    for traj in engine.run(questions):
+    unit = "chunk" if proto.carry_over == "tail" else "round"
+    with Progress("motif infer", proto.rounds, unit) as progress:
+        progress.note("loading the model")
+        engine = build_engine(load_backend(model, vllm, gen, proto), gen, proto)
+        print_notes(proto.unused_in_run(gen))  # after the checks: an error stays one line
+        progress.note(f"answering {plural(len(questions), 'question')}")
+        engine.on_round = lambda index, rounds: progress.advance(status=f"{unit} {index} done")
+        trajectories = engine.run(questions)
+    for traj in trajectories:
         record = trajectory_json(traj)
         if infer.json:
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
             print_text(record)
-    print_notes(proto.unused_in_run(gen))  # after the checks: an error stays one line
     return 0

@@ -50,11 +50,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(module, rest: list[str]) -> int:
+    from motif.cli.common import PENDING_NOTES, print_notes
     from motif.errors import MotifError
 
     try:
-        return int(module.run(rest) or 0)
+        code = int(module.run(rest) or 0)
+        print_notes()  # notes the command had no earlier place to print
+        return code
     except (MotifError, ValueError, FileNotFoundError) as exc:
+        PENDING_NOTES.clear()  # an error stays one line
         if os.environ.get("MOTIF_DEBUG"):
             traceback.print_exc()
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

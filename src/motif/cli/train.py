@@ -27,6 +27,9 @@ def run(argv: list[str]) -> int:
 
     checked = check_config(config)
     print(plan(config, checked), flush=True)
+    from motif.cli.common import print_notes
+
+    print_notes()  # a repeated option, after the checks: an error stays one line
     if config.run.dry_run:
         print("dry run: configuration valid; nothing loaded")
         return 0

@@ -22,7 +22,6 @@ context written next to each point; :mod:`motif.eval.grid_output` builds and dra
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -40,7 +39,10 @@ from motif.eval.grid_output import (
     GRID_TABLE,  # noqa: F401
     cell_entry,
     cell_spec,
+    entry_dir,
     grid_document,
+    kept_entries,
+    merge_cells,
     read_grid,
     write_grid_outputs,
     write_json,
@@ -60,16 +62,12 @@ CELL_OPTIONS = (
     "tail-chunks",
 )
 """Options a grid cell sets itself: refused next to ``--grid`` (see :func:`check_cell_options`)."""
-_CELL = re.compile(r"^\s*(?P<strategy>[A-Za-z_]+)\s*:\s*(?P<n>\d+)\s*[xX]\s*(?P<b>\d+)\s*$")
-
-
-class _GroupsAction(argparse.Action):
-    """``--grid`` may be repeated; flags replace a config file's ``grid`` instead of adding."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        current = getattr(namespace, self.dest, None)
-        fresh = current is None or current is self.default
-        setattr(namespace, self.dest, [*([] if fresh else current), *values])
+# Counts are ASCII digits: str.isdigit() and a Unicode \d also take "²" (int() then fails) and
+# "٣" or "３" (read as 3, but echoed back in messages as the user did not write it).
+_CELL = re.compile(
+    r"^\s*(?P<strategy>[A-Za-z_]+)\s*:\s*(?P<n>[0-9]+)\s*[xX]\s*(?P<b>[0-9]+)\s*$", re.ASCII
+)
+_TOTAL = re.compile(r"\s*(?P<total>[0-9]+)\s*", re.ASCII)
 
 
 @dataclass
@@ -85,7 +83,6 @@ class GridArgs:
             "'192=summary:3x64,tail:5x64,none:1x192' with --tail-head 0 (tail: 64 + 4 x 32). "
             "Repeat it or separate groups with ';'. "
             "Cells set --rounds, --carry-over and the budgets themselves.",
-            "action": _GroupsAction,
         },
     )
 
@@ -113,8 +110,8 @@ def parse_cell(text: str) -> GridCell:
     match = _CELL.match(text)
     if not match:
         raise ConfigError(
-            f"--grid cell {text.strip()!r} is not STRATEGY:NxB (e.g. summary:3x64, tail:5x64, "
-            "none:1x192)"
+            f"--grid cell {text.strip()!r} is not STRATEGY:NxB with N and B whole numbers in "
+            "digits 0-9 (e.g. summary:3x64, tail:5x64, none:1x192)"
         )
     strategy, n, b = match["strategy"], int(match["n"]), int(match["b"])
     if strategy not in CARRY_OVERS:
@@ -143,9 +140,13 @@ def parse_grid(specs: Sequence[str]) -> list[GridGroup]:
         if not part.strip():
             continue
         total_text, sep, cells_text = part.partition("=")
-        if not sep or not total_text.strip().isdigit() or int(total_text) < 1:
+        total = _TOTAL.fullmatch(total_text)
+        if not sep or total is None or int(total["total"]) < 1:
+            got = (
+                f": TOTAL {total_text.strip()!r} is not" if sep else " is not TOTAL=CELL with TOTAL"
+            )
             raise ConfigError(
-                f"--grid group {part.strip()!r} is not TOTAL=CELL,CELL with TOTAL a token count "
+                f"--grid group {part.strip()!r}{got} a token count >= 1 in digits 0-9 "
                 "(e.g. 192=summary:3x64,none:1x192)"
             )
         cells = tuple(parse_cell(c) for c in cells_text.split(",") if c.strip())
@@ -155,7 +156,7 @@ def parse_grid(specs: Sequence[str]) -> list[GridGroup]:
             if cell.label in seen:
                 raise ConfigError(f"--grid lists {cell_spec(cell)} twice; keep one")
             seen.add(cell.label)
-        groups.append(GridGroup(int(total_text), cells))
+        groups.append(GridGroup(int(total["total"]), cells))
     if not groups:
         raise ConfigError("--grid is empty; e.g. --grid '192=summary:3x64,none:1x192'")
     return groups
@@ -265,26 +266,31 @@ def plan_cells(
         ConfigError: as :func:`check_grid`, or a cell the protocol options refuse (named).
     """
     check_grid(groups, proto.tail_head, proto.tail_keep)
-    plans = []
-    for group in groups:
-        for cell in group.cells:
-            tail = cell.carry_over == "tail"
-            try:
-                cell_proto = ProtocolArgs(
-                    rounds=cell.rounds if cell.carry_over == "summary" else None,
-                    summary_rule=proto.summary_rule,
-                    early_stop=proto.early_stop,
-                    carry_over=cell.carry_over,
-                    tail_chunk=cell.budget if tail else proto.tail_chunk,
-                    tail_head=proto.tail_head,
-                    tail_keep=proto.tail_keep,
-                    tail_chunks=cell.rounds if tail else proto.tail_chunks,
-                )
-            except ConfigError as exc:
-                raise _cell_error(cell, exc) from None
-            cell_gen = replace(gen, max_new_tokens=cell.budget, later_max_new_tokens=cell.budget)
-            plans.append(CellPlan(cell, group.total, cell_gen, cell_proto))
-    return plans
+    return [plan_cell(cell, group.total, gen, proto) for group in groups for cell in group.cells]
+
+
+def plan_cell(cell: GridCell, total: int, gen: GenerationArgs, proto: ProtocolArgs) -> CellPlan:
+    """One cell's eval configs (see :func:`plan_cells`; ``total`` is not checked here).
+
+    Raises:
+        ConfigError: a cell the protocol options refuse (named).
+    """
+    tail = cell.carry_over == "tail"
+    try:
+        cell_proto = ProtocolArgs(
+            rounds=cell.rounds if cell.carry_over == "summary" else None,
+            summary_rule=proto.summary_rule,
+            early_stop=proto.early_stop,
+            carry_over=cell.carry_over,
+            tail_chunk=cell.budget if tail else proto.tail_chunk,
+            tail_head=proto.tail_head,
+            tail_keep=proto.tail_keep,
+            tail_chunks=cell.rounds if tail else proto.tail_chunks,
+        )
+    except ConfigError as exc:
+        raise _cell_error(cell, exc) from None
+    cell_gen = replace(gen, max_new_tokens=cell.budget, later_max_new_tokens=cell.budget)
+    return CellPlan(cell, total, cell_gen, cell_proto)
 
 
 def memoized(loader: Callable[[ModelArgs], Any]) -> Callable[[ModelArgs], Any]:
@@ -334,8 +340,9 @@ def run_grid(
 
     plans, out_dir = prepare_grid(args, grid, model, gen, proto, vllm, backend_loader is None)
     loader = memoized(backend_loader or _default_loader(vllm, gen, plans))
-    entries = {e["label"]: e for e in read_grid(out_dir).get("cells", [])}
-    previous = dict(entries)
+    earlier = read_grid(out_dir).get("cells", [])
+    kept = kept_entries(out_dir, [p.label for p in plans])
+    entries = {e["label"]: e for e in earlier}
     _claim(out_dir)
     doc: dict = {}
     for i, plan in enumerate(plans, start=1):
@@ -344,10 +351,10 @@ def run_grid(
         summary = run_eval(
             cell_args, model, plan.gen, plan.proto, backend_loader=loader, grader=grader, vllm=vllm
         )
-        entries[plan.label] = cell_entry(plan, summary, previous.get(plan.label))
-        doc = grid_document(
-            args, proto, out_dir, summary, [entries[p.label] for p in plans if p.label in entries]
-        )
+        previous = entries.get(plan.label)
+        entries[plan.label] = cell_entry(plan, summary, previous)
+        ran = [entries[p.label] for p in plans if p.label in entries]
+        doc = grid_document(args, proto, out_dir, summary, merge_cells(ran, kept))
         write_json(out_dir / GRID_FILE, doc)
     write_grid_outputs(out_dir, doc)
     return doc
@@ -388,6 +395,7 @@ def prepare_grid(
     for plan in plans:
         _check_cell(args, model, plan, vllm, out_dir, check_model)
     _check_cell_identities(args, model, plans, out_dir)
+    _check_kept_identities(args, model, gen, proto, plans, out_dir)
     return plans, out_dir
 
 
@@ -400,7 +408,9 @@ def _check_cell(
 
     check_sampling(args, plan.gen)
     vllm = vllm if vllm is not None else VllmArgs()
-    plan_backend(model, vllm, protocol_generation(plan.gen, plan.proto), engine=False)
+    plan_backend(
+        model, vllm, protocol_generation(plan.gen, plan.proto), engine=False, protocol=plan.proto
+    )
     check_eval_dir(out_dir / CELLS_DIR / plan.label)
     if fits:
         try:
@@ -429,12 +439,41 @@ def _cell_error(cell: Any, exc: ConfigError) -> ConfigError:
 def _check_cell_identities(args: EvalArgs, model: ModelArgs, plans: list[CellPlan], out_dir: Path):
     """A cell directory written under another configuration is refused before any cell runs."""
     from motif.eval.runner import run_identity
-    from motif.eval.store import ResultStore
+    from motif.eval.store import check_identity
 
     full = args.load_problems()
     for plan in plans:
-        identity = run_identity(args, model, plan.gen, plan.proto, full)
-        ResultStore(out_dir / CELLS_DIR / plan.label, identity, args.samples)
+        check_identity(
+            out_dir / CELLS_DIR / plan.label, run_identity(args, model, plan.gen, plan.proto, full)
+        )
+
+
+def _check_kept_identities(
+    args: EvalArgs,
+    model: ModelArgs,
+    gen: GenerationArgs,
+    proto: ProtocolArgs,
+    plans: list[CellPlan],
+    out_dir: Path,
+) -> None:
+    """An earlier run's cell this run keeps (:func:`motif.eval.grid_output.kept_entries`) must
+    have been run under this run's shared options (model, data, sampling, summary rule, tail
+    window): one grid never mixes configurations. Raises ConfigError naming the cell."""
+    from motif.eval.runner import run_identity
+    from motif.eval.store import check_identity
+
+    kept = kept_entries(out_dir, [p.label for p in plans])
+    full = args.load_problems() if kept else []
+    for entry in kept:
+        try:
+            plan = plan_cell(parse_cell(entry["cell"]), entry.get("total", 0), gen, proto)
+            identity = run_identity(args, model, plan.gen, plan.proto, full)
+            check_identity(out_dir / entry_dir(entry), identity)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{out_dir / GRID_FILE} keeps cell {entry['cell']} of an earlier run: {exc} "
+                "(a grid keeps every cell it has run: pass another --output-dir)"
+            ) from None
 
 
 def _check_grid_dir(out_dir: Path) -> None:

@@ -2,15 +2,19 @@
 
 :mod:`motif.eval.grid` runs the cells; this module holds the grid directory's layout
 (:data:`GRID_FILE`, :data:`GRID_TABLE`, :data:`GRID_PLOT`, :data:`CELLS_DIR`), builds the
-``grid.json`` content (:func:`cell_entry`, :func:`grid_document`), renders it (:func:`grid_table`,
-:func:`grid_caption`, :func:`plot_grid`, :func:`grid_markdown`; :func:`write_grid_outputs` writes
-all three files) and gives ``motif report`` its grid sections (:func:`grid_dirs`,
-:func:`grid_sections`). matplotlib is imported only when a plot is drawn.
+``grid.json`` content (:func:`cell_entry`, :func:`grid_document`; a later run keeps the cells
+of earlier runs it does not list, with what they measured: :func:`kept_entries`,
+:func:`merge_cells`), renders it (:func:`grid_table`, :func:`grid_caption`, :func:`plot_grid`,
+:func:`grid_markdown`; :func:`write_grid_outputs` writes all three files) and gives
+``motif report`` its grid sections (:func:`grid_dirs`, :func:`grid_sections`). matplotlib is
+imported only when a plot is drawn.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
     from motif.config import ProtocolArgs
     from motif.eval.grid import CellPlan
     from motif.eval.runner import EvalArgs
+
+logger = logging.getLogger(__name__)
 
 GRID_FILE = "grid.json"
 GRID_TABLE = "grid.md"
@@ -43,14 +49,19 @@ def cell_spec(cell: GridCell) -> str:
 def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> dict:
     """One cell of ``grid.json`` from its eval ``summary.json``.
 
+    ``answered``: share of trajectories with a final answer (cut ones have none);
     ``budget_exhausted_rate``: share of trajectories whose last allowed round (or chunk) was
     cut at its budget, i.e. that ran out of the total; ``generation_seconds``: wall-clock of
-    generation summed over the runs that generated the cell (a run that generated nothing
-    keeps the earlier figure; a run interrupted inside the cell loses that part).
+    generation (s) summed over the runs that generated the cell (the summary's ``measured``,
+    :meth:`motif.eval.store.ResultStore.write_summary`; a run that generated nothing keeps
+    the earlier figure, never 0.0; a run interrupted inside the cell loses that part).
+    ``previous``: the cell's entry of an earlier ``grid.json``, used when it counts more
+    generated problems than the summary (directories written before ``measured`` existed).
     """
-    m, run = summary["metrics"], summary["run"]
+    m = summary["metrics"]
     tok, rounds = m["tokens"], m["rounds"]
-    seconds, generated = _timing(run, m["problems"], previous)
+    seconds, generated = _timing(summary, previous)
+    unanswered = m["no_answer"] + (m.get("context_overflow") or {}).get("cut", 0)
     window = plan.proto.window()
     trajectories = m["trajectories"]
     ran_last, cut_last = rounds["ran"][-1], rounds["truncation_rate"][-1]
@@ -65,7 +76,7 @@ def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> d
         "problems": m["problems"],
         "trajectories": trajectories,
         "accuracy": m["pass@1"],
-        "answered": 1 - m["no_answer"] / trajectories if trajectories else None,
+        "answered": 1 - unanswered / trajectories if trajectories else None,
         "step_accuracy": m.get("step_accuracy"),
         "generated_mean": tok["generated_mean"],
         "generated_max": tok["generated_max"],
@@ -82,21 +93,61 @@ def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> d
     }
 
 
-def _timing(run: dict, problems: int, previous: dict | None) -> tuple[float, int]:
-    seconds, generated = run["generation_seconds"], run["generated_problems"]
-    if previous:
-        old_seconds, old_generated = previous["generation_seconds"], previous["generated_problems"]
-        if generated == 0:
-            return old_seconds, old_generated
-        if old_generated + generated <= problems:  # this run finished an interrupted cell
-            return round(old_seconds + seconds, 3), old_generated + generated
+def _timing(summary: dict, previous: dict | None) -> tuple[float, int]:
+    """(generation seconds, problems generated) measured for a cell, never less than an
+    earlier ``grid.json`` entry recorded."""
+    measured = summary.get("measured") or summary["run"]
+    seconds, generated = measured["generation_seconds"], measured["generated_problems"]
+    old = previous.get("generated_problems") if previous else None
+    if isinstance(old, int) and old > generated:
+        return previous["generation_seconds"], old  # type: ignore[index]
     return seconds, generated
+
+
+def entry_dir(entry: dict) -> str:
+    """A ``grid.json`` entry's cell directory, relative to the grid directory."""
+    return entry.get("dir") or f"{CELLS_DIR}/{entry['label']}"
+
+
+def kept_entries(out_dir: Path, listed: Sequence[str]) -> list[dict]:
+    """The ``grid.json`` entries of earlier runs' cells whose labels are not in ``listed`` (the
+    cells of this run) and whose directory still holds a ``summary.json``, in their order: a
+    later run keeps them, with what they measured (a cell whose directory was removed is
+    dropped, with a warning).
+
+    Raises:
+        MotifError: ``grid.json`` is not a grid, or an entry has no label or cell.
+    """
+    from motif.eval.store import SUMMARY_FILE
+
+    kept = []
+    for entry in read_grid(out_dir).get("cells", []):
+        if not isinstance(entry, dict) or not {"label", "cell"} <= entry.keys():
+            raise MotifError(f"{out_dir / GRID_FILE} has an entry without label or cell; remove it")
+        if entry["label"] in listed:
+            continue
+        if (out_dir / entry_dir(entry) / SUMMARY_FILE).is_file():
+            kept.append(entry)
+        else:
+            logger.warning("%s: cell %s has no results left; dropped", out_dir, entry["label"])
+    return kept
+
+
+def merge_cells(ran: Sequence[dict], kept: Sequence[dict]) -> list[dict]:
+    """The entries of this run's cells (grid order) and, marked ``"kept": true``, the kept
+    ones of earlier runs; with kept ones, all ordered by total budget (stable: this run's
+    first within a total)."""
+    if not kept:
+        return list(ran)
+    cells = [*ran, *({**entry, "kept": True} for entry in kept)]
+    return sorted(cells, key=lambda c: c["total"])
 
 
 def grid_document(
     args: EvalArgs, proto: ProtocolArgs, out_dir: Path, summary: dict, cells: list[dict]
 ) -> dict:
-    """The ``grid.json`` content: what was compared and one entry per cell (in grid order)."""
+    """The ``grid.json`` content: what was compared and one entry per cell (``cells``: from
+    :func:`merge_cells`)."""
     cfg = summary["config"]
     name = Path(cfg["model"].removeprefix("default:")).name
     if cfg.get("adapter"):
@@ -151,15 +202,19 @@ _GRID_HEADER = (
 
 
 def grid_table(doc: dict) -> str:
-    """The grid as a Markdown table, one row per cell (grid order)."""
+    """The grid as a Markdown table, one row per cell (grid order); a cell kept from an earlier
+    run is marked ``*``, and one over another number of problems than the caption's gets
+    ``(n=K)`` after its pass@1."""
     lines = [_GRID_HEADER, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    usual = _usual_problems(doc["cells"])
     for c in doc["cells"]:
         window = c.get("window")
         shape = c["cell"] + (f" (h {window['head']}, m {window['keep']})" if window else "")
+        n = f" (n={c['problems']})" if c["problems"] != usual else ""
         cells = [
             str(c["total"]),
-            shape,
-            _pct(c["accuracy"]),
+            shape + (" *" if c.get("kept") else ""),
+            _pct(c["accuracy"]) + n,
             _pct(c["answered"]),
             f"{_num(c['generated_mean'])} / {_num(c['generated_max'])}",
             f"{_num(c['largest_context'])} / {_num(c['largest_context_mean'])}",
@@ -179,8 +234,13 @@ def grid_caption(doc: dict) -> str:
     how = "greedy" if not temperature else f"temperature {temperature}"
     samples = sampling.get("samples", 1)
     how += f", avg@{samples}" if samples > 1 else ""
-    problems = doc["cells"][0]["problems"] if doc["cells"] else 0
-    return f"{doc['model']} on {doc['benchmark']}, {problems} problems, {how}"
+    return f"{doc['model']} on {doc['benchmark']}, {_usual_problems(doc['cells'])} problems, {how}"
+
+
+def _usual_problems(cells: Sequence[dict]) -> int:
+    """The number of problems most cells were summarised over (0 without cells)."""
+    counts = Counter(c["problems"] for c in cells)
+    return counts.most_common(1)[0][0] if counts else 0
 
 
 def _series(cells: Sequence[dict]) -> dict[str, list[dict]]:
@@ -245,11 +305,20 @@ def grid_markdown(doc: dict, plot_name: str | None = GRID_PLOT) -> str:
         "",
         "total = the most new tokens one answer may generate (summary N x B; tail "
         "C + (I-1)(C-h-m); none T); largest context = the most prompt + new tokens of one round "
-        "(measured); out of budget = the last allowed round was cut at its budget. "
-        "docs/bounded-context.md explains the strategies.",
+        "(measured); out of budget = the last allowed round was cut at its budget; wall-clock "
+        "= generation time summed over the runs that generated the cell."
+        + (f" *{KEPT_NOTE}" if _any_kept(doc) else "")
+        + " docs/bounded-context.md explains the strategies.",
         "",
     ]
     return "\n".join(parts)
+
+
+KEPT_NOTE = " = kept from an earlier run of this grid directory (not in the last --grid)."
+
+
+def _any_kept(doc: dict) -> bool:
+    return any(c.get("kept") for c in doc["cells"])
 
 
 def write_grid_outputs(out_dir: Path, doc: dict) -> dict[str, Path]:
@@ -286,5 +355,8 @@ def grid_sections(dirs: Sequence[str | Path], out: Path) -> list[str]:
         doc = read_grid(path)
         plot = plot_grid(doc, out.with_name(f"{out.stem}_grid{'' if i == 1 else i}.png"))
         parts += [f"## Equal-budget grid: {doc['benchmark']} (`{path}`)", ""]
-        parts += [grid_caption(doc), "", grid_table(doc), "", f"![grid]({plot.name})", ""]
+        parts += [grid_caption(doc), "", grid_table(doc), ""]
+        if _any_kept(doc):
+            parts += [f"\\*{KEPT_NOTE}", ""]
+        parts += [f"![grid]({plot.name})", ""]
     return parts

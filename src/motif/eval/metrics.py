@@ -70,16 +70,49 @@ def overflow_metrics(records: Sequence[dict]) -> dict:
     return {"cut": sum(by_round.values()), "cut_by_round": dict(sorted(by_round.items()))}
 
 
+OUTCOMES = ("correct", "wrong", "no_answer", "ungraded")
+"""The outcome buckets of a trajectory's final answer; each trajectory is in exactly one."""
+
+
+def outcome(record: dict) -> str:
+    """The one :data:`OUTCOMES` bucket of a sample record's final answer.
+
+    ``ungraded``: cut by a context overflow (``cut_round``: no answer was written, none could
+    be graded), or an answer the grader could not decide (``correct`` None); ``correct``: graded
+    right; ``no_answer``: no final answer; ``wrong``: an answer graded wrong. Checked in that
+    order, so a cut trajectory (answer and ``correct`` both None) counts once, as ungraded.
+    """
+    if record.get("cut_round") is not None:
+        return "ungraded"
+    if record["correct"] is True:
+        return "correct"
+    if record["answer"] is None:
+        return "no_answer"
+    return "ungraded" if record["correct"] is None else "wrong"
+
+
+def outcome_counts(records: Iterable[dict]) -> dict[str, int]:
+    """How many records fall in each :data:`OUTCOMES` bucket (the counts sum to the records)."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for record in records:
+        counts[outcome(record)] += 1
+    return counts
+
+
 def answer_metrics(groups: Sequence[Sequence[dict]], samples: int) -> dict:
-    """pass@1 (= avg@K), pass@k for :func:`report_ks`, and counts, over problems' samples."""
+    """pass@1 (= avg@K), pass@k for :func:`report_ks`, and counts, over problems' samples.
+
+    ``correct``, ``wrong``, ``no_answer`` and ``ungraded`` count trajectories by
+    :func:`outcome` (exclusive: they sum to ``trajectories``; ``ungraded`` includes the
+    trajectories cut by a context overflow, counted again on their own by
+    :func:`overflow_metrics`).
+    """
     counts = [(len(g), sum(r["correct"] is True for r in g)) for g in groups]
     out: dict = {
         "problems": len(groups),
         "samples_per_problem": samples,
         "trajectories": sum(n for n, _ in counts),
-        "correct": sum(c for _, c in counts),
-        "ungraded": sum(r["correct"] is None for g in groups for r in g),
-        "no_answer": sum(r["answer"] is None for g in groups for r in g),
+        **outcome_counts(r for g in groups for r in g),
     }
     out["pass@1"] = _mean(c / n for n, c in counts)
     out[f"avg@{samples}"] = out["pass@1"]

@@ -239,27 +239,40 @@ def evaluate(
     seed, batch ``b`` is seeded with ``seed + index of its first problem``, so an interrupted
     and resumed run samples exactly what an uninterrupted one would. Returns timing stats.
     """
+    from motif.progress import Progress
+
     grader = grader or _default_grader()
     positions = {p.id: i for i, p in enumerate(problems)}
     pending = [p for p in problems if not store.finished(p.id)]
     base = (engine.first_round, engine.later_rounds)
     started, done = time.perf_counter(), 0
-    for start in range(0, len(pending), batch_size):
-        batch = pending[start : start + batch_size]
-        _seed_batch(engine, base, positions[batch[0].id])
-        trajectories = engine.run([p.question for p in batch], num_samples=store.samples)
-        rows = [
-            sample_record(problem, s, trajectories[i * store.samples + s], grader)
-            for i, problem in enumerate(batch)
-            for s in range(store.samples)
-        ]
-        store.append(rows)
-        _log_cuts(rows)
-        done += len(batch)
-        _log_progress(done, len(pending), time.perf_counter() - started)
-    engine.first_round, engine.later_rounds = base
+    with Progress("motif eval", len(pending), "problem") as progress:
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start : start + batch_size]
+            _seed_batch(engine, base, positions[batch[0].id])
+            engine.on_round = _round_status(progress, start, len(batch))
+            trajectories = engine.run([p.question for p in batch], num_samples=store.samples)
+            rows = [
+                sample_record(problem, s, trajectories[i * store.samples + s], grader)
+                for i, problem in enumerate(batch)
+                for s in range(store.samples)
+            ]
+            store.append(rows)
+            _log_cuts(rows)
+            done += len(batch)
+            progress.advance(len(batch), status=_rate(done, time.perf_counter() - started))
+    engine.first_round, engine.later_rounds, engine.on_round = *base, None
     seconds = time.perf_counter() - started
     return {"generated_problems": done, "generation_seconds": round(seconds, 3)}
+
+
+def _round_status(progress: Any, start: int, size: int) -> Any:
+    """The engine's round callback: ``problems 17-32: round 2/3 done`` in the progress status."""
+
+    def on_round(index: int, rounds: int) -> None:
+        progress.note(f"problems {start + 1}-{start + size}: round {index}/{rounds} done")
+
+    return on_round
 
 
 def _log_cuts(rows: list[dict]) -> None:
@@ -281,9 +294,8 @@ def _seed_batch(engine: Any, base: tuple, position: int) -> None:
         engine.later_rounds = replace(later, seed=later.seed + position)
 
 
-def _log_progress(done: int, total: int, seconds: float) -> None:
-    rate = done / seconds * 60 if seconds > 0 else float("inf")
-    logger.info("%d/%d problems (%.1f problems/min)", done, total, rate)
+def _rate(done: int, seconds: float) -> str:
+    return f"{done / seconds * 60:.1f} problems/min" if seconds > 0 else ""
 
 
 def _default_grader() -> Grader:
@@ -319,7 +331,8 @@ def run_eval(
     vllm = vllm if vllm is not None else VllmArgs()
     from motif.runtime import check_protocol_fits, protocol_generation
 
-    plan_backend(model, vllm, protocol_generation(gen, proto), engine=False)  # model-free checks
+    # model-free checks
+    plan_backend(model, vllm, protocol_generation(gen, proto), engine=False, protocol=proto)
     if backend_loader is None:  # a custom loader owns its model
         _check_model_paths(model)
         check_protocol_fits(model, gen, proto)  # config and tokenizer only, before any write

@@ -4,7 +4,10 @@ Layout::
 
     eval_config.json   what produced these results (model, adapter, protocol, sampling, data)
     samples.jsonl      one JSON object per (problem, sample), appended batch by batch
-    summary.json       the metrics, rewritten at the end of every run
+    summary.json       the metrics, rewritten at the end of every run; its ``measured``
+                       block (generation wall-clock and problems generated) sums every run
+                       that generated rows here, so a later run never loses what an earlier
+                       one measured (:meth:`ResultStore.write_summary`)
 
 Appends are flushed and fsynced after every batch, so a crash loses at most the batch in
 flight. On opening, a torn last line is dropped, duplicate (problem, sample) rows keep their
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -57,6 +61,37 @@ def config_differences(old: dict, new: dict) -> list[str]:
     return differences(old, new)
 
 
+def check_identity(directory: Path, config: dict) -> None:
+    """Refuse an eval directory that holds results of another configuration than ``config``
+    (or samples of an unknown one); a new or empty directory passes. Reads no samples.
+
+    Raises:
+        ConfigError: naming the directory and the differing fields.
+        MotifError: its ``eval_config.json`` is not valid JSON.
+    """
+    path = directory / CONFIG_FILE
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
+        diffs = config_differences(stored, config)
+        if diffs:
+            from motif.identity import mismatch_error
+
+            raise mismatch_error(
+                f"output directory {directory} holds results of a different configuration",
+                diffs,
+                "refusing to mix them: pass another --output-dir or remove it",
+            )
+        return
+    if (directory / SAMPLES_FILE).exists():
+        raise ConfigError(
+            f"output directory {directory} has {SAMPLES_FILE} but no {CONFIG_FILE}, "
+            "so its configuration is unknown; pass another --output-dir or remove it"
+        )
+
+
 class ResultStore:
     """Samples of one evaluation configuration, resumable across runs.
 
@@ -70,7 +105,7 @@ class ResultStore:
         self.directory = Path(directory)
         self.config = config
         self.samples = samples
-        self._check_config()
+        check_identity(self.directory, config)
         self.records: dict[str, list[dict]] = self._load()
 
     @property
@@ -101,43 +136,43 @@ class ResultStore:
         """Replace the identity (e.g. once a downloaded model can be fingerprinted), checked
         against the stored one again; nothing has been written for the old one yet."""
         self.config = config
-        self._check_config()
+        check_identity(self.directory, config)
 
     def groups(self, problem_ids: Iterable[str]) -> list[list[dict]]:
         """The finished problems' rows among ``problem_ids``, in that order."""
         return [self.records[i] for i in problem_ids if self.finished(i)]
 
     def write_summary(self, summary: dict) -> Path:
-        """Write ``summary.json`` atomically; returns its path."""
+        """Write ``summary.json`` atomically; returns its path.
+
+        Sets ``summary["measured"]`` (in place) first: ``generation_seconds`` (wall-clock s)
+        and ``generated_problems`` summed over every run that generated rows here and wrote
+        a summary (``summary["run"]`` holds this run's: 0.0 s when it resumed a finished
+        directory), ``problems_per_minute`` from them, and ``stored_problems``, the finished
+        problems the directory holds (more than ``metrics.problems`` when ``--limit``
+        summarised fewer). When the earlier total counts more problems than are stored
+        (rows removed by hand), the sum restarts from this run.
+        """
         self._claim()
         path = self.directory / SUMMARY_FILE
+        summary["measured"] = self._measured(summary.get("run") or {}, _earlier_measure(path))
         write_json_atomic(path, summary)
         return path
 
+    def _measured(self, run: dict, earlier: tuple[float, int]) -> dict:
+        seconds = float(run.get("generation_seconds") or 0.0)
+        generated = int(run.get("generated_problems") or 0)
+        if earlier[1] + generated <= len(self.records):
+            seconds, generated = earlier[0] + seconds, earlier[1] + generated
+        rate = generated / seconds * 60 if seconds > 0 else None
+        return {
+            "generation_seconds": round(seconds, 3),
+            "generated_problems": generated,
+            "problems_per_minute": round(rate, 3) if rate else None,
+            "stored_problems": len(self.records),
+        }
+
     # ----------------------------------------------------------------------- opening
-
-    def _check_config(self) -> None:
-        path = self.directory / CONFIG_FILE
-        if path.exists():
-            try:
-                stored = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
-            diffs = config_differences(stored, self.config)
-            if diffs:
-                from motif.identity import mismatch_error
-
-                raise mismatch_error(
-                    f"output directory {self.directory} holds results of a different configuration",
-                    diffs,
-                    "refusing to mix them: pass another --output-dir or remove it",
-                )
-            return
-        if (self.directory / SAMPLES_FILE).exists():
-            raise ConfigError(
-                f"output directory {self.directory} has {SAMPLES_FILE} but no {CONFIG_FILE}, "
-                "so its configuration is unknown; pass another --output-dir or remove it"
-            )
 
     def _claim(self) -> None:
         """Create the directory, its marker and ``eval_config.json`` (once)."""
@@ -217,3 +252,20 @@ class ResultStore:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+
+
+def _earlier_measure(path: Path) -> tuple[float, int]:
+    """(generation seconds, problems generated) an existing ``summary.json`` recorded: its
+    ``measured`` block, else (written before it existed) its run's; (0.0, 0) when none."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        logger.warning("%s is not valid JSON; its measured wall-clock is lost", path)
+        return 0.0, 0
+    block = (old.get("measured") or old.get("run") or {}) if isinstance(old, dict) else {}
+    seconds, generated = block.get("generation_seconds"), block.get("generated_problems")
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return 0.0, 0
+    if not isinstance(generated, int) or isinstance(generated, bool):
+        return 0.0, 0
+    return float(seconds), generated

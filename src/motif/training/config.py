@@ -244,8 +244,8 @@ class MotifArgs:
         metadata={
             "help": "Who samples the trained replies: motif (motif's decode path through TRL's "
             "rollout_func hook: same distribution, shared prefill, finished rows dropped) or trl "
-            "(model.generate). motif falls back to trl for settings it lacks (min_p, repetition "
-            "penalty, generation_kwargs, chat_template_kwargs, top_k/top_p None, vLLM)."
+            "(model.generate). motif falls back to trl, and the plan says so, for settings it "
+            "lacks: --min-p, --repetition-penalty other than 1, --generation-kwargs, --use-vllm."
         },
     )
     rollout_decode_dtype: str = field(
@@ -456,6 +456,15 @@ class TrainConfig:
             why = "they apply to --credit all"
             notes.append(unused_options(m, ("credit_first_share", "credit_buffer"), why))
         notes.append(self._unused_rollout_dtype())
+        notes.append(self._round1_fallback())
+        if self.run.init_adapter is not None:
+            why = f"--init-adapter {self.run.init_adapter} brings its own LoRA settings"
+            names = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
+            notes.append(unused_options(self.lora, names, why))
+        if not self.optim.use_vllm:
+            names = ("vllm_mode", "vllm_gpu_memory_utilization", "vllm_server_host")
+            names += ("vllm_server_port",)
+            notes.append(unused_options(self.optim, names, "--use-vllm is off"))
         if self.watch.heldout_every == 0:
             why = "the held-out check is off: --heldout-every 0"
             notes.append(unused_options(self.watch, ("heldout_size",), why))
@@ -472,6 +481,21 @@ class TrainConfig:
         else:
             return None
         return unused_options(self.motif, ("rollout_decode_dtype",), why)
+
+    def _round1_fallback(self) -> str | None:
+        """A note when ``--round1-generation motif`` must leave round 1 to TRL's generate."""
+        o = self.optim
+        if self.motif.round1_generation != "motif" or o.use_vllm:
+            return None
+        lacks = [
+            f"--min-p {o.min_p}" if o.min_p is not None else "",
+            f"--repetition-penalty {o.repetition_penalty}" if o.repetition_penalty != 1 else "",
+            "--generation-kwargs" if o.generation_kwargs else "",
+        ]
+        if not any(lacks):
+            return None
+        given = ", ".join(filter(None, lacks))
+        return f"round 1 is sampled by TRL's generate, not motif's decode path ({given})"
 
     def _check_credit(self) -> None:
         """``--credit all`` needs rounds after the first, continued by MOTIF's summaries."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from motif.engine import RoundRecord, Trajectory
 from motif.errors import ConfigError
-from motif.protocol import Protocol, parse_answer, parse_reasoning
+from motif.protocol import Protocol, fold_system, parse_answer, parse_reasoning
 
 ROUND_KEY = "credit_round"
 """Row column (and reward keyword) holding the round a row's reply answers (1 = a question)."""
@@ -156,6 +156,9 @@ class Credit:
         self.share = Fraction(first_share).limit_denominator(1000)
         self.buffer = StateBuffer(buffer_size, protocol.rounds)
         self.seed = seed
+        # The policy's chat template refuses the system role: TRL renders these prompts
+        # itself, so the system prompt is folded into the user turn here (set by the trainer).
+        self.fold_system = False
 
     @classmethod
     def from_args(cls, motif: Any, num_generations: int, seed: int) -> Credit:
@@ -186,6 +189,8 @@ class Credit:
             row = {**base, ROUND_KEY: 1, HISTORY_KEY: None}
             if state is not None:
                 row.update(state.row(self.protocol))
+                if self.fold_system:
+                    row["prompt"] = fold_system(row["prompt"])
             mixed.extend(dict(row) for _ in range(self.m))
         return mixed
 

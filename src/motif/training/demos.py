@@ -313,24 +313,57 @@ def chunk_rows(
     ``prompt`` + :meth:`TailWindow.carried` (the first ``h`` and last ``m`` tokens of the
     thought so far) and writes the next ``C - h - m``, until the thought ends. Each row holds
     ``input_ids`` and ``completion_mask`` (1 on the chunk's new tokens: the loss), plus, for
-    display, ``prompt`` (the chat, and the carried tokens decoded as a started assistant turn)
-    and ``completion`` (the new tokens decoded).
+    display, ``prompt`` (the chat, and the carried tokens' text as a started assistant turn)
+    and ``completion`` (the new tokens' text). Texts are read from the whole thought decoded
+    by ``decode`` (:func:`motif.backends.base.text_cuts`), never from a part decoded alone: a
+    character split over a chunk end shows whole, in the chunk that completes it.
     """
-    rows, done, index = [], 0, 1
+    starts, done, index = [], 0, 1
     while done < len(thought):
-        carried = window.carried(thought[:done]) if index > 1 else []
-        new = thought[done : done + window.new_tokens(index)]
-        shown = [*chat, {"role": "assistant", "content": decode(carried)}] if carried else chat
+        starts.append(done)
+        done, index = min(len(thought), done + window.new_tokens(index)), index + 1
+    text, cut = _cut_at(decode, thought, [*starts, len(thought)], window)
+    rows = []
+    for j, start in enumerate(starts):
+        end = starts[j + 1] if j + 1 < len(starts) else len(thought)
+        carried = window.carried(thought[:start]) if j else []
+        shown = chat
+        if carried:
+            shown = [
+                *chat,
+                {"role": "assistant", "content": _carried_text(text, cut, start, window)},
+            ]
         rows.append(
             {
                 "prompt": list(shown),
-                "completion": [{"role": "assistant", "content": decode(new)}],
-                "input_ids": [*prompt, *carried, *new],
-                "completion_mask": [0] * (len(prompt) + len(carried)) + [1] * len(new),
+                "completion": [{"role": "assistant", "content": text[cut(start) : cut(end)]}],
+                "input_ids": [*prompt, *carried, *thought[start:end]],
+                "completion_mask": [0] * (len(prompt) + len(carried)) + [1] * (end - start),
             }
         )
-        done, index = done + len(new), index + 1
     return rows
+
+
+def _cut_at(decode: Any, thought: list[int], starts: list[int], window: TailWindow) -> tuple:
+    """(the thought's text, a map from a token offset to its character offset in that text),
+    for the offsets the chunk rows show: the chunk starts, the head's end and each carried
+    tail's start."""
+    from motif.backends.base import text_cuts  # no torch; kept with the other token helpers
+
+    offsets = sorted(
+        {*starts, window.head, *(max(0, s - window.keep_tail) for s in starts)} - {len(thought)}
+    )
+    text, cuts = text_cuts(decode, thought, [*offsets, len(thought)])
+    found = dict(zip([*offsets, len(thought)], cuts, strict=True))
+    return text, found.__getitem__
+
+
+def _carried_text(text: str, cut: Any, start: int, window: TailWindow) -> str:
+    """The text of what chunk starting at token ``start`` carries: the thought so far when it
+    fits ``h + m`` tokens, else its first ``h`` tokens' text and its last ``m`` tokens' text."""
+    if start <= window.head + window.keep_tail:
+        return text[: cut(start)]
+    return text[: cut(window.head)] + text[cut(start - window.keep_tail) : cut(start)]
 
 
 def tail_rows(items: Sequence[TaskItem], tokenizer: Any, window: TailWindow) -> list[dict]:

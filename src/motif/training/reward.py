@@ -240,6 +240,15 @@ class FutureAccuracyReward:
                 questions, texts, self.motif.k, first_token_ids=token_ids, first_truncated=truncated
             )
 
+    def _budget_option(self) -> str:
+        """The option that sets the continuations' per-round budget (a cut's fix)."""
+        if self.protocol.continues_turn:
+            return "--tail-chunk (every chunk's carried plus new tokens)"
+        return (
+            "--continuation-max-new-tokens, or --max-completion-length (round 1's reply, "
+            "whose summary round 2 carries)"
+        )
+
     def _weight(self) -> float:
         return 2.0 if self.motif.scoring == "paper" else self.motif.accuracy_weight
 
@@ -267,8 +276,10 @@ class FutureAccuracyReward:
         if cut:
             logger.warning(
                 "%d continuation(s) cut: a later round's prompt plus its budget exceeds the "
-                "model's context; they are left out of the reward (None if all k are)",
+                "model's context; they are left out of the reward (None if all k are); "
+                "lower %s",
                 cut,
+                self._budget_option(),
             )
         if callable(log_metric):
             log_metric("continuations_cut", float(cut))

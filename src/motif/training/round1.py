@@ -70,8 +70,9 @@ def round1_rollout(
             outputs = backend.generate(prompts, params)
         if any(out.context_overflow for out in outputs):
             raise ValueError(
-                "a round-1 prompt does not fit the model's context; shorten the prompts or "
-                "--max-completion-length"
+                "a round-1 prompt plus its budget does not fit the model's context; shorten "
+                "the questions or lower round 1's budget (--max-completion-length; "
+                "--tail-chunk under --carry-over tail)"
             )
         return {
             "prompt_ids": prompt_ids,

@@ -49,6 +49,10 @@ NOT_IDENTITY = (
 # (when it keeps that value) and a change of it is named.
 ADDED_SETTINGS = {
     "rollout_decode_dtype": "auto",  # training rollouts sampled as --decode-dtype auto does
+    "top_k": 0,  # round-1 sampling options, TRL's defaults before they were options here
+    "min_p": None,
+    "repetition_penalty": 1.0,
+    "generation_kwargs": None,
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from motif.config import TAIL_OPTIONS, ModelArgs, ProtocolArgs, unused_options
 from motif.errors import ConfigError
 from motif.outdir import OutputDir
 from motif.tasks import check_task_config
+from motif.textio import clip
 from motif.training.config import LoraArgs, parse_bf16
 from motif.training.demos import SUPPORTED_TASKS
 from motif.training.heldout import evaluate_adapter, format_report  # noqa: F401 (public here)
@@ -171,9 +173,11 @@ class SftArgs:
         if isinstance(self.extra_carry_over, str):
             self.extra_carry_over = [x.strip() for x in self.extra_carry_over.split(",")]
         if isinstance(self.extra_rounds, (int, str)):
-            self.extra_rounds = [int(x) for x in str(self.extra_rounds).split(",")]
-        if any(int(r) < 1 for r in self.extra_rounds or []):
+            self.extra_rounds = str(self.extra_rounds).split(",")
+        counts = [str(r).strip() for r in self.extra_rounds or []]
+        if not all(c.isascii() and c.isdecimal() and int(c) >= 1 for c in counts):
             raise ConfigError(f"--extra-rounds must be round counts >= 1; got {self.extra_rounds}")
+        self.extra_rounds = [int(c) for c in counts] if self.extra_rounds is not None else None
         if self.eval_base and self.eval_size < 1:
             raise ConfigError("--eval-base needs --eval-size >= 1 (how many held-out items)")
         for name, ok, rule in self._checks():
@@ -303,7 +307,7 @@ def sft_trainer_config(config: SftConfig, use_cuda: bool) -> Any:
         return _sft_config(SFTConfig, config, use_cuda, resolve_bf16(sft.bf16, use_cuda)[0])
     except (ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"TRL rejects the SFT settings: {first[:300]}") from None
+        raise ConfigError(f"TRL rejects the SFT settings: {clip(first, 300)}") from None
 
 
 def _sft_config(cls: Any, config: SftConfig, use_cuda: bool, bf16: bool) -> Any:
@@ -404,6 +408,9 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
             processing_class=tokenizer,
             peft_config=peft_config(config, model),
         )
+    from motif.training.console import use_console
+
+    use_console(trainer, "motif sft")
     out = checked.output.claim()
     start = time.perf_counter()
     with library_deprecations():
@@ -413,6 +420,7 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
     tokenizer.save_pretrained(str(out))
     _write_config(out, config)
     metrics = _train_metrics(config, len(checked.rows), result, train_seconds)
+    metrics["rows_seen"] = rows_seen(config, len(checked.rows), metrics["steps"], trainer.args)
     metrics["bf16"], metrics["bf16_reason"] = checked.bf16
     if sft.eval_size > 0:
         metrics["held_out"] = evaluate_adapter(config, str(out))
@@ -424,6 +432,16 @@ def _write_config(out: Path, config: SftConfig) -> None:
     import yaml
 
     (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def rows_seen(config: SftConfig, rows: int, steps: int, args: Any) -> int:
+    """Demonstration rows the optimiser went through: ``steps`` batches of
+    ``per_device_batch_size x gradient_accumulation_steps x processes`` rows, at most
+    ``rows x epochs`` (a last batch may be short; ``--max-steps`` may stop before)."""
+    sft = config.sft
+    per_step = sft.per_device_batch_size * sft.gradient_accumulation_steps
+    per_step *= int(getattr(args, "world_size", 1) or 1)
+    return int(min(steps * per_step, math.ceil(rows * sft.epochs)))
 
 
 def _train_metrics(config: SftConfig, rows: int, result: Any, seconds: float) -> dict[str, Any]:

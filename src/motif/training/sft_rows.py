@@ -96,17 +96,20 @@ def build_blocks(
     """Each format with its rows, item by item (round by round, or chunk by chunk).
 
     ``items`` defaults to the demonstrated items; ``tokenizer`` (the model's by default) is
-    loaded only for ``tail`` rows or a mix of formats.
+    loaded when not given (its chat template decides whether the system prompt is folded).
     """
-    from motif.protocol import Protocol
+    from motif.backends.template import folds_system
+    from motif.protocol import Protocol, fold_system
     from motif.training.demos import conversation_ids, demonstration_rows, load_items, tail_rows
 
     sft, chosen = config.sft, formats(config)
     if items is None:
         items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
     as_ids = any(f.kind == "tail" for f in chosen) and len(chosen) > 1
-    if tokenizer is None and (as_ids or chosen[0].kind == "tail"):
-        tokenizer = _tokenizer(config)
+    tokenizer = tokenizer if tokenizer is not None else _tokenizer(config)
+    # TRL's SFTTrainer renders conversational rows itself: fold the system prompt into the
+    # user turn for a template that refuses it, as motif's own rendering does.
+    fold = not as_ids and folds_system(tokenizer)
     blocks = []
     for f in chosen:
         if f.kind == "tail":
@@ -116,6 +119,8 @@ def build_blocks(
             rows = [r for item in items for r in demonstration_rows(item, protocol)]
             if as_ids:
                 rows = [conversation_ids(tokenizer, r) for r in rows]
+            elif fold:
+                rows = [{**r, "prompt": fold_system(r["prompt"])} for r in rows]
         blocks.append((f, rows))
     return blocks
 

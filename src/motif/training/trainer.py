@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from motif.outdir import OutputDir
+from motif.textio import plural
 from motif.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def build_dataset(config: TrainConfig) -> Any:
     from datasets import Dataset
 
     from motif.data import load_problems
+    from motif.protocol import fold_system
 
     data = config.data
     task_config = dict(data.task_config or {})
@@ -46,11 +48,25 @@ def build_dataset(config: TrainConfig) -> Any:
         seed=data.dataset_seed,
     )
     protocol = config.motif.protocol()  # tail: round 1 is chunk 1, the single-round prompt
+    fold = policy_folds_system(config)
     rows = [
         {"prompt": protocol.messages(p.question, 1), "question": p.question, "answer": p.gold}
         for p in problems
     ]
+    for row in rows if fold else []:
+        row["prompt"] = fold_system(row["prompt"])
     return Dataset.from_list(rows)
+
+
+def policy_folds_system(config: TrainConfig) -> bool:
+    """Whether the policy's chat template refuses the system role, so that the prompts TRL
+    renders itself (its own generation, ``--credit all`` states) carry the system prompt in
+    the first user turn, as motif's own rendering does (:func:`motif.backends.template.
+    folds_system`; the tokenizer only, no weights)."""
+    from motif.backends.template import folds_system
+    from motif.models import load_tokenizer
+
+    return folds_system(load_tokenizer(config.run.model, config.run.trust_remote_code))
 
 
 def build_rewards(config: TrainConfig) -> list[Any]:
@@ -122,7 +138,7 @@ def check_config(config: TrainConfig) -> Checked:
     """
     import torch
 
-    from motif.models import check_adapter_dir, check_model
+    from motif.models import check_model
     from motif.outdir import check_output_dir
     from motif.training.config import grpo_config, resolve_bf16
     from motif.training.rundir import CONFIG_FILE, resume_point, run_identity
@@ -141,7 +157,7 @@ def check_config(config: TrainConfig) -> Checked:
     dataset = build_dataset(config)
     model = check_model(config.run.model)
     if config.run.init_adapter is not None:
-        check_adapter_dir(config.run.init_adapter)
+        check_init_adapter(config.run.init_adapter)
     if config.motif.carry_over == "tail":
         check_tail_fits(config)
     check_round1_fits(config, dataset["prompt"])
@@ -157,6 +173,46 @@ def check_config(config: TrainConfig) -> Checked:
     resume_from = resume_point(output.path, identity) if config.run.resume else None
     heldout = check_watch(config, dataset)
     return Checked(args, dataset, output, identity, resume_from, bf16, model, heldout)
+
+
+def check_init_adapter(adapter: str, recipes: Path = Path("recipes")) -> None:
+    """``--init-adapter`` must be a PEFT adapter; a missing one is usually a cold start not made
+    yet, so the error says how to make it: the recipe under ``recipes`` whose ``output_dir``
+    is that folder, when there is one (the repository's ``recipes/`` from its root).
+
+    Raises:
+        MotifError: one line naming the folder and the command that writes it.
+    """
+    from motif.errors import MotifError
+    from motif.models import check_adapter_dir
+
+    if Path(adapter).exists():
+        check_adapter_dir(adapter)
+        return
+    maker = _recipe_writing(adapter, recipes)
+    how = f"`motif sft --config {maker}`" if maker else f"`motif sft --output-dir {adapter} ...`"
+    raise MotifError(
+        f"--init-adapter {adapter} does not exist yet: it is the cold start this run starts "
+        f"from; make it first with {how}, or pass --init-adapter none to start a new LoRA"
+    )
+
+
+def _recipe_writing(adapter: str, recipes: Path) -> str | None:
+    """The ``motif sft`` recipe in ``recipes`` (searched recursively) that writes ``adapter``."""
+    import yaml
+
+    target = Path(adapter).resolve()
+    for path in sorted(recipes.rglob("*.yaml")) if recipes.is_dir() else []:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict) or "method" in data:  # a `motif train` recipe
+            continue
+        out = data.get("output_dir", data.get("output-dir"))
+        if isinstance(out, str) and Path(out).resolve() == target:
+            return path.as_posix()
+    return None
 
 
 def check_watch(config: TrainConfig, dataset: Any) -> list:
@@ -291,6 +347,7 @@ def build_trainer(
         if hasattr(reward, "bind"):
             reward.bind(trainer)
     if credit is not None:
+        credit.fold_system = policy_folds_system(config)
         trainer.credit = credit
     callback = metrics_callback(config.run.output_dir)
     trainer.callback_handler.callbacks.insert(0, callback)  # before TensorBoard: see its doc
@@ -304,6 +361,9 @@ def build_trainer(
         items = heldout if heldout is not None else check_watch(config, dataset)
         # last: after the metrics callback has timed the step; logs through its per-step dict
         trainer.add_callback(HeldOutWatch(trainer, config, items, callback.timings))
+    from motif.training.console import use_console
+
+    use_console(trainer, "motif train")
     return trainer
 
 
@@ -364,8 +424,9 @@ def plan(config: TrainConfig, checked: Checked | None = None) -> str:
         f"data: {config.data.dataset}  output: {output}",
         f"steps: {o.max_steps}, checkpoint every {o.save_steps}; lr {o.learning_rate} "
         f"({o.lr_scheduler_type}, warm-up {o.warmup_ratio}), beta {o.beta}, loss {o.loss_type}",
-        f"per step and device: {o.prompts_per_device} question(s) x {o.num_generations} round-1 "
-        f"completions of <= {o.max_completion_length} tokens (T={o.temperature})",
+        f"per step and device: {plural(o.prompts_per_device, 'question')} x "
+        f"{o.num_generations} round-1 completions of <= {o.max_completion_length} tokens "
+        f"(T={o.temperature})",
     ]
     if config.run.method == "motif":
         lines.append(_continuation_line(config, completions))
@@ -395,7 +456,8 @@ def _continuation_line(config: TrainConfig, completions: int) -> str:
     if window is None:
         return (
             f"MOTIF: n={m.rounds} rounds, k={m.k} continuations per completion "
-            f"({completions * m.k} trajectories x {m.rounds - 1} rounds per step), {sampling}, "
+            f"({completions * m.k} trajectories x {plural(m.rounds - 1, 'round')} per step), "
+            f"{sampling}, "
             f"<= {m.continuation_max_new_tokens} tokens/round"
         )
     return (

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from motif.errors import ConfigError
+from motif.textio import clip
 
 
 def _require(ok: bool, message: str) -> None:
@@ -93,6 +94,28 @@ class OptimArgs:
     )
     temperature: float = field(default=0.9, metadata={"help": "Round-1 sampling temperature."})
     top_p: float = field(default=1.0, metadata={"help": "Round-1 top_p."})
+    top_k: int = field(default=0, metadata={"help": "Round-1 top_k; 0 = off (TRL's default)."})
+    min_p: float | None = field(
+        default=None,
+        metadata={
+            "help": "Round-1 min_p (TRL's flag); set, round 1 is sampled by TRL's own "
+            "generation (--round1-generation trl)."
+        },
+    )
+    repetition_penalty: float = field(
+        default=1.0,
+        metadata={
+            "help": "Round-1 repetition penalty (TRL's flag; 1 = none); other than 1, round 1 is "
+            "sampled by TRL's own generation."
+        },
+    )
+    generation_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "More round-1 generate() options, a YAML mapping or JSON string (TRL's "
+            "flag); set, round 1 is sampled by TRL's own generation."
+        },
+    )
     max_steps: int = field(default=1000, metadata={"help": "Optimiser steps."})
     save_steps: int = field(default=100, metadata={"help": "Checkpoint every this many steps."})
     save_total_limit: int | None = field(default=None, metadata={"help": "Keep at most this many."})
@@ -122,6 +145,7 @@ class OptimArgs:
 
     def __post_init__(self) -> None:
         self.bf16 = parse_bf16(self.bf16)  # type: ignore[assignment]
+        self.generation_kwargs = _mapping("--generation-kwargs", self.generation_kwargs)
         _require(
             self.num_generations >= 2,
             f"--num-generations must be >= 2 (GRPO needs a group to compare); got {self.num_generations}",
@@ -143,6 +167,15 @@ class OptimArgs:
             f"refuses 0); got {self.temperature}",
         )
         _require(0 < self.top_p <= 1, f"--top-p must be in (0, 1]; got {self.top_p}")
+        _require(self.top_k >= 0, f"--top-k must be >= 0 (0 = off); got {self.top_k}")
+        _require(
+            self.min_p is None or 0 <= self.min_p <= 1,
+            f"--min-p must be in [0, 1]; got {self.min_p}",
+        )
+        _require(
+            self.repetition_penalty > 0,
+            f"--repetition-penalty must be > 0 (1 = none); got {self.repetition_penalty}",
+        )
         _require(self.beta >= 0, f"--beta (the KL coefficient) must be >= 0; got {self.beta}")
         for name in ("adam_beta1", "adam_beta2"):
             value = getattr(self, name)
@@ -182,6 +215,20 @@ class OptimArgs:
             ):
                 kwargs.pop(key)
         return kwargs
+
+
+def _mapping(flag: str, value: Any) -> dict | None:
+    """A mapping option given as a YAML mapping or a JSON string; None stays None."""
+    if value is None or isinstance(value, dict):
+        return value
+    import json
+
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{flag} must be a JSON mapping: {exc}") from None
+    _require(isinstance(parsed, dict), f"{flag} must be a JSON mapping; got {value!r}")
+    return parsed
 
 
 def check_choice(flag: str, value: str, choices: Any) -> None:
@@ -242,4 +289,4 @@ def grpo_config(optim: OptimArgs, output_dir: str, use_cuda: bool) -> Any:
         return GRPOConfig(**optim.to_grpo_kwargs(output_dir, use_cuda))
     except (ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"TRL rejects the optimisation settings: {first[:300]}") from None
+        raise ConfigError(f"TRL rejects the optimisation settings: {clip(first, 300)}") from None
