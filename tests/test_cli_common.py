@@ -78,11 +78,11 @@ def test_abbreviations_are_unknown_options(argv):
     [
         (
             ["--rounds", "2", "--rounds", "3"],
-            "--rounds 2 and --rounds 3 all set rounds: the last, 3,",
+            "--rounds 2 and --rounds 3 both set rounds: the last, 3,",
         ),
         (
             ["--max-new-tokens", "2", "--max_new_tokens=3"],
-            "--max-new-tokens 2 and --max_new_tokens 3 all set max_new_tokens: the last, 3,",
+            "--max-new-tokens 2 and --max_new_tokens 3 both set max_new_tokens: the last, 3,",
         ),
         (["--early-stop", "--early_stop", "false"], "--early-stop true and --early_stop false"),
     ],
@@ -93,6 +93,22 @@ def test_an_option_given_twice_keeps_the_last_and_says_so(argv, note, capsys):
     print_notes()
     err = capsys.readouterr().err
     assert err.startswith(f"note: {note}") and err.count("\n") == 1
+
+
+def test_three_uses_say_all(capsys):
+    _parse(["--rounds", "1", "--rounds", "2", "--rounds", "3"])
+    print_notes()
+    assert "--rounds 1 and --rounds 2 and --rounds 3 all set rounds" in capsys.readouterr().err
+
+
+def test_a_help_that_states_its_default_gets_no_second_one(capsys):
+    from motif.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text
+    assert "Default 1. (default: 1)" not in text
 
 
 def test_an_option_repeated_with_the_same_value_is_no_news(capsys):
@@ -150,7 +166,7 @@ def test_the_cli_notes_a_repeated_option_after_its_checks(tmp_path, capsys):
     assert parse_config(["--max-steps", "3", "--max-steps", "4"]).optim.max_steps == 4
     print_notes()
     assert capsys.readouterr().err == (
-        "note: --max-steps 3 and --max-steps 4 all set max_steps: the last, 4, is used\n"
+        "note: --max-steps 3 and --max-steps 4 both set max_steps: the last, 4, is used\n"
     )
 
 

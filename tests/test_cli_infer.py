@@ -34,7 +34,7 @@ def test_infer_json_three_rounds(capsys, tiny_checkpoint):
         "8",
     )
     assert code == 0, err
-    assert "note: --tail-head 8: not used (they apply to --carry-over tail" in err
+    assert "note: --tail-head 8: not used (--tail-* apply to --carry-over tail" in err
     record = json.loads(out.strip().splitlines()[0])
     assert record["question"] == "What is 12 + 30?"
     assert [r["round"] for r in record["rounds"]] == [1, 2, 3]

@@ -368,7 +368,7 @@ def test_cli_end_to_end_on_tiny_model(tiny_checkpoint, tmp_path, capsys):
     again = json.loads(printed.out)
     assert again["run"]["generated_problems"] == 0 and len(rows_of(out)) == 2
     assert again["metrics"] == summary["metrics"]
-    assert "note: --tail-chunk 64: not used (they apply to --carry-over tail" in printed.err
+    assert "note: --tail-chunk 64: not used (--tail-* apply to --carry-over tail" in printed.err
 
 
 def test_missing_model_is_named_before_the_run_identity(tiny_checkpoint, tmp_path, capsys):

@@ -365,7 +365,7 @@ def test_resume_after_the_init_adapter_changed_is_refused(tmp_path, tiny_checkpo
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text('{"r": 4}')
+    (adapter / "adapter_config.json").write_text('{"r": 4, "peft_type": "LORA"}')
     out = tmp_path / "run"
     base = ["--model", str(tiny_checkpoint), *TINY, "--output-dir", str(out)]
     base += ["--init-adapter", str(adapter)]
@@ -375,7 +375,7 @@ def test_resume_after_the_init_adapter_changed_is_refused(tmp_path, tiny_checkpo
     write_run_files(out, config.to_dict(), checked.identity, {})
     (out / "checkpoint-1").mkdir()
     (out / "checkpoint-1" / "trainer_state.json").write_text("{}")
-    (adapter / "adapter_config.json").write_text('{"r": 8}')
+    (adapter / "adapter_config.json").write_text('{"r": 8, "peft_type": "LORA"}')
     assert main(["train", *base, "--resume", "--dry-run"]) == 2
     assert "init_adapter_sha256" in one_line_error(capsys)
 
@@ -600,3 +600,12 @@ def test_a_hub_model_is_fingerprinted_once_downloaded(tmp_path, eval_set, monkey
     assert stored["model_weights"] == "sha-after-download"
     run_eval(*run, backend_loader=scripted_loader(calls))
     assert calls == []  # resumed: everything already evaluated
+
+
+@pytest.mark.parametrize("text", ["{}", "[1]", "not json", '{"peft_type": ""}'])
+def test_a_malformed_adapter_config_is_named_not_taken_for_a_mismatch(text, tmp_path):
+    from motif.models import check_adapter_dir
+
+    (tmp_path / "adapter_config.json").write_text(text)
+    with pytest.raises(MotifError, match="is not a PEFT adapter config"):
+        check_adapter_dir(str(tmp_path))

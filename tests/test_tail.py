@@ -123,7 +123,10 @@ def test_protocol_args_refuse_bad_windows(kwargs, message):
     ("kwargs", "note"),
     [
         ({}, None),
-        ({"tail_chunk": 64}, "--tail-chunk 64: not used (they apply to --carry-over tail; this"),
+        (
+            {"tail_chunk": 64},
+            "--tail-chunk 64: not used (--tail-* apply to --carry-over tail; this",
+        ),
         ({"carry_over": "none", "tail_head": 8, "tail_keep": 8}, "--tail-head 8, --tail-keep 8: "),
         ({"tail_chunk": 8192, "tail_chunks": 5}, None),  # the defaults, written out
         ({"carry_over": "tail", "tail_chunk": 64, "tail_head": 8}, None),

@@ -179,3 +179,51 @@ def test_python_code_that_swallows_timeouts_still_ends_in_the_worker(monkeypatch
         assert worker._proc is not None  # ended by its own timer: the worker lives on
     finally:
         worker.close()
+
+
+def test_an_interrupted_call_never_hands_its_reply_to_the_next(monkeypatch):
+    # Ctrl-C between a request and its reply: the late reply must not answer the next request.
+    worker = _worker("slow_echo", monkeypatch)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        worker._ensure_started()
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            worker.call({"seconds": 1.0, "id": 1}, 30.0)
+        assert worker.call({"seconds": 0.0, "id": 2}, 30.0) == {"seconds": 0.0, "id": 2}
+        assert worker.call({"seconds": 0.0, "id": 3}, 30.0) == {"seconds": 0.0, "id": 3}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        worker.close()
+
+
+def test_a_worker_that_cannot_start_is_a_one_line_user_error(monkeypatch):
+    from motif._timebound import WorkerStartError
+    from motif.errors import MotifError
+
+    worker = WorkerProcess("no_such_module_anywhere:serve", startup_s=60)
+    try:
+        with pytest.raises(WorkerStartError, match="did not start") as error:
+            worker.call({}, 5.0)
+        assert isinstance(error.value, MotifError) and "\n" not in str(error.value)
+    finally:
+        worker.close()
+
+
+def test_a_pending_cpu_timer_gets_back_its_cpu_time():
+    handler = signal.getsignal(signal.SIGPROF)
+    signal.signal(signal.SIGPROF, lambda *_: None)
+    signal.setitimer(signal.ITIMER_PROF, 30.0)
+    try:
+        with pytest.raises(CallTimeout):
+            with_time_limit(_spin, 0.2, clock="cpu")
+        remaining, _ = signal.getitimer(signal.ITIMER_PROF)
+        assert 29.0 < remaining <= 29.9  # ~0.2 CPU s were spent, whatever the wall-clock
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, handler)

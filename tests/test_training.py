@@ -300,7 +300,7 @@ def test_every_recipe_dry_runs_offline(recipe, capsys, tmp_path, tiny_checkpoint
     if config.get("init_adapter"):
         adapter = tmp_path / "adapter"
         adapter.mkdir()
-        (adapter / "adapter_config.json").write_text("{}")
+        (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
         flags += ["--init-adapter", str(adapter)]
     code = main([command, "--config", str(recipe), "--dry-run", *flags])
     assert code == 0, capsys.readouterr().err
@@ -541,7 +541,10 @@ def test_tail_is_checked_against_the_model_before_it_loads(tiny_checkpoint, tmp_
     ("flags", "note"),
     [
         ([], None),
-        (["--tail-chunk", "64"], "--tail-chunk 64: not used (they apply to --carry-over tail; "),
+        (
+            ["--tail-chunk", "64"],
+            "--tail-chunk 64: not used (--tail-* apply to --carry-over tail; ",
+        ),
         (
             ["--method", "grpo"],  # TINY_RUN's MOTIF settings
             "--rounds 2, --k 2, --continuation-max-new-tokens 6: not used (--method grpo answers",

@@ -32,3 +32,11 @@ def _swallow_forever() -> int:
         except CallTimeout:
             caught += 1
     return caught
+
+
+def slow_echo(message: dict[str, Any]) -> dict[str, Any]:
+    """The request back, after ``message["seconds"]`` of sleep."""
+    import time
+
+    time.sleep(message["seconds"])
+    return message

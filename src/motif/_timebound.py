@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -26,8 +27,9 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal, TypeVar
+
+from motif.errors import MotifError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,10 @@ class CallTimeout(BaseException):
     A ``BaseException`` on purpose (like math-verify's ``TimeoutException``): sympy and
     latex2sympy wrap much of their work in ``except Exception``, which must not swallow it.
     """
+
+
+class WorkerStartError(MotifError):
+    """The worker process could not start (its Python, its imports, or the machine's limits)."""
 
 
 class WorkerDied(RuntimeError):
@@ -96,15 +102,9 @@ def with_time_limit(fn: Callable[[], T], seconds: float, clock: Clock = "wall") 
         raise ValueError(f"seconds must be positive, got {seconds!r}")
     which, signum = _TIMERS[clock]
     fired = [0]
-
-    def _raise(received: int, frame: FrameType | None) -> None:
-        fired[0] += 1
-        if frame is not None and frame.f_code in _GUARD_CODES:
-            return  # in the guard's own frames: fn has not started, or has already ended
-        raise CallTimeout(f"call took longer than {seconds} s ({clock} clock)")
-
-    old_handler = signal.signal(signum, _raise)
-    old_delay, old_interval, started = 0.0, 0.0, time.monotonic()
+    elapsed = time.process_time if clock == "cpu" else time.monotonic
+    old_handler = signal.signal(signum, functools.partial(_on_timer, fired, seconds, clock))
+    old_delay, old_interval, started = 0.0, 0.0, elapsed()
     try:
         old_delay, old_interval = signal.setitimer(which, seconds, RETRY_S)
         return _guarded(fn, which, fired, seconds)
@@ -113,8 +113,18 @@ def with_time_limit(fn: Callable[[], T], seconds: float, clock: Clock = "wall") 
         # None: the old handler was not set from Python; the default is the best we can do.
         signal.signal(signum, signal.SIG_DFL if old_handler is None else old_handler)
         if old_delay > 0:
-            left = max(old_delay - (time.monotonic() - started), 1e-3)
+            left = max(old_delay - (elapsed() - started), 1e-3)
             signal.setitimer(which, left, old_interval)
+
+
+def _on_timer(fired: list[int], seconds: float, clock: str, signum: int, frame: Any) -> None:
+    """The timer's handler: count the tick; raise :class:`CallTimeout` unless the interrupted
+    frame is the guard's own (``fn`` not started or already ended) or this handler's (a tick
+    handled while an earlier one is: its raise would escape the guard's cleanup)."""
+    fired[0] += 1
+    if frame is not None and frame.f_code in _GUARD_CODES:
+        return
+    raise CallTimeout(f"call took longer than {seconds} s ({clock} clock)")
 
 
 def _guarded(fn: Callable[[], T], which: int, fired: list[int], seconds: float) -> T:
@@ -136,7 +146,7 @@ def _guarded(fn: Callable[[], T], which: int, fired: list[int], seconds: float) 
     return result
 
 
-_GUARD_CODES = frozenset({with_time_limit.__code__, _guarded.__code__})
+_GUARD_CODES = frozenset({with_time_limit.__code__, _guarded.__code__, _on_timer.__code__})
 
 
 class WorkerProcess:
@@ -180,7 +190,7 @@ class WorkerProcess:
             WorkerDied: the child exited, its pipe broke or it wrote something that is not
                 a reply (it restarts on the next call).
             WorkerError: the handler raised; the message holds the child's traceback.
-            RuntimeError: the child could not start at all.
+            WorkerStartError: the child could not start at all (a one-line user error).
         """
         with self._lock:
             self._ensure_started()
@@ -191,8 +201,14 @@ class WorkerProcess:
             except (OSError, EOFError, ValueError) as exc:
                 self._stop()
                 raise WorkerDied(f"the worker process died: {exc!r}") from exc
+            except BaseException:
+                # Interrupted (Ctrl-C, a signal handler's exception) between the request and
+                # its reply: that reply would answer the next request. Start afresh instead.
+                self._stop()
+                raise
             if reply is None:
-                logger.warning("worker gave no reply in %.1f s; killed it", timeout_s)
+                waited = timeout_s + self.grace_s
+                logger.warning("worker gave no reply in %.1f s; killed it", waited)
                 self._stop()
                 return None
         if _ERROR in reply:
@@ -227,7 +243,10 @@ class WorkerProcess:
             ready = None
         if ready != _READY:
             self._stop()
-            raise RuntimeError(f"the worker process for {self.handler} failed to start")
+            raise WorkerStartError(
+                f"the worker process for {self.handler} ({sys.executable} -c ...) did not start "
+                f"within {self.startup_s:.0f} s; its error, if any, is above"
+            )
 
     def _env(self) -> dict[str, str]:
         # The child must import this very package, installed or not.

@@ -263,7 +263,7 @@ class ProtocolArgs:
         ``--carry-over tail`` (they then do nothing), or None."""
         if self.carry_over == "tail":
             return None
-        why = f"they apply to --carry-over tail; this run is --carry-over {self.carry_over}"
+        why = f"--tail-* apply to --carry-over tail; this run is --carry-over {self.carry_over}"
         return unused_options(self, TAIL_OPTIONS, why)
 
     def unused_in_run(self, generation: GenerationArgs) -> list[str]:

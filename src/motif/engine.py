@@ -407,6 +407,8 @@ class RolloutEngine:
                     live.append(traj)
                 elif len(traj.rounds) == index - 1 and not traj.cut:
                     traj.stopped_early = True
+            if not live:  # every trajectory ended (EOS, early stop, a cut): no later round runs
+                break
             for traj, out in zip(live, self._generate(live, index), strict=True):
                 self._add(traj, index, out)
             self._round_done(index)

@@ -10,6 +10,7 @@ loads take about a second, and saving, merging and adapters work as for any chec
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import socket
@@ -207,8 +208,18 @@ def check_adapter_dir(adapter: str) -> None:
     path = Path(adapter)
     if not path.is_dir():
         raise MotifError(f"adapter directory {adapter} does not exist")
-    if not (path / "adapter_config.json").exists():
+    config = path / "adapter_config.json"
+    if not config.exists():
         raise MotifError(f"{adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    try:
+        peft_type = json.loads(config.read_text(encoding="utf-8")).get("peft_type")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        peft_type = None
+    if not peft_type:
+        raise MotifError(
+            f"{config} is not a PEFT adapter config (not a JSON mapping with a peft_type); "
+            "pass the folder a `motif sft` or `motif train` run saved"
+        )
 
 
 def apply_adapter(model: Any, adapter: str, model_name: str, trainable: bool = False) -> Any:

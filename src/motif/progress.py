@@ -24,11 +24,18 @@ LINE_EVERY_S = 10.0
 """Seconds between two plain progress lines when stderr is not a terminal."""
 
 
+def _on(name: str) -> bool:
+    return os.environ.get(name, "0") not in ("", "0")
+
+
+def debug() -> bool:
+    """Whether tracebacks should be shown (``MOTIF_DEBUG`` set to anything but 0)."""
+    return _on("MOTIF_DEBUG")
+
+
 def verbose() -> bool:
     """Whether internal diagnostics should be shown (``MOTIF_DEBUG`` or ``MOTIF_VERBOSE``)."""
-    return any(
-        os.environ.get(name, "0") not in ("", "0") for name in ("MOTIF_DEBUG", "MOTIF_VERBOSE")
-    )
+    return debug() or _on("MOTIF_VERBOSE")
 
 
 def _mode(stream: TextIO) -> str:
@@ -39,7 +46,12 @@ def _mode(stream: TextIO) -> str:
     if setting == "1":
         return "lines"
     isatty = getattr(stream, "isatty", None)
-    return "bar" if isatty is not None and isatty() else "lines"
+    if isatty is None or not isatty():
+        return "lines"
+    try:  # a terminal 0 columns wide (some CI ptys) would show an empty bar
+        return "bar" if os.get_terminal_size(stream.fileno()).columns > 0 else "lines"
+    except (AttributeError, OSError, ValueError):
+        return "bar"
 
 
 class Progress:
@@ -75,12 +87,15 @@ class Progress:
         self._bar: Any = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._stderr: Any = None
         if self.mode == "bar":
             from tqdm.auto import tqdm
 
             self._bar = tqdm(
                 total=total, initial=done, desc=label, unit=unit, file=self.stream, leave=True
             )
+            if self.stream is sys.stderr:  # notes and warnings go above the bar, not into it
+                self._stderr, sys.stderr = sys.stderr, _AboveBar(self._bar, sys.stderr)
         if self.mode != "off":
             threading.Thread(target=self._tick, name="motif-progress", daemon=True).start()
 
@@ -124,6 +139,10 @@ class Progress:
         failed, and its error is what the user must see)."""
         self._stop.set()
         with self._lock:
+            if self._stderr is not None:
+                proxy, sys.stderr, self._stderr = sys.stderr, self._stderr, None
+                if getattr(proxy, "_pending", ""):
+                    sys.stderr.write(proxy._pending)
             if self._bar is not None:
                 if quiet:
                     self._bar.leave = False
@@ -156,3 +175,23 @@ class Progress:
     def _line(self) -> None:
         print(self.line_text(), file=self.stream, flush=True)
         self._last_line = time.monotonic()
+
+
+class _AboveBar:
+    """``sys.stderr`` while a bar is drawn: each whole line written goes above the bar
+    (``tqdm.write``), so a note or a warning does not run into it."""
+
+    def __init__(self, bar: Any, stream: TextIO) -> None:
+        self._bar, self._stream, self._pending = bar, stream, ""
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._bar.write(line, file=self._stream)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -140,7 +141,8 @@ def repeat_notes(
             continue  # its values add up: nothing is dropped
         if len(seen) > 1 and any(v != values[-1] for v in values):
             given = " and ".join(f"{name} {_shown(value)}" for name, value in seen)
-            notes.append(f"{given} all set {dest}: the last, {_shown(values[-1])}, is used")
+            every = "both" if len(seen) == 2 else "all"
+            notes.append(f"{given} {every} set {dest}: the last, {_shown(values[-1])}, is used")
     return notes
 
 
@@ -213,13 +215,13 @@ def _raise(error: Exception) -> Any:
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Adds "(default: X)" only where the help does not state the default itself and there
-    is a value to show: a help saying "Default: twice --max-new-tokens" must not end with
-    "(default: None)"."""
+    """Adds "(default: X)" only where the help does not state the default itself ("Default")
+    and there is a value to show: a help saying "Default: twice --max-new-tokens" must not end
+    with "(default: None)", nor "Default 1." with "(default: 1)"."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "Default:" in text or action.default is None:
+        if re.search(r"\bDefault\b", text) or action.default is None:
             return text
         return super()._get_help_string(action)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import traceback
 
@@ -37,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"motif: unknown command {name!r}\n\n{_usage()}", end="", file=sys.stderr)
+        known = ", ".join(COMMANDS)
+        print(
+            f"motif: error: unknown command {name!r}; use one of {known} (motif --help)",
+            file=sys.stderr,
+        )
         return 2
     try:
         module = importlib.import_module(f"motif.cli.{name}")
@@ -59,7 +62,9 @@ def _run(module, rest: list[str]) -> int:
         return code
     except (MotifError, ValueError, FileNotFoundError) as exc:
         PENDING_NOTES.clear()  # an error stays one line
-        if os.environ.get("MOTIF_DEBUG"):
+        from motif.progress import debug
+
+        if debug():
             traceback.print_exc()
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"motif: error: {message}", file=sys.stderr)

@@ -213,7 +213,8 @@ def check_same_items(a: RunScores, b: RunScores) -> None:
         raise ConfigError(
             f"{a.name} and {b.name} hold different items ({len(only_a)} only in the first, "
             f"{len(only_b)} only in the second, {len(changed)} with another question under the "
-            "same id); compare runs of the same benchmark, data seed and --limit"
+            "same id); compare runs of the same benchmark, data seed and --limit (compare reads "
+            "every finished item a folder holds, also those an earlier, larger --limit ran)"
         )
 
 

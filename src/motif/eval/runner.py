@@ -72,7 +72,10 @@ class EvalArgs:
     )
     output_dir: str | None = field(
         default=None,
-        metadata={"help": "Results directory. Default: outputs/eval/<benchmark>-r<rounds>."},
+        metadata={
+            "help": "Results directory. Default: outputs/eval/<benchmark>-r<rounds>, then "
+            "-<carry-over> unless summary and -k<samples> when --samples > 1."
+        },
     )
     json: bool = field(default=False, metadata={"help": "Print the summary as JSON."})
 

@@ -57,23 +57,44 @@ def console_callback(label: str) -> Any:
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
-            if self.progress is not None:
-                self.progress.status = status_text(logs) or self.progress.status
+            status = status_text(logs)
+            if self.progress is not None and status:
+                self.progress.note(status)
             if verbose():
                 print(f"step {state.global_step}: {logs}", file=sys.stderr, flush=True)
 
         def on_train_end(self, args, state, control, **kwargs):
+            self.close()
+
+        def close(self, quiet: bool = False) -> None:
+            """End the display (``quiet``: training failed; no last count under its error)."""
             if self.progress is not None:
-                self.progress.close()
+                self.progress.close(quiet=quiet)
                 self.progress = None
 
     return ConsoleCallback()
 
 
-def use_console(trainer: Any, label: str) -> None:
-    """Swap transformers' progress bar and dict printer on ``trainer`` for ours."""
+def use_console(trainer: Any, label: str) -> Any:
+    """Swap transformers' progress bar and dict printer on ``trainer`` for ours; returns it,
+    for :func:`train_with_console`."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     for kind in (ProgressCallback, PrinterCallback):
         trainer.remove_callback(kind)
-    trainer.add_callback(console_callback(label))
+    callback = console_callback(label)
+    trainer.add_callback(callback)
+    return callback
+
+
+def train_with_console(trainer: Any, **kwargs: Any) -> Any:
+    """``trainer.train(**kwargs)``; when it raises, the step display ends first and quietly,
+    so the error is not written into a progress bar (transformers calls no callback then)."""
+    callbacks = trainer.callback_handler.callbacks
+    consoles = [c for c in callbacks if type(c).__name__ == "ConsoleCallback"]
+    try:
+        return trainer.train(**kwargs)
+    except BaseException:
+        for console in consoles:
+            console.close(quiet=True)
+        raise

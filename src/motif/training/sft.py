@@ -408,13 +408,13 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
             processing_class=tokenizer,
             peft_config=peft_config(config, model),
         )
-    from motif.training.console import use_console
+    from motif.training.console import train_with_console, use_console
 
     use_console(trainer, "motif sft")
     out = checked.output.claim()
     start = time.perf_counter()
     with library_deprecations():
-        result = trainer.train()
+        result = train_with_console(trainer)
     train_seconds = time.perf_counter() - start
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))

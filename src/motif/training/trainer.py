@@ -406,9 +406,12 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
     if resume_from is not None:
         trim_logs(out, int(resume_from.name.rsplit("-", 1)[1]))
     from motif.compat import library_deprecations
+    from motif.training.console import train_with_console
 
     with library_deprecations():  # TRL's generation helper reads a deprecated property
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        train_with_console(
+            trainer, resume_from_checkpoint=str(resume_from) if resume_from else None
+        )
     trainer.save_model(config.run.output_dir)
     return config.run.output_dir
 
