@@ -272,11 +272,10 @@ def overflow_error(
     summary (``truncate_left``), when the mode is not already cutting it and the prompt
     without it fits with the budget (or, with the budget lowered, at all); else shortening the
     question. ``fixes``: more fixes the caller knows help (a longer engine context).
-    ``backend``: a transformers or vLLM backend inside ``generate`` (its chats, ``overflow``
-    and ``render``).
+    ``backend``: a transformers or vLLM backend inside ``generate`` (its carried summaries,
+    ``overflow`` and ``render``).
     """
-    chat = backend._chats[index] if index < len(backend._chats) else None
-    parts = split_carried(chat[-1]["content"]) if chat else None
+    parts = backend._carried(index)
     facts = f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
     facts += f"it exceeds {where}"
     smallest = len(ids) - (backend._carried_tokens(index, ids) if parts else 0)

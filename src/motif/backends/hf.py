@@ -285,25 +285,30 @@ class TransformersBackend(GenerationBackend):
             return ids
         if self.overflow == "skip":
             return None
-        chat = self._chats[index] if index < len(self._chats) else None
-        if self.overflow == "truncate_left" and chat is not None:
-            cut = self._cut_summary(chat, limit - params.max_new_tokens)
+        carried = self._carried(index)
+        if self.overflow == "truncate_left" and carried is not None:
+            cut = self._cut_summary(*carried, limit - params.max_new_tokens)
             if cut is not None:
                 return cut
         where = f"the model's context of {limit} tokens"
         raise overflow_error(self, ids, index, params, limit, where)
 
-    def _cut_summary(self, chat: Chat, room: int) -> list[int] | None:
-        """The chat's ids with the oldest characters of its carried summary dropped to fit
-        ``room`` tokens.
+    def _carried(self, index: int) -> tuple[Chat, tuple[str, str, str]] | None:
+        """Prompt ``index``'s chat (of this ``generate`` call) and its last message split
+        around the carried summary (:func:`~motif.backends.base.split_carried`); None when
+        it carries none."""
+        chat = self._chats[index] if index < len(self._chats) else None
+        parts = split_carried(chat[-1]["content"]) if chat else None
+        return (chat, parts) if parts is not None else None
+
+    def _cut_summary(self, chat: Chat, parts: tuple[str, str, str], room: int) -> list[int] | None:
+        """The chat's ids with the oldest characters of its carried summary (``parts``: its
+        last message split around it) dropped to fit ``room`` tokens.
 
         Only the summary is cut, and only whole characters (the summary's text is cut, never
         its token ids): the system prompt, the template, the question and the round
-        instructions stay whole. None when no summary is carried or even none would not fit.
+        instructions stay whole. None when even no summary would fit.
         """
-        parts = split_carried(chat[-1]["content"])
-        if parts is None:
-            return None
         head, summary, tail = parts
 
         def render(start: int) -> list[int]:
@@ -321,10 +326,10 @@ class TransformersBackend(GenerationBackend):
     def _carried_tokens(self, index: int, ids: list[int]) -> int:
         """Tokens of ``ids`` (prompt ``index``, as fitted) that its carried summary takes:
         ``len(ids)`` minus the length of the same prompt carrying an empty summary."""
-        chat = self._chats[index] if index < len(self._chats) else None
-        parts = split_carried(chat[-1]["content"]) if chat else None
-        if parts is None:
+        carried = self._carried(index)
+        if carried is None:
             return 0
+        chat, parts = carried
         empty = {**chat[-1], "content": parts[0] + parts[2]}
         return max(0, len(ids) - len(self.render([[*chat[:-1], empty]])[0]))
 

@@ -83,6 +83,7 @@ class VLLMBackend(GenerationBackend):
     render = TransformersBackend.render
     detokenize = TransformersBackend.detokenize
     continue_prompts = TransformersBackend.continue_prompts
+    _carried = TransformersBackend._carried
     _cut_summary = TransformersBackend._cut_summary
     _carried_tokens = TransformersBackend._carried_tokens
 
@@ -205,8 +206,9 @@ class VLLMBackend(GenerationBackend):
             return ids
         if self.overflow == "skip":
             return None
-        if self.overflow == "truncate_left" and index < len(self._chats):
-            cut = self._cut_summary(self._chats[index], limit - params.max_new_tokens)
+        carried = self._carried(index)
+        if self.overflow == "truncate_left" and carried is not None:
+            cut = self._cut_summary(*carried, limit - params.max_new_tokens)
             if cut is not None:
                 return cut
         longer = self.model_context is not None and limit < self.model_context

@@ -100,7 +100,7 @@ def given_options(argv: list[str]) -> set[str]:
 def run_grid_command(args, grid, model, gen, proto, vllm) -> int:
     """``motif eval --grid``: every cell (model loaded once), then the table and the paths."""
     from motif.eval.grid import GRID_FILE, GRID_PLOT, GRID_TABLE, run_grid
-    from motif.eval.grid_output import KEPT_NOTE, grid_caption, grid_table
+    from motif.eval.grid_output import KEPT_NOTE, any_kept, grid_caption, grid_table
 
     doc = run_grid(args, grid, model, gen, proto, vllm=vllm)
     if args.json:
@@ -108,7 +108,7 @@ def run_grid_command(args, grid, model, gen, proto, vllm) -> int:
     else:
         print(grid_caption(doc))
         print(grid_table(doc))
-        if any(c.get("kept") for c in doc["cells"]):
+        if any_kept(doc):
             print(f"*{KEPT_NOTE}")
     out = doc["output_dir"]
     for name in (GRID_FILE, GRID_TABLE, GRID_PLOT):

@@ -307,7 +307,7 @@ def grid_markdown(doc: dict, plot_name: str | None = GRID_PLOT) -> str:
         "C + (I-1)(C-h-m); none T); largest context = the most prompt + new tokens of one round "
         "(measured); out of budget = the last allowed round was cut at its budget; wall-clock "
         "= generation time summed over the runs that generated the cell."
-        + (f" *{KEPT_NOTE}" if _any_kept(doc) else "")
+        + (f" *{KEPT_NOTE}" if any_kept(doc) else "")
         + " docs/bounded-context.md explains the strategies.",
         "",
     ]
@@ -317,7 +317,8 @@ def grid_markdown(doc: dict, plot_name: str | None = GRID_PLOT) -> str:
 KEPT_NOTE = " = kept from an earlier run of this grid directory (not in the last --grid)."
 
 
-def _any_kept(doc: dict) -> bool:
+def any_kept(doc: dict) -> bool:
+    """Whether the grid holds a cell kept from an earlier run (marked ``*``: :data:`KEPT_NOTE`)."""
     return any(c.get("kept") for c in doc["cells"])
 
 
@@ -356,7 +357,7 @@ def grid_sections(dirs: Sequence[str | Path], out: Path) -> list[str]:
         plot = plot_grid(doc, out.with_name(f"{out.stem}_grid{'' if i == 1 else i}.png"))
         parts += [f"## Equal-budget grid: {doc['benchmark']} (`{path}`)", ""]
         parts += [grid_caption(doc), "", grid_table(doc), ""]
-        if _any_kept(doc):
+        if any_kept(doc):
             parts += [f"\\*{KEPT_NOTE}", ""]
         parts += [f"![grid]({plot.name})", ""]
     return parts

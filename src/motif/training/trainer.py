@@ -347,7 +347,9 @@ def build_trainer(
         if hasattr(reward, "bind"):
             reward.bind(trainer)
     if credit is not None:
-        credit.fold_system = policy_folds_system(config)
+        from motif.backends.template import folds_system
+
+        credit.fold_system = folds_system(tokenizer)  # the policy's own, already loaded
         trainer.credit = credit
     callback = metrics_callback(config.run.output_dir)
     trainer.callback_handler.callbacks.insert(0, callback)  # before TensorBoard: see its doc
