@@ -31,7 +31,7 @@ def build(config_dir: str, dtype, override: dict | None = None):
 
 
 def chats(n: int):
-    from motif.protocol import round_messages
+    from motif.prompts import round_messages
 
     qs = [f"Question {i}: what is {i} + {2 * i} times {i % 7}? " * (1 + i % 3) for i in range(n)]
     return [round_messages(q, 1, 3) for q in qs]

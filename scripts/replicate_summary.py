@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from motif.answer_format import parse_answer
 from motif.eval.compare import (
     NOT_ESTIMABLE,
     compare_runs,
@@ -24,7 +25,6 @@ from motif.eval.compare import (
     samples_to_reach,
 )
 from motif.grading import is_correct
-from motif.protocol import parse_answer
 from motif.training.demos import (
     ChainProblem,
     demonstration_responses,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
-from motif.protocol import Chat
+from motif.prompts import Chat
 
 Script = Callable[[Chat, int], str]
 

@@ -6,7 +6,7 @@ import pytest
 
 from motif.backends.base import SamplingParams
 from motif.backends.hf import TransformersBackend
-from motif.protocol import round_messages
+from motif.prompts import round_messages
 
 QUESTIONS = ["Hi", "What is 2 + 2? Think step by step, please.", "A much longer question " * 6]
 CHATS = [round_messages(q, 1, 3) for q in QUESTIONS]

@@ -8,7 +8,7 @@ import torch
 import motif.backends.cascade as cascade
 from motif.backends.base import SamplingParams
 from motif.backends.hf import TransformersBackend
-from motif.protocol import round_messages
+from motif.prompts import round_messages
 
 
 def sdpa_reference(query, key, value, mask):

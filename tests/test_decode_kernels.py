@@ -13,7 +13,7 @@ from conftest import build_sharp_model
 from motif.backends.base import SamplingParams
 from motif.backends.fast import _gqa_in_sdpa, _logsumexp
 from motif.backends.hf import TransformersBackend
-from motif.protocol import round_messages
+from motif.prompts import round_messages
 
 needs_onednn = pytest.mark.skipif(
     not kernels._onednn_fp32_available(), reason="torch built without oneDNN"

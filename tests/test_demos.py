@@ -4,7 +4,7 @@ read from the whole thought, so a character split over a chunk end shows whole."
 from __future__ import annotations
 
 from motif.carryover import TailWindow
-from motif.protocol import round_messages
+from motif.prompts import round_messages
 from motif.training.demos import chunk_rows
 
 THOUGHT = (

@@ -9,7 +9,7 @@ from conftest import build_sharp_model
 from motif.backends.base import SamplingParams
 from motif.backends.fast import SlabLayer, new_cache, sample_tokens
 from motif.backends.hf import TransformersBackend
-from motif.protocol import round_messages
+from motif.prompts import round_messages
 
 QUESTIONS = [
     "Hi",

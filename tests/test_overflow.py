@@ -120,7 +120,7 @@ def short_context_checkpoint(tmp_path_factory, tokenizer):
     """A tiny checkpoint whose context fits round 1 of `What is 2 + 2?` with 4 new tokens,
     but not round 2 (the same question plus the carried summary)."""
     from conftest import build_tiny_model
-    from motif.protocol import round_messages
+    from motif.prompts import round_messages
 
     chat = round_messages("What is 2 + 2?", 1, 2)
     text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
@@ -180,7 +180,7 @@ def overflow_message(engine, question="What is 2 + 3?") -> str:
 
 
 def test_a_round_one_overflow_names_round_one_budget_only(tokenizer):
-    from motif.protocol import round_messages
+    from motif.prompts import round_messages
 
     room = prompt_length(tokenizer, round_messages("What is 2 + 3?", 1, 3)) + 12
     backend = small_context_backend(tokenizer, room)
@@ -191,7 +191,7 @@ def test_a_round_one_overflow_names_round_one_budget_only(tokenizer):
 
 
 def test_a_later_overflow_names_the_later_budget_and_the_summary_cut(tokenizer):
-    from motif.protocol import round_messages
+    from motif.prompts import round_messages
 
     question, summary = "What is 2 + 3?", "five " * 20
     full = prompt_length(tokenizer, round_messages(question, 2, 3, summary))
@@ -236,7 +236,7 @@ def test_a_later_overflow_names_the_later_budget_and_the_summary_cut(tokenizer):
     ],
 )
 def test_tail_and_one_pass_overflows_name_their_budget(tokenizer, protocol, named):
-    from motif.protocol import round_messages
+    from motif.prompts import round_messages
 
     room = prompt_length(tokenizer, round_messages("What is 2 + 3?", 1, 1)) + 12
     engine = RolloutEngine(small_context_backend(tokenizer, room), protocol, SamplingParams(16))
@@ -276,7 +276,7 @@ def test_vllm_budget_checks_name_the_option_that_sets_the_budget(monkeypatch, pr
 
 def test_training_round_one_overflow_names_the_budget_option(tokenizer):
     from conftest import fake_policy_trainer
-    from motif.protocol import round_messages
+    from motif.prompts import round_messages
     from motif.training.round1 import round1_rollout
 
     chat = round_messages("What is 2 + 3?", 1, 1)

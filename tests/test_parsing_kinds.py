@@ -1,6 +1,6 @@
 """Issue 13, parsing side: tags read as a structure, and the box rules, as tables.
 
-One rule (``motif.protocol.answer_span`` + ``boxed_answers``) serves the strict summary, the
+One rule (``motif.answer_format.answer_span`` + ``boxed_answers``) serves the strict summary, the
 final answer, rewards and early stop; the ``paper`` rule keeps the reference's string split.
 """
 
@@ -13,20 +13,19 @@ import pytest
 
 from conftest import HANG_GUARD_S
 from fakes import ScriptedBackend
-from motif.backends.base import SamplingParams
-from motif.engine import RolloutEngine
-from motif.grading import grade_text
-from motif.protocol import (
-    Protocol,
+from motif.answer_format import (
     answer_span,
     boxed_answers,
     extract_final_answer,
-    extract_summary,
     final_answer_boxes,
     final_answer_text,
     parse_answer,
     parse_boxed,
 )
+from motif.backends.base import SamplingParams
+from motif.engine import RolloutEngine
+from motif.grading import grade_text
+from motif.protocol import Protocol, extract_summary
 
 GREEDY = SamplingParams(max_new_tokens=32)
 

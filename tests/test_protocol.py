@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from motif.protocol import (
-    Protocol,
-    extract_final_answer,
-    extract_summary,
-    ordinal,
-    parse_answer,
-    parse_boxed,
-    parse_reasoning,
-    round_messages,
-    system_prompt,
-    user_message,
-)
+from motif.answer_format import extract_final_answer, parse_answer, parse_boxed, parse_reasoning
+from motif.prompts import ordinal, round_messages, system_prompt, user_message
+from motif.protocol import Protocol, extract_summary
 
 # Copied from the reference's runtime values (shared/reference/motif-protocol.md).
 PAPER_MOTIF_PROMPT = r"""
@@ -238,7 +229,7 @@ def test_protocol_validates():
 
 
 def test_fold_system_puts_the_system_prompt_before_the_first_user_turn():
-    from motif.protocol import fold_system
+    from motif.prompts import fold_system
 
     chat = round_messages("Q?", 2, 3, "so far")
     folded = fold_system(chat)

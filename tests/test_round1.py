@@ -9,7 +9,7 @@ import torch
 
 from conftest import build_tiny_model, fake_policy_trainer
 from motif.backends.base import SamplingParams
-from motif.protocol import round_messages
+from motif.prompts import round_messages
 from motif.training.round1 import rollout_func, round1_params, round1_rollout
 
 ARGS = dict(

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from fakes import ScriptedBackend
+from motif.answer_format import parse_answer, parse_boxed
 from motif.cli.main import main
 from motif.engine import RolloutEngine
-from motif.protocol import Protocol, parse_answer, parse_boxed
+from motif.protocol import Protocol
 from motif.tasks import ChainProblem, chain_from_entry, parse_chain
 from motif.training.demos import (
     build_demonstrations,

@@ -14,7 +14,8 @@ from motif.carryover import TailWindow
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.engine import RolloutEngine
 from motif.errors import ConfigError
-from motif.protocol import VANILLA_SYSTEM_PROMPT, Protocol, round_messages
+from motif.prompts import VANILLA_SYSTEM_PROMPT, round_messages
+from motif.protocol import Protocol
 
 THOUGHT = [f"w{i}" for i in range(1, 16)]  # 15 one-token words
 

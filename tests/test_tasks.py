@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fakes import ScriptedBackend
+from motif.answer_format import parse_answer, parse_boxed
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
 from motif.carryover import TailWindow
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
@@ -18,7 +19,7 @@ from motif.engine import RolloutEngine
 from motif.errors import ConfigError
 from motif.eval.metrics import work_lines
 from motif.eval.runner import EvalArgs, run_eval
-from motif.protocol import Protocol, extract_summary, parse_answer, parse_boxed
+from motif.protocol import Protocol, extract_summary
 from motif.tasks import (
     ChainProblem,
     LetterProblem,

@@ -13,7 +13,8 @@ from motif.backends.template import check_continuation, folds_system, render_cha
 from motif.carryover import TailWindow
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.errors import ConfigError
-from motif.protocol import Protocol, fold_system, round_messages
+from motif.prompts import fold_system, round_messages
+from motif.protocol import Protocol
 
 # Gemma 2's template, shortened: no system role, strict user/model alternation.
 GEMMA = (
@@ -153,7 +154,7 @@ def test_the_cli_refuses_such_a_template_in_one_line(checkpoint_with, no_model_l
 
 def test_training_prompts_trl_renders_are_folded_too(checkpoint_with, no_model_load, capsys):
     from motif.cli.train import parse_config
-    from motif.protocol import system_prompt
+    from motif.prompts import system_prompt
     from motif.training.trainer import build_dataset
 
     flags = ["--dataset", "reasoning_gym:chain_sum", "--dataset-size", "2", "--report-to", "none"]

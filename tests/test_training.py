@@ -484,7 +484,7 @@ def test_tail_reward_needs_trls_completion_ids(tokenizer, tiny_model):
 )
 def test_carry_over_resolves_rounds_and_round_one_budget(flags, rounds, budget, note):
     from motif.cli.train import parse_config
-    from motif.protocol import VANILLA_SYSTEM_PROMPT
+    from motif.prompts import VANILLA_SYSTEM_PROMPT
     from motif.training.trainer import build_dataset, plan
 
     config = parse_config([*TINY_RUN, "--dataset-size", "1", *flags])
@@ -589,7 +589,7 @@ def test_saved_config_and_identity_hold_the_tail_window_only_under_tail():
 
 
 def test_tail_demonstrations_are_one_single_round_response():
-    from motif.protocol import VANILLA_SYSTEM_PROMPT
+    from motif.prompts import VANILLA_SYSTEM_PROMPT
     from motif.training.demos import build_demonstrations, format_ok
 
     for carry_over in ("tail", "none"):

@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from motif.protocol import matching_braces
+from motif.answer_format import matching_braces
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from motif.answer_format import extract_final_answer, parse_answer, parse_reasoning
 from motif.backends.base import (
     ContextOverflow,
     GenerationBackend,
@@ -21,7 +22,7 @@ from motif.backends.base import (
     SamplingParams,
     piece_texts,
 )
-from motif.protocol import Protocol, extract_final_answer, parse_answer, parse_reasoning
+from motif.protocol import Protocol
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The correctness oracle: is a predicted answer mathematically equal to the gold answer?
 
 Built on ``math-verify``. Each side is reduced to one expression first (the last box when
-there is a box, see :func:`motif.protocol.boxed_answers`; a GSM8K gold's text after
+there is a box, see :func:`motif.answer_format.boxed_answers`; a GSM8K gold's text after
 ``####``), rewritten so that it reads as its TeX does (:func:`faithful_latex`: digit groups,
 brace-less arguments, the imaginary unit; None when it cannot be read faithfully), wrapped in
 ``$...$`` (math-verify misreads bare ``[1,3)`` or ``(x+1)^2``), parsed as one whole LaTeX
@@ -50,7 +50,7 @@ from motif._reading import (  # REL_TOL and faithful_latex are part of this modu
     faithful_latex,  # noqa: F401
 )
 from motif._timebound import CallTimeout, WorkerDied, WorkerProcess, with_time_limit
-from motif.protocol import boxed_answers, final_answer_boxes, parse_boxed
+from motif.answer_format import boxed_answers, final_answer_boxes, parse_boxed
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def grade_text(
     """Grade a whole (last-round) response: extract its final answer, then grade it.
 
     The final answer is the last box of the final ``<answer>`` block
-    (:func:`motif.protocol.final_answer_boxes`: tags read as a structure; an empty or
+    (:func:`motif.answer_format.final_answer_boxes`: tags read as a structure; an empty or
     unclosed last box is no answer); all its boxes for a multi-value gold.
     ``fallback="response"`` also accepts the boxes of the whole response. No answer gives
     ``False`` (reason ``no_answer``).

@@ -10,7 +10,7 @@ Two flavours of each reward:
 * default (**fixed**): format rewards accept multi-line reasoning and a response that ends
   right after ``</answer>``; accuracy is graded by the math-verify oracle
   (:mod:`motif.grading`) on the final answer read by the protocol's one answer rule
-  (:func:`motif.protocol.final_answer_boxes`: tags as a structure, an empty or unclosed last
+  (:func:`motif.answer_format.final_answer_boxes`: tags as a structure, an empty or unclosed last
   box is no answer), the same rule as strict summaries, evaluation and early stop.
 * ``paper``: the reference implementation's exact behaviour, bugs included (format regexes
   without DOTALL, so multi-line reasoning scores 0; accuracy by substring ``\\boxed{gold}``).

@@ -472,13 +472,13 @@ def skips_steps_in(item: TaskItem, texts: Sequence[str], carry_over: str) -> boo
     in each round's own response, or for ``tail`` in the whole thought (its chunks joined, so a
     step split by a chunk boundary still counts once). *Boxes a final answer*: the text its answer
     is graded from (the last round's; for ``tail`` the joined thought) holds one in its final
-    ``<answer>`` block (:func:`motif.protocol.extract_final_answer`, as the rewards and the
+    ``<answer>`` block (:func:`motif.answer_format.extract_final_answer`, as the rewards and the
     held-out check read it). Fewer written steps than
     :func:`steps_needed` with a boxed answer is the shortcut of stopping after a step or two and
     boxing a guess. Rounds that box nothing do not skip (they ran out of budget, or broke
     format), and a step written twice counts twice: this is a lower bound on skipping.
     """
-    from motif.protocol import extract_final_answer
+    from motif.answer_format import extract_final_answer
 
     if carry_over == "tail":
         final = "".join(texts)

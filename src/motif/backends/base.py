@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from motif.protocol import Chat
+from motif.prompts import Chat
 
-# The carried summary inside a later round's user turn (motif.protocol.user_message):
+# The carried summary inside a later round's user turn (motif.prompts.user_message):
 # '<question> Progress in round N: "<summary>"[ Current round is the final (...) round. ...]'
 _CARRIED = re.compile(
     r'^(?P<head>.*? Progress in round \d+: ")(?P<summary>.*)'

@@ -23,7 +23,7 @@ from motif.backends.base import (
     overflow_error,
     split_carried,
 )
-from motif.protocol import Chat
+from motif.prompts import Chat
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ once per template by rendering a probe chat (never from a list of model names):
 
 * A template that refuses the system role (Gemma's ``raise_exception('System role not
   supported')``) gets the system prompt folded into the first user turn
-  (:func:`motif.protocol.fold_system`, the layout Gemma 3's own template gives it); one note
+  (:func:`motif.prompts.fold_system`, the layout Gemma 3's own template gives it); one note
   line on stderr says so, once per template and process.
 * A template that opens no assistant turn for ``add_generation_prompt=True`` (it renders the
   same text either way, while an assistant message gets a role header) would make the model
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from motif.errors import ConfigError
-from motif.protocol import Chat, fold_system
+from motif.prompts import Chat, fold_system
 
 _PROBE = "Let me continue this thought"
 """A partial assistant message used to probe the template (plain words: no normalisation)."""

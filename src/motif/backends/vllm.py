@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
 from motif.backends.hf import OVERFLOW_MODES, TransformersBackend, make_output, overflow_error
 from motif.errors import ConfigError
-from motif.protocol import Chat
+from motif.prompts import Chat
 
 if TYPE_CHECKING:
     from motif.backends.vllm_options import VllmArgs

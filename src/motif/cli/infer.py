@@ -49,7 +49,7 @@ def read_questions(question: str | None, file: str | None) -> list[str]:
 
 def trajectory_json(traj) -> dict:
     """The ``--json`` record of one answered question."""
-    from motif.protocol import extract_final_answer
+    from motif.answer_format import extract_final_answer
 
     return {
         "question": traj.question,

@@ -219,7 +219,7 @@ def _answer_text(trajectory: Any, round_index: int) -> str:
 
 def _grade_text(text: str, gold: str, grader: Grader) -> tuple[str | None, bool | None]:
     """(the final answer read from ``text``, its grade); several boxes are graded together."""
-    from motif.protocol import final_answer_boxes, final_answer_text
+    from motif.answer_format import final_answer_boxes, final_answer_text
 
     boxes = final_answer_boxes(text, fallback="response")
     answer = boxes[-1] if boxes else None

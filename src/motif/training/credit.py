@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from motif.answer_format import parse_answer, parse_reasoning
 from motif.engine import RoundRecord, Trajectory
 from motif.errors import ConfigError
-from motif.protocol import Protocol, fold_system, parse_answer, parse_reasoning
+from motif.prompts import fold_system
+from motif.protocol import Protocol
 
 ROUND_KEY = "credit_round"
 """Row column (and reward keyword) holding the round a row's reply answers (1 = a question)."""

@@ -33,9 +33,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from motif.answer_format import parse_answer, parse_boxed
 from motif.carryover import TailWindow, check_carry_over
 from motif.errors import ConfigError, MotifError
-from motif.protocol import Protocol, SummaryRule, parse_answer, parse_boxed
+from motif.protocol import Protocol, SummaryRule
 from motif.tasks import (
     TASK_KINDS,
     TaskItem,

@@ -99,7 +99,8 @@ def build_blocks(
     loaded when not given (its chat template decides whether the system prompt is folded).
     """
     from motif.backends.template import folds_system
-    from motif.protocol import Protocol, fold_system
+    from motif.prompts import fold_system
+    from motif.protocol import Protocol
     from motif.training.demos import conversation_ids, demonstration_rows, load_items, tail_rows
 
     sft, chosen = config.sft, formats(config)

@@ -31,7 +31,7 @@ def build_dataset(config: TrainConfig) -> Any:
     from datasets import Dataset
 
     from motif.data import load_problems
-    from motif.protocol import fold_system
+    from motif.prompts import fold_system
 
     data = config.data
     task_config = dict(data.task_config or {})

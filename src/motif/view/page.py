@@ -202,7 +202,7 @@ def excerpt(text: str, graphemes: int = EXCERPT_GRAPHEMES) -> str:
 
 def _prompt_around_state(question: str, position: int, rounds: int) -> tuple[str, str]:
     """Round ``position``'s user message around the carried state, question prefix removed."""
-    from motif.protocol import user_message
+    from motif.prompts import user_message
 
     rounds = max(rounds, position)
     pre, _, post = user_message(question, position, rounds, _SENTINEL).partition(_SENTINEL)

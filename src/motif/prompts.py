@@ -1,0 +1,130 @@
+"""The protocol's texts: system prompts, each round's user turn and its chat.
+
+Pure strings, no torch and no parsing. The ``paper`` texts reproduce the reference
+implementation (purbeshmitra/MOTIF) character for character; see ``docs/protocol.md``. Which
+round gets which chat, and what it carries, is the carry-over's (:mod:`motif.carryover`).
+"""
+
+from __future__ import annotations
+
+Message = dict[str, str]
+Chat = list[Message]
+
+_ORDINALS = (
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+)
+
+VANILLA_SYSTEM_PROMPT = (
+    "You are a helpful assistant.\n"
+    "When the user asks a question, you first think about the reasoning process in mind "
+    "and then provide the user with an answer.\n"
+    "The reasoning process and the answer are enclosed within <reasoning> </reasoning> and "
+    "<answer> </answer> tags, respectively.\n"
+    "In your answer, you also enclose your final answer in the box: \\boxed{}.\n"
+    "Therefore, you respond in the following strict format:\n"
+    "<reasoning>\n"
+    "reasoning process here\n"
+    "</reasoning>\n"
+    "<answer>\n"
+    "answer here\n"
+    "</answer>"
+)
+
+_MULTI_ROUND_TEMPLATE = (
+    "\n"
+    "You are a helpful assistant. When the user asks a question, you solve it in {n} rounds.\n"
+    "In each round, you first think about the reasoning process of answering and then provide "
+    "the user with a detailed progress about it.\n"
+    "The reasoning process and the progress are enclosed within <reasoning> </reasoning> and "
+    "<answer> </answer> tags respectively.\n"
+    "Therefore, you follow the strict format:\n"
+    "<reasoning>\n"
+    "reasoning process here\n"
+    "</reasoning>\n"
+    "<answer>\n"
+    "detailed progress here\n"
+    "</answer>\n"
+    "\n"
+    "The User provides this detailed progress as additional context in the next round.\n"
+    "You then respond again with further thinking and further progress.\n"
+    "When the User says that current round is the final ({ordinal}) round, you provide an "
+    "answer inside the answer tags.\n"
+    "You also enclose a final answer in {ordinal} round in the box: \\boxed{{}}. "
+    "Only this boxed final answer is used for evaluation.\n"
+)
+
+
+def ordinal(n: int) -> str:
+    """English ordinal word for ``n`` ("third"), falling back to "11th" style past ten."""
+    if 1 <= n <= len(_ORDINALS):
+        return _ORDINALS[n - 1]
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _check_rounds(rounds: int) -> None:
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
+
+
+def system_prompt(rounds: int) -> str:
+    """System prompt for an ``rounds``-round protocol.
+
+    ``rounds == 1`` is the reference's vanilla GRPO prompt; ``rounds == 3`` is the paper's
+    MOTIF prompt exactly; other values generalise the MOTIF prompt's round count and ordinal.
+    """
+    _check_rounds(rounds)
+    if rounds == 1:
+        return VANILLA_SYSTEM_PROMPT
+    return _MULTI_ROUND_TEMPLATE.format(n=rounds, ordinal=ordinal(rounds))
+
+
+def user_message(question: str, round_index: int, rounds: int, summary: str | None = None) -> str:
+    """The user turn of round ``round_index`` (1-based) out of ``rounds``.
+
+    Round 1 is the question unchanged. A later round appends only the previous round's
+    summary; the last round of a multi-round protocol also appends the final-round
+    instruction.
+    """
+    _check_rounds(rounds)
+    if not 1 <= round_index <= rounds:
+        raise ValueError(f"round_index must be in 1..{rounds}, got {round_index}")
+    text = question
+    if round_index > 1:
+        text += f' Progress in round {round_index - 1}: "{summary or ""}"'
+    if rounds > 1 and round_index == rounds:
+        text += f" Current round is the final ({ordinal(rounds)}) round. Provide a final answer."
+    return text
+
+
+def round_messages(
+    question: str, round_index: int, rounds: int, summary: str | None = None
+) -> Chat:
+    """The two-message chat (system, user) of one round: each round is a fresh chat."""
+    return [
+        {"role": "system", "content": system_prompt(rounds)},
+        {"role": "user", "content": user_message(question, round_index, rounds, summary)},
+    ]
+
+
+def fold_system(chat: Chat) -> Chat:
+    """The chat with a leading system message folded into the first user turn.
+
+    For a chat template that refuses the system role (Gemma's ``raise_exception('System role
+    not supported')``): the system text, a blank line, then the user's text, the layout
+    Gemma 3's own template gives a system message. A chat without a leading system message,
+    or without a user message after it, is returned unchanged (a new list).
+    """
+    if len(chat) < 2 or chat[0]["role"] != "system" or chat[1]["role"] != "user":
+        return list(chat)
+    user = {**chat[1], "content": f"{chat[0]['content']}\n\n{chat[1]['content']}"}
+    return [user, *chat[2:]]
