@@ -29,25 +29,25 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 demo: setup
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m studies.demo
 
 # The CPU replication of docs/results.md: hours; resumable (run it again to continue).
 replicate: setup
-	$(BIN)/python scripts/replicate.py
+	$(BIN)/python -m studies.replicate
 
 # The second study of docs/results.md (issue 18): sittings of hours; resumable (run it again).
 # One stage or seed: make study2 STUDY2_ARGS="--stage train --seeds 3" (see --help).
 STUDY2_ARGS ?=
 study2: setup
-	$(BIN)/python scripts/study2.py $(STUDY2_ARGS)
+	$(BIN)/python -m studies.study2 $(STUDY2_ARGS)
 
 lint: setup
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench studies
+	$(BIN)/ruff format --check src tests bench studies
 
 format: setup
-	$(BIN)/ruff format src tests bench scripts
-	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench studies
+	$(BIN)/ruff check --fix src tests bench studies
 
 bench: setup
 	$(BIN)/python bench/rollout.py
