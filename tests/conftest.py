@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -15,6 +16,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 settings.register_profile("motif", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("motif")
 
+
+TESTS = Path(__file__).resolve().parent
+"""The test folder (its modules mirror the package in subfolders)."""
+REPO = TESTS.parent
+"""The repository's root (recipes/, docs/, studies/)."""
+FIXTURES = TESTS / "fixtures"
+"""Small data files the tests read."""
 
 HANG_GUARD_S = 120.0
 """A test's limit on work whose speed is not what it tests (linear parsing of a megabyte takes

@@ -30,7 +30,7 @@ def weights_digest(model) -> tuple[str, bool]:
 def main() -> None:
     config = parse_config(sys.argv[1:])
     real = trainer_module.build_rewards
-    trainer_module.build_rewards = lambda cfg: [*real(cfg), length_reward]
+    trainer_module.build_rewards = lambda *a: [*real(*a), length_reward]
     trainer = trainer_module.build_trainer(config, trainer_module.build_dataset(config))
     if trainer.accelerator.is_main_process:
         prepare_run_dir(config.run.output_dir, config.to_dict(), False, True)

@@ -87,8 +87,6 @@ def small_context_model(tokenizer, limit: int = 300):
 def test_truncate_left_cuts_the_carried_summary_never_the_instructions(tokenizer):
     """An over-long summary is cut from its start; system prompt, question, final-round
     instruction and the summary's latest words stay (the library mode used to cut them first)."""
-    from motif.backends.hf import split_carried
-
     model = small_context_model(tokenizer)
     question = "QUESTION: what is 17 + 25?"
     summary = " ".join(f"w{i}" for i in range(400)) + " LATEST"
@@ -104,32 +102,42 @@ def test_truncate_left_cuts_the_carried_summary_never_the_instructions(tokenizer
     assert system in text and question in text and "LATEST" in text
     assert "final (third) round. Provide a final answer." in text
     assert "w0 " not in text
-    head, kept, tail = split_carried(text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0])
+    head, kept, tail = user_parts_of(text)
     assert head.startswith(question) and kept.endswith("LATEST") and tail.startswith('"')
     out = backend.generate([chat], params)[0]
     assert out.prompt_tokens == len(fitted) and not out.context_overflow
 
 
-@pytest.mark.parametrize(
-    ("content", "parts"),
-    [
-        ('Q? Progress in round 1: "abc"', ('Q? Progress in round 1: "', "abc", '"')),
-        (
-            'Q? Progress in round 2: "say "hi"" Current round is the final (third) round. '
-            "Provide a final answer.",
-            (
-                'Q? Progress in round 2: "',
-                'say "hi"',
-                '" Current round is the final (third) round. Provide a final answer.',
-            ),
-        ),
-        ("Q? no summary here", None),
-    ],
-)
-def test_split_carried(content, parts):
-    from motif.backends.hf import split_carried
+def user_parts_of(text: str) -> tuple[str, str, str]:
+    """(before, summary, after) of a rendered later round's user turn (SmolLM2's template)."""
+    user = text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
+    before, mark, rest = user.partition(': "')
+    summary, _, after = rest.rpartition('"')
+    return before + mark, summary, '"' + after
 
-    assert split_carried(content) == parts
+
+def test_the_summary_is_cut_where_the_chat_says_it_sits_whatever_the_question_says(tokenizer):
+    """The carried summary is found structurally (the round's chat knows where it sits), not
+    by matching the protocol's wording: a question that quotes that wording is never cut."""
+    model = small_context_model(tokenizer)
+    question = 'Explain: Progress in round 1: "do not cut me" then add 2 + 2.'
+    summary = " ".join(f"w{i}" for i in range(400)) + " LATEST"
+    chat = round_messages(question, 2, 3, summary)
+    assert chat.carried == (question + ' Progress in round 1: "', summary, '"')
+    backend = make_backend(model, tokenizer, overflow="truncate_left")
+    out = backend.generate([chat], SamplingParams(max_new_tokens=4))[0]
+    fitted = backend.render([chat.with_carried(summary[-20:])])[0]
+    assert not out.context_overflow and out.prompt_tokens <= 300 - 4
+    text = tokenizer.decode(backend._cut_summary(chat, 296))
+    assert question in text and "LATEST" in text and "w0 " not in text
+    assert out.carried_tokens > 0 and len(fitted) < out.prompt_tokens + 1000
+
+
+def test_round_one_carries_nothing_and_its_chat_has_nothing_to_cut():
+    chat = round_messages("Q?", 1, 3)
+    assert chat.carried is None
+    with pytest.raises(ValueError, match="carries no text"):
+        chat.with_carried("x")
 
 
 def test_skip_mode_flags_the_prompt_that_does_not_fit(tokenizer):
@@ -204,13 +212,11 @@ def test_truncate_left_keeps_whole_characters(tokenizer):
     chat = round_messages("What is 1 + 1?", 2, 3, summary)
     backend = make_backend(model, tokenizer, overflow="truncate_left")
     least = len(backend.render([round_messages("What is 1 + 1?", 2, 3, "")])[0])
-    from motif.backends.hf import split_carried
-
     for room in range(least + 20, least + 28):  # several cuts: some inside a character's tokens
-        fitted = backend._cut_summary(chat, split_carried(chat[-1]["content"]), room)
+        fitted = backend._cut_summary(chat, room)
         text = tokenizer.decode(fitted)
         assert len(fitted) <= room and "\ufffd" not in text
-        kept = split_carried(text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0])[1]
+        kept = user_parts_of(text)[1]
         assert summary.endswith(kept) and len(kept) > 0
 
 

@@ -132,7 +132,7 @@ def test_a_list_option_given_twice_keeps_every_value(tmp_path):
 
 def test_repeated_extra_carry_overs_add_up():
     from motif.training.config import LoraArgs
-    from motif.training.sft import SftArgs
+    from motif.training.sft_config import SftArgs
 
     types = (SftArgs, ModelArgs, ProtocolArgs, LoraArgs)
     sft, *_ = parse(
@@ -208,7 +208,7 @@ def test_yaml_values_in_text_or_numbers_mean_the_same(tmp_path):
 
 def test_a_yaml_list_of_whole_numbers_is_checked_item_by_item(tmp_path):
     from motif.training.config import LoraArgs
-    from motif.training.sft import SftArgs
+    from motif.training.sft_config import SftArgs
 
     types = (SftArgs, ModelArgs, ProtocolArgs, LoraArgs)
     path = tmp_path / "s.yaml"

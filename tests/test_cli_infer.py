@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from motif.cli.main import main
 
 
@@ -175,7 +175,7 @@ def test_the_readme_first_command_answers_as_shown(capsys, monkeypatch):
 
     from motif.cli.main import main
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     monkeypatch.chdir(repo)
     readme = (repo / "README.md").read_text()
     block = readme.split("## First try", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]

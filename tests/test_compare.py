@@ -199,8 +199,8 @@ def _unfinished(tmp_path: Path) -> Path:
 
 BAD = [
     (lambda t: [t / "a", t / "missing"], "missing is not a directory"),
-    (lambda t: [t / "a", t], "is not an eval run: no samples.jsonl"),
-    (lambda t: [t / "a", _grid(t)], "an equal-budget grid: compare its cells/<cell>"),
+    (lambda t: [t / "a", t], "is not an eval run (no samples.jsonl)"),
+    (lambda t: [t / "a", _grid(t)], "is an equal-budget grid, not an eval run: pass one of its"),
     (lambda t: [t / "a", _no_config(t)], "samples per item unknown"),
     (lambda t: [t / "a", _unfinished(t)], "holds no finished item (all 2 samples stored)"),
     (lambda t: [t / "a"], "at least two eval run directories"),

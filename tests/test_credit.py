@@ -189,16 +189,16 @@ def fake_trainer():
 @pytest.fixture
 def scripted_policy(monkeypatch):
     """Continuations from :func:`final_round` instead of the trainer's policy."""
-    import motif.training.reward as reward_module
+    from motif.training.policy import TrainingPolicy
 
     backends = []
 
     @contextlib.contextmanager
-    def backend(trainer, size, decode_dtype):
+    def backend(self):
         backends.append(ScriptedBackend(final_round))
         yield backends[-1]
 
-    monkeypatch.setattr(reward_module, "policy_backend", backend)
+    monkeypatch.setattr(TrainingPolicy, "backend", backend)
     return backends
 
 
@@ -232,6 +232,42 @@ def test_reward_scores_each_round_from_its_state(scripted_policy):
     assert logged["future_accuracy"] == 0.5 and logged["continuation_tokens"] > 0
     # round 1 reached 2 round-2 states and 4 round-3 states; round 2 reached 2 round-3 states
     assert reward.credit.buffer.count(2) == 2 and reward.credit.buffer.count(3) == 6
+
+
+def test_a_reply_records_its_prompt_and_truncation():
+    c = credit()
+    first = c.reply([], "Q", "<answer>a</answer>", 5, prompt_tokens=40, truncated=True).rounds
+    (record,) = first
+    assert (record.prompt_tokens, record.completion_tokens, record.truncated) == (40, 5, True)
+    later = c.reply(first, "Q", "<answer>b</answer>", 3).rounds
+    assert later[0] is record and later[1].round == 2  # unknown prompt: 0, not cut
+    assert (later[1].prompt_tokens, later[1].truncated) == (0, False)
+
+
+def test_the_reward_stores_each_reply_as_motifs_round_one_generated_it(scripted_policy):
+    reward = credit_reward()
+    replies, real = [], reward.credit.reply
+    reward.credit.reply = lambda *args: replies.append(real(*args)) or replies[-1]
+    reward(
+        prompts=[None] * 2,
+        completions=[RIGHT, WRONG],
+        question=["Q"] * 2,
+        answer=["7"] * 2,
+        completion_ids=[[1] * 4, [1] * 6],
+        reply_prompt_tokens=[30, 31],
+        reply_truncated=[False, True],
+    )
+    stored = [t.rounds[-1] for t in replies]
+    assert [(r.prompt_tokens, r.completion_tokens, r.truncated) for r in stored] == [
+        (30, 4, False),
+        (31, 6, True),
+    ]
+
+
+def test_credit_folds_the_system_prompt_when_told():
+    motif = MotifArgs(rounds=3, k=2, credit="all")
+    made = Credit.from_args(motif, 2, 0, fold_system=True)
+    assert made.fold_system and not Credit.from_args(motif, 2, 0).fold_system
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -284,6 +320,7 @@ def test_a_reply_handing_over_a_wrong_state_gets_the_lower_advantage(
     config = parse_config(["--model", str(tiny_checkpoint), "--output-dir", str(tmp_path), *flags])
     trainer = build_trainer(config)
     credit_ = trainer.credit
+    assert credit_ is trainer.reward_funcs[0].credit  # made once, the reward's and the trainer's
     credit_.buffer.add(
         [State("Q", "7", credit_.reply([], "Q", "<answer>3 + 4</answer>", 4).rounds)]
     )

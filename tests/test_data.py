@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FIXTURES
 from motif import data as data_mod
 from motif.data import KNOWN_BENCHMARKS, display_name, fingerprint, load_problems, slug
 from motif.errors import ConfigError, MotifError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 DATA_DIR = FIXTURES / "eval_data"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FIXTURES
 from fakes import ScriptedBackend
 from motif.backends.base import SamplingParams
 from motif.cli.main import main
@@ -22,7 +23,7 @@ from motif.eval.runner import EvalArgs, evaluate, run_eval, sample_record
 from motif.eval.store import SAMPLES_FILE, ResultStore
 from motif.protocol import Protocol
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 ARITH = str(FIXTURES / "eval_arith.jsonl")
 
 

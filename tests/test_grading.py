@@ -10,13 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import within_bound
+from conftest import FIXTURES, within_bound
 from motif import grading
 from motif._timebound import WorkerDied, WorkerError, WorkerProcess
 from motif.grading import (
@@ -32,7 +31,7 @@ from motif.grading import (
     paper_gold,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 REAL_CASES = [json.loads(line) for line in (FIXTURES / "grading_cases.jsonl").open()]
 # Every AIME 2024 gold with a leading zero (copied from aime24_test.jsonl's "answer" field).
 AIME24_LEADING_ZERO_GOLDS = {"025", "073", "023", "045", "033", "080", "055"}

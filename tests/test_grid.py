@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from fakes import ScriptedBackend
 from motif.carryover import GridCell
 from motif.cli.main import main
@@ -423,7 +424,7 @@ def test_the_cpu_recipe_is_a_valid_grid():
     from motif.backends.vllm_options import VllmArgs
     from motif.cli.common import parse
 
-    recipe = Path(__file__).parent.parent / "recipes" / "grid_smollm2_cpu.yaml"
+    recipe = REPO / "recipes" / "grid_smollm2_cpu.yaml"
     types = (EvalArgs, ModelArgs, GenerationArgs, ProtocolArgs, VllmArgs, GridArgs)
     args, _, gen, proto, _, grid = parse("motif eval", types, ["--config", str(recipe)])
     plans = plan_cells(parse_grid(grid.grid), gen, proto)

@@ -277,11 +277,12 @@ def test_vllm_budget_checks_name_the_option_that_sets_the_budget(monkeypatch, pr
 def test_training_round_one_overflow_names_the_budget_option(tokenizer):
     from conftest import fake_policy_trainer
     from motif.prompts import round_messages
+    from motif.training.policy import TrainingPolicy
     from motif.training.round1 import round1_rollout
 
     chat = round_messages("What is 2 + 3?", 1, 1)
     policy = small_context_backend(tokenizer, prompt_length(tokenizer, chat) + 4).model
-    rollout = round1_rollout(SamplingParams(8), 4, "model")
+    rollout = round1_rollout(SamplingParams(8), TrainingPolicy(4, "model"))
     with pytest.raises(ValueError, match=r"lower round 1's budget \(--max-completion-length; "):
         rollout([chat], fake_policy_trainer(policy, tokenizer))
 

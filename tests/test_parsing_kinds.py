@@ -23,9 +23,10 @@ from motif.answer_format import (
     parse_boxed,
 )
 from motif.backends.base import SamplingParams
+from motif.carryover import extract_summary
 from motif.engine import RolloutEngine
 from motif.grading import grade_text
-from motif.protocol import Protocol, extract_summary
+from motif.protocol import Protocol
 
 GREEDY = SamplingParams(max_new_tokens=32)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.errors import MotifError
 from motif.eval.runner import EvalArgs, run_eval
 from motif.report import load_runs, metric_key, summary_text, write_report
+from motif.report.training import ema, method_of, training_curves
+from motif.runs.training import TrainRun, load_training_run
 from test_eval import ARITH, loader_for, reply, solver, sum_of
 
 
@@ -117,8 +120,6 @@ def test_metric_key_prefers_segments():
 
 
 def test_ema_is_tensorboards_debiased_smoothing():
-    from motif.report_training import ema
-
     assert ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # no pull towards 0
     # s1 = 0.5*2 / (1 - 0.5) = 2; s2 = (0.5*1 + 0.5*4) / (1 - 0.25) = 10/3
     assert ema([2.0, 4.0], 0.5) == pytest.approx([2.0, 10 / 3])
@@ -132,8 +133,6 @@ def test_ema_is_tensorboards_debiased_smoothing():
     [("grpo-s1", "grpo"), ("motif_seed2", "motif"), ("motif-s-3", "motif"), ("run", "run")],
 )
 def test_method_of(label, method):
-    from motif.report_training import method_of
-
     assert method_of(label) == method
 
 
@@ -147,18 +146,13 @@ def train_dir(root: Path, name: str, rows: list[dict], config: str | None = None
 
 
 def test_curves_pool_seeds_and_x_axes(tmp_path):
-    from motif.report import TrainRun, read_training_metrics
-    from motif.report_training import training_curves
-
     config = "prompts_per_device: 2\nnum_generations: 8\ngradient_accumulation_steps: 2\n"
     for seed, scale in ((1, 1.0), (2, 3.0)):
         rows = [{"step": s, "reward": scale * s, "step_seconds": 30.0 * seed} for s in (1, 2, 3)]
         rows.insert(1, {"step": 2, "reward": 99.0})  # superseded by the resumed run's record
         train_dir(tmp_path, f"grpo-s{seed}", rows, config)
     train_dir(tmp_path, "motif", [{"step": 1, "reward": 1.0, "step_time": 60.0}], config)
-    trains = [
-        TrainRun(p, read_training_metrics(p / "metrics.jsonl")) for p in sorted(tmp_path.iterdir())
-    ]
+    trains = [load_training_run(p) for p in sorted(tmp_path.iterdir())]
     grpo, motif = training_curves(trains, "reward", "step", smoothing=0.0)
     assert grpo.label == "grpo (mean of 2 seeds, min-max band)" and grpo.x == [1, 2, 3]
     assert grpo.smooth == [2.0, 4.0, 6.0] and grpo.low == [1.0, 2.0, 3.0]
@@ -190,10 +184,6 @@ NAN, INF = float("nan"), float("inf")
 
 def test_ema_skips_non_finite_values_like_tensorboard():
     """Issue 31: one NaN ended the smoothed curve for every later step."""
-    import math
-
-    from motif.report_training import ema
-
     # s1 = 0.5*2 / 0.5 = 2; NaN skipped (the count of values stays 1); s2 = (0.5 + 2) / 0.75
     out = ema([2.0, NAN, 4.0, INF, 4.0], 0.5)
     assert out[0] == 2.0 and math.isnan(out[1]) and out[3] == INF
@@ -201,9 +191,6 @@ def test_ema_skips_non_finite_values_like_tensorboard():
 
 
 def test_curves_skip_non_finite_values_and_step_times(tmp_path):
-    from motif.report import TrainRun
-    from motif.report_training import training_curves
-
     rows = [
         {"step": 1, "reward": 1.0, "step_seconds": 60.0},
         {"step": 2, "reward": NAN, "step_seconds": 60.0},
@@ -221,9 +208,6 @@ def test_curves_skip_non_finite_values_and_step_times(tmp_path):
 
 
 def test_seeds_pool_over_their_finite_steps(tmp_path):
-    from motif.report import TrainRun
-    from motif.report_training import training_curves
-
     one = [{"step": s, "reward": float(s)} for s in (1, 2, 3)]
     two = [{"step": 1, "reward": 3.0}, {"step": 2, "reward": NAN}, {"step": 3, "reward": 5.0}]
     trains = [TrainRun(train_dir(tmp_path, f"grpo-s{i}", r), r) for i, r in ((1, one), (2, two))]

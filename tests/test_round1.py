@@ -10,7 +10,14 @@ import torch
 from conftest import build_tiny_model, fake_policy_trainer
 from motif.backends.base import SamplingParams
 from motif.prompts import round_messages
-from motif.training.round1 import rollout_func, round1_params, round1_rollout
+from motif.training.policy import TrainingPolicy
+from motif.training.round1 import (
+    PROMPT_TOKENS_KEY,
+    TRUNCATED_KEY,
+    rollout_func,
+    round1_params,
+    round1_rollout,
+)
 
 ARGS = dict(
     max_completion_length=8,
@@ -45,11 +52,9 @@ def test_round1_params_follow_trl_or_hand_back(change, expected):
 
 def test_trl_generation_is_kept_on_request():
     config = SimpleNamespace(motif=SimpleNamespace(round1_generation="trl"))
-    assert rollout_func(config, SimpleNamespace(**ARGS)) is None
-    config.motif = SimpleNamespace(
-        round1_generation="motif", continuation_batch_size=8, rollout_decode_dtype="auto"
-    )
-    assert callable(rollout_func(config, SimpleNamespace(**ARGS)))
+    assert rollout_func(config, SimpleNamespace(**ARGS), TrainingPolicy()) is None
+    config.motif = SimpleNamespace(round1_generation="motif")
+    assert callable(rollout_func(config, SimpleNamespace(**ARGS), TrainingPolicy()))
 
 
 def test_rollout_gives_trls_prompt_ids_and_one_reply_per_row(tokenizer):
@@ -58,7 +63,9 @@ def test_rollout_gives_trls_prompt_ids_and_one_reply_per_row(tokenizer):
     prompts = [chats[0]] * 3 + [chats[1]] * 3  # as TRL's sampler repeats them
     torch.manual_seed(0)
     params = SamplingParams(max_new_tokens=8, temperature=1.0)
-    out = round1_rollout(params, max_batch_size=4)(prompts, trainer)
+    policy = TrainingPolicy(max_batch_size=4)
+    out = round1_rollout(params, policy)(prompts, trainer)
+    assert policy.trainer is trainer  # bound to the trainer TRL hands over
     want = tokenizer.apply_chat_template(
         conversation=prompts, add_generation_prompt=True, tokenize=True, return_dict=True
     )["input_ids"]
@@ -68,6 +75,9 @@ def test_rollout_gives_trls_prompt_ids_and_one_reply_per_row(tokenizer):
     for ids in out["completion_ids"]:
         assert 1 <= len(ids) <= 8
         assert eos not in ids[:-1]  # nothing after an EOS, which ends the reply as in TRL
+    # round 1's real outputs for the reward: each prompt's length, and cut = no EOS at the end
+    assert out[PROMPT_TOKENS_KEY] == [len(ids) for ids in want]
+    assert out[TRUNCATED_KEY] == [ids[-1] != eos for ids in out["completion_ids"]]
     assert len({tuple(ids) for ids in out["completion_ids"][:3]}) > 1  # rows sampled apart
 
 
@@ -75,18 +85,17 @@ def test_rollout_gives_trls_prompt_ids_and_one_reply_per_row(tokenizer):
     ("chosen", "dtype"), [("model", torch.float32), ("bfloat16", torch.bfloat16)]
 )
 def test_training_rollouts_generate_in_the_chosen_dtype(tokenizer, chosen, dtype):
-    from motif.training.reward import policy_backend
-
     trainer = fake_policy_trainer(build_tiny_model(tokenizer, seed=4), tokenizer)
-    with policy_backend(trainer, 4, chosen) as backend:
+    policy = TrainingPolicy(4, chosen).bind(trainer)
+    with policy.backend() as backend:
         assert backend.compute_dtype() == dtype
         prompts = [round_messages("1 + 2 = ?", 1, 3)]
         params = SamplingParams(max_new_tokens=4)  # greedy: the dtype decides the replies
         want = [list(out.token_ids) for out in backend.generate(prompts, params)]
-    assert round1_rollout(params, 4, chosen)(prompts, trainer)["completion_ids"] == want
+    assert round1_rollout(params, policy)(prompts, trainer)["completion_ids"] == want
 
 
-def test_rollout_func_passes_the_rollout_dtype(monkeypatch):
+def test_rollout_func_samples_through_the_runs_policy(monkeypatch):
     import motif.training.round1 as round1
 
     seen = []
@@ -94,5 +103,7 @@ def test_rollout_func_passes_the_rollout_dtype(monkeypatch):
     motif = SimpleNamespace(
         round1_generation="motif", continuation_batch_size=8, rollout_decode_dtype="model"
     )
-    round1.rollout_func(SimpleNamespace(motif=motif), SimpleNamespace(**ARGS))
-    assert seen and seen[0][1:] == (8, "model")
+    policy = TrainingPolicy.from_args(motif)
+    round1.rollout_func(SimpleNamespace(motif=motif), SimpleNamespace(**ARGS), policy)
+    assert seen and seen[0][1] is policy
+    assert (policy.max_batch_size, policy.decode_dtype) == (8, "model")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from motif.backends.base import GenerationBackend, GenerationOutput
 from motif.cli.main import main
 from motif.errors import ConfigError, MotifError
@@ -88,7 +89,7 @@ def test_protected_directories_are_refused_even_with_overwrite(target, tmp_path,
     work.mkdir(parents=True)
     (work / MARKER).write_text("{}")  # even a marker does not make the cwd deletable
     monkeypatch.chdir(work)
-    project = Path(__file__).resolve().parent.parent
+    project = REPO
     path = {
         "cwd": ".",
         "home": "~",
@@ -482,7 +483,7 @@ def test_a_missing_cold_start_names_the_recipe_that_makes_it(tmp_path, monkeypat
 
 
 def test_the_readme_cpu_recipe_says_to_run_its_cold_start_first(capsys, monkeypatch):
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(REPO)
     recipe = "recipes/motif_smollm2_chain_sum_cpu.yaml"
     if Path("runs/sft_chain_sum_cpu").exists():
         pytest.skip("the cold start of this recipe exists here")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import REPO
 from fakes import ScriptedBackend
-from motif.answer_format import parse_answer, parse_boxed
+from motif.answer_format import format_ok, paper_strict_ok, parse_answer, parse_boxed
 from motif.cli.main import main
 from motif.engine import RolloutEngine
 from motif.protocol import Protocol
@@ -18,13 +18,11 @@ from motif.tasks import ChainProblem, chain_from_entry, parse_chain
 from motif.training.demos import (
     build_demonstrations,
     demonstration_responses,
-    format_ok,
     held_out_problems,
     load_items,
-    paper_strict_ok,
 )
 
-RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("sft_*.yaml"))
+RECIPES = sorted((REPO / "recipes").glob("sft_*.yaml"))
 TWO_TERMS = '{"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}'
 _PARTIAL = re.compile(r"^Partial result after round (\d+): (-?\d+)\. Remaining: (.*)$")
 
@@ -310,7 +308,8 @@ def test_tail_rows_are_chunks_of_one_thought(tokenizer):
     from motif.cli.common import parse
     from motif.config import ModelArgs, ProtocolArgs
     from motif.training.config import LoraArgs
-    from motif.training.sft import SftArgs, SftConfig, build_rows, total_steps, training_rows
+    from motif.training.sft import build_rows, total_steps, training_rows
+    from motif.training.sft_config import SftArgs, SftConfig
 
     flags = ["--dry-run", "--num-examples", "3", "--task-config", LONG, *TAIL, "--tail-chunks", "8"]
     flags += ["--per-device-batch-size", "2"]
@@ -343,7 +342,8 @@ def test_extra_rounds_rows_hold_both_protocols():
     from motif.cli.common import parse
     from motif.config import ModelArgs, ProtocolArgs
     from motif.training.config import LoraArgs
-    from motif.training.sft import SftArgs, SftConfig, build_rows
+    from motif.training.sft import build_rows
+    from motif.training.sft_config import SftArgs, SftConfig
 
     flags = ["--dry-run", "--rounds", "2", "--extra-rounds", "1", "--num-examples", "2"]
     config = SftConfig(*parse("sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), flags))
@@ -425,7 +425,7 @@ def test_held_out_check_generates_with_the_model_options(monkeypatch, tokenizer)
     from conftest import build_tiny_model
     from motif.config import ModelArgs, ProtocolArgs
     from motif.training.config import LoraArgs
-    from motif.training.sft import SftArgs, SftConfig
+    from motif.training.sft_config import SftArgs, SftConfig
 
     model = build_tiny_model(tokenizer)
     monkeypatch.setattr(motif.models, "load_model", lambda *a, **k: (model, tokenizer))
@@ -444,7 +444,7 @@ def test_held_out_check_generates_with_the_model_options(monkeypatch, tokenizer)
 @pytest.mark.parametrize("value", ["2,²", "2,x", [2, "²"], "0"])
 def test_extra_rounds_text_with_a_non_ascii_digit_is_a_one_line_error(value):
     from motif.errors import ConfigError
-    from motif.training.sft import SftArgs
+    from motif.training.sft_config import SftArgs
 
     with pytest.raises(ConfigError, match="--extra-rounds must be round counts >= 1"):
         SftArgs(extra_rounds=value)

@@ -17,7 +17,7 @@ def _config(flags):
     from motif.cli.common import parse
     from motif.config import ModelArgs, ProtocolArgs
     from motif.training.config import LoraArgs
-    from motif.training.sft import SftArgs, SftConfig
+    from motif.training.sft_config import SftArgs, SftConfig
 
     return SftConfig(*parse("sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), flags))
 
@@ -26,10 +26,10 @@ def test_each_format_is_demonstrated_once():
     from motif.training.sft_rows import formats
 
     config = _config([*FLAGS, "--extra-rounds", "1", "--extra-carry-over", "tail", "none"])
-    assert [(f.kind, f.rounds) for f in formats(config)] == [
-        ("summary", 3),
-        ("summary", 1),  # none is the one-pass format that --extra-rounds 1 already asked for
-        ("tail", 1),
+    assert [(f.label, f.thought, f.rounds) for f in formats(config)] == [
+        ("summary, 3 rounds", False, 3),
+        ("one pass", False, 1),  # none is the one-pass format --extra-rounds 1 already asked for
+        ("tail (chunks of one thought)", True, 1),
     ]
 
 
@@ -38,9 +38,9 @@ def test_mixed_rows_are_the_token_ids_of_each_format(tokenizer):
 
     config = _config([*FLAGS, "--extra-carry-over", "tail", "--per-device-batch-size", "4"])
     (summary, summary_rows), (tail, tail_rows) = build_blocks(config, tokenizer)
-    assert (summary.kind, summary.rounds, len(summary_rows)) == ("summary", 3, 9)
+    assert (summary.thought, summary.rounds, len(summary_rows)) == (False, 3, 9)
     alone = build_rows(_config([*FLAGS, "--carry-over", "tail"]), tokenizer)
-    assert tail.kind == "tail" and tail_rows == alone  # the same chunks as a tail cold start
+    assert tail.thought and tail_rows == alone  # the same chunks as a tail cold start
     for row in summary_rows:
         ids, mask = row["input_ids"], row["completion_mask"]
         prompt = tokenizer.apply_chat_template(

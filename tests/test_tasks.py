@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FIXTURES, REPO
 from fakes import ScriptedBackend
-from motif.answer_format import parse_answer, parse_boxed
+from motif.answer_format import format_ok, parse_answer, parse_boxed
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
-from motif.carryover import TailWindow
+from motif.carryover import TailWindow, extract_summary
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.data import load_problems
 from motif.engine import RolloutEngine
 from motif.errors import ConfigError
 from motif.eval.metrics import work_lines
 from motif.eval.runner import EvalArgs, run_eval
-from motif.protocol import Protocol, extract_summary
+from motif.protocol import Protocol
 from motif.tasks import (
     ChainProblem,
     LetterProblem,
@@ -33,7 +34,6 @@ from motif.training.demos import (
     chunk_rows,
     demonstration_responses,
     demonstration_rows,
-    format_ok,
     load_items,
     split_chunks,
     tail_rows,
@@ -237,9 +237,7 @@ def test_tail_thought_checkpoints_let_the_tail_find_its_place(tokenizer):
     ``Next:`` checkpoint in its last m tokens (m must exceed the ~60 tokens between two)."""
     import yaml
 
-    recipe = yaml.safe_load(
-        (Path(__file__).parent.parent / "recipes" / "sft_long_chain_sum_tail_cpu.yaml").read_text()
-    )
+    recipe = yaml.safe_load((REPO / "recipes" / "sft_long_chain_sum_tail_cpu.yaml").read_text())
     window = TailWindow(
         recipe["tail_chunk"], recipe["tail_head"], recipe["tail_keep"], recipe["tail_chunks"]
     )
@@ -381,7 +379,7 @@ def test_eval_rows_hold_state_and_steps(tmp_path):
 
 
 def test_eval_rows_of_other_benchmarks_carry_no_checks(tmp_path):
-    arith = str(Path(__file__).parent / "fixtures" / "eval_arith.jsonl")
+    arith = str(FIXTURES / "eval_arith.jsonl")
     summary = run_eval(
         EvalArgs(benchmark=arith, output_dir=str(tmp_path / "o"), limit=2),
         ModelArgs(),

@@ -185,7 +185,7 @@ def test_cold_start_rows_trl_renders_are_folded(tokenizer):
     from motif.cli.common import parse
     from motif.config import ModelArgs
     from motif.training.config import LoraArgs
-    from motif.training.sft import SftArgs, SftConfig
+    from motif.training.sft_config import SftArgs, SftConfig
     from motif.training.sft_rows import build_blocks
 
     types = (SftArgs, ModelArgs, ProtocolArgs, LoraArgs)

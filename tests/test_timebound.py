@@ -9,13 +9,12 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from conftest import TESTS
 from motif._timebound import CallTimeout, WorkerProcess, with_time_limit
 
-TESTS = Path(__file__).parent
 SRC = TESTS.parent / "src"
 CLOCKS = ("wall", "cpu")
 SIGNALS = {

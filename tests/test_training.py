@@ -76,7 +76,7 @@ def with_length_reward(monkeypatch):
     import motif.training.trainer as trainer_module
 
     real = trainer_module.build_rewards
-    monkeypatch.setattr(trainer_module, "build_rewards", lambda cfg: [*real(cfg), length_reward])
+    monkeypatch.setattr(trainer_module, "build_rewards", lambda *a: [*real(*a), length_reward])
 
 
 def adapter_tensors(path: Path) -> dict:
@@ -286,7 +286,7 @@ def test_every_recipe_dry_runs_offline(recipe, capsys, tmp_path, tiny_checkpoint
     trained yet are checks too, so they are swapped for local stand-ins."""
     import yaml
 
-    from motif.identity import model_dir
+    from motif.models import model_dir
 
     command = "sft" if recipe.name.startswith("sft") else "train"
     config = yaml.safe_load(recipe.read_text())
@@ -473,6 +473,30 @@ def test_tail_reward_needs_trls_completion_ids(tokenizer, tiny_model):
         reward(prompts=[None], completions=["x"], question=["q"], answer=["1"])
 
 
+def test_tail_reward_reads_round_ones_cut_from_motifs_rollout(tokenizer, tiny_model):
+    """With motif's rollout_func the cut and the prompt length come with round 1: a reply the
+    rollout reports cut is continued even though its ids end like a finished one."""
+    reward = tail_reward(tiny_model, tokenizer, chunks=2, k=1)
+    seen = spy_rollouts(reward)
+    ids = [*tokenizer.encode("<answer>\\boxed{3}</answer>"), tokenizer.eos_token_id]
+    logged = {}
+    reward(
+        prompts=[None] * 2,
+        completions=[tokenizer.decode(ids[:-1])] * 2,
+        completion_ids=[ids, ids],
+        reply_prompt_tokens=[21, 22],
+        reply_truncated=[True, False],
+        question=["1 + 2 = ?"] * 2,
+        answer=["3"] * 2,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
+    (continued,), (ended,) = seen[0]
+    assert logged["continued_completions"] == 1.0
+    assert len(continued.rounds) == 2 and len(ended.rounds) == 1 and ended.stopped_early
+    assert [t.rounds[0].prompt_tokens for t in (continued, ended)] == [21, 22]
+    assert [t.rounds[0].completion_tokens for t in (continued, ended)] == [len(ids)] * 2
+
+
 @pytest.mark.parametrize(
     ("flags", "rounds", "budget", "note"),
     [
@@ -589,8 +613,9 @@ def test_saved_config_and_identity_hold_the_tail_window_only_under_tail():
 
 
 def test_tail_demonstrations_are_one_single_round_response():
+    from motif.answer_format import format_ok
     from motif.prompts import VANILLA_SYSTEM_PROMPT
-    from motif.training.demos import build_demonstrations, format_ok
+    from motif.training.demos import build_demonstrations
 
     for carry_over in ("tail", "none"):
         rows = build_demonstrations("chain_sum", 3, 2, 0, carry_over=carry_over)

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 import fakes_vllm
+from conftest import FIXTURES
 from motif.cli.main import main
 
-ARITH = str(Path(__file__).parent / "fixtures" / "eval_arith.jsonl")
+ARITH = str(FIXTURES / "eval_arith.jsonl")
 EXACT_HF = ["--backend", "transformers", "--decode", "generate", "--decode-dtype", "model"]
 
 

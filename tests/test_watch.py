@@ -94,7 +94,7 @@ def with_length_reward(monkeypatch):
     import motif.training.trainer as trainer_module
 
     real = trainer_module.build_rewards
-    monkeypatch.setattr(trainer_module, "build_rewards", lambda cfg: [*real(cfg), length_reward])
+    monkeypatch.setattr(trainer_module, "build_rewards", lambda *a: [*real(*a), length_reward])
 
 
 def _train(out, tiny_checkpoint, *flags: str) -> list[dict]:
@@ -162,39 +162,27 @@ def test_held_out_items_are_unseen_and_the_options_are_no_identity():
     assert not {"heldout_every", "heldout_size"} & set(settings)
 
 
-def test_vllm_weights_are_synced_once_per_step():
-    """vLLM runs: the check loads the step's weights into TRL's engine, as TRL would next."""
-    from types import SimpleNamespace
-
-    from motif.training.watch import _sync_vllm
-
-    synced = []
-    engine = SimpleNamespace(sync_weights=lambda: synced.append(1))
-    trainer = SimpleNamespace(
-        use_vllm=True, vllm_generation=engine, _last_loaded_step=2, state=SimpleNamespace()
-    )
-    for step in (2, 3, 3):  # step 2 already synced by TRL; step 3 once
-        trainer.state.global_step = step
-        _sync_vllm(trainer)
-    assert len(synced) == 1 and trainer._last_loaded_step == 3
-    _sync_vllm(SimpleNamespace(use_vllm=False))  # transformers runs: nothing to sync
-
-
 def test_every_training_rollout_generates_in_the_rollout_dtype(
     tiny_checkpoint, tmp_path, monkeypatch
 ):
     """Round 1 (motif's decode path), the continuations and the held-out check each build
     their backend with ``--rollout-decode-dtype``."""
-    import motif.training.reward as reward_module
+    import contextlib
 
-    seen, real = [], reward_module.policy_backend
+    import torch
 
-    def recording(trainer, size, decode_dtype="unset"):
-        seen.append(decode_dtype)
-        return real(trainer, size, decode_dtype)
+    from motif.training.policy import TrainingPolicy
 
-    monkeypatch.setattr(reward_module, "policy_backend", recording)
+    seen, real = [], TrainingPolicy.backend
+
+    @contextlib.contextmanager
+    def recording(self):
+        with real(self) as backend:
+            seen.append(backend.compute_dtype())
+            yield backend
+
+    monkeypatch.setattr(TrainingPolicy, "backend", recording)
     flags = ("--rollout-decode-dtype", "bfloat16", "--heldout-every", "2", "--heldout-size", "2")
     _train(tmp_path / "o", tiny_checkpoint, *flags)
     # 3 steps x (round 1 + continuations) + 2 checks, all in bf16
-    assert len(seen) >= 8 and set(seen) == {"bfloat16"}
+    assert len(seen) >= 8 and set(seen) == {torch.bfloat16}

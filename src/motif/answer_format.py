@@ -1,9 +1,16 @@
-"""The answer format: ``<reasoning>``/``<answer>`` tags and ``\\boxed{}`` answers, read.
+"""The answer format: ``<reasoning>``/``<answer>`` tags and ``\\boxed{}`` answers, read,
+written and scored.
 
-Pure functions, no torch. One rule reads answers everywhere outside the ``paper`` summary
-rule: :func:`answer_span` finds the final ``<answer>`` block, :func:`boxed_answers` its boxes;
-:func:`final_answer_boxes` and :func:`extract_final_answer` combine them for final answers,
-rewards, evaluation and early stop.
+Pure functions, no torch; the one home of what a reply in the format looks like.
+
+* Read: one rule reads answers everywhere outside the ``paper`` summary rule:
+  :func:`answer_span` finds the final ``<answer>`` block, :func:`boxed_answers` its boxes;
+  :func:`final_answer_boxes` and :func:`extract_final_answer` combine them for final answers,
+  rewards, evaluation and early stop. :func:`parse_reasoning`, :func:`parse_answer`.
+* Write: :func:`format_reply` (the demonstrations' replies).
+* Check and score the layout: :func:`format_ok`, :func:`paper_strict_ok`, and the scores
+  behind the format rewards of :mod:`motif.rewards` (``xmlcount``, ``soft``, ``strict``, each
+  fixed and ``paper``, the reference's exact behaviour).
 """
 
 from __future__ import annotations
@@ -265,3 +272,120 @@ def extract_final_answer(text: str, fallback: Literal["none", "response"] = "non
     """
     boxes = final_answer_boxes(text, fallback)
     return boxes[-1] if boxes else None
+
+
+# --------------------------------------------------------------------------- the layout
+
+# The layout, written once: a reasoning block then an answer block, each tag on its own line.
+# The checks below differ only in what a block may hold and how the reply may end.
+_OPEN, _MIDDLE, _CLOSE = "<reasoning>\n", "\n</reasoning>\n<answer>\n", "\n</answer>"
+# No tag inside a block: with DOTALL, a bare ".*?" could swallow a second block whole.
+_NO_TAG = r"(?:(?!</?reasoning>|</?answer>).)*?"
+
+
+def _layout(content: str, end: str, flags: int = 0, start: str = "") -> re.Pattern[str]:
+    """The layout as a regex: each block holds ``content``, the reply ends with ``end``."""
+    tag = [t.replace("\n", r"\n") for t in (_OPEN, _MIDDLE, _CLOSE)]  # no other metacharacter
+    return re.compile(f"{start}{tag[0]}{content}{tag[1]}{content}{tag[2]}{end}", flags)
+
+
+_STRICT = _layout(_NO_TAG, r"\s*", re.DOTALL)
+_STRICT_PAPER = _layout(".*?", r"\n$", start="^")  # the reference's: no DOTALL
+_WELL_FORMED = _layout(".+?", r"\n?", re.DOTALL)
+_SOFT = re.compile(r"\s*<reasoning>.*?</reasoning>\s*<answer>.*?</answer>", re.DOTALL)
+_SOFT_PAPER = re.compile(r"<reasoning>.*?</reasoning>\s*<answer>.*?</answer>")  # no DOTALL
+
+
+def format_reply(reasoning: str, answer: str) -> str:
+    """A reply in the answer format, ending with a newline::
+
+        <reasoning>\\nREASONING\\n</reasoning>\\n<answer>\\nANSWER\\n</answer>\\n
+
+    One-line ``reasoning`` and ``answer`` give a reply that passes :func:`format_ok` and
+    :func:`paper_strict_ok` and earns the full xmlcount and strict scores (fixed and
+    ``paper``) and the fixed soft score (the reference's soft regex, without DOTALL, never
+    matches tags on their own lines). The texts are put in as given, never escaped.
+    """
+    return f"{_OPEN}{reasoning}{_MIDDLE}{answer}{_CLOSE}\n"
+
+
+def format_ok(text: str, final: bool = False) -> bool:
+    """Whether ``text`` is the layout of :func:`format_reply` (blocks of one line or more,
+    non-empty; at most one newline after ``</answer>``).
+
+    ``final=True`` also requires a box (:func:`parse_boxed`) inside the final ``<answer>``.
+    """
+    if not _WELL_FORMED.fullmatch(text):
+        return False
+    if not final:
+        return True
+    answer = parse_answer(text)
+    return answer is not None and parse_boxed(answer) is not None
+
+
+def paper_strict_ok(text: str) -> bool:
+    """The reference's strict format check (no DOTALL: one-line contents, final newline)."""
+    return _STRICT_PAPER.match(text) is not None
+
+
+# --------------------------------------------------------------------------- format scores
+
+
+def xmlcount_score_paper(text: str) -> float:
+    """The reference's ``count_xml`` exactly, in [-len(text)/1000, 0.5].
+
+    Its quirk: a response ending right after ``\\n</answer>`` (no newline) has no
+    ``\\n</answer>\\n``, so the whole text counts as "trailing" and is penalised by length.
+    """
+    count = 0.0
+    if text.count("<reasoning>\n") == 1:
+        count += 0.125
+    if text.count("\n</reasoning>\n") == 1:
+        count += 0.125
+    if text.count("\n<answer>\n") == 1:
+        count += 0.125
+        count -= len(text.split("\n</answer>\n")[-1]) * 0.001
+    if text.count("\n</answer>") == 1:
+        count += 0.125
+        count -= (len(text.split("\n</answer>")[-1]) - 1) * 0.001
+    return count
+
+
+def xmlcount_score(text: str) -> float:
+    """Fixed ``count_xml`` (max 0.5): 0.125 per layout tag present exactly once, minus 0.001
+    per non-blank character after the last ``</answer>``.
+
+    Same tags as the reference (with their newlines), but whitespace at the end is free, so
+    a response that stops right after ``</answer>`` scores the full 0.5.
+    """
+    count = 0.0
+    for tag in ("<reasoning>\n", "\n</reasoning>\n", "\n<answer>\n", "\n</answer>"):
+        if text.count(tag) == 1:
+            count += 0.125
+    if "</answer>" in text:
+        count -= len(text.rsplit("</answer>", 1)[1].strip()) * 0.001
+    return count
+
+
+def soft_format_score_paper(text: str) -> float:
+    """0.5 if the reference's soft regex matches (no DOTALL: one-line blocks only), else 0."""
+    return 0.5 if _SOFT_PAPER.match(text) else 0.0
+
+
+def soft_format_score(text: str) -> float:
+    """0.5 for ``<reasoning>...</reasoning>`` then ``<answer>...</answer>``, blocks of any
+    number of lines, leading whitespace allowed (trailing text allowed, as in the reference);
+    else 0."""
+    return 0.5 if _SOFT.match(text) else 0.0
+
+
+def strict_format_score_paper(text: str) -> float:
+    """0.5 if the reference's strict regex matches (:func:`paper_strict_ok`), else 0."""
+    return 0.5 if paper_strict_ok(text) else 0.0
+
+
+def strict_format_score(text: str) -> float:
+    """0.5 for exactly one reasoning block then one answer block, laid out on their own
+    lines; the blocks may span lines and the response may end right after ``</answer>``;
+    else 0."""
+    return 0.5 if _STRICT.fullmatch(text) else 0.0

@@ -10,11 +10,18 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from motif.carryover import DELETHINK_CHUNK, DELETHINK_CHUNKS, DELETHINK_HEAD
+from motif.backends.base import SamplingParams
+from motif.carryover import (
+    DELETHINK_CHUNK,
+    DELETHINK_CHUNKS,
+    DELETHINK_HEAD,
+    TAIL_OPTIONS,
+    CarryOver,
+    carry_over_class,
+    tail_window,
+)
 from motif.errors import ConfigError
-
-TAIL_OPTIONS = ("tail_chunk", "tail_head", "tail_keep", "tail_chunks")
-"""The options of ``--carry-over tail`` (Delethink's C, h, m and I)."""
+from motif.protocol import Protocol
 
 
 def unused_options(config: Any, names: Sequence[str], why: str) -> str | None:
@@ -165,7 +172,6 @@ class GenerationArgs:
 
     def sampling(self, later: bool = False):
         """The :class:`SamplingParams` of round 1, or of later rounds with ``later=True``."""
-        from motif.backends.base import SamplingParams
 
         tokens = self.later_max_new_tokens if later and self.later_max_new_tokens else None
         return SamplingParams(
@@ -244,24 +250,26 @@ class ProtocolArgs:
     )
 
     def __post_init__(self) -> None:
-        from motif.carryover import check_carry_over
-
-        check_carry_over(self.carry_over)
+        carry = carry_over_class(self.carry_over)
         if self.rounds is not None and self.rounds < 1:
             raise ConfigError(f"--rounds must be >= 1; got {self.rounds}")
         if self.summary_rule not in ("paper", "strict"):
             raise ConfigError(f"--summary-rule must be paper or strict; got {self.summary_rule!r}")
-        self.rounds = self._resolved_rounds()
-        if self.early_stop and self.carry_over == "tail":
-            raise ConfigError(
-                "--early-stop does not apply to --carry-over tail: a thought already stops at "
-                "its end-of-sequence; drop --early-stop"
-            )
+        self.rounds = carry.resolve_rounds(self)
+        carry.check_args(self)
+
+    def strategy(self) -> CarryOver:
+        """The :class:`motif.carryover.CarryOver` these arguments describe.
+
+        Raises:
+            ConfigError: ``tail``'s C, h, m, I do not leave room to write.
+        """
+        return carry_over_class(self.carry_over).from_args(self)
 
     def unused_tail(self) -> str | None:
         """A note for ``--tail-*`` options set away from their defaults without
         ``--carry-over tail`` (they then do nothing), or None."""
-        if self.carry_over == "tail":
+        if set(TAIL_OPTIONS) <= set(carry_over_class(self.carry_over).own_options):
             return None
         why = f"--tail-* apply to --carry-over tail; this run is --carry-over {self.carry_over}"
         return unused_options(self, TAIL_OPTIONS, why)
@@ -272,36 +280,12 @@ class ProtocolArgs:
         sets each chunk's budget, nothing is summarised); ``--later-max-new-tokens`` and
         ``--summary-rule`` with a single round."""
         notes = [self.unused_tail()]
-        if self.carry_over == "tail":
-            why = "--carry-over tail: --tail-chunk and the window set each chunk's budget"
-            budgets = ("max_new_tokens", "later_max_new_tokens")
-            notes.append(unused_options(generation, budgets, why))
-            notes.append(
-                unused_options(self, ("summary_rule",), "--carry-over tail carries tokens")
-            )
-        elif self.rounds == 1:
-            why = "one round" + (" (--carry-over none)" if self.carry_over == "none" else "")
-            notes.append(unused_options(generation, ("later_max_new_tokens",), why))
-            notes.append(unused_options(self, ("summary_rule",), why))
+        unused = carry_over_class(self.carry_over).unused_budgets(self)
+        if unused is not None:
+            sampling, protocol, why = unused
+            notes.append(unused_options(generation, sampling, why))
+            notes.append(unused_options(self, protocol, why))
         return [n for n in notes if n]
-
-    def _resolved_rounds(self) -> int:
-        if self.carry_over == "summary":
-            return 3 if self.rounds is None else self.rounds
-        if self.carry_over == "none":
-            if self.rounds not in (None, 1):
-                raise ConfigError(
-                    f"--carry-over none answers in one pass; drop --rounds {self.rounds} "
-                    "(its budget is --max-new-tokens) or use --carry-over summary"
-                )
-            return 1
-        window = self.window()
-        if self.rounds not in (None, window.max_chunks):
-            raise ConfigError(
-                f"--carry-over tail counts chunks with --tail-chunks ({window.max_chunks}); "
-                f"drop --rounds {self.rounds} or set --tail-chunks {self.rounds}"
-            )
-        return window.max_chunks
 
     def window(self):
         """The :class:`motif.carryover.TailWindow` of ``--carry-over tail`` (None otherwise).
@@ -309,7 +293,7 @@ class ProtocolArgs:
         Raises:
             ConfigError: C, h, m, I do not leave room to write (see ``TailWindow``).
         """
-        return self.tail_window() if self.carry_over == "tail" else None
+        return self.strategy().tail_window()
 
     def tail_window(self):
         """The :class:`motif.carryover.TailWindow` of the ``--tail-*`` options, whatever
@@ -318,18 +302,10 @@ class ProtocolArgs:
         Raises:
             ConfigError: C, h, m, I do not leave room to write (see ``TailWindow``).
         """
-        from motif.carryover import TailWindow
-
-        return TailWindow(
-            chunk=self.tail_chunk,
-            head=self.tail_head,
-            tail=self.tail_keep,
-            max_chunks=self.tail_chunks,
-        )
+        return tail_window(self)
 
     def protocol(self):
         """The :class:`motif.protocol.Protocol` these arguments describe."""
-        from motif.protocol import Protocol
 
         return Protocol(
             rounds=self.rounds,

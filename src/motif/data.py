@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from motif.errors import ConfigError, MotifError
-from motif.textio import clip
+from motif.grading import normalize_gold
+from motif.models import hub_reachable
+from motif.tasks import check_task_config
+from motif.textio import clip, iter_lines, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +256,6 @@ def _local_benchmark_file(spec: Benchmark, split: str | None, data_dir: str | No
 
 
 def _hub_rows(spec: Benchmark, split: str | None) -> Iterator[tuple[int, Any]]:
-    from motif.models import hub_reachable
 
     hub_split = split or spec.hub_split
     if not hub_reachable():
@@ -285,7 +287,6 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    from motif.textio import iter_lines
 
     for number, line in iter_lines(path):
         if not line.strip():
@@ -297,7 +298,6 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    from motif.textio import read_text
 
     try:
         data = json.loads(read_text(path))
@@ -383,7 +383,6 @@ class _RowReader:
     def _problem(
         self, index: int, number: int, row: dict, fields: tuple[str, str, str | None]
     ) -> Problem | None:
-        from motif.grading import normalize_gold
 
         qf, af, idf = fields
         question, raw = row.get(qf), row.get(af)
@@ -425,8 +424,6 @@ def _load_reasoning_gym(task: str, task_config: dict | None, seed: int) -> list[
     """
     import reasoning_gym
 
-    from motif.tasks import check_task_config
-
     config = dict(task_config or {})
     size = config.pop("size", REASONING_GYM_DEFAULT_SIZE)
     if not task:
@@ -438,7 +435,6 @@ def _load_reasoning_gym(task: str, task_config: dict | None, seed: int) -> list[
         raise ConfigError(f"reasoning-gym task {task!r}: {exc}") from exc
     except TypeError as exc:
         raise ConfigError(f"reasoning-gym task {task!r} rejects its config: {exc}") from exc
-    from motif.grading import normalize_gold
 
     problems = []
     for index, entry in enumerate(dataset):

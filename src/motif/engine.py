@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from motif.answer_format import extract_final_answer, parse_answer, parse_reasoning
+from motif.answer_format import parse_answer, parse_reasoning
 from motif.backends.base import (
     ContextOverflow,
     GenerationBackend,
@@ -22,6 +22,7 @@ from motif.backends.base import (
     SamplingParams,
     piece_texts,
 )
+from motif.carryover import carry_over_class
 from motif.protocol import Protocol
 
 logger = logging.getLogger(__name__)
@@ -93,9 +94,8 @@ class Trajectory:
         joined, which is the thought decoded from its whole id sequence, cut after the last
         character that chunk completed (see :class:`RoundRecord`).
         """
-        if self.carry_over == "tail":
-            return "".join(r.text for r in self.rounds[:round_index])
-        return self.rounds[round_index - 1].text
+        texts = [r.text for r in self.rounds[:round_index]]
+        return carry_over_class(self.carry_over).answer_text(texts)
 
     @property
     def final_text(self) -> str:
@@ -112,15 +112,29 @@ class Trajectory:
         """The most tokens (prompt + new) any round attended over; 0 before any round."""
         return max((r.context_tokens for r in self.rounds), default=0)
 
-    def to_dict(self) -> dict:
-        """A JSON-ready view (``thought_ids`` left out)."""
-        return {
+    def to_dict(self, *, budget: bool = False) -> dict:
+        """The one JSON view of a trajectory (``thought_ids`` left out): ``question``,
+        ``carry_over``, ``stopped_early``, ``cut_round`` and ``rounds`` (each
+        :class:`RoundRecord`'s fields, in their order).
+
+        ``budget`` adds the token accounting: each round's ``context_tokens`` and the
+        trajectory's ``generated_tokens`` (:attr:`completion_tokens`) and ``largest_context``.
+        ``motif infer --json`` (:func:`motif.cli.infer.trajectory_json`) and the rows of
+        ``samples.jsonl`` (:func:`motif.eval.runner.sample_record`) pick their keys from it.
+        """
+        data = {
             "question": self.question,
             "carry_over": self.carry_over,
             "stopped_early": self.stopped_early,
             "cut_round": self.cut_round,
             "rounds": [asdict(r) for r in self.rounds],
         }
+        if budget:
+            for row, record in zip(data["rounds"], self.rounds, strict=True):
+                row["context_tokens"] = record.context_tokens
+            data["generated_tokens"] = self.completion_tokens
+            data["largest_context"] = self.largest_context
+        return data
 
 
 def _record(
@@ -219,6 +233,7 @@ class RolloutEngine:
         k: int,
         first_token_ids: Sequence[Sequence[int]] | None = None,
         first_truncated: Sequence[bool] | None = None,
+        first_prompt_tokens: Sequence[int] | None = None,
     ) -> list[list[Trajectory]]:
         """Roll out ``k`` continuations (rounds 2..n) of each given round-1 response.
 
@@ -226,9 +241,12 @@ class RolloutEngine:
         once with ``num_samples=k`` (a backend may share its prefill). Returns, for each
         response, its ``k`` trajectories, each starting with the given round 1.
 
-        ``tail`` continues each response's thought, so it needs ``first_token_ids`` (the
-        response's token ids) and ``first_truncated`` (whether it stopped at its budget rather
-        than at end-of-sequence; a finished thought is not continued).
+        The stored round 1 is what the caller knows of its generation: ``first_token_ids``
+        (its new tokens are their count; 0 without them), ``first_truncated`` (it stopped at
+        its budget rather than at end-of-sequence; default False, and True under ``tail``)
+        and ``first_prompt_tokens`` (its prompt's length, chat template included; default 0).
+        ``tail`` continues each response's thought, so it needs ``first_token_ids`` and
+        ``first_truncated`` (a finished thought is not continued).
 
         Raises:
             ValueError: lengths differ, ``k < 1``, or ``tail`` without ``first_token_ids``.
@@ -239,7 +257,9 @@ class RolloutEngine:
             raise ValueError(f"got {n} questions but {len(first_responses)} round-1 responses")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        firsts = self._given_firsts(questions, first_responses, first_token_ids, first_truncated)
+        firsts = self._given_firsts(
+            questions, first_responses, first_token_ids, first_truncated, first_prompt_tokens
+        )
         groups = [[_copy(first) for _ in range(k)] for first in firsts]
         if self.protocol.rounds == 1:
             return groups
@@ -306,15 +326,21 @@ class RolloutEngine:
         texts: Sequence[str],
         token_ids: Sequence[Sequence[int]] | None,
         truncated: Sequence[bool] | None,
+        prompt_tokens: Sequence[int] | None = None,
     ) -> list[Trajectory]:
+        """Round 1 of each response as a one-round trajectory (see :meth:`continue_from`)."""
         tail = self.protocol.continues_turn
         if tail and (token_ids is None or len(token_ids) != len(texts)):
             raise ValueError("carry_over='tail' continues a thought: pass first_token_ids")
+        for name, given in (("first_truncated", truncated), ("first_prompt_tokens", prompt_tokens)):
+            if given is not None and len(given) != len(texts):
+                raise ValueError(f"got {len(given)} {name} for {len(texts)} round-1 responses")
         firsts = []
         for i, (question, text) in enumerate(zip(questions, texts, strict=True)):
             ids = list(token_ids[i]) if token_ids is not None else []
             cut = bool(truncated[i]) if truncated is not None else tail
-            out = GenerationOutput(text, 0, len(ids), cut, token_ids=ids)
+            prompt = int(prompt_tokens[i]) if prompt_tokens is not None else 0
+            out = GenerationOutput(text, prompt, len(ids), cut, token_ids=ids)
             traj = Trajectory(question, carry_over=self.protocol.carry_over)
             self._add(traj, 1, out)
             firsts.append(traj)
@@ -324,16 +350,15 @@ class RolloutEngine:
         if traj.cut or len(traj.rounds) >= self.protocol.rounds:
             return True
         last = traj.rounds[-1]
-        if self.protocol.continues_turn:
-            return not last.truncated  # the thought reached its end-of-sequence
-        return self.early_stop and extract_final_answer(last.text) is not None
+        return self.protocol.carry.finished(last.text, last.truncated, self.early_stop)
 
     def _params(self, index: int) -> SamplingParams:
+        """Round ``index``'s sampling; its budget is the carry-over's
+        (:meth:`motif.carryover.CarryOver.max_new_tokens`)."""
         params = self.first_round if index == 1 else self.later_rounds
-        window = self.protocol.window
-        if window is not None:
-            params = replace(params, max_new_tokens=window.new_tokens(index))
-        return params
+        first, later = self.first_round.max_new_tokens, self.later_rounds.max_new_tokens
+        budget = self.protocol.carry.max_new_tokens(index, first, later)
+        return params if budget == params.max_new_tokens else replace(params, max_new_tokens=budget)
 
     def _generate(
         self, trajectories: list[Trajectory], index: int, num_samples: int = 1
@@ -346,7 +371,7 @@ class RolloutEngine:
         params = self._params(index)
         prefixes = None
         if index > 1 and self.protocol.continues_turn:
-            prefixes = [self.protocol.window.carried(t.thought_ids) for t in trajectories]
+            prefixes = [self.protocol.carry.prefix(t.thought_ids) for t in trajectories]
         try:
             return self.backend.generate(chats, params, num_samples, prefixes=prefixes)
         except ContextOverflow as exc:
@@ -354,13 +379,7 @@ class RolloutEngine:
 
     def _budget_name(self, index: int) -> str:
         """The option that sets round ``index``'s token budget, for a context-overflow error."""
-        if self.protocol.continues_turn:
-            return "--tail-chunk (C: chunk 1's budget, and every later chunk's carried plus new)"
-        if self.protocol.rounds == 1:
-            return "--max-new-tokens"
-        if index == 1:
-            return "--max-new-tokens (round 1's budget)"
-        return "--later-max-new-tokens (the budget of rounds 2..n)"
+        return self.protocol.carry.budget_option(index)
 
     def _add(self, traj: Trajectory, index: int, out: GenerationOutput) -> None:
         """Append round ``index``'s output to ``traj``, or mark it cut there."""
@@ -371,14 +390,15 @@ class RolloutEngine:
         tail = self.protocol.continues_turn
         if tail and out.completion_tokens and not out.token_ids:
             raise ValueError(
-                f"{type(self.backend).__name__} returned no token ids; carry_over='tail' needs them"
+                f"{type(self.backend).__name__} returned no token ids; carry_over="
+                f"{self.protocol.carry_over!r} continues a turn from them"
             )
         summary = traj.rounds[-1].summary if traj.rounds else None
         prompt = self.protocol.messages(traj.question, index, summary)[-1]["content"]
         if not tail:
             traj.rounds.append(_record(self.protocol, index, prompt, out, out.text, out.text))
             return
-        carried = len(self.protocol.window.carried(traj.thought_ids)) if index > 1 else 0
+        carried = len(self.protocol.carry.prefix(traj.thought_ids) or []) if index > 1 else 0
         traj.thought_ids.extend(out.token_ids)
         text = self._chunk_texts(traj) if traj.rounds else out.text
         record = _record(self.protocol, index, prompt, out, text, traj.final_text + text)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from motif.errors import ConfigError
+from motif.models import model_dir
+from motif.textio import clip_middle, plural
 
 WEIGHT_PATTERNS = (
     "*.safetensors",
@@ -35,28 +37,6 @@ WEIGHT_PATTERNS = (
     "merges.txt",
     "tokenizer.model",
 )
-
-
-def model_dir(name: str | None) -> Path | None:
-    """The local directory (or GGUF file) a model name loads from, without loading or converting.
-
-    None is the offline default; a hub id is its cached snapshot (None when not cached).
-    """
-    from motif.models import DEFAULT_MODEL_NAME, cache_dir, default_gguf_file
-
-    if name is None:
-        converted = cache_dir() / "models" / DEFAULT_MODEL_NAME
-        return converted if (converted / "config.json").exists() else default_gguf_file()
-    path = Path(name).expanduser()
-    if path.exists():
-        return path.resolve()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(name, "config.json")
-    except Exception:  # noqa: BLE001 - an unparsable id is simply not cached
-        return None
-    return Path(cached).parent if isinstance(cached, str) else None
 
 
 def files_fingerprint(path: Path | None, patterns: tuple[str, ...] = WEIGHT_PATTERNS) -> str | None:
@@ -104,15 +84,11 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def _short(value: Any) -> str:
-    from motif.textio import clip_middle
-
     return clip_middle(json.dumps(value, ensure_ascii=False, default=str), 28)
 
 
 def mismatch_error(where: str, diffs: list[str], fix: str) -> ConfigError:
     """The one-line error for a run whose identity differs from the stored one."""
     shown = "; ".join(diffs[:6]) + ("; ..." if len(diffs) > 6 else "")
-    from motif.textio import plural
-
     differ = f"{plural(len(diffs), 'field')} {'differs' if len(diffs) == 1 else 'differ'}"
     return ConfigError(f"{where}: {differ} ({shown}); {fix}")

@@ -9,6 +9,8 @@ loads take about a second, and saving, merging and adapters work as for any chec
 
 from __future__ import annotations
 
+# torch, transformers, peft and huggingface_hub are imported inside the functions that use
+# them: `import motif` and `motif --help` stay instant.
 import importlib.util
 import json
 import logging
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from motif.compat import library_deprecations
 from motif.errors import MotifError
 from motif.textio import clip
 
@@ -51,6 +54,26 @@ def default_gguf_file() -> Path:
             f"no .gguf file in {Path(spec.origin).parent}; reinstall with `{DEFAULT_MODEL_INSTALL}`"
         )
     return files[0]
+
+
+def model_dir(name: str | None) -> Path | None:
+    """The local directory (or GGUF file) a model name loads from, without loading or converting.
+
+    None is the offline default; a hub id is its cached snapshot (None when not cached).
+    """
+    if name is None:
+        converted = cache_dir() / "models" / DEFAULT_MODEL_NAME
+        return converted if (converted / "config.json").exists() else default_gguf_file()
+    path = Path(name).expanduser()
+    if path.exists():
+        return path.resolve()
+    try:
+        from huggingface_hub import try_to_load_from_cache  # heavy: only a hub id needs it
+
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:  # noqa: BLE001 - an unparsable id is simply not cached
+        return None
+    return Path(cached).parent if isinstance(cached, str) else None
 
 
 def default_model_dir() -> Path:
@@ -229,8 +252,6 @@ def apply_adapter(model: Any, adapter: str, model_name: str, trainable: bool = F
     """
     from peft import PeftModel
 
-    from motif.compat import library_deprecations
-
     check_adapter_dir(adapter)
     try:
         with library_deprecations():  # peft reads a deprecated transformers property
@@ -251,8 +272,6 @@ def check_model(name: str | None) -> str:
     Raises:
         MotifError: the same one-line errors :func:`load_model` would raise.
     """
-    from motif.identity import model_dir
-
     if name is None:
         where = model_dir(None)  # raises when the default model is not installed
         return f"offline default {DEFAULT_MODEL_NAME} ({where})"

@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motif.errors import MotifError
+from motif.runs.layout import MARKER
 
-MARKER = ".motif-run"
+__all__ = ["MARKER", "OutputDir", "check_output_dir", "is_run_dir", "protected_dirs"]
 
 
 def protected_dirs() -> list[Path]:
     """Directories a run may never be written to or deleted: cwd, home, ``/``, the project."""
-    import motif
-
-    package = Path(motif.__file__).resolve().parent
+    package = Path(__file__).resolve().parent  # this module is in the package's folder
     project = package.parent.parent if package.parent.name == "src" else package.parent
     return [Path.cwd().resolve(), Path.home().resolve(), Path("/").resolve(), project]
 

@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Any, TextIO
 
+from motif.textio import plural
+
 LINE_EVERY_S = 10.0
 """Seconds between two plain progress lines when stderr is not a terminal."""
 
@@ -164,7 +166,6 @@ class Progress:
 
     def line_text(self) -> str:
         """The plain line: ``motif eval: 12/50 problems, 41 s (loss 0.1)``."""
-        from motif.textio import plural
 
         units = plural(self.total if self.total is not None else self.done, self.unit)
         count = f"{self.done}/{units}" if self.total is not None else units

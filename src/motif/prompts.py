@@ -88,32 +88,81 @@ def system_prompt(rounds: int) -> str:
     return _MULTI_ROUND_TEMPLATE.format(n=rounds, ordinal=ordinal(rounds))
 
 
+def user_parts(
+    question: str, round_index: int, rounds: int, summary: str | None = None
+) -> tuple[str, str | None, str]:
+    """The user turn of round ``round_index`` as ``(before, carried, after)``.
+
+    ``carried`` is the previous round's summary as it sits in the turn (``""`` for an empty
+    one), None in round 1, which carries nothing; the turn is ``before + carried + after``.
+    A backend that must shorten the carried text cuts ``carried`` alone
+    (:class:`RoundChat`), never the question or the round instructions.
+
+    Raises:
+        ValueError: ``rounds < 1`` or ``round_index`` outside ``1..rounds``.
+    """
+    _check_rounds(rounds)
+    if not 1 <= round_index <= rounds:
+        raise ValueError(f"round_index must be in 1..{rounds}, got {round_index}")
+    before, carried, after = question, None, ""
+    if round_index > 1:
+        before += f' Progress in round {round_index - 1}: "'
+        carried, after = summary or "", '"'
+    if rounds > 1 and round_index == rounds:
+        after += f" Current round is the final ({ordinal(rounds)}) round. Provide a final answer."
+    return before, carried, after
+
+
 def user_message(question: str, round_index: int, rounds: int, summary: str | None = None) -> str:
     """The user turn of round ``round_index`` (1-based) out of ``rounds``.
 
     Round 1 is the question unchanged. A later round appends only the previous round's
     summary; the last round of a multi-round protocol also appends the final-round
-    instruction.
+    instruction (:func:`user_parts` gives the same text in its three parts).
     """
-    _check_rounds(rounds)
-    if not 1 <= round_index <= rounds:
-        raise ValueError(f"round_index must be in 1..{rounds}, got {round_index}")
-    text = question
-    if round_index > 1:
-        text += f' Progress in round {round_index - 1}: "{summary or ""}"'
-    if rounds > 1 and round_index == rounds:
-        text += f" Current round is the final ({ordinal(rounds)}) round. Provide a final answer."
-    return text
+    before, carried, after = user_parts(question, round_index, rounds, summary)
+    return before + (carried or "") + after
+
+
+class RoundChat(list):
+    """A round's chat (a list of messages, usable wherever a :data:`Chat` is) that knows
+    where the carried text sits in its last message.
+
+    ``carried`` is ``(before, text, after)`` with ``before + text + after`` the last
+    message's content, or None when the round carries nothing. A backend shortens the
+    carried text structurally with :meth:`with_carried`, whatever the wording around it.
+    """
+
+    def __init__(self, messages: Chat, carried: tuple[str, str, str] | None = None) -> None:
+        super().__init__(messages)
+        self.carried = carried
+
+    def with_carried(self, text: str) -> RoundChat:
+        """The same chat with ``text`` carried instead (its last message rebuilt).
+
+        Raises:
+            ValueError: the chat carries nothing.
+        """
+        if self.carried is None:
+            raise ValueError("this round's chat carries no text to replace")
+        before, _, after = self.carried
+        last = {**self[-1], "content": before + text + after}
+        return RoundChat([*self[:-1], last], (before, text, after))
 
 
 def round_messages(
     question: str, round_index: int, rounds: int, summary: str | None = None
-) -> Chat:
-    """The two-message chat (system, user) of one round: each round is a fresh chat."""
-    return [
+) -> RoundChat:
+    """The two-message chat (system, user) of one round: each round is a fresh chat.
+
+    A :class:`RoundChat`: it knows where the carried summary sits in the user turn.
+    """
+    before, carried, after = user_parts(question, round_index, rounds, summary)
+    chat = [
         {"role": "system", "content": system_prompt(rounds)},
-        {"role": "user", "content": user_message(question, round_index, rounds, summary)},
+        {"role": "user", "content": before + (carried or "") + after},
     ]
+    return RoundChat(chat, None if carried is None else (before, carried, after))
 
 
 def fold_system(chat: Chat) -> Chat:

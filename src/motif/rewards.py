@@ -24,10 +24,18 @@ graded for that completion (TRL then treats it as NaN: no signal, not a zero).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from motif.answer_format import (
+    soft_format_score,
+    soft_format_score_paper,
+    strict_format_score,
+    strict_format_score_paper,
+    xmlcount_score,
+    xmlcount_score_paper,
+)
+from motif.carryover import extract_summary
 from motif.errors import MotifError
 from motif.grading import (
     DEFAULT_TIMEOUT_S,
@@ -37,7 +45,6 @@ from motif.grading import (
     grade_text,
     paper_gold,
 )
-from motif.protocol import extract_summary
 
 if TYPE_CHECKING:
     from motif.engine import Trajectory
@@ -51,15 +58,6 @@ ScoreMode = Literal["default", "paper"]
 DEFAULT_WEIGHT = 2.0
 """Score of a correct answer: the reference's scale (its accuracy rewards top out at 2.0)."""
 PAPER_SCALE = 2.0
-
-_SOFT_PAPER = re.compile(r"<reasoning>.*?</reasoning>\s*<answer>.*?</answer>")
-_STRICT_PAPER = re.compile(r"^<reasoning>\n.*?\n</reasoning>\n<answer>\n.*?\n</answer>\n$")
-_SOFT = re.compile(r"\s*<reasoning>.*?</reasoning>\s*<answer>.*?</answer>", re.DOTALL)
-# No tag inside a block: with DOTALL, a bare ".*?" could swallow a second block whole.
-_NO_TAG = r"(?:(?!</?reasoning>|</?answer>).)*?"
-_STRICT = re.compile(
-    rf"<reasoning>\n{_NO_TAG}\n</reasoning>\n<answer>\n{_NO_TAG}\n</answer>\s*", re.DOTALL
-)
 
 
 class MissingColumnError(MotifError, KeyError):
@@ -147,64 +145,7 @@ class RewardFunction:
 
 
 # --------------------------------------------------------------------------- format
-
-
-def xmlcount_score_paper(text: str) -> float:
-    """The reference's ``count_xml`` exactly (max 0.5).
-
-    Its quirk: a response ending right after ``\\n</answer>`` (no newline) has no
-    ``\\n</answer>\\n``, so the whole text counts as "trailing" and is penalised by length.
-    """
-    count = 0.0
-    if text.count("<reasoning>\n") == 1:
-        count += 0.125
-    if text.count("\n</reasoning>\n") == 1:
-        count += 0.125
-    if text.count("\n<answer>\n") == 1:
-        count += 0.125
-        count -= len(text.split("\n</answer>\n")[-1]) * 0.001
-    if text.count("\n</answer>") == 1:
-        count += 0.125
-        count -= (len(text.split("\n</answer>")[-1]) - 1) * 0.001
-    return count
-
-
-def xmlcount_score(text: str) -> float:
-    """Fixed ``count_xml`` (max 0.5): 0.125 per layout tag present exactly once, minus 0.001
-    per non-blank character after the last ``</answer>``.
-
-    Same tags as the reference (with their newlines), but whitespace at the end is free, so
-    a response that stops right after ``</answer>`` scores the full 0.5.
-    """
-    count = 0.0
-    for tag in ("<reasoning>\n", "\n</reasoning>\n", "\n<answer>\n", "\n</answer>"):
-        if text.count(tag) == 1:
-            count += 0.125
-    if "</answer>" in text:
-        count -= len(text.rsplit("</answer>", 1)[1].strip()) * 0.001
-    return count
-
-
-def soft_format_score_paper(text: str) -> float:
-    """0.5 if the reference's soft regex matches (no DOTALL: one-line blocks only)."""
-    return 0.5 if _SOFT_PAPER.match(text) else 0.0
-
-
-def soft_format_score(text: str) -> float:
-    """0.5 for ``<reasoning>...</reasoning>`` then ``<answer>...</answer>``, blocks of any
-    number of lines, leading whitespace allowed (trailing text allowed, as in the reference)."""
-    return 0.5 if _SOFT.match(text) else 0.0
-
-
-def strict_format_score_paper(text: str) -> float:
-    """0.5 if the reference's strict regex matches (no DOTALL, trailing newline required)."""
-    return 0.5 if _STRICT_PAPER.match(text) else 0.0
-
-
-def strict_format_score(text: str) -> float:
-    """0.5 for exactly one reasoning block then one answer block, laid out on their own
-    lines; the blocks may span lines and the response may end right after ``</answer>``."""
-    return 0.5 if _STRICT.fullmatch(text) else 0.0
+# The scores are the answer format's (:mod:`motif.answer_format`); here they become rewards.
 
 
 def xmlcount_reward(paper: bool = False) -> RewardFunction:

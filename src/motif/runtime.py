@@ -5,22 +5,27 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
-from motif.errors import ConfigError
+from motif.backends.template import check_continuation, folds_system
+from motif.backends.vllm_options import VllmArgs, budget_option, plan_backend
+from motif.config import OVERFLOW_MODES, GenerationArgs, ModelArgs, ProtocolArgs
+from motif.engine import RolloutEngine
+from motif.errors import ConfigError, MotifError
+from motif.models import load_model, load_tokenizer, resolve_model
 
 
 def protocol_generation(generation: GenerationArgs, protocol: ProtocolArgs) -> GenerationArgs:
-    """The sampling a protocol actually runs: ``tail`` budgets come from its window.
+    """The sampling a protocol actually runs: its budgets as its carry-over sets them
+    (:meth:`motif.carryover.CarryOver.max_new_tokens`).
 
     ``tail``: round 1 writes ``C`` tokens, later chunks ``C - h - m``
     (:class:`motif.carryover.TailWindow`); ``none`` and ``summary``: ``generation`` as given.
     """
-    window = protocol.window()
-    if window is None:
+    carry = protocol.strategy()
+    first, later = generation.max_new_tokens, generation.later_max_new_tokens
+    budgets = carry.max_new_tokens(1, first, later), carry.max_new_tokens(2, first, later)
+    if budgets == (first, later or first):
         return generation
-    return replace(
-        generation, max_new_tokens=window.chunk, later_max_new_tokens=window.later_new_tokens
-    )
+    return replace(generation, max_new_tokens=budgets[0], later_max_new_tokens=budgets[1])
 
 
 def check_protocol_fits(
@@ -40,10 +45,6 @@ def check_protocol_fits(
         ConfigError: naming the option and the fix. MotifError: ``tail`` and the tokenizer
             cannot be loaded.
     """
-    from motif.backends.template import check_continuation, folds_system
-    from motif.backends.vllm_options import budget_option
-    from motif.errors import MotifError
-    from motif.models import load_tokenizer
 
     budget, option = budget_option(generation, protocol)
     limit = model_context(model)
@@ -52,14 +53,15 @@ def check_protocol_fits(
             f"{option} {budget} is a per-round budget at least as large as the model's context "
             f"of {limit} tokens, leaving no room for the prompt: lower {option}"
         )
+    continues = protocol.strategy().continues_turn
     try:
         tokenizer = load_tokenizer(model.model, model.trust_remote_code)
     except MotifError:
-        if protocol.carry_over == "tail":
+        if continues:
             raise
         return
     folds_system(tokenizer)
-    if protocol.carry_over == "tail":
+    if continues:
         check_continuation(tokenizer)
 
 
@@ -76,8 +78,6 @@ def _read_config(model: ModelArgs) -> Any:
     from types import SimpleNamespace
 
     from transformers import AutoConfig
-
-    from motif.models import resolve_model
 
     try:
         source, local_only = resolve_model(model.model)
@@ -107,9 +107,6 @@ def load_backend(
     """
     import sys
 
-    from motif.backends.vllm_options import VllmArgs, budget_option, plan_backend
-    from motif.config import OVERFLOW_MODES
-
     vllm = vllm if vllm is not None else VllmArgs()
     generation = generation if generation is not None else GenerationArgs()
     if protocol is not None:
@@ -135,7 +132,6 @@ def load_backend(
             budget_option=option,
         )
     from motif.backends.hf import TransformersBackend
-    from motif.models import load_model
 
     model, tokenizer = load_model(
         args.model, args.adapter, args.dtype, args.device, args.trust_remote_code
@@ -152,7 +148,6 @@ def load_backend(
 
 def build_engine(backend: Any, generation: GenerationArgs, protocol: ProtocolArgs) -> Any:
     """A rollout engine with round-1 and later-round sampling taken from ``generation``."""
-    from motif.engine import RolloutEngine
 
     return RolloutEngine(
         backend,

@@ -39,6 +39,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from motif.answer_format import extract_final_answer
+from motif.carryover import carry_over_class
 from motif.errors import ConfigError
 
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|\S")
@@ -429,12 +431,13 @@ def check_trajectory(item: TaskItem, trajectory: object) -> list[RoundCheck]:
     """:func:`check_rounds` over a :class:`motif.engine.Trajectory` (read duck-typed).
 
     Steps are counted over each round's own text (a ``tail`` chunk's own tokens). The state a
-    round hands over is its ``summary`` under ``carry_over == "summary"``, for every round but
+    round hands over is its ``summary`` under a carry-over that hands state (``summary``,
+    :attr:`motif.carryover.CarryOver.hands_state`), for every round but
     the last one that ran (a round before a context-overflow cut did hand its state over);
     ``tail`` and ``none`` hand no separate state (None).
     """
     rounds = list(trajectory.rounds)  # type: ignore[attr-defined]
-    handed = getattr(trajectory, "carry_over", "summary") == "summary"
+    handed = carry_over_class(getattr(trajectory, "carry_over", "summary")).hands_state
     cut = getattr(trajectory, "cut_round", None) is not None
     states = [
         r.summary if handed and (i < len(rounds) - 1 or cut) else None for i, r in enumerate(rounds)
@@ -478,12 +481,8 @@ def skips_steps_in(item: TaskItem, texts: Sequence[str], carry_over: str) -> boo
     boxing a guess. Rounds that box nothing do not skip (they ran out of budget, or broke
     format), and a step written twice counts twice: this is a lower bound on skipping.
     """
-    from motif.answer_format import extract_final_answer
 
-    if carry_over == "tail":
-        final = "".join(texts)
-        written = item.check_steps(final)[1]
-    else:
-        final = texts[-1] if texts else ""
-        written = sum(item.check_steps(t)[1] for t in texts)
-    return extract_final_answer(final) is not None and written < steps_needed(item)
+    carry = carry_over_class(carry_over)
+    written = sum(item.check_steps(t)[1] for t in carry.read_texts(texts))
+    boxed = extract_final_answer(carry.answer_text(texts)) is not None
+    return boxed and written < steps_needed(item)

@@ -4,7 +4,8 @@ The rollout engine only calls :meth:`GenerationBackend.generate` (inside :meth:`
 into text. Chunking by ``max_batch_size`` lives here, so every backend honours it the same way.
 So do the helpers every backend shares (no torch): the texts of pieces of one generated id
 sequence read from the whole sequence (:func:`piece_texts`), the summary a later round's user
-turn carries (:func:`split_carried`), and context-overflow errors that offer only the fixes
+turn carries (:meth:`GenerationBackend._cut_summary`, read from the
+:class:`motif.prompts.RoundChat` the carry-over built), and context-overflow errors that offer only the fixes
 that help (:func:`overflow_error`).
 """
 
@@ -12,27 +13,12 @@ from __future__ import annotations
 
 import abc
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from motif.prompts import Chat
-
-# The carried summary inside a later round's user turn (motif.prompts.user_message):
-# '<question> Progress in round N: "<summary>"[ Current round is the final (...) round. ...]'
-_CARRIED = re.compile(
-    r'^(?P<head>.*? Progress in round \d+: ")(?P<summary>.*)'
-    r'(?P<tail>"(?: Current round is the final \([^)]*\) round\. Provide a final answer\.)?)$',
-    re.DOTALL,
-)
-
-
-def split_carried(content: str) -> tuple[str, str, str] | None:
-    """(before, summary, after) of a later round's user turn; None when it carries none."""
-    match = _CARRIED.match(content)
-    return (match["head"], match["summary"], match["tail"]) if match else None
+from motif.prompts import Chat, RoundChat
 
 
 @dataclass(frozen=True)
@@ -204,10 +190,51 @@ class GenerationBackend(abc.ABC):
         # Chunk by whole prompts so one prompt's samples stay together (prefix sharing).
         per_chunk = max(1, self.max_batch_size // num_samples)
         outputs: list[GenerationOutput] = []
-        for start in range(0, len(prompts), per_chunk):
-            chunk = prompts[start : start + per_chunk]
-            outputs.extend(self._generate_chunk(chunk, params, num_samples, start))
+        self._chats = list(chats)  # prompt i's chat, for its carried summary (_carried)
+        try:
+            for start in range(0, len(prompts), per_chunk):
+                chunk = prompts[start : start + per_chunk]
+                outputs.extend(self._generate_chunk(chunk, params, num_samples, start))
+        finally:
+            self._chats = []
         return outputs
+
+    def _carried(self, index: int) -> RoundChat | None:
+        """Prompt ``index``'s chat (of the ``generate`` call in progress) when it carries a
+        summary (a :class:`motif.prompts.RoundChat` whose ``carried`` is set), else None."""
+        chats = getattr(self, "_chats", [])
+        chat = chats[index] if index < len(chats) else None
+        return chat if getattr(chat, "carried", None) is not None else None
+
+    def _cut_summary(self, chat: RoundChat, room: int) -> list[int] | None:
+        """The chat's ids with the oldest characters of its carried summary dropped to fit
+        ``room`` tokens.
+
+        Only the summary is cut, and only whole characters (the summary's text is cut, never
+        its token ids): the system prompt, the template, the question and the round
+        instructions stay whole, whatever their wording (the chat says where the summary
+        sits). None when even no summary would fit.
+        """
+        summary = chat.carried[1]
+
+        def render(start: int) -> list[int]:
+            return self.render([chat.with_carried(summary[start:])])[0]
+
+        if len(render(len(summary))) > room:
+            return None
+        low, high = 0, len(summary)  # the earliest start that fits: binary search
+        while low < high:
+            mid = (low + high) // 2
+            low, high = (low, mid) if len(render(mid)) <= room else (mid + 1, high)
+        return render(low)
+
+    def _carried_tokens(self, index: int, ids: list[int]) -> int:
+        """Tokens of ``ids`` (prompt ``index``, as fitted) that its carried summary takes:
+        ``len(ids)`` minus the length of the same prompt carrying an empty summary."""
+        chat = self._carried(index)
+        if chat is None:
+            return 0
+        return max(0, len(ids) - len(self.render([chat.with_carried("")])[0]))
 
     @contextmanager
     def frozen_weights(self) -> Iterator[None]:
@@ -275,7 +302,7 @@ def overflow_error(
     ``backend``: a transformers or vLLM backend inside ``generate`` (its carried summaries,
     ``overflow`` and ``render``).
     """
-    parts = backend._carried(index)
+    parts = backend._carried(index)  # the chat when it carries a summary
     facts = f"prompt {index} has {len(ids)} tokens; with max_new_tokens={params.max_new_tokens} "
     facts += f"it exceeds {where}"
     smallest = len(ids) - (backend._carried_tokens(index, ids) if parts else 0)

@@ -30,8 +30,10 @@ from typing import Any
 
 import torch
 
+from motif.backends import kernels
 from motif.backends.base import SamplingParams
 from motif.backends.cascade import shared_prefix_attention
+from motif.backends.kernels import bf16_matmul_is_fast as bf16_matmul_is_fast  # public here too
 from motif.backends.kernels import packed_linears
 from motif.backends.prefill import (
     Level,
@@ -412,18 +414,6 @@ def _step(model: Any, rows: _Rows, tokens: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def bf16_matmul_is_fast(device: torch.device) -> bool:
-    """Whether bf16 matrix products beat fp32 on ``device`` (CUDA with bf16, or CPU with AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:  # private but stable since torch 2.3; bf16 is only measured to win with AMX tiles
-        return bool(torch.cpu._is_amx_tile_supported())
-    except AttributeError:
-        return False
-
-
 TRAINING_PROBE_SHAPE = (1024, 576, 1536)
 """(M, K, N) of the bf16-vs-fp32 probe for training: a batch of ~1K tokens through a
 SmolLM2-135M MLP projection (hidden 576, intermediate 1536)."""
@@ -448,9 +438,7 @@ def bf16_training_is_fast(device_type: str) -> tuple[bool, str]:
         return False, f"{device_type}: fp32"
     if bf16_matmul_is_fast(torch.device("cpu")):
         return True, "this CPU has AMX bf16 units"
-    from motif.backends.kernels import _gemm_rates
-
-    rates = _gemm_rates(TRAINING_PROBE_SHAPE, rounds=3)
+    rates = kernels._gemm_rates(TRAINING_PROBE_SHAPE, rounds=3)
     gain = rates["aten_bf16"] / max(rates["aten_fp32"], 1e-9)
     fast = gain >= TRAINING_BF16_GAIN
     return (

@@ -21,8 +21,8 @@ from motif.backends.base import (
     GenerationOutput,
     SamplingParams,
     overflow_error,
-    split_carried,
 )
+from motif.backends.template import continue_prompts, render_chat
 from motif.prompts import Chat
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,6 @@ def render_ids(
     Raises:
         ConfigError: the template opens no assistant turn (see ``render_chat``).
     """
-    from motif.backends.template import render_chat
 
     texts = [
         render_chat(tokenizer, chat, add_generation_prompt=add_generation_prompt) for chat in chats
@@ -172,7 +171,6 @@ class TransformersBackend(GenerationBackend):
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
         self._compute: Any = None  # the model that generates during one generate call
-        self._chats: list = []  # the chats of the generate call in progress (for truncation)
         self._frozen: dict | None = None  # work kept inside frozen_weights()
 
     @property
@@ -200,11 +198,10 @@ class TransformersBackend(GenerationBackend):
             return super().generate(chats, params, num_samples, prefixes)
         with plain_forward(self.model), torch.autocast(self.device.type, enabled=False):
             self._compute = self._compute_model()
-            self._chats = list(chats)
             try:
                 return super().generate(chats, params, num_samples, prefixes)
             finally:
-                self._compute, self._chats = None, []
+                self._compute = None
 
     @contextmanager
     def frozen_weights(self) -> Iterator[None]:
@@ -266,7 +263,6 @@ class TransformersBackend(GenerationBackend):
         self, chats: Sequence[Chat], prompts: list, prefixes: Sequence[Sequence[int]]
     ) -> list[list[int]]:
         """Token-id prompts continuing the assistant turn (:mod:`motif.backends.template`)."""
-        from motif.backends.template import continue_prompts
 
         return continue_prompts(self.tokenizer, chats, prompts, prefixes)
 
@@ -287,51 +283,11 @@ class TransformersBackend(GenerationBackend):
             return None
         carried = self._carried(index)
         if self.overflow == "truncate_left" and carried is not None:
-            cut = self._cut_summary(*carried, limit - params.max_new_tokens)
+            cut = self._cut_summary(carried, limit - params.max_new_tokens)
             if cut is not None:
                 return cut
         where = f"the model's context of {limit} tokens"
         raise overflow_error(self, ids, index, params, limit, where)
-
-    def _carried(self, index: int) -> tuple[Chat, tuple[str, str, str]] | None:
-        """Prompt ``index``'s chat (of this ``generate`` call) and its last message split
-        around the carried summary (:func:`~motif.backends.base.split_carried`); None when
-        it carries none."""
-        chat = self._chats[index] if index < len(self._chats) else None
-        parts = split_carried(chat[-1]["content"]) if chat else None
-        return (chat, parts) if parts is not None else None
-
-    def _cut_summary(self, chat: Chat, parts: tuple[str, str, str], room: int) -> list[int] | None:
-        """The chat's ids with the oldest characters of its carried summary (``parts``: its
-        last message split around it) dropped to fit ``room`` tokens.
-
-        Only the summary is cut, and only whole characters (the summary's text is cut, never
-        its token ids): the system prompt, the template, the question and the round
-        instructions stay whole. None when even no summary would fit.
-        """
-        head, summary, tail = parts
-
-        def render(start: int) -> list[int]:
-            message = {**chat[-1], "content": head + summary[start:] + tail}
-            return self.render([[*chat[:-1], message]])[0]
-
-        if len(render(len(summary))) > room:
-            return None
-        low, high = 0, len(summary)  # the earliest start that fits: binary search
-        while low < high:
-            mid = (low + high) // 2
-            low, high = (low, mid) if len(render(mid)) <= room else (mid + 1, high)
-        return render(low)
-
-    def _carried_tokens(self, index: int, ids: list[int]) -> int:
-        """Tokens of ``ids`` (prompt ``index``, as fitted) that its carried summary takes:
-        ``len(ids)`` minus the length of the same prompt carrying an empty summary."""
-        carried = self._carried(index)
-        if carried is None:
-            return 0
-        chat, parts = carried
-        empty = {**chat[-1], "content": parts[0] + parts[2]}
-        return max(0, len(ids) - len(self.render([[*chat[:-1], empty]])[0]))
 
     def _generate_chunk(
         self, prompts: list, params: SamplingParams, num_samples: int, offset: int

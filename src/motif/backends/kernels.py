@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from motif.progress import verbose
+
 logger = logging.getLogger(__name__)
 
 # The decode GEMM shape measured for the plan: batch 64, SmolLM2-135M's gate/up projection.
@@ -139,10 +141,16 @@ def tune_malloc() -> str:
     return f"glibc mmap_threshold={MMAP_THRESHOLD} trim_threshold={TRIM_THRESHOLD}"
 
 
-def _bf16_auto() -> bool:
-    from motif.backends.fast import bf16_matmul_is_fast  # fast imports this module
-
-    return bf16_matmul_is_fast(torch.device("cpu"))
+def bf16_matmul_is_fast(device: torch.device) -> bool:
+    """Whether bf16 matrix products beat fp32 on ``device`` (CUDA with bf16, or CPU with AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:  # private but stable since torch 2.3; bf16 is only measured to win with AMX tiles
+        return bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
 
 
 @functools.cache
@@ -162,13 +170,11 @@ def _cpu_plan() -> dict[str, Any]:
         "gemm_gflops": rates,
         "fp32_linear_kernel": kernel,
         "fp32_linear_kernel_pinned": pinned is not None,
-        "bf16_decode_auto": _bf16_auto(),
+        "bf16_decode_auto": bf16_matmul_is_fast(torch.device("cpu")),
         "malloc": malloc,
         "min_packed_rows": MIN_PACKED_ROWS,
     }
     logger.info("decode plan: %s", plan)
-    from motif.progress import verbose
-
     if verbose():  # internal: the run records the plan; MOTIF_DEBUG / MOTIF_VERBOSE show it
         print(f"motif decode plan: {describe(plan)}", file=sys.stderr, flush=True)
     return plan
@@ -205,7 +211,7 @@ def decode_plan(device: torch.device | str = "cpu") -> dict[str, Any]:
     least ``MIN_GAIN`` times MKL, else ``aten``; used for calls of ``min_packed_rows`` rows
     or more; :data:`KERNEL_ENV` pins it, then ``fp32_linear_kernel_pinned`` is true),
     ``bf16_decode_auto`` (what ``decode_dtype="auto"`` picks:
-    :func:`motif.backends.fast.bf16_matmul_is_fast`, bf16 only with AMX) and ``malloc``
+    :func:`bf16_matmul_is_fast`, bf16 only with AMX) and ``malloc``
     (what :func:`tune_malloc` did). Measured once per process (~0.1 s) and printed once to
     stderr; later calls return the same values. Other devices: ``{"device": ...,
     "fp32_linear_kernel": "aten"}``.

@@ -22,10 +22,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from motif.backends import vllm_options as opts
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
 from motif.backends.hf import OVERFLOW_MODES, TransformersBackend, make_output, overflow_error
+from motif.backends.vllm_options import check_context_budget, vllm_dtype
 from motif.errors import ConfigError
-from motif.prompts import Chat
+from motif.models import load_tokenizer, resolve_model
 
 if TYPE_CHECKING:
     from motif.backends.vllm_options import VllmArgs
@@ -83,9 +85,6 @@ class VLLMBackend(GenerationBackend):
     render = TransformersBackend.render
     detokenize = TransformersBackend.detokenize
     continue_prompts = TransformersBackend.continue_prompts
-    _carried = TransformersBackend._carried
-    _cut_summary = TransformersBackend._cut_summary
-    _carried_tokens = TransformersBackend._carried_tokens
 
     def __init__(
         self,
@@ -119,7 +118,6 @@ class VLLMBackend(GenerationBackend):
         self.max_model_len = max_model_len or getattr(config, "max_model_len", None)
         self.overflow = overflow
         self.model_context = model_context
-        self._chats: list[Chat] = []
 
     @classmethod
     def from_trainer(cls, trainer: Any) -> VLLMBackend:
@@ -143,20 +141,6 @@ class VLLMBackend(GenerationBackend):
             max_batch_size=1024,
             overflow="skip",
         )
-
-    def generate(
-        self,
-        chats: Sequence[Chat],
-        params: SamplingParams,
-        num_samples: int = 1,
-        prefixes: Sequence[Sequence[int]] | None = None,
-    ) -> list[GenerationOutput]:
-        """See :meth:`GenerationBackend.generate`; the chats are kept for summary cuts."""
-        self._chats = list(chats)
-        try:
-            return super().generate(chats, params, num_samples, prefixes)
-        finally:
-            self._chats = []
 
     def _sampling(self, params: SamplingParams, n: int) -> dict[str, Any]:
         # vLLM 0.31 and TRL 1.16 spell "top-k off" as 0 (vllm/sampling_params.py:257, 614;
@@ -208,7 +192,7 @@ class VLLMBackend(GenerationBackend):
             return None
         carried = self._carried(index)
         if self.overflow == "truncate_left" and carried is not None:
-            cut = self._cut_summary(*carried, limit - params.max_new_tokens)
+            cut = self._cut_summary(carried, limit - params.max_new_tokens)
             if cut is not None:
                 return cut
         longer = self.model_context is not None and limit < self.model_context
@@ -270,9 +254,7 @@ def load_vllm_backend(
         ConfigError: vLLM missing (naming ``pip install 'motif-rl[vllm]'``), no GPU, or a bad
             option; MotifError: the model cannot be found.
     """
-    from motif.backends import vllm_options as opts
     from motif.backends.hf import context_limit
-    from motif.models import load_tokenizer, resolve_model
 
     opts.require_vllm()
     opts.require_gpu()
@@ -310,7 +292,6 @@ def _check_max_model_len(
     """``given`` must fit the config's context; ``given`` (else that context) the ``budget``
     (set by ``option``)."""
     from motif.backends.hf import context_limit
-    from motif.backends.vllm_options import check_context_budget
 
     context = context_limit(SimpleNamespace(config=config))
     if given is not None and context is not None and given > context:
@@ -344,8 +325,6 @@ def _start_llm(
 ) -> Any:
     import torch
     from vllm import LLM
-
-    from motif.backends.vllm_options import vllm_dtype
 
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     lora = {"enable_lora": True, "max_lora_rank": lora_rank, "max_loras": 1} if lora_rank else {}

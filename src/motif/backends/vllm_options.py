@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from motif.carryover import SummaryCarryOver
 from motif.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -274,13 +275,10 @@ def budget_option(generation: object, protocol: object = None) -> tuple[int, str
     it, or for ``summary``: the larger of ``--max-new-tokens`` and
     ``--later-max-new-tokens`` (rounds 2..n).
     """
-    if getattr(protocol, "carry_over", None) == "tail":
-        return protocol.tail_chunk, "--tail-chunk"  # type: ignore[attr-defined]
     first = generation.max_new_tokens  # type: ignore[attr-defined]
     later = getattr(generation, "later_max_new_tokens", None)
-    if getattr(protocol, "rounds", 2) > 1 and later and later > first:
-        return later, "--later-max-new-tokens"
-    return first, "--max-new-tokens"
+    carry = protocol.strategy() if protocol is not None else SummaryCarryOver(rounds=2)
+    return carry.largest_budget(first, later)
 
 
 def _check_vllm_model_options(device: str, decode: str, decode_dtype: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from motif.errors import ConfigError
+from motif.textio import read_text
 
 PENDING_NOTES: list[str] = []
 """Notes found while parsing (a repeated option), printed by the next :func:`print_notes`,
@@ -257,8 +258,6 @@ def read_config(path: str) -> dict[str, Any]:
     An ``env`` mapping sets environment variables (as TRL's parser does).
     """
     import yaml
-
-    from motif.textio import read_text
 
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} does not exist")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from motif.cli.common import parse
+from motif.eval.compare import compare_dirs, comparison_table
+
 
 @dataclass
 class CompareArgs:
@@ -26,9 +29,6 @@ DESCRIPTION = (
 
 def run(argv: list[str]) -> int:
     """Parse the flags, compare the directories, print the table (or JSON)."""
-    from motif.cli.common import parse
-    from motif.eval.compare import compare_dirs, comparison_table
-
     args, pos = parse(
         "motif compare",
         (CompareArgs,),

@@ -7,7 +7,23 @@ import logging
 import shlex
 import sys
 
+from motif.backends.vllm_options import VllmArgs
+from motif.carryover import carry_over_class
+from motif.cli.common import parse, print_notes, quiet_libraries, read_config, take_config
 from motif.config import EvalGenerationArgs, ModelArgs, ProtocolArgs
+from motif.eval.grid import (
+    GRID_FILE,
+    GRID_PLOT,
+    GRID_TABLE,
+    GridArgs,
+    check_cell_options,
+    run_grid,
+    unused_tail,
+)
+from motif.eval.grid_output import KEPT_NOTE, any_kept, grid_caption, grid_table
+from motif.eval.runner import EvalArgs, run_eval
+from motif.report import summary_text
+from motif.textio import plural
 
 DESCRIPTION = (
     "Evaluate on a benchmark with the multi-round protocol (--rounds N; 1 = vanilla prompt). "
@@ -20,7 +36,6 @@ DESCRIPTION = (
 
 def overflow_line(metrics: dict, carry_over: str = "summary") -> str:
     """How many trajectories a context overflow cut, in which rounds, and what would help."""
-    from motif.textio import plural
 
     over = metrics.get("context_overflow") or {"cut": 0, "cut_by_round": {}}
     if not over["cut"]:
@@ -33,26 +48,13 @@ def overflow_line(metrics: dict, carry_over: str = "summary") -> str:
 
 def overflow_fix(rounds: list[int], carry_over: str) -> str:
     """The options that would make the cut ``rounds`` (1-based) fit: round 1's budget for
-    round 1, the later rounds' budget or a cut summary for the others, the chunk for ``tail``."""
-    if carry_over == "tail":
-        return "lower --tail-chunk (every chunk's context), or use a model with a longer context"
-    fixes = []
-    if 1 in rounds:
-        fixes.append("lower --max-new-tokens (round 1's budget)")
-    if any(r > 1 for r in rounds):
-        fixes.append(
-            "lower --later-max-new-tokens, or pass --context-overflow truncate to cut the "
-            "carried summary"
-        )
-    return "; ".join(fixes) + ", or use a model with a longer context"
+    round 1, the later rounds' budget or a cut summary for the others, the chunk for ``tail``
+    (:meth:`motif.carryover.CarryOver.overflow_fix`)."""
+    return carry_over_class(carry_over).overflow_fix(rounds)
 
 
 def run(argv: list[str]) -> int:
     """Parse the flags, evaluate (resuming), print the summary."""
-    from motif.backends.vllm_options import VllmArgs
-    from motif.cli.common import parse, print_notes, quiet_libraries
-    from motif.eval.grid import GridArgs, unused_tail
-    from motif.eval.runner import EvalArgs, run_eval
 
     args, model, gen, proto, vllm, grid = parse(
         "motif eval",
@@ -61,8 +63,6 @@ def run(argv: list[str]) -> int:
         DESCRIPTION,
     )
     if grid.grid:
-        from motif.eval.grid import check_cell_options
-
         check_cell_options(given_options(argv))
     quiet_libraries()
     logging.getLogger("motif.eval").setLevel(logging.INFO)
@@ -74,8 +74,6 @@ def run(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        from motif.report import summary_text
-
         print(summary_text(summary))
         print(overflow_line(summary["metrics"], proto.carry_over))
     out_dir = summary["output_dir"]
@@ -88,7 +86,6 @@ def run(argv: list[str]) -> int:
 
 def given_options(argv: list[str]) -> set[str]:
     """Option names set on the command line or in its ``--config`` file (dashed, no ``--``)."""
-    from motif.cli.common import read_config, take_config
 
     rest, config = take_config(argv)
     names = {a[2:].split("=", 1)[0].replace("_", "-") for a in rest if a.startswith("--")}
@@ -99,8 +96,6 @@ def given_options(argv: list[str]) -> set[str]:
 
 def run_grid_command(args, grid, model, gen, proto, vllm) -> int:
     """``motif eval --grid``: every cell (model loaded once), then the table and the paths."""
-    from motif.eval.grid import GRID_FILE, GRID_PLOT, GRID_TABLE, run_grid
-    from motif.eval.grid_output import KEPT_NOTE, any_kept, grid_caption, grid_table
 
     doc = run_grid(args, grid, model, gen, proto, vllm=vllm)
     if args.json:

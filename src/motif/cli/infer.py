@@ -6,8 +6,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from motif.answer_format import extract_final_answer
+from motif.carryover import carry_over_class
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
+from motif.engine import Trajectory
 from motif.errors import ConfigError, MotifError
+from motif.runs.layout import ROUND_BUDGET_KEYS
 from motif.textio import plural
 
 
@@ -47,32 +51,20 @@ def read_questions(question: str | None, file: str | None) -> list[str]:
     return questions
 
 
-def trajectory_json(traj) -> dict:
-    """The ``--json`` record of one answered question."""
-    from motif.answer_format import extract_final_answer
-
+def trajectory_json(traj: Trajectory) -> dict:
+    """The ``--json`` record of one answered question: :meth:`Trajectory.to_dict` with its
+    budget accounting, each round's keys in the order this record has always had, and the
+    final answer (None when a round did not fit the context)."""
+    data = traj.to_dict(budget=True)
+    keys = ("round", "reasoning", "answer", "summary", "text", *ROUND_BUDGET_KEYS)
     return {
-        "question": traj.question,
-        "carry_over": traj.carry_over,
-        "rounds": [
-            {
-                "round": r.round,
-                "reasoning": r.reasoning,
-                "answer": r.answer,
-                "summary": r.summary,
-                "text": r.text,
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "context_tokens": r.context_tokens,
-                "carried_tokens": r.carried_tokens,
-                "truncated": r.truncated,
-            }
-            for r in traj.rounds
-        ],
-        "generated_tokens": traj.completion_tokens,
-        "largest_context": traj.largest_context,
-        "stopped_early": traj.stopped_early,
-        "cut_round": traj.cut_round,
+        "question": data["question"],
+        "carry_over": data["carry_over"],
+        "rounds": [{k: r[k] for k in keys} for r in data["rounds"]],
+        "generated_tokens": data["generated_tokens"],
+        "largest_context": data["largest_context"],
+        "stopped_early": data["stopped_early"],
+        "cut_round": data["cut_round"],
         "final_answer": None
         if traj.cut
         else extract_final_answer(traj.final_text, fallback="response"),
@@ -82,21 +74,16 @@ def trajectory_json(traj) -> dict:
 def print_text(record: dict) -> None:
     """Human-readable view of one answered question."""
     print(f"Question: {record['question']}")
-    carry = record.get("carry_over", "summary")
+    carry = carry_over_class(record.get("carry_over", "summary"))
     for r in record["rounds"]:
         flag = ", truncated" if r["truncated"] else ""
-        if carry == "none":  # one pass: no summary to show, the reply itself
-            print(f"\n--- One pass ({r['completion_tokens']} tokens{flag}) ---")
+        heading = carry.heading(
+            r["round"], r["completion_tokens"], r.get("carried_tokens", 0), flag
+        )
+        print(f"\n--- {heading} ---")
+        if not carry.hands_state:  # what the round wrote; no summary to show
             print(r["text"])
             continue
-        if carry == "tail":  # one thought in chunks: show what each chunk wrote
-            carried = f", {r['carried_tokens']} carried" if r["carried_tokens"] else ""
-            print(
-                f"\n--- Chunk {r['round']} ({r['completion_tokens']} new tokens{carried}{flag}) ---"
-            )
-            print(r["text"])
-            continue
-        print(f"\n--- Round {r['round']} ({r['completion_tokens']} tokens{flag}) ---")
         print(
             f"Reasoning: {r['reasoning'] if r['reasoning'] is not None else '(no <reasoning> tags)'}"
         )
@@ -130,7 +117,7 @@ def run(argv: list[str]) -> int:
     from motif.progress import Progress
     from motif.runtime import build_engine, load_backend
 
-    unit = "chunk" if proto.carry_over == "tail" else "round"
+    unit = proto.strategy().unit
     with Progress("motif infer", proto.rounds, unit) as progress:
         progress.note("loading the model")
         engine = build_engine(load_backend(model, vllm, gen, proto), gen, proto)

@@ -6,6 +6,11 @@ import importlib
 import sys
 import traceback
 
+from motif import __version__
+from motif.cli.common import PENDING_NOTES, print_notes
+from motif.errors import MotifError
+from motif.progress import debug
+
 COMMANDS = {
     "infer": "answer questions over several rounds",
     "eval": "evaluate a model on a benchmark (multi- or single-round)",
@@ -30,8 +35,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), end="")
         return 0 if argv else 2
     if argv[0] == "--version":
-        from motif import __version__
-
         print(f"motif-rl {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
@@ -53,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(module, rest: list[str]) -> int:
-    from motif.cli.common import PENDING_NOTES, print_notes
-    from motif.errors import MotifError
 
     try:
         code = int(module.run(rest) or 0)
@@ -62,7 +63,6 @@ def _run(module, rest: list[str]) -> int:
         return code
     except (MotifError, ValueError, FileNotFoundError) as exc:
         PENDING_NOTES.clear()  # an error stays one line
-        from motif.progress import debug
 
         if debug():
             traceback.print_exc()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from motif.cli.common import parse
+from motif.report import DEFAULT_SMOOTHING, X_AXES, write_report
+
 
 @dataclass
 class ReportArgs:
@@ -18,11 +21,11 @@ class ReportArgs:
         metadata={
             "help": "x axis of the training curves: step, samples (round-1 samples, from each "
             "run's motif_config.yaml) or wall-clock (minutes, summed step times).",
-            "choices": ["step", "samples", "wall-clock"],
+            "choices": list(X_AXES),
         },
     )
     smoothing: float = field(
-        default=0.8,
+        default=DEFAULT_SMOOTHING,
         metadata={
             "help": "EMA weight of the training curves in [0, 1) (TensorBoard's bias-corrected "
             "EMA; 0 = raw). Default 0.8: a 5-step time constant, see docs/evaluation.md."
@@ -39,9 +42,6 @@ DESCRIPTION = (
 
 def run(argv: list[str]) -> int:
     """Parse the flags, write the report, print its path."""
-    from motif.cli.common import parse
-    from motif.report import write_report
-
     args, pos = parse(
         "motif report",
         (ReportArgs,),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+from motif.cli.common import parse, print_notes, quiet_libraries
 from motif.config import ModelArgs, ProtocolArgs
 from motif.textio import plural
 from motif.training.config import LoraArgs
-from motif.training.sft import METRICS_FILE, SftArgs, SftConfig
+from motif.training.demos import rows_text, sample_text
+from motif.training.sft import METRICS_FILE, check_sft, evaluate_adapter, run_sft, total_steps
+from motif.training.sft_config import SftArgs, SftConfig
 
 DESCRIPTION = (
     "Supervised warm-up that teaches the protocol's format: LoRA SFT (TRL SFTTrainer) on "
@@ -20,16 +23,13 @@ def print_plan(config: SftConfig, checked) -> None:
     """The resolved config, the plan and one sample demonstration; loads no model."""
     import yaml
 
-    from motif.training.demos import rows_text, sample_text
-    from motif.training.sft import total_steps
-
     sft, blocks = config.sft, checked.blocks
     print("# motif sft: resolved configuration")
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     print("\n# plan")
     print(f"model:          {checked.model}")
     texts = [
-        rows_text(sft.task, sft.num_examples, [f.rounds], rows, tail=f.kind == "tail")
+        rows_text(sft.task, sft.num_examples, [f.rounds], rows, tail=f.thought)
         for f, rows in blocks
     ]
     if len(blocks) == 1:
@@ -53,7 +53,7 @@ def print_plan(config: SftConfig, checked) -> None:
     print(f"output dir:     {output}")
     for f, rows in blocks:
         print(f"\n# sample demonstration, {f.label} (item 1, every round or chunk)")
-        print(sample_text(rows, f.rounds, tail=f.kind == "tail"))
+        print(sample_text(rows, f.rounds, tail=f.thought))
 
 
 HELD_OUT_SHOWN = (
@@ -109,13 +109,11 @@ def print_summary(metrics: dict, output_dir: str) -> None:
 
 def run(argv: list[str]) -> int:
     """Parse the flags, then print the plan (``--dry-run``) or train and save the adapter."""
-    from motif.cli.common import parse, print_notes, quiet_libraries
 
     sft, model, protocol, lora = parse(
         "motif sft", (SftArgs, ModelArgs, ProtocolArgs, LoraArgs), argv, description=DESCRIPTION
     )
     config = SftConfig(sft, model, protocol, lora)
-    from motif.training.sft import check_sft
 
     checked = check_sft(config)  # the dry run and the real run share every check
     if sft.dry_run:
@@ -124,8 +122,6 @@ def run(argv: list[str]) -> int:
     print_notes(config.notes)
     quiet_libraries()
     from datasets.utils.logging import disable_progress_bar
-
-    from motif.training.sft import evaluate_adapter, run_sft
 
     disable_progress_bar()
     if sft.eval_base:

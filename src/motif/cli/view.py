@@ -6,6 +6,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from motif.cli.common import parse
+from motif.view import write_page
+
 
 @dataclass
 class ViewArgs:
@@ -41,9 +44,6 @@ def default_output(run_dirs: list[str]) -> Path:
 
 def run(argv: list[str]) -> int:
     """Parse the flags, write the page, print its path."""
-    from motif.cli.common import parse
-    from motif.view import write_page
-
     args, pos = parse(
         "motif view",
         (ViewArgs,),

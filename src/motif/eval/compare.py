@@ -34,15 +34,16 @@ A. Agresti and B. A. Coull, The American Statistician 52 (1998) 119-126). Import
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist, fmean, pstdev, stdev
 
+from motif.display import pct
 from motif.errors import ConfigError
-from motif.eval.store import CONFIG_FILE, SAMPLES_FILE, SUMMARY_FILE
+from motif.runs.eval import open_eval_folder, read_samples
+from motif.runs.layout import EVAL_CONFIG_FILE, SUMMARY_FILE
 
 Z95 = NormalDist().inv_cdf(0.975)
 """The standard normal's 97.5% quantile (1.95996...): a two-sided 95% normal interval."""
@@ -144,59 +145,35 @@ def paired_interval(a_better: int, b_better: int, n: int, z: float = Z95) -> tup
 def load_scores(directory: str | Path) -> RunScores:
     """Per-item scores of an eval directory (``samples.jsonl`` plus its configuration).
 
+    Rows are read by :func:`motif.runs.eval.read_samples` (the file is never rewritten; a torn
+    or unreadable line is skipped and a duplicate (problem, sample) keeps its first copy).
     Raises :class:`ConfigError` (one line) when it is missing, not an eval run, has no
     known samples per item, or no finished item.
     """
-    path = Path(directory)
-    if not path.is_dir():
-        raise ConfigError(f"{directory} is not a directory; pass an eval run of `motif eval`")
-    if not (path / SAMPLES_FILE).is_file():
-        hint = ""
-        if (path / "cells").is_dir():
-            hint = " (an equal-budget grid: compare its cells/<cell> directories)"
-        raise ConfigError(f"{directory} is not an eval run: no {SAMPLES_FILE}{hint}")
-    summary = _read_json(path / SUMMARY_FILE)
-    config = _read_json(path / CONFIG_FILE) or summary.get("config") or {}
-    samples = config.get("sampling", {}).get("samples")
+    folder = open_eval_folder(directory)
+    samples = (folder.config or {}).get("sampling", {}).get("samples")
     if not isinstance(samples, int) or samples < 1:
         raise ConfigError(
-            f"{directory}: samples per item unknown (no {CONFIG_FILE} or {SUMMARY_FILE} with "
-            "sampling.samples); pass a directory written by `motif eval`"
+            f"{directory}: samples per item unknown (no {EVAL_CONFIG_FILE} or {SUMMARY_FILE} "
+            "with sampling.samples); pass a directory written by `motif eval`"
         )
-    by_item, questions = _read_samples(path / SAMPLES_FILE)
+    by_item, questions = _item_scores(read_samples(folder.path).rows)
     scores = {i: fmean(v.values()) for i, v in by_item.items() if len(v) == samples}
     if not scores:
         raise ConfigError(f"{directory} holds no finished item (all {samples} samples stored)")
-    label = summary.get("label") or path.name
+    label = (folder.summary or {}).get("label") or folder.path.name
     return RunScores(str(directory), label, samples, scores, questions)
 
 
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON; re-run `motif eval` or remove it") from exc
-    return value if isinstance(value, dict) else {}
-
-
-def _read_samples(path: Path) -> tuple[dict[str, dict[int, float]], dict[str, str | None]]:
-    """``{id: {sample: 1.0 right / 0.0}}`` and ``{id: question}``; the first copy of a
-    (problem, sample) wins and unreadable lines (a run cut off mid-line) are skipped."""
+def _item_scores(rows: Iterable[dict]) -> tuple[dict[str, dict[int, float]], dict[str, str | None]]:
+    """``{id: {sample: 1.0 right / 0.0}}`` and ``{id: question}`` of sample rows (``correct``
+    None, ungradable, scores 0.0)."""
     by_item: dict[str, dict[int, float]] = {}
     questions: dict[str, str | None] = {}
-    with path.open("rb") as handle:
-        for raw in handle:
-            try:
-                row = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if not isinstance(row, dict) or not {"id", "sample", "correct"} <= row.keys():
-                continue
-            item = str(row["id"])
-            by_item.setdefault(item, {}).setdefault(row["sample"], float(row["correct"] is True))
-            questions.setdefault(item, row.get("question"))
+    for row in rows:
+        item = str(row["id"])
+        by_item.setdefault(item, {})[row["sample"]] = float(row["correct"] is True)
+        questions.setdefault(item, row.get("question"))
     return by_item, questions
 
 
@@ -286,9 +263,7 @@ NOT_ESTIMABLE = "n/a"
 
 
 def _points(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return NOT_ESTIMABLE
-    return f"{100 * value:{'+' if signed else ''}.1f}"
+    return pct(value, missing=NOT_ESTIMABLE, signed=signed)
 
 
 def _interval(ci: tuple[float, float] | None) -> str:

@@ -27,29 +27,37 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from motif.carryover import CARRY_OVERS, GridCell
+from motif import models
+from motif.backends.vllm_options import VllmArgs, plan_backend
+from motif.carryover import CARRY_OVERS, GridCell, carry_over_class
 from motif.config import TAIL_OPTIONS, GenerationArgs, ModelArgs, ProtocolArgs, unused_options
+from motif.data import slug
 from motif.errors import ConfigError
+from motif.eval.args import EvalArgs
 from motif.eval.grid_output import (
+    cell_entry,
+    cell_spec,
+    grid_document,
+    kept_entries,
+    merge_cells,
+    write_grid_outputs,
+    write_json,
+)
+from motif.eval.identity import run_identity
+from motif.eval.runner import check_eval_dir, check_sampling, run_eval
+from motif.eval.store import check_identity
+from motif.outdir import MARKER, OutputDir, check_output_dir
+from motif.runs.eval import entry_dir, read_grid
+from motif.runs.layout import (
     CELLS_DIR,
     GRID_FILE,
     GRID_PLOT,  # noqa: F401  (GRID_*: importable from here, as motif.cli.eval does)
     GRID_TABLE,  # noqa: F401
-    cell_entry,
-    cell_spec,
-    entry_dir,
-    grid_document,
-    kept_entries,
-    merge_cells,
-    read_grid,
-    write_grid_outputs,
-    write_json,
+    SAMPLES_FILE,
 )
-
-if TYPE_CHECKING:
-    from motif.eval.runner import EvalArgs
+from motif.runtime import check_protocol_fits, load_backend, protocol_generation
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +128,7 @@ def parse_cell(text: str) -> GridCell:
         )
     if n < 1 or b < 1:
         raise ConfigError(f"--grid cell {text.strip()!r}: N and B must be >= 1")
-    if strategy == "none" and n != 1:
-        raise ConfigError(
-            f"--grid cell {text.strip()!r}: none is one pass; write none:1x{n * b} "
-            "(B is the whole budget)"
-        )
+    carry_over_class(strategy).check_cell(n, b, repr(text.strip()))
     return GridCell(strategy, n, b)  # type: ignore[arg-type]
 
 
@@ -164,7 +168,8 @@ def parse_grid(specs: Sequence[str]) -> list[GridGroup]:
 
 def unused_tail(grid: GridArgs, proto: ProtocolArgs) -> str | None:
     """A note for ``--tail-*`` options set although no cell of the grid is a tail cell."""
-    if any(c.carry_over == "tail" for g in parse_grid(grid.grid) for c in g.cells):
+    cells = (c for g in parse_grid(grid.grid) for c in g.cells)
+    if any(set(TAIL_OPTIONS) <= set(carry_over_class(c.carry_over).own_options) for c in cells):
         return None
     return unused_options(proto, TAIL_OPTIONS, "they apply to tail cells; this grid has none")
 
@@ -198,30 +203,12 @@ def _cell_total(cell: GridCell, head: int, keep: int | None) -> int:
 
 
 def _tail_note(cell: GridCell, head: int, keep: int | None) -> str:
-    if cell.carry_over != "tail":
-        return ""
-    window = cell.window(head, keep)
-    return f" ({window.chunk} + {window.max_chunks - 1} x {window.later_new_tokens})"
+    return carry_over_class(cell.carry_over).cell_note(cell.rounds, cell.budget, head, keep)
 
 
 def _suggest(cell: GridCell, total: int, head: int, keep: int | None) -> str:
     """A cell of the same strategy and per-round budget that totals ``total``, if one exists."""
-    if cell.carry_over == "none":
-        return f"use none:1x{total}"
-    if cell.carry_over == "summary":
-        fits = total % cell.budget == 0
-        return (
-            f"use summary:{total // cell.budget}x{cell.budget}"
-            if fits
-            else (f"no round count of {cell.budget} tokens totals {total}; change B or the total")
-        )
-    step = cell.window(head, keep).later_new_tokens
-    if total >= cell.budget and (total - cell.budget) % step == 0:
-        return f"use tail:{1 + (total - cell.budget) // step}x{cell.budget}"
-    return (
-        f"no chunk count of C = {cell.budget} totals {total} (C + (I-1) x {step}); change C, "
-        "--tail-head/--tail-keep or the total"
-    )
+    return carry_over_class(cell.carry_over).suggest_cell(cell.budget, total, head, keep)
 
 
 def check_cell_options(given: set[str]) -> None:
@@ -275,18 +262,17 @@ def plan_cell(cell: GridCell, total: int, gen: GenerationArgs, proto: ProtocolAr
     Raises:
         ConfigError: a cell the protocol options refuse (named).
     """
-    tail = cell.carry_over == "tail"
+    options = {
+        "summary_rule": proto.summary_rule,
+        "early_stop": proto.early_stop,
+        "tail_chunk": proto.tail_chunk,
+        "tail_head": proto.tail_head,
+        "tail_keep": proto.tail_keep,
+        "tail_chunks": proto.tail_chunks,
+        **carry_over_class(cell.carry_over).cell_options(cell.rounds, cell.budget),
+    }
     try:
-        cell_proto = ProtocolArgs(
-            rounds=cell.rounds if cell.carry_over == "summary" else None,
-            summary_rule=proto.summary_rule,
-            early_stop=proto.early_stop,
-            carry_over=cell.carry_over,
-            tail_chunk=cell.budget if tail else proto.tail_chunk,
-            tail_head=proto.tail_head,
-            tail_keep=proto.tail_keep,
-            tail_chunks=cell.rounds if tail else proto.tail_chunks,
-        )
+        cell_proto = ProtocolArgs(carry_over=cell.carry_over, **options)
     except ConfigError as exc:
         raise _cell_error(cell, exc) from None
     cell_gen = replace(gen, max_new_tokens=cell.budget, later_max_new_tokens=cell.budget)
@@ -307,8 +293,6 @@ def memoized(loader: Callable[[ModelArgs], Any]) -> Callable[[ModelArgs], Any]:
 
 def default_output_dir(benchmark: str, samples: int = 1) -> Path:
     """``outputs/eval/<benchmark>-grid[-k<samples>]``."""
-    from motif.data import slug
-
     suffix = f"-k{samples}" if samples > 1 else ""
     return Path("outputs") / "eval" / f"{slug(benchmark)}-grid{suffix}"
 
@@ -336,8 +320,6 @@ def run_grid(
     loads or anything is written; ``backend_loader`` (default
     :func:`motif.runtime.load_backend`) is called at most once, when some cell has work left.
     """
-    from motif.eval.runner import run_eval
-
     plans, out_dir = prepare_grid(args, grid, model, gen, proto, vllm, backend_loader is None)
     loader = memoized(backend_loader or _default_loader(vllm, gen, plans))
     earlier = read_grid(out_dir).get("cells", [])
@@ -352,7 +334,7 @@ def run_grid(
             cell_args, model, plan.gen, plan.proto, backend_loader=loader, grader=grader, vllm=vllm
         )
         previous = entries.get(plan.label)
-        entries[plan.label] = cell_entry(plan, summary, previous)
+        entries[plan.label] = cell_entry(plan.cell, plan.total, plan.proto, summary, previous)
         ran = [entries[p.label] for p in plans if p.label in entries]
         doc = grid_document(args, proto, out_dir, summary, merge_cells(ran, kept))
         write_json(out_dir / GRID_FILE, doc)
@@ -386,12 +368,9 @@ def prepare_grid(
     )
     _check_grid_dir(out_dir)
     if check_model:
-        from motif.models import check_adapter_dir
-        from motif.models import check_model as check_model_path
-
-        check_model_path(model.model)
+        models.check_model(model.model)
         if model.adapter:
-            check_adapter_dir(model.adapter)
+            models.check_adapter_dir(model.adapter)
     for plan in plans:
         _check_cell(args, model, plan, vllm, out_dir, check_model)
     _check_cell_identities(args, model, plans, out_dir)
@@ -402,10 +381,6 @@ def prepare_grid(
 def _check_cell(
     args: EvalArgs, model: ModelArgs, plan: CellPlan, vllm: Any, out_dir: Path, fits: bool
 ) -> None:
-    from motif.backends.vllm_options import VllmArgs, plan_backend
-    from motif.eval.runner import check_eval_dir, check_sampling
-    from motif.runtime import check_protocol_fits, protocol_generation
-
     check_sampling(args, plan.gen)
     vllm = vllm if vllm is not None else VllmArgs()
     plan_backend(
@@ -438,9 +413,6 @@ def _cell_error(cell: Any, exc: ConfigError) -> ConfigError:
 
 def _check_cell_identities(args: EvalArgs, model: ModelArgs, plans: list[CellPlan], out_dir: Path):
     """A cell directory written under another configuration is refused before any cell runs."""
-    from motif.eval.runner import run_identity
-    from motif.eval.store import check_identity
-
     full = args.load_problems()
     for plan in plans:
         check_identity(
@@ -459,9 +431,6 @@ def _check_kept_identities(
     """An earlier run's cell this run keeps (:func:`motif.eval.grid_output.kept_entries`) must
     have been run under this run's shared options (model, data, sampling, summary rule, tail
     window): one grid never mixes configurations. Raises ConfigError naming the cell."""
-    from motif.eval.runner import run_identity
-    from motif.eval.store import check_identity
-
     kept = kept_entries(out_dir, [p.label for p in plans])
     full = args.load_problems() if kept else []
     for entry in kept:
@@ -477,9 +446,6 @@ def _check_kept_identities(
 
 
 def _check_grid_dir(out_dir: Path) -> None:
-    from motif.eval.store import SAMPLES_FILE
-    from motif.outdir import check_output_dir
-
     check_output_dir(out_dir, kind="eval", resume=True, legacy_files=(GRID_FILE,))
     if (out_dir / SAMPLES_FILE).exists():
         raise ConfigError(
@@ -488,16 +454,12 @@ def _check_grid_dir(out_dir: Path) -> None:
 
 
 def _claim(out_dir: Path) -> None:
-    from motif.outdir import MARKER, OutputDir
-
     if not (out_dir / MARKER).exists():
         OutputDir(out_dir, "new", "eval").claim()
 
 
 def _default_loader(vllm: Any, gen: GenerationArgs, plans: list[CellPlan]):
     """:func:`motif.runtime.load_backend` sized for the grid's largest per-round budget."""
-    from motif.runtime import load_backend
-
     largest = max(p.cell.budget for p in plans)
     widest = replace(gen, max_new_tokens=largest, later_max_new_tokens=largest)
     return lambda model: load_backend(model, vllm, widest)

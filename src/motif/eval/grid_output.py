@@ -1,40 +1,36 @@
-"""How an equal-budget grid is written and read back: ``grid.json``, ``grid.md``, ``grid.png``.
+"""How an equal-budget grid is written: ``grid.json``, ``grid.md``, ``grid.png``.
 
-:mod:`motif.eval.grid` runs the cells; this module holds the grid directory's layout
-(:data:`GRID_FILE`, :data:`GRID_TABLE`, :data:`GRID_PLOT`, :data:`CELLS_DIR`), builds the
-``grid.json`` content (:func:`cell_entry`, :func:`grid_document`; a later run keeps the cells
-of earlier runs it does not list, with what they measured: :func:`kept_entries`,
-:func:`merge_cells`), renders it (:func:`grid_table`, :func:`grid_caption`, :func:`plot_grid`,
-:func:`grid_markdown`; :func:`write_grid_outputs` writes all three files) and gives
-``motif report`` its grid sections (:func:`grid_dirs`, :func:`grid_sections`). matplotlib is
-imported only when a plot is drawn.
+:mod:`motif.eval.grid` runs the cells; this module builds the ``grid.json`` content
+(:func:`cell_entry`, :func:`grid_document`; a later run keeps the cells of earlier runs it does
+not list, with what they measured: :func:`kept_entries`, :func:`merge_cells`) and renders it
+(:func:`grid_table`, :func:`grid_caption`, :func:`plot_grid`, :func:`grid_markdown`;
+:func:`write_grid_outputs` writes all three files; ``motif report`` shows the same table and
+plot). The grid directory's file names are :mod:`motif.runs.layout`'s, read back by
+:func:`motif.runs.eval.read_grid`. matplotlib is imported only when a plot is drawn
+(:mod:`motif.plotting`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from motif.carryover import GridCell, carry_over_class
+from motif.config import ProtocolArgs
+from motif.display import num, pct
 from motif.errors import MotifError
-from motif.report import _num, _pct, _pyplot, _save_figure  # one number format for all reports
-
-if TYPE_CHECKING:
-    from motif.carryover import GridCell
-    from motif.config import ProtocolArgs
-    from motif.eval.grid import CellPlan
-    from motif.eval.runner import EvalArgs
+from motif.eval.args import EvalArgs
+from motif.eval.store import write_json_atomic
+from motif.plotting import pyplot, save_figure
+from motif.runs.eval import entry_dir, read_grid
+from motif.runs.layout import CELLS_DIR, GRID_FILE, GRID_PLOT, GRID_TABLE, SUMMARY_FILE
 
 logger = logging.getLogger(__name__)
 
-GRID_FILE = "grid.json"
-GRID_TABLE = "grid.md"
-GRID_PLOT = "grid.png"
-CELLS_DIR = "cells"
+__all__ = ["CELLS_DIR", "GRID_FILE", "GRID_PLOT", "GRID_TABLE", "entry_dir", "read_grid"]
 
 
 def cell_spec(cell: GridCell) -> str:
@@ -46,8 +42,11 @@ def cell_spec(cell: GridCell) -> str:
 # --------------------------------------------------------------------------- grid.json
 
 
-def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> dict:
-    """One cell of ``grid.json`` from its eval ``summary.json``.
+def cell_entry(
+    cell: GridCell, total: int, proto: ProtocolArgs, summary: dict, previous: dict | None = None
+) -> dict:
+    """One cell of ``grid.json`` from its eval ``summary.json`` (``total``: the new-token budget
+    the cell's group claims; ``proto``: the cell's protocol, whose tail window is recorded).
 
     ``answered``: share of trajectories with a final answer (cut ones have none);
     ``budget_exhausted_rate``: share of trajectories whose last allowed round (or chunk) was
@@ -62,16 +61,16 @@ def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> d
     tok, rounds = m["tokens"], m["rounds"]
     seconds, generated = _timing(summary, previous)
     unanswered = m["no_answer"] + (m.get("context_overflow") or {}).get("cut", 0)
-    window = plan.proto.window()
+    window = proto.window()
     trajectories = m["trajectories"]
     ran_last, cut_last = rounds["ran"][-1], rounds["truncation_rate"][-1]
     return {
-        "label": plan.label,
-        "cell": cell_spec(plan.cell),
-        "strategy": plan.cell.carry_over,
-        "rounds": plan.cell.rounds,
-        "budget": plan.cell.budget,
-        "total": plan.total,
+        "label": cell.label,
+        "cell": cell_spec(cell),
+        "strategy": cell.carry_over,
+        "rounds": cell.rounds,
+        "budget": cell.budget,
+        "total": total,
         "window": {"head": window.head, "keep": window.keep_tail} if window else None,
         "problems": m["problems"],
         "trajectories": trajectories,
@@ -89,7 +88,7 @@ def cell_entry(plan: CellPlan, summary: dict, previous: dict | None = None) -> d
         "generation_seconds": seconds,
         "generated_problems": generated,
         "seconds_per_problem": round(seconds / generated, 3) if generated else None,
-        "dir": f"{CELLS_DIR}/{plan.label}",
+        "dir": f"{CELLS_DIR}/{cell.label}",
     }
 
 
@@ -104,11 +103,6 @@ def _timing(summary: dict, previous: dict | None) -> tuple[float, int]:
     return seconds, generated
 
 
-def entry_dir(entry: dict) -> str:
-    """A ``grid.json`` entry's cell directory, relative to the grid directory."""
-    return entry.get("dir") or f"{CELLS_DIR}/{entry['label']}"
-
-
 def kept_entries(out_dir: Path, listed: Sequence[str]) -> list[dict]:
     """The ``grid.json`` entries of earlier runs' cells whose labels are not in ``listed`` (the
     cells of this run) and whose directory still holds a ``summary.json``, in their order: a
@@ -118,8 +112,6 @@ def kept_entries(out_dir: Path, listed: Sequence[str]) -> list[dict]:
     Raises:
         MotifError: ``grid.json`` is not a grid, or an entry has no label or cell.
     """
-    from motif.eval.store import SUMMARY_FILE
-
     kept = []
     for entry in read_grid(out_dir).get("cells", []):
         if not isinstance(entry, dict) or not {"label", "cell"} <= entry.keys():
@@ -170,27 +162,7 @@ def grid_document(
 
 def write_json(path: Path, data: dict) -> None:
     """Write ``data`` atomically (:func:`motif.eval.store.write_json_atomic`)."""
-    from motif.eval.store import write_json_atomic
-
     write_json_atomic(path, data)
-
-
-def read_grid(directory: str | Path) -> dict:
-    """A grid directory's ``grid.json`` ({} when there is none yet).
-
-    Raises:
-        MotifError: the file is not a grid document.
-    """
-    path = Path(directory) / GRID_FILE
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
-        raise MotifError(f"{path} is not a motif grid (no cells); remove it")
-    return doc
 
 
 # --------------------------------------------------------------------------- grid.md and grid.png
@@ -214,14 +186,14 @@ def grid_table(doc: dict) -> str:
         cells = [
             str(c["total"]),
             shape + (" *" if c.get("kept") else ""),
-            _pct(c["accuracy"]) + n,
-            _pct(c["answered"]),
-            f"{_num(c['generated_mean'])} / {_num(c['generated_max'])}",
-            f"{_num(c['largest_context'])} / {_num(c['largest_context_mean'])}",
-            _pct(c["truncated_any_rate"]),
-            _pct(c["budget_exhausted_rate"]),
-            _num(c["generation_seconds"], 1),
-            _num(c["seconds_per_problem"], 2),
+            pct(c["accuracy"]) + n,
+            pct(c["answered"]),
+            f"{num(c['generated_mean'])} / {num(c['generated_max'])}",
+            f"{num(c['largest_context'])} / {num(c['largest_context_mean'])}",
+            pct(c["truncated_any_rate"]),
+            pct(c["budget_exhausted_rate"]),
+            num(c["generation_seconds"], 1),
+            num(c["seconds_per_problem"], 2),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -252,7 +224,7 @@ def _series(cells: Sequence[dict]) -> dict[str, list[dict]]:
     split = {s for (s, _), n in totals.items() if n > 1}
     series: dict[str, list[dict]] = {}
     for c in cells:
-        unit = "chunks" if c["strategy"] == "tail" else "rounds"
+        unit = carry_over_class(c["strategy"]).unit + "s"
         key = f"{c['strategy']}, {c['rounds']} {unit}" if c["strategy"] in split else c["strategy"]
         series.setdefault(key, []).append(c)
     return series
@@ -265,7 +237,7 @@ def plot_grid(doc: dict, path: Path) -> Path:
     """Accuracy (%) against total new-token budget, one line per strategy (marker and dash
     differ, so lines on top of each other stay visible); right of each point the largest
     context (prompt + new tokens of one round, measured) in tokens, one row per line."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     series = _series(doc["cells"])
     for i, (name, cells) in enumerate(series.items()):
@@ -293,7 +265,7 @@ def plot_grid(doc: dict, path: Path) -> Path:
     ax.set_title(grid_caption(doc), fontsize="small")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", title="numbers: largest context (tokens)", title_fontsize="x-small")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def grid_markdown(doc: dict, plot_name: str | None = GRID_PLOT) -> str:
@@ -333,31 +305,3 @@ def write_grid_outputs(out_dir: Path, doc: dict) -> dict[str, Path]:
     plot_grid(doc, paths["plot"])
     paths["table"].write_text(grid_markdown(doc, GRID_PLOT), encoding="utf-8")
     return paths
-
-
-# --------------------------------------------------------------------------- motif report
-
-
-def grid_dirs(dirs: Sequence[str | Path]) -> list[Path]:
-    """The equal-budget grid directories (holding ``grid.json``) among ``dirs`` and their
-    direct subdirectories."""
-    found = []
-    for raw in dirs:
-        path = Path(raw)
-        children = sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
-        found += [p for p in (path, *children) if (p / GRID_FILE).is_file()]
-    return list(dict.fromkeys(found))
-
-
-def grid_sections(dirs: Sequence[str | Path], out: Path) -> list[str]:
-    """A section per grid: caption, table and plot (written next to ``out``)."""
-    parts: list[str] = []
-    for i, path in enumerate(grid_dirs(dirs), start=1):
-        doc = read_grid(path)
-        plot = plot_grid(doc, out.with_name(f"{out.stem}_grid{'' if i == 1 else i}.png"))
-        parts += [f"## Equal-budget grid: {doc['benchmark']} (`{path}`)", ""]
-        parts += [grid_caption(doc), "", grid_table(doc), ""]
-        if any_kept(doc):
-            parts += [f"\\*{KEPT_NOTE}", ""]
-        parts += [f"![grid]({plot.name})", ""]
-    return parts

@@ -8,14 +8,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from motif import identity as weights  # fingerprints looked up per call: replaceable
+from motif.backends.vllm_options import resolve_backend
+from motif.carryover import carry_over_class
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.data import Problem, display_name, fingerprint
-
-if TYPE_CHECKING:
-    from motif.eval.runner import EvalArgs
+from motif.eval.args import EvalArgs
+from motif.models import DEFAULT_MODEL_NAME
+from motif.runtime import protocol_generation
 
 FORMAT_VERSION = 1
 ANSWER_RULE = (
@@ -31,10 +34,6 @@ def model_identity(model: ModelArgs) -> dict:
     ``model_weights`` fingerprints the weight files (names, sizes, modification times; see
     :mod:`motif.identity`), so new weights under the same path are a different run.
     """
-    from motif.backends.vllm_options import resolve_backend
-    from motif.identity import adapter_fingerprint, model_fingerprint
-    from motif.models import DEFAULT_MODEL_NAME
-
     name = model.model
     if name is None:
         name = f"default:{DEFAULT_MODEL_NAME}"
@@ -43,9 +42,9 @@ def model_identity(model: ModelArgs) -> dict:
     adapter = str(Path(model.adapter).expanduser().resolve()) if model.adapter else None
     return {
         "model": name,
-        "model_weights": model_fingerprint(model.model),
+        "model_weights": weights.model_fingerprint(model.model),
         "adapter": adapter,
-        "adapter_sha256": adapter_fingerprint(adapter),
+        "adapter_sha256": weights.adapter_fingerprint(adapter),
         # the backend generates differently (kernels, sampler): never mixed in one directory
         "backend": resolve_backend(model.backend)[0],
         "dtype": model.dtype,
@@ -104,7 +103,7 @@ def protocol_identity(proto: ProtocolArgs) -> dict:
         "summary_rule": proto.summary_rule,
         "early_stop": proto.early_stop,
     }
-    if proto.carry_over != "summary":
+    if not carry_over_class(proto.carry_over).legacy:
         out["carry_over"] = proto.carry_over
     window = proto.window()
     if window is not None:
@@ -124,22 +123,15 @@ def run_label(identity: dict) -> str:
         name += f" + {Path(identity['adapter']).name}"
     protocol = identity["protocol"]
     rounds = protocol["rounds"]
-    carry = protocol.get("carry_over", "summary")
-    if carry == "tail":
-        window = protocol["window"]
-        label = f"{name}, tail {rounds} chunk{'s' if rounds > 1 else ''} of {window['chunk']}"
-    elif carry == "none":
-        label = f"{name}, one pass"
-    else:
-        label = f"{name}, {rounds} round{'s' if rounds > 1 else ''}"
+    carry = carry_over_class(protocol.get("carry_over", "summary"))
+    chunk = (protocol.get("window") or {}).get("chunk")
+    label = f"{name}, {carry.label(rounds, chunk)}"
     samples = identity["sampling"]["samples"]
     return label + (f", avg@{samples}" if samples > 1 else "")
 
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that shape the results."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str | None] = {}
     for name in VERSIONED:
         try:
@@ -156,8 +148,6 @@ def _budgets(gen: GenerationArgs, proto: ProtocolArgs) -> dict:
     one pass, no later rounds. ``summary`` records both flags as given, as it always has (so
     earlier directories resume).
     """
-    from motif.runtime import protocol_generation
-
     used = protocol_generation(gen, proto)
-    later = None if proto.carry_over == "none" else used.later_max_new_tokens
+    later = used.later_max_new_tokens if carry_over_class(proto.carry_over).later_rounds else None
     return {"max_new_tokens": used.max_new_tokens, "later_max_new_tokens": later}

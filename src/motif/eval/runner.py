@@ -6,124 +6,43 @@ The library half of ``motif eval``; :func:`run_eval` does everything the command
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from motif.answer_format import final_answer_boxes, final_answer_text
+from motif.backends.vllm_options import VllmArgs, plan_backend
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
-from motif.data import Problem, load_problems, slug
+from motif.data import Problem
+from motif.engine import Trajectory
 from motif.errors import ConfigError
+from motif.eval.args import EvalArgs
 from motif.eval.identity import package_versions, run_identity, run_label
 from motif.eval.metrics import compute_metrics
 from motif.eval.store import ResultStore
+from motif.grading import is_correct
+from motif.models import check_adapter_dir, check_model
+from motif.outdir import check_output_dir
+from motif.progress import Progress
+from motif.runs.layout import (
+    CELLS_DIR,
+    EVAL_CONFIG_FILE,
+    GRID_FILE,
+    ROUND_BUDGET_KEYS,
+    SAMPLES_FILE,
+)
+from motif.runtime import build_engine, check_protocol_fits, load_backend, protocol_generation
+from motif.tasks import check_trajectory, item_for, skips_steps
+
+__all__ = ["EvalArgs", "evaluate", "run_eval", "sample_record"]
 
 logger = logging.getLogger(__name__)
 
 Grader = Callable[[str | None, str], "bool | None"]
-
-
-@dataclass
-class EvalArgs:
-    """What to evaluate on and where the results go."""
-
-    benchmark: str | None = field(
-        default=None,
-        metadata={
-            "help": "gsm8k, math500, aime24, amc23 (hub or --data-dir), a .jsonl/.json/.parquet "
-            "path, or reasoning_gym:<task>."
-        },
-    )
-    data_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "Directory with <name>_<split>.jsonl copies (gsm8k_test.jsonl, "
-            "math500_test.jsonl, ...). Default: $MOTIF_DATA_DIR when it holds the file, else the hub."
-        },
-    )
-    split: str | None = field(default=None, metadata={"help": "Another split of a benchmark."})
-    question_field: str | None = field(
-        default=None, metadata={"help": "Question field of a data file (default question/problem)."}
-    )
-    answer_field: str | None = field(
-        default=None, metadata={"help": "Gold answer field of a data file (default answer)."}
-    )
-    skip_bad_rows: bool = field(
-        default=False, metadata={"help": "Skip rows without question or gold instead of failing."}
-    )
-    task_config: str | None = field(
-        default=None,
-        metadata={"help": "reasoning-gym task options as JSON, e.g. '{\"size\": 200}'."},
-    )
-    data_seed: int = field(default=0, metadata={"help": "reasoning-gym generation seed."})
-    limit: int | None = field(
-        default=None, metadata={"help": "Evaluate the first N problems (not part of the identity)."}
-    )
-    samples: int = field(
-        default=1,
-        metadata={"help": "Samples per problem (K > 1 needs --temperature > 0): avg@K, pass@k."},
-    )
-    batch_size: int = field(
-        default=16, metadata={"help": "Problems per rollout batch (results saved per batch)."}
-    )
-    output_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "Results directory. Default: outputs/eval/<benchmark>-r<rounds>, then "
-            "-<carry-over> unless summary and -k<samples> when --samples > 1."
-        },
-    )
-    json: bool = field(default=False, metadata={"help": "Print the summary as JSON."})
-
-    def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ConfigError(f"--samples must be >= 1; got {self.samples}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1; got {self.batch_size}")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"--limit must be >= 1; got {self.limit}")
-        self.task_options()
-
-    def task_options(self) -> dict | None:
-        """``--task-config`` as a dict (a YAML config may give a mapping directly)."""
-        if self.task_config is None or isinstance(self.task_config, dict):
-            return self.task_config
-        try:
-            value = json.loads(self.task_config)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--task-config is not valid JSON: {exc.msg}") from exc
-        if not isinstance(value, dict):
-            raise ConfigError("--task-config must be a JSON object")
-        return value
-
-    def load_problems(self) -> list[Problem]:
-        """Every problem of ``--benchmark`` (``--limit`` not applied; see :func:`load_problems`)."""
-        return load_problems(
-            self.benchmark,
-            split=self.split,
-            data_dir=self.data_dir,
-            question_field=self.question_field,
-            answer_field=self.answer_field,
-            skip_bad_rows=self.skip_bad_rows,
-            task_config=self.task_options(),
-            seed=self.data_seed,
-        )
-
-    def resolved_output_dir(self, rounds: int, carry_over: str = "summary") -> Path:
-        """``--output-dir``, or ``outputs/eval/<benchmark>-r<rounds>[-<carry-over>][-k<samples>]``.
-
-        ``summary`` adds no tag (the directories written before carry-overs existed).
-        """
-        if self.output_dir:
-            return Path(self.output_dir)
-        tag = "" if carry_over == "summary" else f"-{carry_over}"
-        suffix = f"-k{self.samples}" if self.samples > 1 else ""
-        name = f"{slug(self.benchmark or 'data')}-r{rounds}{tag}{suffix}"
-        return Path("outputs") / "eval" / name
 
 
 def eval_generation_defaults(gen: GenerationArgs) -> GenerationArgs:
@@ -144,8 +63,11 @@ def check_sampling(args: EvalArgs, gen: GenerationArgs) -> None:
 # --------------------------------------------------------------------------- rollouts
 
 
-def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader) -> dict:
+def sample_record(problem: Problem, sample: int, trajectory: Trajectory, grader: Grader) -> dict:
     """One ``samples.jsonl`` row: every round's text, the answer read after it, grades, budget.
+
+    Built on :meth:`motif.engine.Trajectory.to_dict` (with its budget accounting), to which it
+    adds the problem, the grades and the task's checks; keys in the order rows always had.
 
     The answer after round ``r`` is read from ``trajectory.answer_text(r)`` (the round's
     response; for ``tail``, the thought written so far). Budget accounting per round:
@@ -161,24 +83,14 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
     and the row gets ``skipped_steps`` (it boxed an answer with fewer steps written than the
     item needs: :func:`motif.tasks.skips_steps`, the diagnostic of ``--heldout-every``).
     """
+    data = trajectory.to_dict(budget=True)
     rounds = []
-    for rec in trajectory.rounds:
-        answer, correct = _grade_text(_answer_text(trajectory, rec.round), problem.gold, grader)
-        rounds.append(
-            {
-                "round": rec.round,
-                "text": rec.text,
-                "answer": answer,
-                "correct": correct,
-                "prompt_tokens": rec.prompt_tokens,
-                "completion_tokens": rec.completion_tokens,
-                "context_tokens": rec.prompt_tokens + rec.completion_tokens,
-                "carried_tokens": getattr(rec, "carried_tokens", 0),
-                "truncated": rec.truncated,
-            }
-        )
+    for rec in data["rounds"]:
+        answer, correct = _grade_text(trajectory.answer_text(rec["round"]), problem.gold, grader)
+        head = {"round": rec["round"], "text": rec["text"], "answer": answer, "correct": correct}
+        rounds.append({**head, **{k: rec[k] for k in ROUND_BUDGET_KEYS}})
     skipped = _add_checks(rounds, problem, trajectory)
-    cut = getattr(trajectory, "cut_round", None)
+    cut = data["cut_round"]
     final = rounds[-1] if rounds and cut is None else {"answer": None, "correct": None}
     checked = {} if skipped is None else {"skipped_steps": skipped}
     return {
@@ -187,11 +99,11 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
         "gold": problem.gold,
         "answer": final["answer"],
         "correct": final["correct"],  # None (ungradable) when a round did not fit the context
-        "stopped_early": trajectory.stopped_early,
+        "stopped_early": data["stopped_early"],
         "cut_round": cut,
-        "carry_over": getattr(trajectory, "carry_over", "summary"),
-        "generated_tokens": sum(r["completion_tokens"] for r in rounds),
-        "largest_context": max((r["context_tokens"] for r in rounds), default=0),
+        "carry_over": data["carry_over"],
+        "generated_tokens": data["generated_tokens"],
+        "largest_context": data["largest_context"],
         "question": problem.question,
         **checked,
         "rounds": rounds,
@@ -201,8 +113,6 @@ def sample_record(problem: Problem, sample: int, trajectory: Any, grader: Grader
 def _add_checks(rounds: list[dict], problem: Problem, trajectory: Any) -> bool | None:
     """Add the task's step and state checks to each round row; return whether the trajectory
     skips steps (:func:`motif.tasks.skips_steps`). Nothing, and None, for other tasks."""
-    from motif.tasks import check_trajectory, item_for, skips_steps
-
     item = item_for(problem.question, problem.gold, problem.meta)
     if item is None:
         return None
@@ -212,15 +122,8 @@ def _add_checks(rounds: list[dict], problem: Problem, trajectory: Any) -> bool |
     return skips_steps(item, trajectory)
 
 
-def _answer_text(trajectory: Any, round_index: int) -> str:
-    reader = getattr(trajectory, "answer_text", None)
-    return reader(round_index) if callable(reader) else trajectory.rounds[round_index - 1].text
-
-
 def _grade_text(text: str, gold: str, grader: Grader) -> tuple[str | None, bool | None]:
     """(the final answer read from ``text``, its grade); several boxes are graded together."""
-    from motif.answer_format import final_answer_boxes, final_answer_text
-
     boxes = final_answer_boxes(text, fallback="response")
     answer = boxes[-1] if boxes else None
     # Several boxes: the grader gets the text holding them (multi-value golds, issue 13).
@@ -242,8 +145,6 @@ def evaluate(
     seed, batch ``b`` is seeded with ``seed + index of its first problem``, so an interrupted
     and resumed run samples exactly what an uninterrupted one would. Returns timing stats.
     """
-    from motif.progress import Progress
-
     grader = grader or _default_grader()
     positions = {p.id: i for i, p in enumerate(problems)}
     pending = [p for p in problems if not store.finished(p.id)]
@@ -302,8 +203,6 @@ def _rate(done: int, seconds: float) -> str:
 
 
 def _default_grader() -> Grader:
-    from motif.grading import is_correct
-
     return is_correct
 
 
@@ -329,11 +228,7 @@ def run_eval(
         raise ConfigError("pass --benchmark NAME|PATH (e.g. math500, or a .jsonl file)")
     gen = eval_generation_defaults(gen)
     check_sampling(args, gen)
-    from motif.backends.vllm_options import VllmArgs, plan_backend
-
     vllm = vllm if vllm is not None else VllmArgs()
-    from motif.runtime import check_protocol_fits, protocol_generation
-
     # model-free checks
     plan_backend(model, vllm, protocol_generation(gen, proto), engine=False, protocol=proto)
     if backend_loader is None:  # a custom loader owns its model
@@ -347,8 +242,6 @@ def run_eval(
     store = ResultStore(out_dir, identity, args.samples)
     stats = {"generated_problems": 0, "generation_seconds": 0.0}
     if any(not store.finished(p.id) for p in problems):
-        from motif.runtime import build_engine, load_backend
-
         if backend_loader is None:  # the protocol's checks ran above: not again
             backend = load_backend(model, vllm, protocol_generation(gen, proto))
         else:
@@ -369,8 +262,6 @@ def run_eval(
 
 def _check_model_paths(model: ModelArgs) -> None:
     """A missing model or adapter is named as such, before the run identity is compared."""
-    from motif.models import check_adapter_dir, check_model
-
     check_model(model.model)
     if model.adapter:
         check_adapter_dir(model.adapter)
@@ -378,12 +269,8 @@ def _check_model_paths(model: ModelArgs) -> None:
 
 def check_eval_dir(out_dir: Path) -> None:
     """The output directory must be new, empty, or an earlier eval run (checked, not written)."""
-    from motif.eval.store import CONFIG_FILE, SAMPLES_FILE
-    from motif.outdir import check_output_dir
-
-    check_output_dir(out_dir, kind="eval", resume=True, legacy_files=(CONFIG_FILE, SAMPLES_FILE))
-    from motif.eval.grid_output import CELLS_DIR, GRID_FILE
-
+    legacy = (EVAL_CONFIG_FILE, SAMPLES_FILE)
+    check_output_dir(out_dir, kind="eval", resume=True, legacy_files=legacy)
     if (out_dir / GRID_FILE).exists() or (out_dir / CELLS_DIR).is_dir():
         raise ConfigError(
             f"--output-dir {out_dir} holds an equal-budget grid (motif eval --grid), not a single "

@@ -16,6 +16,9 @@ re-run never writes a row twice. A directory whose ``eval_config.json`` differs 
 current configuration is refused: results of different configurations never mix. Nothing is
 written until the first batch of results is stored: the directory, its marker and
 ``eval_config.json`` are created then, so a run that fails to start leaves nothing behind.
+
+File names: :mod:`motif.runs.layout`. Readers that never rewrite the folder (``motif report``,
+``compare``, ``view``, the studies) read it through :mod:`motif.runs.eval`.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from motif.errors import ConfigError, MotifError
+from motif.identity import differences, mismatch_error
+from motif.outdir import OutputDir
+from motif.runs.layout import EVAL_CONFIG_FILE, MARKER, SAMPLE_KEYS, SAMPLES_FILE, SUMMARY_FILE
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "eval_config.json"
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
+__all__ = ["SAMPLES_FILE", "SUMMARY_FILE", "ResultStore"]  # file names: motif.runs.layout
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -56,8 +60,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def config_differences(old: dict, new: dict) -> list[str]:
     """``key: old -> new`` for every leaf that differs between two configurations."""
-    from motif.identity import differences
-
     return differences(old, new)
 
 
@@ -69,7 +71,7 @@ def check_identity(directory: Path, config: dict) -> None:
         ConfigError: naming the directory and the differing fields.
         MotifError: its ``eval_config.json`` is not valid JSON.
     """
-    path = directory / CONFIG_FILE
+    path = directory / EVAL_CONFIG_FILE
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
@@ -77,8 +79,6 @@ def check_identity(directory: Path, config: dict) -> None:
             raise MotifError(f"{path} is not valid JSON ({exc.msg}); remove it") from exc
         diffs = config_differences(stored, config)
         if diffs:
-            from motif.identity import mismatch_error
-
             raise mismatch_error(
                 f"output directory {directory} holds results of a different configuration",
                 diffs,
@@ -87,7 +87,7 @@ def check_identity(directory: Path, config: dict) -> None:
         return
     if (directory / SAMPLES_FILE).exists():
         raise ConfigError(
-            f"output directory {directory} has {SAMPLES_FILE} but no {CONFIG_FILE}, "
+            f"output directory {directory} has {SAMPLES_FILE} but no {EVAL_CONFIG_FILE}, "
             "so its configuration is unknown; pass another --output-dir or remove it"
         )
 
@@ -176,11 +176,9 @@ class ResultStore:
 
     def _claim(self) -> None:
         """Create the directory, its marker and ``eval_config.json`` (once)."""
-        path = self.directory / CONFIG_FILE
+        path = self.directory / EVAL_CONFIG_FILE
         if path.exists():
             return
-        from motif.outdir import MARKER, OutputDir
-
         if not (self.directory / MARKER).exists():
             OutputDir(self.directory, "new", "eval").claim()
         write_json_atomic(path, self.config)
@@ -238,7 +236,7 @@ class ResultStore:
                 f"{self.samples_path} line {number} is corrupt (not JSON); "
                 "remove that line or the output directory"
             ) from exc
-        if not isinstance(row, dict) or not {"id", "sample", "rounds", "correct"} <= set(row):
+        if not isinstance(row, dict) or not set(SAMPLE_KEYS) <= set(row):
             raise MotifError(f"{self.samples_path} line {number} is not a sample row")
         return row
 

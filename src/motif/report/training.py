@@ -1,9 +1,9 @@
 """Training curves of ``motif report``: reward and future accuracy against step, samples or time.
 
-Reads :class:`motif.report.TrainRun` rows (``metrics.jsonl``), groups seeds of one method
-(:func:`method_of`), smooths like TensorBoard (:func:`ema`) and draws one panel per
-:data:`motif.report.TRAINING_KEYS` (:func:`plot_training`); :func:`motif.report.write_report`
-puts the PNG in the report.
+Reads :class:`motif.runs.training.TrainRun` rows (``metrics.jsonl``), finds each tracked key
+among the logged ones (:func:`metric_key`), groups seeds of one method (:func:`method_of`),
+smooths like TensorBoard (:func:`ema`) and gives :mod:`motif.report.plots` one curve per run or
+method (:func:`training_curves`); :func:`nonfinite_note` says which values were skipped.
 """
 
 from __future__ import annotations
@@ -12,23 +12,63 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import fmean
 
 from motif.errors import MotifError
-from motif.report import (
-    DEFAULT_SMOOTHING,
-    TRAINING_KEYS,
-    TrainRun,
-    _pyplot,
-    _save_figure,
-    is_finite,
-    metric_key,
-)
+from motif.runs.layout import TRAIN_CONFIG_FILE
+from motif.runs.training import TrainRun, is_finite, is_number, samples_per_step
 
+TRAINING_KEYS = ("reward", "future_accuracy")
+"""The logged keys a report tracks: a column each in the table, a panel each in the plot."""
+# TensorBoard's smoothing (default 0.6 there); 0.8 = a 5-step time constant, the 5-step mean
+# studies/replicate_summary.py uses: a step here averages 16 samples, so per-step values are noisy.
+DEFAULT_SMOOTHING = 0.8
 X_AXES = ("step", "samples", "wall-clock")
 _SEED_SUFFIX = re.compile(r"^(?P<method>.+?)[-_.]s(?:eed)?[-_]?\d+$")
-RUN_CONFIG_FILE = "motif_config.yaml"
+
+
+def metric_key(rows: Sequence[dict], name: str) -> str | None:
+    """The logged numeric key for ``name``, else None.
+
+    Exact (``future_accuracy``); else a ``/``-segment equal to it (``rewards/future_accuracy``
+    or ``.../mean``); else a segment that starts with ``name_``
+    (``rewards/future_accuracy_reward/mean``). Keys holding ``std`` never match.
+    """
+    keys = sorted({k for row in rows for k, v in row.items() if is_finite(v) and "std" not in k})
+    if name in keys:
+        return name
+    for match in (
+        lambda seg: seg == name,
+        lambda seg: seg.startswith(f"{name}_"),
+    ):
+        hits = [k for k in keys if any(match(seg) for seg in k.split("/"))]
+        if hits:
+            return hits[0]
+    return None
+
+
+def nonfinite_steps(rows: Sequence[dict], key: str | None) -> list[int]:
+    """The steps whose ``key`` is a non-finite number (NaN, inf): skipped by every reader."""
+    if key is None:
+        return []
+    return [int(r["step"]) for r in rows if is_number(r.get(key)) and not is_finite(r[key])]
+
+
+def nonfinite_note(trains: Sequence[TrainRun], keys: Sequence[str] = ()) -> list[str]:
+    """One line per run and tracked key (default :data:`TRAINING_KEYS`) that logged non-finite
+    values: how many were skipped and at which steps (the first five)."""
+    lines = []
+    for run in trains:
+        for name in keys or TRAINING_KEYS:
+            key = metric_key(run.rows, name) or name  # a key logged only as NaN has no match
+            steps = nonfinite_steps(run.rows, key)
+            if steps:
+                shown = ", ".join(map(str, steps[:5])) + (", ..." if len(steps) > 5 else "")
+                lines.append(
+                    f"- {run.label}: {len(steps)} non-finite {key} value(s) skipped "
+                    f"(NaN or inf; step {shown})"
+                )
+    return lines
 
 
 def ema(values: Sequence[float], weight: float = DEFAULT_SMOOTHING) -> list[float]:
@@ -63,12 +103,12 @@ def training_points(
 ) -> dict[int, tuple[float, float]]:
     """``step -> (x, value)`` of one logged key; the last record of a repeated step wins.
 
-    ``x_axis``: ``step``; ``samples`` = step x round-1 samples per step (``prompts_per_device x
-    num_generations x gradient_accumulation_steps`` from the run's ``motif_config.yaml``, one
-    process); ``wall-clock`` = minutes, the running sum of ``step_seconds`` (else ``step_time``).
+    ``x_axis``: ``step``; ``samples`` = step x round-1 samples per step of one process
+    (:func:`motif.runs.training.samples_per_step`, from the run's ``motif_config.yaml``);
+    ``wall-clock`` = minutes, the running sum of ``step_seconds`` (else ``step_time``).
     A non-finite value (NaN, inf) is skipped: its step has no point, and a non-finite step time
-    is left out of the sum (and its step's point with it); :func:`motif.report.nonfinite_note`
-    says how many. Raises :class:`MotifError` naming the run when the x axis cannot be
+    is left out of the sum (and its step's point with it); :func:`nonfinite_note` says how
+    many. Raises :class:`MotifError` naming the run when the x axis cannot be
     computed (a step that logs no time at all).
     """
     if x_axis not in X_AXES:
@@ -80,7 +120,7 @@ def training_points(
         row = rows[step]
         if x_axis == "wall-clock":
             seconds = row.get("step_seconds", row.get("step_time"))
-            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            if not is_number(seconds):
                 raise MotifError(
                     f"{run.path}: step {step} logs no step_seconds or step_time; "
                     "plot it against step or samples"
@@ -95,21 +135,13 @@ def training_points(
 
 
 def _samples_per_step(run: TrainRun) -> int:
-    import yaml
-
-    path = run.path / RUN_CONFIG_FILE
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except yaml.YAMLError as exc:
-        raise MotifError(f"{path} is not valid YAML: {exc}") from exc
-    keys = ("prompts_per_device", "num_generations")
-    if not isinstance(config, dict) or not all(isinstance(config.get(k), int) for k in keys):
+    per_step = samples_per_step(run.path)
+    if per_step is None:
         raise MotifError(
             f"{run.path}: samples per step need prompts_per_device and num_generations from "
-            f"{RUN_CONFIG_FILE} (written by `motif train`); plot it against step or wall-clock"
+            f"{TRAIN_CONFIG_FILE} (written by `motif train`); plot it against step or wall-clock"
         )
-    accumulation = config.get("gradient_accumulation_steps") or 1
-    return config["prompts_per_device"] * config["num_generations"] * int(accumulation)
+    return per_step
 
 
 @dataclass
@@ -162,41 +194,3 @@ def training_curves(
             )
         )
     return curves
-
-
-X_LABELS = {
-    "step": "step",
-    "samples": "round-1 samples",
-    "wall-clock": "wall-clock (min, sum of step times)",
-}
-
-
-def plot_training(
-    trains: Sequence[TrainRun],
-    path: Path,
-    x_axis: str = "step",
-    smoothing: float = DEFAULT_SMOOTHING,
-) -> Path:
-    """Reward and future accuracy, one panel each, read like TensorBoard: per run (or method,
-    seeds pooled) the EMA-smoothed line (``smoothing``) over its raw values drawn faint, and
-    for several seeds the min-max band of their smoothed curves. x: ``step``, ``samples``
-    or ``wall-clock`` (:func:`training_points`)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(TRAINING_KEYS), figsize=(11, 4.2), squeeze=False)
-    methods = list(dict.fromkeys(method_of(run.label) for run in trains))  # one colour each
-    for ax, name in zip(axes[0], TRAINING_KEYS, strict=True):
-        curves = training_curves(trains, name, x_axis, smoothing)
-        for curve in curves:
-            color = f"C{methods.index(curve.method) % 10}"
-            ax.plot(curve.x, curve.raw, color=color, alpha=0.25, linewidth=0.9)
-            if curve.low is not None:
-                ax.fill_between(curve.x, curve.low, curve.high, color=color, alpha=0.15, lw=0)
-            ax.plot(curve.x, curve.smooth, color=color, linewidth=2, label=curve.label)
-        ax.set_title(f"{name} (EMA {smoothing:g}; raw faint)" if curves else name)
-        ax.set_xlabel(X_LABELS[x_axis])
-        ax.grid(alpha=0.3)
-        if curves:
-            ax.legend(fontsize="small")
-        else:
-            ax.text(0.5, 0.5, f"no '{name}' logged", ha="center", va="center")
-    return _save_figure(fig, path)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from motif.carryover import DELETHINK_CHUNK, DELETHINK_CHUNKS, DELETHINK_HEAD
-from motif.config import DECODE_DTYPES, unused_options
+from motif.carryover import CARRY_OVERS, carry_over_class
+from motif.config import DECODE_DTYPES, ProtocolArgs, unused_options
 from motif.errors import ConfigError
 from motif.training.trl_args import (  # noqa: F401 (check_choice .. resolve_bf16: public here)
     OptimArgs,
@@ -25,6 +25,10 @@ from motif.training.trl_args import (  # noqa: F401 (check_choice .. resolve_bf1
 
 METHODS = ("motif", "grpo")
 CREDITS = ("first", "all")
+STRATEGY_OPTIONS = tuple(
+    dict.fromkeys(o for name in CARRY_OVERS for o in carry_over_class(name).own_options)
+)
+"""The options only some carry-over reads (``--tail-*``): saved only under that carry-over."""
 PAPER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -181,15 +185,6 @@ class LoraArgs:
         )
 
 
-def _protocol_help(name: str) -> dict[str, str]:
-    """The help of ``motif.config.ProtocolArgs``'s field ``name``: one wording for every command."""
-    from dataclasses import fields
-
-    from motif.config import ProtocolArgs
-
-    return {"help": next(f.metadata["help"] for f in fields(ProtocolArgs) if f.name == name)}
-
-
 _MOTIF_CHOICES = {
     "round1_generation": ("motif", "trl"),
     "rollout_decode_dtype": DECODE_DTYPES,
@@ -208,8 +203,12 @@ def _require_choice(args: Any, name: str, allowed: tuple[str, ...]) -> None:
 
 
 @dataclass
-class MotifArgs:
+class MotifArgs(ProtocolArgs):
     """The multi-round protocol and the MOTIF reward (paper: n=3, k=4, T=0.8, top_p=0.95).
+
+    A :class:`motif.config.ProtocolArgs` (its checks, its rounds rule, its ``protocol()`` and
+    ``strategy()``) with training's defaults and help: ``rounds`` defaults to 3, and
+    ``early_stop`` is no option (every round runs; it stays False).
 
     ``carry_over`` picks how a round-1 completion is continued by the reward (see
     docs/training.md): ``summary`` (the paper: rounds 2..n each a fresh chat carrying the
@@ -221,9 +220,23 @@ class MotifArgs:
     accuracy, :mod:`motif.training.credit`; ``summary`` carry-over and ``rounds >= 2`` only).
     """
 
-    rounds: int = field(
+    rounds: int = field(  # type: ignore[assignment]  # always set here
         default=3,
         metadata={"help": "Rounds n (grpo always uses 1; --carry-over tail: --tail-chunks)."},
+    )
+    summary_rule: str = field(
+        default="paper", metadata={"help": "What is carried between rounds: paper or strict."}
+    )
+    early_stop: bool = field(default=False, init=False)  # not an option: every round runs
+    carry_over: str = field(
+        default="summary",
+        metadata={
+            "help": "How the reward continues a round-1 completion: summary (MOTIF: rounds 2..n "
+            "each see the question and the previous <answer>), tail (Delethink: round 1 is "
+            "chunk 1 of one thought of --tail-chunk tokens, the continuations write chunks "
+            "2..--tail-chunks of that same thought from its first --tail-head and last "
+            "--tail-keep tokens), or none (one pass: use --method grpo)."
+        },
     )
     k: int = field(
         default=4, metadata={"help": "Continuation trajectories per round-1 completion."}
@@ -272,19 +285,6 @@ class MotifArgs:
         default="fixed",
         metadata={"help": "fixed (multi-line aware), paper (reference regexes) or none."},
     )
-    summary_rule: str = field(
-        default="paper", metadata={"help": "What is carried between rounds: paper or strict."}
-    )
-    carry_over: str = field(
-        default="summary",
-        metadata={
-            "help": "How the reward continues a round-1 completion: summary (MOTIF: rounds 2..n "
-            "each see the question and the previous <answer>), tail (Delethink: round 1 is "
-            "chunk 1 of one thought of --tail-chunk tokens, the continuations write chunks "
-            "2..--tail-chunks of that same thought from its first --tail-head and last "
-            "--tail-keep tokens), or none (one pass: use --method grpo)."
-        },
-    )
     credit: str = field(
         default="first",
         metadata={
@@ -308,16 +308,13 @@ class MotifArgs:
             "latest steps' rollouts) to draw round-r groups from."
         },
     )
-    tail_chunk: int = field(default=DELETHINK_CHUNK, metadata=_protocol_help("tail_chunk"))
-    tail_head: int = field(default=DELETHINK_HEAD, metadata=_protocol_help("tail_head"))
-    tail_keep: int | None = field(default=None, metadata=_protocol_help("tail_keep"))
-    tail_chunks: int = field(default=DELETHINK_CHUNKS, metadata=_protocol_help("tail_chunks"))
 
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, f"--rounds must be >= 1; got {self.rounds}")
         self.given_rounds = self.rounds  # not a field: for the plan's note when it is replaced
-        # carry-over, C, h, m, I checked by ProtocolArgs; tail: rounds = I chunks, none: 1
-        self.rounds = self.protocol_args().rounds
+        if carry_over_class(self.carry_over).rounds_option != "--rounds":
+            self.rounds = None  # type: ignore[assignment]  # the strategy's own count
+        super().__post_init__()  # carry-over, C, h, m, I checked; rounds resolved
         _require(self.k >= 1, f"--k must be >= 1; got {self.k}")
         _require(
             self.continuation_temperature >= 0,
@@ -352,27 +349,20 @@ class MotifArgs:
         """``--credit all``: the share of groups that train round 1 (default ``1/rounds``)."""
         return self.credit_first_share or 1.0 / self.rounds
 
-    def protocol_args(self) -> Any:
-        """These settings as :class:`motif.config.ProtocolArgs` (its checks, its rounds rule)."""
-        from motif.config import ProtocolArgs
+    def accuracy_reward_weight(self) -> float:
+        """The reward of a right final answer: 2.0 under ``--scoring paper`` (the reference's
+        2 / 1 / 0), else ``--accuracy-weight``."""
+        return 2.0 if self.scoring == "paper" else self.accuracy_weight
 
-        return ProtocolArgs(
-            rounds=self.rounds if self.carry_over == "summary" else None,
-            summary_rule=self.summary_rule,
-            carry_over=self.carry_over,
-            tail_chunk=self.tail_chunk,
-            tail_head=self.tail_head,
-            tail_keep=self.tail_keep,
-            tail_chunks=self.tail_chunks,
-        )
-
-    def window(self) -> Any:
-        """The :class:`motif.carryover.TailWindow` of ``--carry-over tail`` (None otherwise)."""
-        return self.protocol_args().window()
-
-    def protocol(self) -> Any:
-        """The :class:`motif.protocol.Protocol` of the run (dataset prompts and continuations)."""
-        return self.protocol_args().protocol()
+    def round1_budget(self, given: int) -> tuple[int, str | None]:
+        """(round 1's new-token budget, the option that sets it) when the carry-over sets it
+        itself (``tail``: round 1 is chunk 1, ``--tail-chunk`` tokens); else ``(given, None)``:
+        ``--max-completion-length`` (``given``) sets it."""
+        carry = self.strategy()
+        unused = carry.unused_budgets(self)
+        if unused is None or "max_new_tokens" not in unused[0]:
+            return given, None
+        return carry.max_new_tokens(1, given, None), carry.largest_budget(given, None)[1]
 
 
 @dataclass
@@ -425,14 +415,15 @@ class TrainConfig:
         self.notes += filter(None, self._unused())
         if self.run.method == "grpo" and self.motif.rounds != 1:
             self.motif.rounds = 1  # vanilla GRPO is single-round by definition
-        if self.motif.carry_over == "tail":
-            chunk, given = self.motif.tail_chunk, self.optim.max_completion_length
-            if given != chunk:  # round 1 is chunk 1: TRL writes its C tokens
-                self.optim.max_completion_length = chunk
-                self.notes.append(
-                    f"--max-completion-length {given} replaced by --tail-chunk {chunk} "
-                    "(--carry-over tail: round 1 is chunk 1)"
-                )
+        given = self.optim.max_completion_length
+        budget, option = self.motif.round1_budget(given)
+        if option is not None and budget != given:  # tail: round 1 is chunk 1, of C tokens
+            self.optim.max_completion_length = budget
+            unit = self.motif.strategy().unit
+            self.notes.append(
+                f"--max-completion-length {given} replaced by {option} {budget} "
+                f"(--carry-over {self.motif.carry_over}: round 1 is {unit} 1)"
+            )
 
     def _unused(self) -> list[str | None]:
         """Notes for options set away from their defaults that this run does not use (a
@@ -443,9 +434,13 @@ class TrainConfig:
             names += ("k", "continuation_temperature", "continuation_top_p")
             names += ("continuation_max_new_tokens", "summary_rule")
             notes.append(unused_options(m, names, "--method grpo answers in one round"))
-        notes.append(m.protocol_args().unused_tail())
-        if m.carry_over != "summary" and self.run.method == "motif" and m.given_rounds != 3:
-            rounds = "--tail-chunks sets the chunks" if m.carry_over == "tail" else "one pass"
+        notes.append(m.unused_tail())
+        carry = m.strategy()
+        if carry.rounds_option != "--rounds" and self.run.method == "motif" and m.given_rounds != 3:
+            if carry.later_rounds:
+                rounds = f"{carry.rounds_option} sets the {carry.unit}s"
+            else:
+                rounds = carry.label(1)
             notes.append(
                 f"--rounds {m.given_rounds}: not used (--carry-over {m.carry_over}: {rounds})"
             )
@@ -507,7 +502,7 @@ class TrainConfig:
             "use --method motif, or --credit first",
         )
         _require(
-            self.motif.carry_over == "summary",
+            self.motif.strategy().hands_state,
             f"--credit all starts rounds from carried summaries (each round a fresh chat); "
             f"--carry-over {self.motif.carry_over} is not supported: use --carry-over summary",
         )
@@ -536,14 +531,14 @@ class TrainConfig:
 
     def _check_carry_over(self) -> None:
         """The carry-over must fit the method: ``tail`` continues, ``none`` never does."""
-        method, carry = self.run.method, self.motif.carry_over
+        method, carry = self.run.method, self.motif.strategy()
         _require(
-            not (method == "motif" and carry == "none"),
+            not (method == "motif" and not carry.later_rounds),
             "--carry-over none is one pass with nothing for the future-accuracy reward to "
             "continue: use --method grpo (the one-pass baseline) or --carry-over summary/tail",
         )
         _require(
-            not (method == "grpo" and carry == "tail"),
+            not (method == "grpo" and carry.continues_turn),
             "--carry-over tail continues round 1 in chunks, which --method grpo never does: "
             "use --method motif, or --carry-over none for the one-pass baseline",
         )
@@ -560,13 +555,15 @@ class TrainConfig:
         flat: dict[str, Any] = {}
         for part in (self.run, self.data, self.lora, self.motif, self.optim, self.watch):
             flat.update(asdict(part))
+        del flat["early_stop"]  # ProtocolArgs' field, not an option of training
         if self.watch.heldout_every == 0:
             for key in ("heldout_every", "heldout_size"):
                 del flat[key]
-        if self.motif.carry_over != "tail":
-            for key in ("tail_chunk", "tail_head", "tail_keep", "tail_chunks"):
+        carry = self.motif.strategy()
+        for key in STRATEGY_OPTIONS:
+            if key not in carry.own_options:
                 del flat[key]
-        if self.motif.carry_over == "summary":
+        if carry.legacy:  # runs from before --carry-over were this strategy's
             del flat["carry_over"]
         if self.motif.credit == "first":
             for key in ("credit", "credit_first_share", "credit_buffer"):

@@ -143,6 +143,8 @@ class Credit:
         first_share: share of groups that answer fresh questions.
         buffer_size: states kept per round.
         seed: the run's seed (state draws are seeded by it, the generation and the process).
+        fold_system: the policy's chat template refuses the system role, so the states'
+            prompts (rendered by TRL) carry the system prompt in the first user turn.
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class Credit:
         first_share: float,
         buffer_size: int,
         seed: int = 0,
+        fold_system: bool = False,
     ) -> None:
         self.protocol = protocol
         self.m = num_generations
@@ -159,14 +162,16 @@ class Credit:
         self.buffer = StateBuffer(buffer_size, protocol.rounds)
         self.seed = seed
         # The policy's chat template refuses the system role: TRL renders these prompts
-        # itself, so the system prompt is folded into the user turn here (set by the trainer).
-        self.fold_system = False
+        # itself, so the system prompt is folded into the user turn here.
+        self.fold_system = fold_system
 
     @classmethod
-    def from_args(cls, motif: Any, num_generations: int, seed: int) -> Credit:
+    def from_args(
+        cls, motif: Any, num_generations: int, seed: int, fold_system: bool = False
+    ) -> Credit:
         """From :class:`motif.training.config.MotifArgs` (``credit: all``)."""
         share = motif.first_share()
-        return cls(motif.protocol(), num_generations, share, motif.credit_buffer, seed)
+        return cls(motif.protocol(), num_generations, share, motif.credit_buffer, seed, fold_system)
 
     def mix(self, rows: Sequence[dict], generation: int, rank: int = 0) -> list[dict]:
         """The generation batch with scheduled groups answering round-``r`` states.
@@ -197,9 +202,19 @@ class Credit:
         return mixed
 
     def reply(
-        self, history: Sequence[RoundRecord], question: str, text: str, tokens: int
+        self,
+        history: Sequence[RoundRecord],
+        question: str,
+        text: str,
+        tokens: int,
+        prompt_tokens: int = 0,
+        truncated: bool = False,
     ) -> Trajectory:
-        """A partial trajectory: ``history`` then ``text`` as the reply of the next round."""
+        """A partial trajectory: ``history`` then ``text`` as the reply of the next round.
+
+        ``tokens``: the reply's new tokens; ``prompt_tokens``: its prompt's (chat template
+        included; 0 when unknown); ``truncated``: it stopped at its budget, not at an EOS.
+        """
         index = len(history) + 1
         summary = history[-1].summary if history else None
         prompt = self.protocol.messages(question, index, summary)[-1]["content"]
@@ -210,9 +225,9 @@ class Credit:
             reasoning=parse_reasoning(text),
             answer=parse_answer(text),
             summary=self.protocol.summary(text),
-            prompt_tokens=0,
+            prompt_tokens=prompt_tokens,
             completion_tokens=tokens,
-            truncated=False,
+            truncated=truncated,
         )
         return Trajectory(question, [*history, record], carry_over=self.protocol.carry_over)
 

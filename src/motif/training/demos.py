@@ -9,8 +9,9 @@ Tasks are the kinds of :mod:`motif.tasks`: reasoning-gym ``chain_sum`` (every it
 ``summary``: for ``n`` rounds the units are split into ``n`` contiguous shares (earlier shares
 take the extra units). Round ``i`` does its share from the state carried from round ``i - 1``;
 its ``<answer>`` hands over the state (the partial result and the work still to do); the last
-round boxes the result. ``n = 1`` is the vanilla single-round format. Response format (one line
-of reasoning, one line of answer, a final newline)::
+round boxes the result. ``n = 1`` is the vanilla single-round format. Response format
+(:func:`motif.answer_format.format_reply`: one line of reasoning, one line of answer, a final
+newline)::
 
     <reasoning>\\nSTEPS\\n</reasoning>\\n<answer>\\nSTATE\\n</answer>\\n
 
@@ -29,14 +30,13 @@ engine would write (:func:`tail_rows`); ``none``: the single-round response.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from motif.answer_format import parse_answer, parse_boxed
-from motif.carryover import TailWindow, check_carry_over
+from motif.answer_format import format_reply
+from motif.carryover import SummaryRule, TailWindow, carry_over_class
 from motif.errors import ConfigError, MotifError
-from motif.protocol import Protocol, SummaryRule
+from motif.protocol import Protocol
 from motif.tasks import (
     TASK_KINDS,
     TaskItem,
@@ -69,9 +69,6 @@ was (one-digit terms repeat), so every 4 steps the thought copies the next 4 uni
 after it, and copying the units that follow that checkpoint's units is an exact match in the
 question. 4 units cost about 12 tokens per 4 steps of about 11 tokens each (one-digit terms),
 against the remaining terms at every step, whose length grows with the chain."""
-
-_FORMAT = re.compile(r"<reasoning>\n.+?\n</reasoning>\n<answer>\n.+?\n</answer>\n?", re.DOTALL)
-_PAPER_STRICT = re.compile(r"^<reasoning>\n.*?\n</reasoning>\n<answer>\n.*?\n</answer>\n$")
 
 
 def _check_task(task: str, task_config: dict | None) -> dict:
@@ -181,10 +178,6 @@ def check_split(
     )
 
 
-def _response(reasoning: str, answer: str) -> str:
-    return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
-
-
 def demonstration_responses(item: TaskItem, rounds: int, checkpoint: int = 0) -> list[str]:
     """The ``rounds`` responses of one demonstration (the last one boxes the result).
 
@@ -203,7 +196,7 @@ def demonstration_responses(item: TaskItem, rounds: int, checkpoint: int = 0) ->
             answer = f"\\boxed{{{item.answer}}}"
         else:
             answer = item.state(i, carried, chunk.stop)
-        responses.append(_response(reasoning, answer))
+        responses.append(format_reply(reasoning, answer))
     return responses
 
 
@@ -249,12 +242,11 @@ def build_demonstrations(
     Raises:
         ConfigError: an unknown ``carry_over`` or task, a knob out of range.
     """
-    check_carry_over(carry_over)
-    single = carry_over != "summary"
-    protocol = Protocol(rounds=1 if single else rounds, summary_rule=summary_rule)
+    carry = carry_over_class(carry_over)
+    protocol = Protocol(rounds=rounds if carry.hands_state else 1, summary_rule=summary_rule)
     rows: list[dict] = []
     for item in load_items(task, size, seed, task_config):
-        rows.extend(demonstration_rows(item, protocol, thought=carry_over == "tail"))
+        rows.extend(demonstration_rows(item, protocol, thought=carry.continues_turn))
     return rows
 
 
@@ -446,24 +438,6 @@ def check_row_length(rows: Sequence[dict], tokenizer: Any, max_length: int) -> N
             f"than --max-length {max_length}, so training would cut its completion: "
             f"use --max-length {longest} or more"
         )
-
-
-def format_ok(text: str, final: bool = False) -> bool:
-    """Whether a response follows the tag format (multi-line contents allowed).
-
-    ``final=True`` also requires a ``\\boxed{}`` inside the ``<answer>``.
-    """
-    if not _FORMAT.fullmatch(text):
-        return False
-    if not final:
-        return True
-    answer = parse_answer(text)
-    return answer is not None and parse_boxed(answer) is not None
-
-
-def paper_strict_ok(text: str) -> bool:
-    """The reference's strict format check (no DOTALL: one-line contents, final newline)."""
-    return _PAPER_STRICT.match(text) is not None
 
 
 # --------------------------------------------------------------------------- display

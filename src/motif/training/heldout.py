@@ -9,10 +9,17 @@ step and the rate of states handed over right.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from motif.training.sft import SftConfig
+from motif import models
+from motif.answer_format import format_ok, paper_strict_ok
+from motif.backends.base import SamplingParams
+from motif.config import OVERFLOW_MODES
+from motif.engine import RolloutEngine
+from motif.grading import grade_response
+from motif.tasks import check_trajectory
+from motif.training.demos import held_out_problems
+from motif.training.sft_config import SftConfig
 
 
 def evaluate_adapter(config: SftConfig, adapter: str | None) -> dict[str, Any]:
@@ -20,19 +27,15 @@ def evaluate_adapter(config: SftConfig, adapter: str | None) -> dict[str, Any]:
 
     The items are disjoint from the demonstrations (:func:`demos.held_out_problems`).
     """
-    from motif.backends.hf import TransformersBackend
-    from motif.models import load_model
-    from motif.training.demos import held_out_problems
+    from motif.backends.hf import TransformersBackend  # imports torch: only a real check needs it
 
     sft, args = config.sft, config.model
     problems = held_out_problems(
         sft.task, sft.eval_size, sft.data_seed, sft.task_config, train_size=sft.num_examples
     )
-    model, tokenizer = load_model(
+    model, tokenizer = models.load_model(
         args.model, adapter, args.dtype, args.device, args.trust_remote_code
     )
-    from motif.config import OVERFLOW_MODES
-
     backend = TransformersBackend(
         model,
         tokenizer,
@@ -56,9 +59,6 @@ def format_report(
     / written steps, every round or chunk), ``state_right_rate`` (states handed over that
     are right; ``summary`` only) and its ``state_right_by_round``.
     """
-    from motif.backends.base import SamplingParams
-    from motif.engine import RolloutEngine
-
     engine = RolloutEngine(backend, protocol, SamplingParams(max_new_tokens=max_new_tokens))
     start = time.perf_counter()
     trajectories = engine.run([p.question for p in problems])
@@ -68,7 +68,7 @@ def format_report(
 
 def _responses(trajectory: Any, protocol: Any) -> list[tuple[str, bool]]:
     """(text, is final) of each response the format is judged on."""
-    if protocol.carry_over != "summary":
+    if not protocol.carry.hands_state:  # one pass, or one thought in chunks: judged whole
         return [(trajectory.final_text, True)] if trajectory.rounds else []
     return [(r.text, r.round == protocol.rounds) for r in trajectory.rounds]
 
@@ -83,9 +83,6 @@ def score_trajectories(
     :mod:`motif.tasks` (single-step accuracy, states handed over right per round).
     ``seconds``: the generation wall-clock, reported as is.
     """
-    from motif.grading import grade_response
-    from motif.training.demos import format_ok, paper_strict_ok
-
     responses = [_responses(t, protocol) for t in trajectories]
     ok = [[format_ok(text, final=final) for text, final in r] for r in responses]
     texts = [text for r in responses for text, _ in r]
@@ -94,7 +91,7 @@ def score_trajectories(
         for t, p in zip(trajectories, problems, strict=True)
     ]
     whole = [all(o) and not t.cut for o, t in zip(ok, trajectories, strict=True)]
-    width = protocol.rounds if protocol.carry_over == "summary" else 1
+    width = protocol.rounds if protocol.carry.hands_state else 1
     per_round = [sum(o[i] for o in ok if len(o) > i) / len(ok) for i in range(width)]
     return {
         "items": len(problems),
@@ -118,8 +115,6 @@ def work_report(trajectories: list, items: list, handed_rounds: int) -> dict[str
     ``state_right_by_round`` has one rate per round that hands a state over (the first
     ``handed_rounds``; 0 for ``tail`` and ``none``), None where no trajectory handed one.
     """
-    from motif.tasks import check_trajectory
-
     checks = [check_trajectory(i, t) for t, i in zip(trajectories, items, strict=True)]
     right = sum(c.steps_right for cs in checks for c in cs)
     written = sum(c.steps for cs in checks for c in cs)

@@ -1,69 +1,30 @@
-"""The MOTIF future-accuracy reward, bound to the trainer whose live policy rolls out continuations.
+"""The MOTIF future-accuracy reward: continuations of each trained reply by the live policy.
 
-Why a bound reward object and not TRL's ``rollout_func``: ``rollout_func`` replaces TRL's own
-round-1 generation, and with it TRL's vLLM and transformers paths, EOS handling and importance
-sampling. A reward object leaves round 1 to TRL; it only needs the policy, which TRL's reward
-signature does not pass, so :meth:`FutureAccuracyReward.bind` hands it the trainer explicitly
-after construction (no module globals).
+TRL's reward signature passes the batch's columns, not the policy, so the reward holds the run's
+:class:`motif.training.policy.TrainingPolicy` (the trainer bound to it after construction) and
+rolls its continuations out through it, as round 1 and the held-out check do. Round 1's real
+outputs reach it as keyword arguments: TRL's ``completion_ids`` and, when motif's
+``rollout_func`` sampled round 1 (:mod:`motif.training.round1`), each reply's prompt length and
+truncation (:data:`motif.training.round1.PROMPT_TOKENS_KEY`, ``TRUNCATED_KEY``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
-from motif.backends.base import GenerationBackend, SamplingParams
-from motif.engine import RolloutEngine
+from motif.backends.base import SamplingParams
 from motif.errors import MotifError
 from motif.protocol import Protocol
 from motif.rewards import column_values, completion_text, future_accuracy
 from motif.training.config import MotifArgs
-
-if TYPE_CHECKING:
-    from motif.training.credit import Credit
+from motif.training.credit import HISTORY_KEY, ROUND_KEY, Credit, harvest, share_states
+from motif.training.policy import TrainingPolicy
+from motif.training.round1 import PROMPT_TOKENS_KEY, TRUNCATED_KEY
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def policy_backend(
-    trainer: Any, max_batch_size: int, decode_dtype: str = "auto"
-) -> Iterator[GenerationBackend]:
-    """A backend that generates with the trainer's *current* policy.
-
-    vLLM runs: TRL's own engine (weights synced for this step). Otherwise the model unwrapped by
-    TRL's helper (ZeRO-3 parameters gathered, gradient checkpointing suspended), LoRA active,
-    generating in ``decode_dtype`` (``--rollout-decode-dtype``; see ``TransformersBackend``).
-    """
-    if getattr(trainer, "use_vllm", False):
-        from motif.backends.vllm import VLLMBackend
-
-        yield VLLMBackend.from_trainer(trainer)
-        return
-    import torch
-    from trl.models import unwrap_model_for_generation
-
-    from motif.backends.hf import TransformersBackend
-    from motif.compat import library_deprecations
-
-    gather = getattr(trainer.args, "ds3_gather_for_generation", True)
-    with (
-        library_deprecations(),  # TRL's helper reads a deprecated transformers property
-        unwrap_model_for_generation(
-            trainer.model_wrapped, trainer.accelerator, gather_deepspeed3_params=gather
-        ) as policy,
-        torch.no_grad(),
-    ):
-        yield TransformersBackend(
-            policy,
-            trainer.processing_class,
-            max_batch_size=max_batch_size,
-            decode_dtype=decode_dtype,  # type: ignore[arg-type]  # checked by MotifArgs
-            overflow="skip",
-        )
 
 
 class FutureAccuracyReward:
@@ -73,12 +34,25 @@ class FutureAccuracyReward:
     gold come from the dataset columns ``question`` and ``answer``. Logged under ``__name__``
     by TRL, plus ``future_accuracy``, ``continuation_tokens`` and ``continuation_seconds``.
 
+    Args:
+        motif: the run's MOTIF settings (protocol, ``k``, continuation sampling, scoring).
+        question_column, answer_column: the dataset columns of the question and the gold.
+        credit: the run's :class:`motif.training.credit.Credit` under ``--credit all``.
+        policy: the run's :class:`motif.training.policy.TrainingPolicy` (default: one made
+            from ``motif``; bind it, or call :meth:`bind`, before the first call).
+
+    Round 1 is stored as it was generated: TRL's ``completion_ids`` (its token count) and, from
+    motif's ``rollout_func``, the keywords ``reply_prompt_tokens`` and ``reply_truncated``.
+    When TRL generated round 1 itself (``--round1-generation trl`` or a setting motif's decode
+    path lacks), those two are absent: the prompt is recorded as 0 tokens and, under
+    ``tail``, a reply is cut when its ids do not end in an end-of-sequence id.
+
     ``--carry-over tail`` (Delethink, arXiv 2510.06557): a round-1 completion is chunk 1 of a
-    thought. One cut at its budget (its ``completion_ids`` do not end in an end-of-sequence id)
-    is continued from its token ids, chunks 2..I of the same assistant turn, ``k`` times; one
-    that ended is not continued, and its ``k`` trajectories are graded on chunk 1 alone. The
-    ids come from TRL's ``completion_ids`` argument, never from re-tokenising the text; a
-    trainer that does not pass them is an error. Also logs ``continued_completions``.
+    thought. One cut at its budget is continued from its token ids, chunks 2..I of the same
+    assistant turn, ``k`` times; one that ended is not continued, and its ``k`` trajectories
+    are graded on chunk 1 alone. The ids come from TRL's ``completion_ids`` argument, never
+    from re-tokenising the text; a trainer that does not pass them is an error. Also logs
+    ``continued_completions``.
 
     ``--credit all`` (``credit`` given, :mod:`motif.training.credit`): rows carry the round
     their reply answers and the rounds before it (columns ``credit_round``,
@@ -95,9 +69,11 @@ class FutureAccuracyReward:
         question_column: str = "question",
         answer_column: str = "answer",
         credit: Credit | None = None,
+        policy: TrainingPolicy | None = None,
     ):
         self.motif = motif
         self.credit = credit
+        self.policy = policy if policy is not None else TrainingPolicy.from_args(motif)
         self.protocol: Protocol = motif.protocol()
         self.params = SamplingParams(
             max_new_tokens=motif.continuation_max_new_tokens,
@@ -106,11 +82,15 @@ class FutureAccuracyReward:
         )
         self.question_column = question_column
         self.answer_column = answer_column
-        self.trainer: Any = None
+
+    @property
+    def trainer(self) -> Any:
+        """The trainer the policy generates with (None until bound)."""
+        return self.policy.trainer
 
     def bind(self, trainer: Any) -> FutureAccuracyReward:
-        """Attach the trainer whose policy generates the continuations."""
-        self.trainer = trainer
+        """Bind the policy to the trainer whose weights generate the continuations."""
+        self.policy.bind(trainer)
         return self
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list:
@@ -121,16 +101,16 @@ class FutureAccuracyReward:
         golds = column_values(kwargs, self.answer_column, n, self.__name__)
         texts = [completion_text(c) for c in completions]
         if self.credit is not None:
-            return self._all_rounds(questions, golds, texts, kwargs)
-        ids, truncated = self._first_ids(kwargs, n)
+            return self._all_rounds(self.credit, questions, golds, texts, kwargs)
+        ids, truncated, prompt_tokens = self._first_round(kwargs, n)
         start = time.perf_counter()
-        groups = self.rollout(questions, texts, ids, truncated)
+        groups = self.rollout(questions, texts, ids, truncated, prompt_tokens)
         seconds = time.perf_counter() - start
         rewards = self._scores(groups, golds)
         tokens = sum(r.completion_tokens for g in groups for t in g for r in t.rounds[1:])
         self._log(kwargs.get("log_metric"), rewards, groups, tokens, seconds)
-        if truncated is not None and callable(kwargs.get("log_metric")):
-            kwargs["log_metric"]("continued_completions", float(sum(truncated)))
+        if self.protocol.continues_turn and callable(kwargs.get("log_metric")):
+            kwargs["log_metric"]("continued_completions", float(sum(truncated or [])))
         return rewards
 
     def _scores(self, groups: list[list[Any]], golds: Sequence[Any]) -> list:
@@ -142,34 +122,34 @@ class FutureAccuracyReward:
             [kept[i] for i in graded],
             [golds[i] for i in graded],
             self.motif.scoring,
-            self._weight(),
+            self.motif.accuracy_reward_weight(),
         )
         for i, score in zip(graded, scores, strict=True):
             rewards[i] = score
         return rewards
 
-    def _all_rounds(self, questions: list, golds: list, texts: list, kwargs: dict) -> list:
+    def _all_rounds(
+        self, credit: Credit, questions: list, golds: list, texts: list, kwargs: dict
+    ) -> list:
         """``--credit all``: each reply by the accuracy of ``k`` continuations from its state.
 
         Rows of one round are continued together (one rollout per round present, the same
         rounds on every process); a reply of the last round is graded itself. The rollouts'
         new states go to the buffer (:func:`motif.training.credit.share_states`).
         """
-        from motif.training.credit import HISTORY_KEY, ROUND_KEY, harvest, share_states
-
-        n, credit, log_metric = len(texts), self.credit, kwargs.get("log_metric")
+        n, log_metric = len(texts), kwargs.get("log_metric")
         rounds = list(kwargs.get(ROUND_KEY) or [1] * n)
         histories = list(kwargs.get(HISTORY_KEY) or [None] * n)
-        lengths = [len(c) for c in kwargs.get("completion_ids") or [[]] * n]
+        partials = [
+            credit.reply(histories[i] or [], questions[i], texts[i], *reply)
+            for i, reply in enumerate(self._replies(kwargs, n))
+        ]
         rewards: list = [None] * n
         every, found, seconds, tokens = [], [], 0.0, 0
         for r in sorted(set(rounds)):
             rows = [i for i in range(n) if rounds[i] == r]
-            partials = [
-                credit.reply(histories[i] or [], questions[i], texts[i], lengths[i]) for i in rows
-            ]
             start = time.perf_counter()
-            groups = self.rollout_partials(partials)
+            groups = self.rollout_partials([partials[i] for i in rows])
             spent = time.perf_counter() - start
             scores = self._scores(groups, [golds[i] for i in rows])
             for i, score in zip(rows, scores, strict=True):
@@ -185,42 +165,54 @@ class FutureAccuracyReward:
         self._log(log_metric, rewards, every, tokens, seconds)
         return rewards
 
-    def _policy(self) -> Any:
-        """:func:`policy_backend` at the continuations' batch size and rollout dtype."""
-        motif = self.motif
-        return policy_backend(
-            self.trainer, motif.continuation_batch_size, motif.rollout_decode_dtype
-        )
+    @staticmethod
+    def _replies(kwargs: dict, n: int) -> list[tuple[int, int, bool]]:
+        """(completion tokens, prompt tokens, truncated) of each reply: TRL's
+        ``completion_ids`` and motif's round-1 keywords (0 and False when TRL generated)."""
+        lengths = [len(c) for c in kwargs.get("completion_ids") or [[]] * n]
+        prompts = list(kwargs.get(PROMPT_TOKENS_KEY) or [0] * n)
+        cut = list(kwargs.get(TRUNCATED_KEY) or [False] * n)
+        return list(zip(lengths, prompts, map(bool, cut), strict=True))
 
     def rollout_partials(self, partials: Sequence[Any]) -> list[list[Any]]:
         """``k`` continuations of each partial trajectory to the last round, with the live
         policy; a partial already at its last round is its own (only) trajectory."""
         if all(len(p.rounds) >= self.protocol.rounds for p in partials):
             return [[p] for p in partials]
-        with self._policy() as backend:
-            engine = RolloutEngine(backend, self.protocol, self.params)
+        with self.policy.engine(self.protocol, self.params) as engine:
             return engine.continue_partials(partials, self.motif.k)
 
-    def _first_ids(self, kwargs: dict, n: int) -> tuple[list | None, list | None]:
-        """``tail``: (token ids, cut at the budget?) of each round-1 completion; else (None, None).
+    def _first_round(self, kwargs: dict, n: int) -> tuple[list | None, list | None, list | None]:
+        """Round 1's (token ids, cut at the budget?, prompt tokens) per completion.
+
+        From motif's ``rollout_func``: TRL's ``completion_ids`` and the round-1 keywords.
+        When TRL generated round 1 (no keywords): under ``tail`` the ids, and a cut where
+        they do not end in an end-of-sequence id, prompt tokens unknown (None); otherwise
+        (None, None, None), as round 1 is then only its text.
 
         Raises:
             MotifError: ``tail`` and the trainer passed no ``completion_ids`` (TRL >= 1.0 does).
+            ValueError: a keyword's length is not ``n``.
         """
+        given = kwargs.get("completion_ids")
+        ids = None if given is None else [list(c) for c in given]
+        if ids is not None and len(ids) != n:
+            raise ValueError(f"got {len(ids)} completion_ids for {n} completions")
+        if kwargs.get(TRUNCATED_KEY) is not None and ids is not None:
+            truncated = [bool(t) for t in kwargs[TRUNCATED_KEY]]
+            prompt_tokens = [int(p) for p in kwargs[PROMPT_TOKENS_KEY]]
+            if not len(truncated) == len(prompt_tokens) == n:
+                raise ValueError(f"got round-1 keywords for other than {n} completions")
+            return ids, truncated, prompt_tokens
         if not self.protocol.continues_turn:
-            return None, None
-        if kwargs.get("completion_ids") is None:
+            return None, None, None
+        if ids is None:
             raise MotifError(
                 f"{self.__name__} with --carry-over tail continues each completion from its "
                 "token ids, and the trainer passed no completion_ids (TRL's GRPOTrainer does)"
             )
-        ids = [list(c) for c in kwargs["completion_ids"]]
-        if len(ids) != n:
-            raise ValueError(f"got {len(ids)} completion_ids for {n} completions")
-        from motif.backends.hf import eos_token_ids
-
-        eos = set(eos_token_ids(self.trainer.model, self.trainer.processing_class))
-        return ids, [bool(c) and c[-1] not in eos for c in ids]
+        eos = self.policy.eos_ids()
+        return ids, [bool(c) and c[-1] not in eos for c in ids], None
 
     def rollout(
         self,
@@ -228,16 +220,22 @@ class FutureAccuracyReward:
         texts: Sequence[str],
         token_ids: Sequence[Sequence[int]] | None = None,
         truncated: Sequence[bool] | None = None,
+        prompt_tokens: Sequence[int] | None = None,
     ) -> list[list[Any]]:
         """The ``k`` continuations of every completion, with the live policy, one call a round.
 
-        ``token_ids`` and ``truncated`` (``tail`` only): each completion's ids and whether it
-        was cut at its budget (:meth:`RolloutEngine.continue_from`).
+        ``token_ids``, ``truncated`` and ``prompt_tokens``: each completion's ids, whether it
+        was cut at its budget and its prompt's length (:meth:`RolloutEngine.continue_from`;
+        ``tail`` needs the first two).
         """
-        with self._policy() as backend:
-            engine = RolloutEngine(backend, self.protocol, self.params)
+        with self.policy.engine(self.protocol, self.params) as engine:
             return engine.continue_from(
-                questions, texts, self.motif.k, first_token_ids=token_ids, first_truncated=truncated
+                questions,
+                texts,
+                self.motif.k,
+                first_token_ids=token_ids,
+                first_truncated=truncated,
+                first_prompt_tokens=prompt_tokens,
             )
 
     def _budget_option(self) -> str:
@@ -249,9 +247,6 @@ class FutureAccuracyReward:
             "whose summary round 2 carries)"
         )
 
-    def _weight(self) -> float:
-        return 2.0 if self.motif.scoring == "paper" else self.motif.accuracy_weight
-
     def _log_round(
         self, log_metric: Any, r: int, scores: list, tokens: int, seconds: float
     ) -> None:
@@ -259,7 +254,8 @@ class FutureAccuracyReward:
         if not callable(log_metric):
             return
         graded = [s for s in scores if s is not None]
-        accuracy = sum(graded) / (len(graded) * self._weight()) if graded else 0.0
+        weight = self.motif.accuracy_reward_weight()
+        accuracy = sum(graded) / (len(graded) * weight) if graded else 0.0
         log_metric(f"round{r}/future_accuracy", accuracy)
         log_metric(f"round{r}/continuation_tokens", float(tokens))
         log_metric(f"round{r}/continuation_seconds", seconds)
@@ -268,7 +264,8 @@ class FutureAccuracyReward:
         self, log_metric: Any, rewards: list, groups: list, tokens: int, seconds: float
     ) -> None:
         graded = [r for r in rewards if r is not None]
-        accuracy = sum(graded) / (len(graded) * self._weight()) if graded else 0.0
+        weight = self.motif.accuracy_reward_weight()
+        accuracy = sum(graded) / (len(graded) * weight) if graded else 0.0
         logger.debug(
             "future accuracy %.3f, %d continuation tokens in %.1fs", accuracy, tokens, seconds
         )

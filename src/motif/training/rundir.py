@@ -1,11 +1,14 @@
-"""The run directory: resolved config, checkpoints, metrics JSONL; and the per-step timers."""
+"""The run directory: resolved config, checkpoints, metrics JSONL; and the per-step timers.
+
+The writer of a training folder (file names: :mod:`motif.runs.layout`); its reader is
+:mod:`motif.runs.training`.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -13,15 +16,16 @@ from typing import Any
 import yaml
 
 from motif.errors import MotifError
+from motif.identity import adapter_fingerprint, differences, mismatch_error, model_fingerprint
+from motif.outdir import check_output_dir
+from motif.runs.layout import IDENTITY_FILE, METRICS_FILE
+from motif.runs.layout import TRAIN_CONFIG_FILE as CONFIG_FILE
+from motif.runs.training import latest_checkpoint, read_identity, read_run_config
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "motif_config.yaml"
-METRICS_FILE = "metrics.jsonl"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+__all__ = ["CONFIG_FILE", "METRICS_FILE", "IDENTITY_FILE", "latest_checkpoint"]
 
-
-IDENTITY_FILE = "run_identity.json"
 # Settings that do not change what a step computes: they may differ when a run is resumed.
 # (max_steps may grow to continue a finished run; the schedule then stretches accordingly.)
 NOT_IDENTITY = (
@@ -58,8 +62,6 @@ ADDED_SETTINGS = {
 
 def run_identity(config: dict[str, Any], model: str | None, adapter: str | None, data: str) -> dict:
     """What must match for ``--resume``: the settings that shape a step, weights, adapter, data."""
-    from motif.identity import adapter_fingerprint, model_fingerprint
-
     settings = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
     return {
         "settings": settings,
@@ -76,8 +78,6 @@ def resume_point(out: Path, identity: dict) -> Path:
         ConfigError: one line naming every differing field (nothing has been written).
         MotifError: the directory holds no run, or no complete checkpoint yet.
     """
-    from motif.identity import differences, mismatch_error
-
     stored = _stored_identity(out)
     if stored is None:
         raise MotifError(f"--resume: {out} holds no motif run ({CONFIG_FILE} is missing)")
@@ -102,14 +102,12 @@ def resume_point(out: Path, identity: dict) -> Path:
 
 
 def _stored_identity(out: Path) -> dict | None:
-    if (out / IDENTITY_FILE).is_file():
-        stored = json.loads((out / IDENTITY_FILE).read_text(encoding="utf-8"))
+    stored = read_identity(out)
+    if stored is not None:
         stored.pop("run", None)  # metadata (precision chosen, start time), not identity
         return stored
-    if not (out / CONFIG_FILE).is_file():
-        return None
-    saved = yaml.safe_load((out / CONFIG_FILE).read_text(encoding="utf-8")) or {}
-    return {k: v for k, v in saved.items() if k not in NOT_IDENTITY}
+    saved = read_run_config(out)  # a run from before the identity file
+    return None if saved is None else {k: v for k, v in saved.items() if k not in NOT_IDENTITY}
 
 
 def write_run_files(out: Path, config: dict[str, Any], identity: dict, meta: dict) -> None:
@@ -148,6 +146,7 @@ def _metric_step(line: str) -> float:
 
 def _trim_events(path: Path, step: int) -> int:
     """Rewrite a TensorBoard event file without its events after ``step``."""
+    # heavy (tensorboard and protobuf): only a resumed run trims event files
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     from tensorboard.compat.proto import event_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
@@ -166,30 +165,12 @@ def _trim_events(path: Path, step: int) -> int:
     return len(records) - len(kept)
 
 
-def latest_checkpoint(out: Path) -> Path | None:
-    """The complete ``checkpoint-N`` directory with the largest N, if any.
-
-    A run killed while saving leaves a checkpoint without ``trainer_state.json`` (the
-    Trainer writes it after the weights and optimiser); resuming from it would fail, so it
-    is skipped with a warning.
-    """
-    found = []
-    for path in out.glob("checkpoint-*"):
-        if (m := _CHECKPOINT.match(path.name)) is None:
-            continue
-        if not (path / "trainer_state.json").exists():
-            logger.warning("skipping %s: incomplete (no trainer_state.json)", path)
-            continue
-        found.append((int(m.group(1)), path))
-    return max(found)[1] if found else None
-
-
 def metrics_callback(path: str) -> Any:
     """A ``TrainerCallback`` that times each step and appends every log as one JSON line.
 
     It must run before the TensorBoard callback so the timings it adds reach TensorBoard too.
     """
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # heavy: only a training run builds the callback
 
     class MetricsCallback(TrainerCallback):
         def __init__(self) -> None:
@@ -267,8 +248,6 @@ def time_method(obj: Any, name: str, sink: dict[str, float], key: str) -> bool:
 def prepare_run_dir(path: str, config: dict[str, Any], resume: bool, overwrite: bool) -> None:
     """Check, then claim the run directory and write the resolved config (for callers that
     build their own trainer; ``motif train`` itself goes through ``check_config``/``train``)."""
-    from motif.outdir import check_output_dir
-
     out = check_output_dir(
         path, kind="train", overwrite=overwrite, resume=resume, legacy_files=(CONFIG_FILE,)
     ).claim()

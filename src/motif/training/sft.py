@@ -22,23 +22,24 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from motif.config import TAIL_OPTIONS, ModelArgs, ProtocolArgs, unused_options
+from motif import models
+from motif.compat import library_deprecations
 from motif.errors import ConfigError
-from motif.outdir import OutputDir
-from motif.tasks import check_task_config
+from motif.outdir import OutputDir, check_output_dir
+from motif.runs.layout import TRAIN_CONFIG_FILE
 from motif.textio import clip
-from motif.training.config import LoraArgs, parse_bf16
-from motif.training.demos import SUPPORTED_TASKS
+from motif.training.config import check_choice, check_report_to, resolve_bf16
+from motif.training.console import train_with_console, use_console
 from motif.training.heldout import evaluate_adapter, format_report  # noqa: F401 (public here)
+from motif.training.sft_config import SftConfig
 from motif.training.sft_rows import (  # noqa: F401 (public here, as before the split)
     Format,
     build_rows,
     check_demonstrations,
-    check_extra_carry_over,
     demo_round_counts,
     formats,
     total_steps,
@@ -47,206 +48,7 @@ from motif.training.sft_rows import (  # noqa: F401 (public here, as before the 
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "motif_config.yaml"
 METRICS_FILE = "sft_metrics.json"
-REPORT_TO = ("none", "tensorboard", "wandb")
-
-
-@dataclass
-class SftArgs:
-    """The demonstrations, the optimisation and the run directory of a cold start."""
-
-    output_dir: str | None = field(
-        default=None, metadata={"help": "Where the adapter, tokenizer and config are saved."}
-    )
-    overwrite: bool = field(
-        default=False, metadata={"help": "Delete an existing non-empty --output-dir first."}
-    )
-    dry_run: bool = field(
-        default=False,
-        metadata={"help": "Validate the config and print the plan and a sample; load no model."},
-    )
-    task: str = field(
-        default="chain_sum",
-        metadata={"help": f"reasoning-gym task to demonstrate: {', '.join(SUPPORTED_TASKS)}."},
-    )
-    task_config: dict | str | None = field(
-        default=None,
-        metadata={
-            "help": "reasoning-gym task options (YAML mapping or JSON string). The knob "
-            "min_terms/max_terms (chain sums) or min_words/max_words (letter_counting), 1 to "
-            "1000, scales the work of an item linearly."
-        },
-    )
-    num_examples: int = field(
-        default=256,
-        metadata={"help": "Task items demonstrated; each gives one training row per round."},
-    )
-    data_seed: int = field(default=0, metadata={"help": "Seed of the demonstrated items."})
-    extra_rounds: list[int] | None = field(
-        default=None,
-        metadata={
-            "help": "Also demonstrate the same items with these round counts (e.g. [1]: the "
-            "vanilla single-round prompt), so one cold start serves single-round GRPO and "
-            "n-round MOTIF alike. The held-out check uses --rounds."
-        },
-    )
-    extra_carry_over: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Also demonstrate the same items in these carry-over strategies (tail: the "
-            "chunks of one thought in the --tail-* window; none: one pass), so one cold start "
-            "serves every arm of a bounded-context comparison (motif eval --grid). Needs "
-            "--carry-over summary; the held-out check uses --carry-over."
-        },
-    )
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the demonstrations."})
-    max_steps: int = field(
-        default=-1, metadata={"help": "Stop after this many optimiser steps (-1: use --epochs)."}
-    )
-    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (LoRA)."})
-    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
-    warmup_steps: float = field(
-        default=0.05, metadata={"help": "Warm-up: steps, or a fraction of all steps if < 1."}
-    )
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    per_device_batch_size: int = field(default=8, metadata={"help": "Rows per device per step."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Accumulation steps."})
-    max_length: int = field(
-        default=1024, metadata={"help": "Longest tokenized row (prompt + completion)."}
-    )
-    lora_last_layers: int = field(
-        default=0,
-        metadata={
-            "help": "Put LoRA on the last N transformer layers only (0: all). The backward "
-            "pass then stops at layer N from the top: much cheaper on a CPU."
-        },
-    )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Trade compute for activation memory."}
-    )
-    bf16: str = field(
-        default="auto",
-        metadata={
-            "help": "bf16 autocast: true, false, or auto (on only where bf16 matrix products "
-            "are faster: CUDA with bf16, CPUs with AMX)."
-        },
-    )
-    seed: int = field(default=42, metadata={"help": "Training seed (shuffling, LoRA init)."})
-    logging_steps: int = field(default=5, metadata={"help": "Log every this many steps."})
-    report_to: str = field(default="none", metadata={"help": "none, tensorboard or wandb."})
-    eval_size: int = field(
-        default=0,
-        metadata={"help": "Held-out items to roll out greedily after training (0: skip)."},
-    )
-    eval_base: bool = field(
-        default=False,
-        metadata={
-            "help": "Train nothing: run the held-out check (--eval-size items) on the base "
-            "model and print it, for a before/after comparison."
-        },
-    )
-    eval_max_new_tokens: int = field(
-        default=128,
-        metadata={
-            "help": "Per-round budget in new tokens: every demonstrated round must fit it "
-            "(summary, none; tail rounds are the --tail-* window) and the held-out check "
-            "generates at most this many per round."
-        },
-    )
-
-    def __post_init__(self) -> None:
-        self.bf16 = parse_bf16(self.bf16)  # type: ignore[assignment]
-        if isinstance(self.task_config, str):
-            try:
-                self.task_config = json.loads(self.task_config)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"--task-config must be a JSON mapping: {exc}") from exc
-        if self.task_config is not None and not isinstance(self.task_config, dict):
-            raise ConfigError(f"--task-config must be a mapping; got {self.task_config!r}")
-        if self.task not in SUPPORTED_TASKS:
-            raise ConfigError(
-                f"--task {self.task!r} has no demonstration writer; "
-                f"use one of {', '.join(SUPPORTED_TASKS)}"
-            )
-        check_task_config(self.task, self.task_config)
-        if isinstance(self.extra_carry_over, str):
-            self.extra_carry_over = [x.strip() for x in self.extra_carry_over.split(",")]
-        if isinstance(self.extra_rounds, (int, str)):
-            self.extra_rounds = str(self.extra_rounds).split(",")
-        counts = [str(r).strip() for r in self.extra_rounds or []]
-        if not all(c.isascii() and c.isdecimal() and int(c) >= 1 for c in counts):
-            raise ConfigError(f"--extra-rounds must be round counts >= 1; got {self.extra_rounds}")
-        self.extra_rounds = [int(c) for c in counts] if self.extra_rounds is not None else None
-        if self.eval_base and self.eval_size < 1:
-            raise ConfigError("--eval-base needs --eval-size >= 1 (how many held-out items)")
-        for name, ok, rule in self._checks():
-            if not ok:
-                value = getattr(self, name)
-                raise ConfigError(f"--{name.replace('_', '-')} must be {rule}; got {value!r}")
-
-    def _checks(self) -> list[tuple[str, bool, str]]:
-        return [
-            ("num_examples", self.num_examples >= 1, ">= 1"),
-            ("epochs", self.epochs > 0, "> 0"),
-            ("max_steps", self.max_steps == -1 or self.max_steps >= 1, ">= 1, or -1 for --epochs"),
-            ("learning_rate", self.learning_rate > 0, "> 0"),
-            ("warmup_steps", self.warmup_steps >= 0, ">= 0"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("per_device_batch_size", self.per_device_batch_size >= 1, ">= 1"),
-            ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, ">= 1"),
-            ("max_length", self.max_length >= 16, ">= 16"),
-            ("logging_steps", self.logging_steps >= 1, ">= 1"),
-            ("report_to", self.report_to in REPORT_TO, " or ".join(REPORT_TO)),
-            ("lora_last_layers", self.lora_last_layers >= 0, ">= 0 (0: every layer)"),
-            ("eval_size", self.eval_size >= 0, ">= 0"),
-            ("eval_max_new_tokens", self.eval_max_new_tokens >= 1, ">= 1"),
-        ]
-
-
-@dataclass
-class SftConfig:
-    """Everything ``motif sft`` needs, grouped by concern."""
-
-    sft: SftArgs
-    model: ModelArgs
-    protocol: ProtocolArgs
-    lora: LoraArgs
-
-    def __post_init__(self) -> None:
-        if self.model.adapter is not None:
-            raise ConfigError("--adapter is not used by motif sft: it trains a new LoRA adapter")
-        if self.model.backend == "vllm":
-            raise ConfigError(
-                "--backend vllm is not used by motif sft: it trains, and runs its held-out "
-                "check, with transformers; drop --backend"
-            )
-        if not (self.sft.dry_run or self.sft.eval_base) and not self.sft.output_dir:
-            raise ConfigError("--output-dir is required (where the adapter is saved)")
-        if self.sft.extra_rounds and self.protocol.carry_over != "summary":
-            raise ConfigError(
-                f"--extra-rounds demonstrates other round counts of --carry-over summary; "
-                f"drop it with --carry-over {self.protocol.carry_over}"
-            )
-        check_extra_carry_over(self.sft.extra_carry_over, self.protocol.carry_over)
-        why = "they apply to tail demonstrations: --carry-over tail or --extra-carry-over tail"
-        unused = (
-            None if self.demonstrates_tail() else unused_options(self.protocol, TAIL_OPTIONS, why)
-        )
-        self.notes: list[str] = [unused] if unused else []  # for the plan and the log
-
-    def demonstrates_tail(self) -> bool:
-        """Some demonstrations are Delethink tail chunks (the ``--tail-*`` options apply)."""
-        return self.protocol.carry_over == "tail" or "tail" in (self.sft.extra_carry_over or [])
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration, flat (as a recipe would write it)."""
-        flat: dict[str, Any] = {}
-        for part in (self.sft, self.model, self.protocol, self.lora):
-            flat.update(asdict(part))
-        for key in ("dry_run", "overwrite", "adapter", "eval_base"):
-            flat.pop(key, None)
-        return flat
 
 
 @dataclass
@@ -272,13 +74,9 @@ def check_sft(config: SftConfig) -> SftChecked:
     the run does; also the model path, the LoRA settings, the demonstrations and the output
     directory. ``--dry-run`` runs exactly this.
     """
-    from motif.models import check_model
-    from motif.outdir import check_output_dir
-    from motif.training.config import resolve_bf16
-
     use_cuda = _uses_cuda(config.model.device)
     args = sft_trainer_config(config, use_cuda)
-    model = check_model(config.model.model)
+    model = models.check_model(config.model.model)
     config.lora.peft_config()  # validates the LoRA settings
     blocks = check_demonstrations(config)
     output = None
@@ -288,17 +86,15 @@ def check_sft(config: SftConfig) -> SftChecked:
 
 
 def _uses_cuda(device: str) -> bool:
-    import torch
+    import torch  # heavy: the other functions of this module and `motif --help` do without
 
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
 def sft_trainer_config(config: SftConfig, use_cuda: bool) -> Any:
     """TRL ``SFTConfig`` with every drifting default set explicitly."""
-    from transformers.trainer_utils import SchedulerType
+    from transformers.trainer_utils import SchedulerType  # heavy: only where TRL is configured
     from trl import SFTConfig
-
-    from motif.training.config import check_choice, check_report_to, resolve_bf16
 
     sft = config.sft
     check_choice("--lr-scheduler-type", sft.lr_scheduler_type, SchedulerType)
@@ -343,11 +139,11 @@ def _sft_config(cls: Any, config: SftConfig, use_cuda: bool, bf16: bool) -> Any:
 
 def load_base(config: SftConfig) -> tuple[Any, Any]:
     """(model, tokenizer) to train: fp32 master weights unless a dtype is forced."""
-    from motif.models import load_model
-
     args = config.model
     dtype = "float32" if args.dtype == "auto" else args.dtype
-    model, tokenizer = load_model(args.model, None, dtype, args.device, args.trust_remote_code)
+    model, tokenizer = models.load_model(
+        args.model, None, dtype, args.device, args.trust_remote_code
+    )
     drop_gguf_marker(model)
     model.train()
     return model, tokenizer
@@ -390,15 +186,13 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
     Everything is checked (:func:`check_sft`) and the trainer built (model loaded) before an
     old run is deleted (``--overwrite``) or anything is written.
     """
-    from datasets import Dataset
+    from datasets import Dataset  # heavy: only a training run needs them
     from trl import SFTTrainer
 
     sft = config.sft
     checked = checked or check_sft(config)
     if checked.output is None:
         raise ConfigError("--output-dir is required (where the adapter is saved)")
-    from motif.compat import library_deprecations
-
     model, tokenizer = load_base(config)
     with library_deprecations():  # peft reads a deprecated transformers property
         trainer = SFTTrainer(
@@ -408,8 +202,6 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
             processing_class=tokenizer,
             peft_config=peft_config(config, model),
         )
-    from motif.training.console import train_with_console, use_console
-
     use_console(trainer, "motif sft")
     out = checked.output.claim()
     start = time.perf_counter()
@@ -429,9 +221,9 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
 
 
 def _write_config(out: Path, config: SftConfig) -> None:
-    import yaml
+    import yaml  # third-party, needed only once a run is saved
 
-    (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    (out / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def rows_seen(config: SftConfig, rows: int, steps: int, args: Any) -> int:

@@ -17,77 +17,71 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from motif.errors import ConfigError
-
-if TYPE_CHECKING:
-    from motif.training.sft import SftConfig
-
-EXTRA_CARRY_OVERS = ("tail", "none")
-"""What ``--extra-carry-over`` may add to a ``--carry-over summary`` cold start."""
+from motif import models
+from motif.backends.template import folds_system
+from motif.carryover import carry_over_class
+from motif.prompts import fold_system
+from motif.protocol import Protocol
+from motif.training.demos import (
+    check_round_budget,
+    check_row_length,
+    check_split,
+    conversation_ids,
+    demonstration_rows,
+    load_items,
+    tail_rows,
+)
+from motif.training.sft_config import SftConfig
 
 
 @dataclass(frozen=True)
 class Format:
-    """One demonstrated format: ``kind`` (``summary`` or ``tail``) over ``rounds`` rounds.
+    """One demonstrated format: ``rounds`` conversational rounds (each a fresh chat: the
+    ``summary`` carry-over, or one pass with ``rounds == 1``), or with ``thought`` the chunks
+    of one thought continued in one assistant turn (a carry-over that ``continues_turn``:
+    ``tail``).
 
     ``option`` names the flag that asked for it (for error messages).
     """
 
-    kind: str
+    thought: bool
     rounds: int
     option: str
 
     @property
     def label(self) -> str:
-        if self.kind == "tail":
+        if self.thought:
             return "tail (chunks of one thought)"
         return "one pass" if self.rounds == 1 else f"summary, {self.rounds} rounds"
 
 
-def check_extra_carry_over(values: list[str] | None, carry_over: str) -> None:
-    """Raise a one-line :class:`ConfigError` for a bad ``--extra-carry-over``."""
-    for value in values or []:
-        if value not in EXTRA_CARRY_OVERS:
-            raise ConfigError(
-                f"--extra-carry-over takes {' or '.join(EXTRA_CARRY_OVERS)}; got {value!r}"
-            )
-    if values and carry_over != "summary":
-        raise ConfigError(
-            f"--extra-carry-over adds formats to a --carry-over summary cold start; drop it "
-            f"with --carry-over {carry_over} (or train that strategy with --carry-over summary "
-            f"--extra-carry-over {carry_over})"
-        )
-
-
 def formats(config: SftConfig) -> list[Format]:
     """The demonstrated formats, ``--carry-over`` / ``--rounds`` first, without repeats."""
-    carry, sft = config.protocol.carry_over, config.sft
-    if carry == "tail":
-        return [Format("tail", 1, "--carry-over")]
-    found = [Format("summary", config.protocol.rounds, "--rounds")]
-    found += [Format("summary", int(r), "--extra-rounds") for r in sft.extra_rounds or []]
+    sft = config.sft
+    if carry_over_class(config.protocol.carry_over).continues_turn:
+        return [Format(True, 1, "--carry-over")]
+    found = [Format(False, config.protocol.rounds, "--rounds")]
+    found += [Format(False, int(r), "--extra-rounds") for r in sft.extra_rounds or []]
     for value in sft.extra_carry_over or []:
-        kind = "tail" if value == "tail" else "summary"
-        found.append(Format(kind, 1, "--extra-carry-over"))
+        thought = carry_over_class(value, "--extra-carry-over").continues_turn
+        found.append(Format(thought, 1, "--extra-carry-over"))
     unique: list[Format] = []
     for f in found:
-        if all((f.kind, f.rounds) != (u.kind, u.rounds) for u in unique):
+        if all((f.thought, f.rounds) != (u.thought, u.rounds) for u in unique):
             unique.append(f)
     return unique
 
 
 def demo_round_counts(config: SftConfig) -> list[int]:
     """The round counts of the conversational formats (``[1]`` for tail or none alone)."""
-    counts = [f.rounds for f in formats(config) if f.kind == "summary"]
+    counts = [f.rounds for f in formats(config) if not f.thought]
     return counts or [1]
 
 
 def _tokenizer(config: SftConfig) -> Any:
-    from motif.models import load_tokenizer
-
-    return load_tokenizer(config.model.model, config.model.trust_remote_code)
+    return models.load_tokenizer(config.model.model, config.model.trust_remote_code)
 
 
 def build_blocks(
@@ -98,22 +92,17 @@ def build_blocks(
     ``items`` defaults to the demonstrated items; ``tokenizer`` (the model's by default) is
     loaded when not given (its chat template decides whether the system prompt is folded).
     """
-    from motif.backends.template import folds_system
-    from motif.prompts import fold_system
-    from motif.protocol import Protocol
-    from motif.training.demos import conversation_ids, demonstration_rows, load_items, tail_rows
-
     sft, chosen = config.sft, formats(config)
     if items is None:
         items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
-    as_ids = any(f.kind == "tail" for f in chosen) and len(chosen) > 1
+    as_ids = any(f.thought for f in chosen) and len(chosen) > 1
     tokenizer = tokenizer if tokenizer is not None else _tokenizer(config)
     # TRL's SFTTrainer renders conversational rows itself: fold the system prompt into the
     # user turn for a template that refuses it, as motif's own rendering does.
     fold = not as_ids and folds_system(tokenizer)
     blocks = []
     for f in chosen:
-        if f.kind == "tail":
+        if f.thought:
             rows = tail_rows(items, tokenizer, config.protocol.tail_window())
         else:
             protocol = Protocol(rounds=f.rounds, summary_rule=config.protocol.summary_rule)
@@ -141,7 +130,7 @@ def total_steps(config: SftConfig, rows: int | None = None) -> int:
     if sft.max_steps > 0:
         return sft.max_steps
     if rows is None:
-        if any(f.kind == "tail" for f in formats(config)):
+        if any(f.thought for f in formats(config)):
             rows = len(build_rows(config))
         else:
             rows = sft.num_examples * sum(demo_round_counts(config))
@@ -162,18 +151,11 @@ def check_demonstrations(config: SftConfig) -> list[tuple[Format, list[dict]]]:
     Raises:
         ConfigError: naming the option and the fix.
     """
-    from motif.training.demos import (
-        check_round_budget,
-        check_row_length,
-        check_split,
-        load_items,
-    )
-
     sft = config.sft
     items = load_items(sft.task, sft.num_examples, sft.data_seed, sft.task_config)
     tokenizer = _tokenizer(config)
     for f in formats(config):
-        if f.kind == "summary":
+        if not f.thought:
             check_split(items, f.rounds, sft.task, f.option)
             check_round_budget(items, f.rounds, tokenizer, sft.eval_max_new_tokens)
     blocks = build_blocks(config, tokenizer, items)

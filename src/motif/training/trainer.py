@@ -1,9 +1,11 @@
 """``motif train``: MOTIF or vanilla GRPO on TRL's ``GRPOTrainer`` (not a fork), with LoRA.
 
 Round 1 is sampled by motif's decode path through TRL's ``rollout_func`` hook
-(:mod:`motif.training.round1`; ``--round1-generation trl``: TRL's ``model.generate``). For ``motif`` the future-accuracy reward rolls out the continuations with
-the live policy; for ``grpo`` the reward grades the single round. Both add the format rewards.
-``--credit all`` trains later rounds too (:mod:`motif.training.credit`).
+(:mod:`motif.training.round1`; ``--round1-generation trl``: TRL's ``model.generate``). For
+``motif`` the future-accuracy reward rolls out the continuations with the live policy; for
+``grpo`` the reward grades the single round. Both add the format rewards. Every rollout goes
+through the trainer's one :class:`motif.training.policy.TrainingPolicy`. ``--credit all``
+trains later rounds too (:mod:`motif.training.credit`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from motif.backends.template import folds_system
 from motif.outdir import OutputDir
 from motif.textio import plural
 from motif.training.config import TrainConfig
+from motif.training.credit import Credit, check_trl, credit_trainer_class
+from motif.training.policy import TrainingPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -63,36 +68,42 @@ def policy_folds_system(config: TrainConfig) -> bool:
     renders itself (its own generation, ``--credit all`` states) carry the system prompt in
     the first user turn, as motif's own rendering does (:func:`motif.backends.template.
     folds_system`; the tokenizer only, no weights)."""
-    from motif.backends.template import folds_system
     from motif.models import load_tokenizer
 
     return folds_system(load_tokenizer(config.run.model, config.run.trust_remote_code))
 
 
-def build_rewards(config: TrainConfig) -> list[Any]:
-    """The reward functions of the method, each a TRL batch function (weights 1, summed)."""
+def build_rewards(
+    config: TrainConfig, policy: TrainingPolicy, credit: Credit | None = None
+) -> list[Any]:
+    """The reward functions of the method, each a TRL batch function (weights 1, summed).
+
+    ``policy`` rolls out the future-accuracy reward's continuations (``--method motif``);
+    ``credit``: the run's ``--credit all`` state (:func:`make_credit`).
+    """
     from motif.rewards import accuracy_reward, format_rewards
     from motif.training.reward import FutureAccuracyReward
 
     motif = config.motif
     if config.run.method == "motif":
-        first: Any = FutureAccuracyReward(motif, credit=_credit(config))
+        first: Any = FutureAccuracyReward(motif, credit=credit, policy=policy)
     else:
-        weight = 2.0 if motif.scoring == "paper" else motif.accuracy_weight
-        first = accuracy_reward(mode=motif.scoring, weight=weight)
+        first = accuracy_reward(mode=motif.scoring, weight=motif.accuracy_reward_weight())
     shaping = (
         [] if motif.format_rewards == "none" else format_rewards(motif.format_rewards == "paper")
     )
     return [first, *shaping]
 
 
-def _credit(config: TrainConfig) -> Any:
-    """The state buffer and schedule of ``--credit all`` (None for ``first``)."""
+def make_credit(config: TrainConfig, tokenizer: Any) -> Credit | None:
+    """The state buffer and schedule of ``--credit all`` (None for ``first``), folding the
+    system prompt into the states' user turns when the policy's ``tokenizer``'s chat template
+    refuses the system role (:class:`Credit`)."""
     if config.motif.credit != "all":
         return None
-    from motif.training.credit import Credit
-
-    return Credit.from_args(config.motif, config.optim.num_generations, config.optim.seed)
+    optim = config.optim
+    fold = folds_system(tokenizer)
+    return Credit.from_args(config.motif, optim.num_generations, optim.seed, fold)
 
 
 def load_policy(config: TrainConfig, use_cuda: bool) -> tuple[Any, Any, Any]:
@@ -158,12 +169,10 @@ def check_config(config: TrainConfig) -> Checked:
     model = check_model(config.run.model)
     if config.run.init_adapter is not None:
         check_init_adapter(config.run.init_adapter)
-    if config.motif.carry_over == "tail":
+    if config.motif.strategy().continues_turn:
         check_tail_fits(config)
     check_round1_fits(config, dataset["prompt"])
     if config.motif.credit == "all":
-        from motif.training.credit import check_trl
-
         check_trl()
     bf16 = resolve_bf16(config.optim.bf16, use_cuda)
     settings = {**config.to_dict(), "bf16": bf16[0]}  # what runs, not how it was spelled
@@ -256,7 +265,7 @@ def check_tail_fits(config: TrainConfig) -> None:
     check_protocol_fits(
         ModelArgs(model=config.run.model, trust_remote_code=config.run.trust_remote_code),
         GenerationArgs(max_new_tokens=config.motif.tail_chunk),
-        config.motif.protocol_args(),
+        config.motif,
     )
 
 
@@ -285,7 +294,7 @@ def check_round1_fits(config: TrainConfig, prompts: list) -> None:
     if row is None:
         return
     room = limit - max(lengths)
-    option = "--tail-chunk" if config.motif.carry_over == "tail" else "--max-completion-length"
+    option = config.motif.round1_budget(budget)[1] or "--max-completion-length"
     fix = f"lower {option} to {room} or " if room > 0 else ""
     raise ConfigError(
         f"row {row}: its round-1 prompt ({lengths[row]} tokens) plus {option} {budget} "
@@ -308,11 +317,14 @@ def build_trainer(
 ) -> Any:
     """A ready ``GRPOTrainer`` with the method's rewards bound and the run's callbacks.
 
-    ``heldout``: the held-out items of ``--heldout-every`` (:func:`check_watch`; drawn here when
-    None and the check is on).
+    One :class:`motif.training.policy.TrainingPolicy` is made here and bound to the trainer:
+    round 1 (motif's ``rollout_func``), the reward's continuations and the held-out check all
+    roll out through it, and each generation batch keeps one backend open
+    (:meth:`TrainingPolicy.hold_steps`). ``--credit all``'s :class:`Credit` is made here once,
+    handed to the reward and set on the trainer. ``heldout``: the held-out items of
+    ``--heldout-every`` (:func:`check_watch`; drawn here when None and the check is on).
     """
     import torch
-    from trl import GRPOTrainer
 
     from motif.compat import library_deprecations
     from motif.training.config import grpo_config
@@ -323,18 +335,14 @@ def build_trainer(
     args = args or grpo_config(config.optim, config.run.output_dir, use_cuda)
     dataset = dataset if dataset is not None else build_dataset(config)
     model, tokenizer, peft_config = load_policy(config, use_cuda)
-    rewards = build_rewards(config)
-    credit = next((r.credit for r in rewards if getattr(r, "credit", None) is not None), None)
-    trainer_class: Any = GRPOTrainer
-    if credit is not None:
-        from motif.training.credit import credit_trainer_class
-
-        trainer_class = credit_trainer_class()
-    round1 = rollout_func(config, args)
+    policy = TrainingPolicy.from_args(config.motif)
+    credit = make_credit(config, tokenizer)
+    rewards = build_rewards(config, policy, credit)
+    round1 = rollout_func(config, args, policy)
     with library_deprecations(), warnings.catch_warnings():
         # peft reads a deprecated transformers property; TRL calls rollout_func experimental
         warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
-        trainer = trainer_class(
+        trainer = _trainer_class(credit)(
             model=model,
             reward_funcs=rewards,
             args=args,
@@ -343,13 +351,9 @@ def build_trainer(
             peft_config=peft_config,
             rollout_func=round1,
         )
-    for reward in rewards:
-        if hasattr(reward, "bind"):
-            reward.bind(trainer)
+    policy.bind(trainer)
+    policy.hold_steps(trainer)
     if credit is not None:
-        from motif.backends.template import folds_system
-
-        credit.fold_system = folds_system(tokenizer)  # the policy's own, already loaded
         trainer.credit = credit
     callback = metrics_callback(config.run.output_dir)
     trainer.callback_handler.callbacks.insert(0, callback)  # before TensorBoard: see its doc
@@ -362,11 +366,20 @@ def build_trainer(
 
         items = heldout if heldout is not None else check_watch(config, dataset)
         # last: after the metrics callback has timed the step; logs through its per-step dict
-        trainer.add_callback(HeldOutWatch(trainer, config, items, callback.timings))
+        trainer.add_callback(HeldOutWatch(policy, config, items, callback.timings))
     from motif.training.console import use_console
 
     use_console(trainer, "motif train")
     return trainer
+
+
+def _trainer_class(credit: Credit | None) -> Any:
+    """TRL's ``GRPOTrainer``, or its ``--credit all`` subclass when ``credit`` is given."""
+    if credit is not None:
+        return credit_trainer_class()
+    from trl import GRPOTrainer
+
+    return GRPOTrainer
 
 
 def _decode_plan(trainer: Any) -> dict | None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from motif.backends.base import SamplingParams
+from motif.training.policy import TrainingPolicy
 
 if TYPE_CHECKING:
     from motif.tasks import TaskItem
@@ -101,8 +102,8 @@ class HeldOutWatch(TrainerCallback):
     ``on_step_end``, so the check's time is not counted in ``step_seconds``.
 
     Generation: greedy, the policy in eval mode under ``torch.no_grad`` (LoRA active) and back
-    in train mode after, through the backend of the reward's continuations
-    (:func:`motif.training.reward.policy_backend`: ZeRO-3 parameters gathered; with vLLM the
+    in train mode after, through the run's :class:`motif.training.policy.TrainingPolicy`, as
+    round 1 and the reward's continuations (ZeRO-3 parameters gathered; with vLLM the
     trainer's engine, whose weights are first synced to this step as TRL would at the next).
     Round 1 has ``--max-completion-length`` tokens, later rounds
     ``--continuation-max-new-tokens`` (``tail``: the window's chunk budgets).
@@ -113,16 +114,16 @@ class HeldOutWatch(TrainerCallback):
     collective), scored there alike, and process 0 writes them (as the metrics callback does).
     """
 
-    def __init__(self, trainer: Any, config: TrainConfig, items: Sequence[TaskItem], sink: dict):
-        self.trainer = trainer
+    def __init__(
+        self, policy: TrainingPolicy, config: TrainConfig, items: Sequence[TaskItem], sink: dict
+    ):
+        self.policy = policy
         self.items = list(items)
         self.sink = sink
         self.every = config.watch.heldout_every
         self.protocol = config.motif.protocol()
         self.first = SamplingParams(max_new_tokens=config.optim.max_completion_length)
         self.later = SamplingParams(max_new_tokens=config.motif.continuation_max_new_tokens)
-        self.batch_size = config.motif.continuation_batch_size
-        self.decode_dtype = config.motif.rollout_decode_dtype
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.every and state.global_step < state.max_steps:
@@ -143,31 +144,15 @@ class HeldOutWatch(TrainerCallback):
         from accelerate.utils import gather_object
 
         from motif.backends.hf import eval_mode
-        from motif.engine import RolloutEngine
-        from motif.training.reward import policy_backend
 
-        accelerator = self.trainer.accelerator
+        trainer = self.policy.trainer
+        accelerator = trainer.accelerator
         mine = list(range(accelerator.process_index, len(self.items), accelerator.num_processes))
-        _sync_vllm(self.trainer)
+        self.policy.sync_weights()
         with (
-            eval_mode(self.trainer.model),
-            policy_backend(self.trainer, self.batch_size, self.decode_dtype) as backend,
+            eval_mode(trainer.model),
+            self.policy.engine(self.protocol, self.first, self.later) as engine,
         ):
-            engine = RolloutEngine(backend, self.protocol, self.first, self.later)
             done = engine.run([self.items[i].question for i in mine])
         pairs = gather_object(list(zip(mine, done, strict=True)))
         return [trajectory for _, trajectory in sorted(pairs, key=lambda pair: pair[0])]
-
-
-def _sync_vllm(trainer: Any) -> None:
-    """vLLM runs: load this step's weights into TRL's engine (it holds the step's start).
-
-    What TRL 1.16 does before its next generation (``GRPOTrainer._generate_single_turn``:
-    ``vllm_generation.sync_weights()`` once per ``global_step``), so TRL does not do it twice.
-    """
-    if not getattr(trainer, "use_vllm", False):
-        return
-    if getattr(trainer, "_last_loaded_step", None) == trainer.state.global_step:
-        return
-    trainer.vllm_generation.sync_weights()
-    trainer._last_loaded_step = trainer.state.global_step

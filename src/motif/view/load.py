@@ -2,24 +2,22 @@
 
 Rows are those of :func:`motif.eval.runner.sample_record` (``id``, ``sample``, ``gold``,
 ``answer``, ``correct``, ``question``, ``stopped_early``, ``rounds[{round, text, answer,
-correct, prompt_tokens, completion_tokens, truncated}]``); extra keys are ignored. Unlike
-:class:`motif.eval.store.ResultStore` this never rewrites the file: a line that is not JSON
-(a run cut off mid-line) or not a sample row is skipped and counted, a duplicate
-(problem, sample) keeps its first copy, and the page shows the count.
+correct, prompt_tokens, completion_tokens, truncated}]``); extra keys are ignored. Read by
+:func:`motif.runs.eval.read_samples`, which never rewrites the file: a line that is not JSON
+(a run cut off mid-line), not a sample row, or one without a round to show
+(:func:`viewable_problem`) is skipped and counted, a duplicate (problem, sample) keeps its
+first copy, and the page shows the count.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from motif.errors import ConfigError
-
-CONFIG_FILE = "eval_config.json"
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
-REQUIRED = ("id", "sample", "rounds", "correct")
+from motif.eval.identity import run_label
+from motif.runs.eval import open_eval_folder, read_samples
+from motif.runs.layout import EVAL_CONFIG_FILE, SAMPLES_FILE, SUMMARY_FILE
 
 
 @dataclass
@@ -60,89 +58,35 @@ class ViewRun:
 
 def load_view_run(directory: str | Path) -> ViewRun:
     """Read ``directory``; raises :class:`ConfigError` (one line) when it is not an eval run."""
-    path = Path(directory)
-    if not path.is_dir():
+    folder = open_eval_folder(directory)
+    if folder.config is None:
         raise ConfigError(
-            f"{directory} is not a directory; pass an eval run written by `motif eval`"
-        )
-    samples = path / SAMPLES_FILE
-    cells = sorted(c.name for c in (path / "cells").glob("*") if (c / SAMPLES_FILE).is_file())
-    if not samples.is_file() and cells:
-        raise ConfigError(
-            f"{directory} is an equal-budget grid; view its cells, e.g. "
-            f"motif view {path / 'cells' / cells[0]} (cells: {', '.join(cells)})"
-        )
-    if not samples.is_file():
-        raise ConfigError(
-            f"{directory} is not an eval run (no {SAMPLES_FILE}); pass a `motif eval` --output-dir"
-        )
-    config, summary = _read_json(path / CONFIG_FILE), _read_json(path / SUMMARY_FILE)
-    config = config or (summary or {}).get("config")
-    if not isinstance(config, dict):
-        raise ConfigError(
-            f"{directory} has {SAMPLES_FILE} but neither {CONFIG_FILE} nor {SUMMARY_FILE}; "
+            f"{directory} has {SAMPLES_FILE} but neither {EVAL_CONFIG_FILE} nor {SUMMARY_FILE}; "
             "its configuration is unknown"
         )
-    label = (summary or {}).get("label") or _label(config, path)
-    run = ViewRun(path, config, label)
-    run.rows, run.skipped = read_rows(samples)
-    if not run.rows:
-        raise ConfigError(f"{samples} holds no readable sample row ({len(run.skipped)} skipped)")
-    return run
-
-
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON; re-run `motif eval` or remove it") from exc
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path} is not a JSON object")
-    return value
+    label = (folder.summary or {}).get("label") or _label(folder.config, folder.path)
+    read = read_samples(folder.path, viewable_problem)
+    if not read.rows:
+        raise ConfigError(
+            f"{folder.path / SAMPLES_FILE} holds no readable sample row "
+            f"({len(read.skipped)} skipped)"
+        )
+    return ViewRun(folder.path, folder.config, label, read.rows, read.skipped)
 
 
 def _label(config: dict, path: Path) -> str:
     try:
-        from motif.eval.runner import run_label
-
         return run_label(config)
     except (KeyError, TypeError):
         return path.name
 
 
-def read_rows(path: Path) -> tuple[list[dict], list[tuple[int, str]]]:
-    """Valid rows of a ``samples.jsonl`` and ``(line, reason)`` for every skipped line."""
-    rows: list[dict] = []
-    skipped: list[tuple[int, str]] = []
-    seen: set[tuple[str, object]] = set()
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            reason, row = _parse(raw)
-            if row is not None and (str(row["id"]), row["sample"]) in seen:
-                reason, row = "duplicate (problem, sample)", None
-            if row is None:
-                skipped.append((number, reason))
-                continue
-            seen.add((str(row["id"]), row["sample"]))
-            rows.append(row)
-    return rows, skipped
-
-
-def _parse(raw: bytes) -> tuple[str, dict | None]:
-    try:
-        row = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        cut = "" if raw.endswith(b"\n") else " (cut off)"
-        return f"not JSON{cut}", None
-    if not isinstance(row, dict) or not all(k in row for k in REQUIRED):
-        return "not a sample row (needs " + ", ".join(REQUIRED) + ")", None
+def viewable_problem(row: dict) -> str:
+    """``""`` for a sample row the page can show (a non-empty list of rounds, each an object
+    with a ``text``), else why not (a :data:`motif.runs.eval.RowCheck`)."""
     rounds = row["rounds"]
     if not isinstance(rounds, list) or not rounds or not all(isinstance(r, dict) for r in rounds):
-        return "rounds is not a non-empty list of objects", None
+        return "rounds is not a non-empty list of objects"
     if not all(isinstance(r.get("text"), str) for r in rounds):
-        return "a round has no text", None
-    return "", row
+        return "a round has no text"
+    return ""

@@ -21,7 +21,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from motif.carryover import carry_over_class, extract_summary
 from motif.errors import ConfigError
+from motif.prompts import user_message
+from motif.textio import clip
 from motif.view.load import ViewRun, load_view_run
 
 # json.dumps output -> text that is inert inside <script> (and valid JSON: the same string);
@@ -125,7 +128,7 @@ def _sample(row: dict, run: ViewRun) -> dict:
     question = str(row.get("question") or "")
     rounds, previous = [], None
     for position, rec in enumerate(row["rounds"], start=1):
-        if run.carry_over != "summary":
+        if not carry_over_class(run.carry_over).hands_state:
             rounds.append(_chunk(rec, position))
             continue
         # the last round hands nothing over: its output is shown unmarked
@@ -144,7 +147,6 @@ def _sample(row: dict, run: ViewRun) -> dict:
 
 
 def _round(rec: dict, rule: str, marked: bool) -> dict:
-    from motif.protocol import extract_summary
 
     text = rec["text"]
     state = rec.get("summary")
@@ -195,14 +197,12 @@ def excerpt(text: str, graphemes: int = EXCERPT_GRAPHEMES) -> str:
     """The first ``graphemes`` user-perceived characters of ``text`` (extended grapheme
     clusters, Unicode UAX #29: an emoji with its modifiers, a letter with its combining marks,
     a flag), then ``…`` when there is more; never half a character in any encoding."""
-    from motif.textio import clip
 
     return clip(text, graphemes)
 
 
 def _prompt_around_state(question: str, position: int, rounds: int) -> tuple[str, str]:
     """Round ``position``'s user message around the carried state, question prefix removed."""
-    from motif.prompts import user_message
 
     rounds = max(rounds, position)
     pre, _, post = user_message(question, position, rounds, _SENTINEL).partition(_SENTINEL)
