@@ -68,7 +68,7 @@ def check_protocol_fits(
 def model_context(model: ModelArgs) -> int | None:
     """The model's context in tokens from its config alone (no weights load); None when the
     config states none or cannot be read here (the model load then names the problem)."""
-    from motif.backends.hf import context_limit
+    from motif.backends.hf import context_limit  # torch: loaded only when a model runs
 
     return context_limit(_read_config(model))
 
@@ -119,7 +119,9 @@ def load_backend(
     overflow = OVERFLOW_MODES[args.context_overflow]
     budget, option = budget_option(generation, protocol)
     if backend == "vllm":
-        from motif.backends.vllm import load_vllm_backend
+        from motif.backends.vllm import (
+            load_vllm_backend,  # vLLM and torch: loaded only with --backend vllm
+        )
 
         return load_vllm_backend(
             args.model,
@@ -131,7 +133,7 @@ def load_backend(
             overflow=overflow,
             budget_option=option,
         )
-    from motif.backends.hf import TransformersBackend
+    from motif.backends.hf import TransformersBackend  # torch: loaded only when a model runs
 
     model, tokenizer = load_model(
         args.model, args.adapter, args.dtype, args.device, args.trust_remote_code

@@ -15,6 +15,10 @@ from typing import Any, Literal
 
 import torch
 
+from motif.backends import (  # called through the modules: tests replace their functions
+    fast,
+    kernels,
+)
 from motif.backends.base import ContextOverflow as ContextOverflow  # re-exported
 from motif.backends.base import (
     GenerationBackend,
@@ -219,13 +223,12 @@ class TransformersBackend(GenerationBackend):
 
     def compute_dtype(self) -> torch.dtype:
         """The dtype generation runs in (see ``decode_dtype``)."""
-        from motif.backends.fast import bf16_matmul_is_fast
 
         own = next(self.model.parameters()).dtype
         if self.decode_dtype == "bfloat16":
             return torch.bfloat16
         if self.decode_dtype == "auto" and own == torch.float32:
-            return torch.bfloat16 if bf16_matmul_is_fast(self.device) else own
+            return torch.bfloat16 if fast.bf16_matmul_is_fast(self.device) else own
         return own
 
     def machine_plan(self) -> dict:
@@ -238,9 +241,7 @@ class TransformersBackend(GenerationBackend):
         """
         plan: dict = {"decode": self.decode, "compute_dtype": str(self.compute_dtype())}
         if self.decode == "fast":
-            from motif.backends.kernels import decode_plan
-
-            plan["decode_plan"] = decode_plan(self.device)
+            plan["decode_plan"] = kernels.decode_plan(self.device)
         return plan
 
     def _compute_model(self) -> Any:
@@ -251,10 +252,9 @@ class TransformersBackend(GenerationBackend):
             return self.model
         if self._frozen is not None and "compute" in self._frozen:
             return self._frozen["compute"]
-        from motif.backends.fast import cast_copy
 
         logger.debug("generating with a %s copy of the model", dtype)
-        copy = cast_copy(self.model, dtype)
+        copy = fast.cast_copy(self.model, dtype)
         if self._frozen is not None:
             self._frozen["compute"] = copy
         return copy
@@ -320,13 +320,12 @@ class TransformersBackend(GenerationBackend):
     def _fast_chunk(
         self, fitted: list[list[int]], params: SamplingParams, num_samples: int
     ) -> list[GenerationOutput]:
-        from motif.backends.fast import fast_decode
 
         model = self._compute if self._compute is not None else self.model
         outputs: list[GenerationOutput] = []
         for group, samples in self._fast_batches(fitted, num_samples):
             with torch.no_grad(), eval_mode(model):
-                ids = fast_decode(
+                ids = fast.fast_decode(
                     model, group, samples, params, self.eos_ids, self.pad_id, reuse=self._frozen
                 )
             lengths = [len(p) for p in group for _ in range(samples)]

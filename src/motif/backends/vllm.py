@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from motif.backends import vllm_options as opts
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
-from motif.backends.hf import OVERFLOW_MODES, TransformersBackend, make_output, overflow_error
+from motif.backends.hf import (
+    OVERFLOW_MODES,
+    TransformersBackend,
+    context_limit,
+    eos_token_ids,
+    make_output,
+    overflow_error,
+)
 from motif.backends.vllm_options import check_context_budget, vllm_dtype
 from motif.errors import ConfigError
 from motif.models import load_tokenizer, resolve_model
@@ -126,7 +133,6 @@ class VLLMBackend(GenerationBackend):
         A continuation that does not fit the context is skipped (``overflow="skip"``), as on
         the transformers path of :mod:`motif.training.reward`.
         """
-        from motif.backends.hf import eos_token_ids
 
         vgen = trainer.vllm_generation
         tokenizer = trainer.processing_class
@@ -254,7 +260,6 @@ def load_vllm_backend(
         ConfigError: vLLM missing (naming ``pip install 'motif-rl[vllm]'``), no GPU, or a bad
             option; MotifError: the model cannot be found.
     """
-    from motif.backends.hf import context_limit
 
     opts.require_vllm()
     opts.require_gpu()
@@ -291,7 +296,6 @@ def _check_max_model_len(
 ) -> None:
     """``given`` must fit the config's context; ``given`` (else that context) the ``budget``
     (set by ``option``)."""
-    from motif.backends.hf import context_limit
 
     context = context_limit(SimpleNamespace(config=config))
     if given is not None and context is not None and given > context:
@@ -306,8 +310,6 @@ def _check_max_model_len(
 
 def _eos_ids(tokenizer: Any, source: str, local_only: bool) -> list[int]:
     from transformers import GenerationConfig
-
-    from motif.backends.hf import eos_token_ids
 
     try:
         generation = GenerationConfig.from_pretrained(source, local_files_only=local_only)

@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from motif.answer_format import extract_final_answer
+from motif.backends.vllm_options import VllmArgs
 from motif.carryover import carry_over_class
+from motif.cli.common import parse, print_notes, quiet_libraries
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.engine import Trajectory
 from motif.errors import ConfigError, MotifError
+from motif.progress import Progress
 from motif.runs.layout import ROUND_BUDGET_KEYS
-from motif.textio import plural
+from motif.runtime import build_engine, load_backend
+from motif.textio import iter_lines, plural
 
 
 @dataclass
@@ -40,7 +44,6 @@ def read_questions(question: str | None, file: str | None) -> list[str]:
         path = Path(file)
         if not path.is_file():
             raise MotifError(f"--file {file} does not exist")
-        from motif.textio import iter_lines
 
         lines = [text.strip() for _, text in iter_lines(path)]
         questions.extend(line for line in lines if line)
@@ -101,8 +104,6 @@ def print_text(record: dict) -> None:
 
 def run(argv: list[str]) -> int:
     """Parse the flags, load the model, answer, print."""
-    from motif.backends.vllm_options import VllmArgs
-    from motif.cli.common import parse, print_notes, quiet_libraries
 
     infer, model, gen, proto, vllm, pos = parse(
         "motif infer",
@@ -114,8 +115,6 @@ def run(argv: list[str]) -> int:
     )
     questions = read_questions(pos.question, infer.file)
     quiet_libraries()
-    from motif.progress import Progress
-    from motif.runtime import build_engine, load_backend
 
     unit = proto.strategy().unit
     with Progress("motif infer", proto.rounds, unit) as progress:

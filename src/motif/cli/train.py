@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from motif.cli.common import parse, print_notes, quiet_libraries
+from motif.training.config import CONFIG_TYPES, TrainConfig
+from motif.training.trainer import check_config, plan, train
+
 
 def parse_config(argv: list[str]):
     """Parse ``argv`` (``--config recipe.yaml`` + flags) into a validated :class:`TrainConfig`."""
-    from motif.cli.common import parse
-    from motif.training.config import CONFIG_TYPES, TrainConfig
 
     parts = parse(
         "motif train",
@@ -23,20 +25,16 @@ def run(argv: list[str]) -> int:
     The dry run and the real run share one check (``check_config``), so they fail alike.
     """
     config = parse_config(argv)
-    from motif.training.trainer import check_config, plan
 
     checked = check_config(config)
     print(plan(config, checked), flush=True)
-    from motif.cli.common import print_notes
 
     print_notes()  # a repeated option, after the checks: an error stays one line
     if config.run.dry_run:
         print("dry run: configuration valid; nothing loaded")
         return 0
-    from motif.cli.common import quiet_libraries
 
     quiet_libraries()
-    from motif.training.trainer import train
 
     out = train(config, checked)
     print(f"done: adapter and checkpoints in {out}")

@@ -13,7 +13,9 @@ from typing import Any
 
 from motif.carryover import CARRY_OVERS, carry_over_class
 from motif.config import DECODE_DTYPES, ProtocolArgs, unused_options
+from motif.data import REASONING_GYM_PREFIX
 from motif.errors import ConfigError
+from motif.tasks import TASK_KINDS
 from motif.training.trl_args import (  # noqa: F401 (check_choice .. resolve_bf16: public here)
     OptimArgs,
     check_choice,
@@ -516,8 +518,6 @@ class TrainConfig:
         """``--heldout-every`` needs held-out items whose work :mod:`motif.tasks` can check."""
         if self.watch.heldout_every == 0:
             return
-        from motif.data import REASONING_GYM_PREFIX
-        from motif.tasks import TASK_KINDS
 
         dataset = self.data.dataset
         task = dataset[len(REASONING_GYM_PREFIX) :]

@@ -14,6 +14,8 @@ import math
 import sys
 from typing import Any
 
+from motif.progress import Progress, verbose
+
 SHOWN = (
     ("loss", "loss", "{:.4f}"),
     ("reward", "reward", "{:.3f}"),
@@ -40,8 +42,6 @@ def status_text(logs: dict[str, Any]) -> str:
 def console_callback(label: str) -> Any:
     """A ``TrainerCallback`` showing the steps under ``label`` (``"motif train"``)."""
     from transformers import TrainerCallback
-
-    from motif.progress import Progress, verbose
 
     class ConsoleCallback(TrainerCallback):
         def __init__(self) -> None:

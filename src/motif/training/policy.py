@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from motif.backends.base import GenerationBackend, SamplingParams
+from motif.compat import library_deprecations
 from motif.engine import RolloutEngine
 from motif.protocol import Protocol
 
@@ -40,8 +41,6 @@ def live_model(trainer: Any) -> Iterator[Any]:
     suspended), under ``torch.no_grad()``; the same module object on every call outside ZeRO-3."""
     import torch  # heavy: kept out of `import motif`
     from trl.models import unwrap_model_for_generation
-
-    from motif.compat import library_deprecations
 
     gather = getattr(trainer.args, "ds3_gather_for_generation", True)
     with (
@@ -141,7 +140,9 @@ class TrainingPolicy:
         """
         trainer = self._bound()
         if getattr(trainer, "use_vllm", False):
-            from motif.backends.vllm import VLLMBackend
+            from motif.backends.vllm import (
+                VLLMBackend,  # vLLM and torch: loaded only with --backend vllm
+            )
 
             yield VLLMBackend.from_trainer(trainer)
             return
@@ -155,7 +156,7 @@ class TrainingPolicy:
         rest of the step when a step is open)."""
         if self._held is not None and self._held.model is model:
             return self._held
-        from motif.backends.hf import TransformersBackend
+        from motif.backends.hf import TransformersBackend  # torch: loaded only when a model runs
 
         backend = TransformersBackend(
             model,
@@ -180,7 +181,7 @@ class TrainingPolicy:
 
     def eos_ids(self) -> set[int]:
         """The end-of-sequence token ids of the bound trainer's model and tokenizer."""
-        from motif.backends.hf import eos_token_ids
+        from motif.backends.hf import eos_token_ids  # torch: loaded only when a model runs
 
         trainer = self._bound()
         return set(eos_token_ids(trainer.model, trainer.processing_class))

@@ -17,11 +17,34 @@ from pathlib import Path
 from typing import Any
 
 from motif.backends.template import folds_system
-from motif.outdir import OutputDir
+from motif.compat import library_deprecations
+from motif.config import GenerationArgs, ModelArgs
+from motif.data import load_problems
+from motif.errors import ConfigError, MotifError
+from motif.identity import model_fingerprint
+from motif.models import apply_adapter, check_adapter_dir, check_model, load_model, load_tokenizer
+from motif.outdir import OutputDir, check_output_dir
+from motif.prompts import fold_system
+from motif.rewards import accuracy_reward, format_rewards
+from motif.runtime import check_protocol_fits, model_context
 from motif.textio import plural
-from motif.training.config import TrainConfig
+from motif.training.config import TrainConfig, grpo_config, resolve_bf16
+from motif.training.console import train_with_console, use_console
 from motif.training.credit import Credit, check_trl, credit_trainer_class
+from motif.training.demos import HELD_OUT_SEED_OFFSET
 from motif.training.policy import TrainingPolicy
+from motif.training.reward import FutureAccuracyReward
+from motif.training.round1 import rollout_func
+from motif.training.rundir import (
+    BATCH_KEY,
+    CONFIG_FILE,
+    metrics_callback,
+    resume_point,
+    run_identity,
+    time_method,
+    trim_logs,
+    write_run_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +57,6 @@ def build_dataset(config: TrainConfig) -> Any:
     Fails before any model loads when a row lacks a question or gold (unless skipped).
     """
     from datasets import Dataset
-
-    from motif.data import load_problems
-    from motif.prompts import fold_system
 
     data = config.data
     task_config = dict(data.task_config or {})
@@ -68,7 +88,6 @@ def policy_folds_system(config: TrainConfig) -> bool:
     renders itself (its own generation, ``--credit all`` states) carry the system prompt in
     the first user turn, as motif's own rendering does (:func:`motif.backends.template.
     folds_system`; the tokenizer only, no weights)."""
-    from motif.models import load_tokenizer
 
     return folds_system(load_tokenizer(config.run.model, config.run.trust_remote_code))
 
@@ -81,8 +100,6 @@ def build_rewards(
     ``policy`` rolls out the future-accuracy reward's continuations (``--method motif``);
     ``credit``: the run's ``--credit all`` state (:func:`make_credit`).
     """
-    from motif.rewards import accuracy_reward, format_rewards
-    from motif.training.reward import FutureAccuracyReward
 
     motif = config.motif
     if config.run.method == "motif":
@@ -108,7 +125,6 @@ def make_credit(config: TrainConfig, tokenizer: Any) -> Credit | None:
 
 def load_policy(config: TrainConfig, use_cuda: bool) -> tuple[Any, Any, Any]:
     """(model, tokenizer, peft_config): a fresh LoRA, or the ``--init-adapter`` made trainable."""
-    from motif.models import apply_adapter, load_model
 
     dtype = config.run.dtype
     if dtype == "auto":
@@ -149,11 +165,6 @@ def check_config(config: TrainConfig) -> Checked:
     """
     import torch
 
-    from motif.models import check_model
-    from motif.outdir import check_output_dir
-    from motif.training.config import grpo_config, resolve_bf16
-    from motif.training.rundir import CONFIG_FILE, resume_point, run_identity
-
     use_cuda = torch.cuda.is_available()
     args = grpo_config(config.optim, config.run.output_dir, use_cuda)
     output = check_output_dir(
@@ -192,8 +203,6 @@ def check_init_adapter(adapter: str, recipes: Path = Path("recipes")) -> None:
     Raises:
         MotifError: one line naming the folder and the command that writes it.
     """
-    from motif.errors import MotifError
-    from motif.models import check_adapter_dir
 
     if Path(adapter).exists():
         check_adapter_dir(adapter)
@@ -234,8 +243,6 @@ def check_watch(config: TrainConfig, dataset: Any) -> list:
     """
     import os
 
-    from motif.errors import ConfigError
-
     watch = config.watch
     if watch.heldout_every == 0:
         return []
@@ -245,7 +252,9 @@ def check_watch(config: TrainConfig, dataset: Any) -> list:
             f"--heldout-size {watch.heldout_size} is below the {processes} processes, and each "
             f"rolls out a share of the held-out items: use --heldout-size {processes} or more"
         )
-    from motif.training.watch import heldout_items
+    from motif.training.watch import (
+        heldout_items,  # torch and peft: loaded only when a held-out check runs
+    )
 
     return heldout_items(config, dataset["question"])
 
@@ -259,8 +268,6 @@ def check_tail_fits(config: TrainConfig) -> None:
     Raises:
         ConfigError: naming the option and the fix.
     """
-    from motif.config import GenerationArgs, ModelArgs
-    from motif.runtime import check_protocol_fits
 
     check_protocol_fits(
         ModelArgs(model=config.run.model, trust_remote_code=config.run.trust_remote_code),
@@ -278,11 +285,7 @@ def check_round1_fits(config: TrainConfig, prompts: list) -> None:
     Raises:
         ConfigError: naming the first row that does not fit, its length and the fix.
     """
-    from motif.backends.hf import render_ids
-    from motif.config import ModelArgs
-    from motif.errors import ConfigError
-    from motif.models import load_tokenizer
-    from motif.runtime import model_context
+    from motif.backends.hf import render_ids  # torch: loaded only when a model runs
 
     model = ModelArgs(model=config.run.model, trust_remote_code=config.run.trust_remote_code)
     limit, budget = model_context(model), config.optim.max_completion_length
@@ -326,11 +329,6 @@ def build_trainer(
     """
     import torch
 
-    from motif.compat import library_deprecations
-    from motif.training.config import grpo_config
-    from motif.training.round1 import rollout_func
-    from motif.training.rundir import BATCH_KEY, metrics_callback, time_method
-
     use_cuda = torch.cuda.is_available()
     args = args or grpo_config(config.optim, config.run.output_dir, use_cuda)
     dataset = dataset if dataset is not None else build_dataset(config)
@@ -362,12 +360,13 @@ def build_trainer(
     time_method(trainer, "_calculate_rewards", callback.timings, "reward_seconds")
     time_method(trainer, "_generate_and_score_completions", callback.timings, BATCH_KEY)
     if config.watch.heldout_every:
-        from motif.training.watch import HeldOutWatch
+        from motif.training.watch import (
+            HeldOutWatch,  # torch and peft: loaded only when a held-out check runs
+        )
 
         items = heldout if heldout is not None else check_watch(config, dataset)
         # last: after the metrics callback has timed the step; logs through its per-step dict
         trainer.add_callback(HeldOutWatch(policy, config, items, callback.timings))
-    from motif.training.console import use_console
 
     use_console(trainer, "motif train")
     return trainer
@@ -387,7 +386,7 @@ def _decode_plan(trainer: Any) -> dict | None:
     when TRL's vLLM engine generates them (:func:`motif.backends.kernels.decode_plan`)."""
     if getattr(trainer, "use_vllm", False):
         return None
-    from motif.backends.kernels import decode_plan
+    from motif.backends.kernels import decode_plan  # torch: loaded only when a model runs
 
     return decode_plan(next(trainer.model.parameters()).device)
 
@@ -400,9 +399,6 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
     ``--resume``, drop what was logged after the checkpoint resumed from.
     """
     from datetime import datetime, timezone
-
-    from motif.identity import model_fingerprint
-    from motif.training.rundir import trim_logs, write_run_files
 
     checked = checked or check_config(config)
     trainer = build_trainer(config, checked.dataset, checked.grpo_args, checked.heldout)
@@ -420,8 +416,6 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
     resume_from = checked.resume_from
     if resume_from is not None:
         trim_logs(out, int(resume_from.name.rsplit("-", 1)[1]))
-    from motif.compat import library_deprecations
-    from motif.training.console import train_with_console
 
     with library_deprecations():  # TRL's generation helper reads a deprecated property
         train_with_console(
@@ -503,7 +497,6 @@ def _credit_line(config: TrainConfig) -> str:
 def _watch_line(config: TrainConfig) -> str:
     """The plan's line on the held-out check (``--heldout-every``)."""
     w, d = config.watch, config.data
-    from motif.training.demos import HELD_OUT_SEED_OFFSET
 
     return (
         f"held-out check: every {w.heldout_every} steps and after the last, {w.heldout_size} "

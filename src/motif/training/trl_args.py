@@ -48,7 +48,9 @@ def resolve_bf16(value: bool | str, use_cuda: bool) -> tuple[bool, str]:
         value = parse_bf16(value)
     if value is True or value is False:
         return value, "set in the config"
-    from motif.backends.fast import bf16_training_is_fast
+    from motif.backends.fast import (
+        bf16_training_is_fast,  # torch and transformers: loaded only when a model runs
+    )
 
     fast, why = bf16_training_is_fast("cuda" if use_cuda else "cpu")
     return fast, f"auto: {why}"

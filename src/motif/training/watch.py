@@ -29,6 +29,10 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from motif.backends.base import SamplingParams
+from motif.data import REASONING_GYM_PREFIX
+from motif.tasks import skips_steps
+from motif.training.demos import HELD_OUT_SEED_OFFSET, load_items
+from motif.training.heldout import score_trajectories
 from motif.training.policy import TrainingPolicy
 
 if TYPE_CHECKING:
@@ -53,8 +57,6 @@ def heldout_items(config: TrainConfig, training_questions: Iterable[str]) -> lis
         ConfigError: a task config the task rejects.
         MotifError: too few usable items (e.g. ``basic_arithmetic`` with ``*`` or ``/``).
     """
-    from motif.data import REASONING_GYM_PREFIX
-    from motif.training.demos import HELD_OUT_SEED_OFFSET, load_items
 
     data = config.data
     task = data.dataset[len(REASONING_GYM_PREFIX) :]
@@ -76,8 +78,6 @@ def watch_metrics(
     A rate with nothing to count (no step written, no state handed over) is left out rather
     than logged as None (TensorBoard drops None with a warning).
     """
-    from motif.tasks import skips_steps
-    from motif.training.heldout import score_trajectories
 
     report = score_trajectories(list(trajectories), list(items), protocol, seconds)
     skipped = [skips_steps(i, t) for i, t in zip(items, trajectories, strict=True)]
@@ -143,7 +143,7 @@ class HeldOutWatch(TrainerCallback):
         """Every item's greedy trajectory, in item order (this process's share generated here)."""
         from accelerate.utils import gather_object
 
-        from motif.backends.hf import eval_mode
+        from motif.backends.hf import eval_mode  # torch: loaded only when a model runs
 
         trainer = self.policy.trainer
         accelerator = trainer.accelerator
