@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from motif import models  # called through the module: tests replace its functions
 from motif.errors import ConfigError, MotifError
 from motif.grading import normalize_gold
-from motif.models import hub_reachable
 from motif.tasks import check_task_config
 from motif.textio import clip, iter_lines, read_text
 
@@ -258,7 +258,7 @@ def _local_benchmark_file(spec: Benchmark, split: str | None, data_dir: str | No
 def _hub_rows(spec: Benchmark, split: str | None) -> Iterator[tuple[int, Any]]:
 
     hub_split = split or spec.hub_split
-    if not hub_reachable():
+    if not models.hub_reachable():
         raise MotifError(
             f"benchmark {spec.name} needs the hub ({spec.hub_id}), which is unreachable; "
             f"put {spec.local_file(split)} in a directory and pass --data-dir DIR "

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from motif import models  # called through the module: tests replace its functions
 from motif.backends.template import check_continuation, folds_system
 from motif.backends.vllm_options import VllmArgs, budget_option, plan_backend
 from motif.config import OVERFLOW_MODES, GenerationArgs, ModelArgs, ProtocolArgs
 from motif.engine import RolloutEngine
 from motif.errors import ConfigError, MotifError
-from motif.models import load_model, load_tokenizer, resolve_model
+from motif.models import load_tokenizer, resolve_model
 
 
 def protocol_generation(generation: GenerationArgs, protocol: ProtocolArgs) -> GenerationArgs:
@@ -135,7 +136,7 @@ def load_backend(
         )
     from motif.backends.hf import TransformersBackend  # torch: loaded only when a model runs
 
-    model, tokenizer = load_model(
+    model, tokenizer = models.load_model(
         args.model, args.adapter, args.dtype, args.device, args.trust_remote_code
     )
     return TransformersBackend(

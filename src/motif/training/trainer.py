@@ -16,13 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from motif import (
+    identity as weights_identity,  # called through the module: tests replace its functions
+)
+from motif import (
+    models,  # called through the module: tests replace its functions
+)
 from motif.backends.template import folds_system
 from motif.compat import library_deprecations
 from motif.config import GenerationArgs, ModelArgs
 from motif.data import load_problems
 from motif.errors import ConfigError, MotifError
-from motif.identity import model_fingerprint
-from motif.models import apply_adapter, check_adapter_dir, check_model, load_model, load_tokenizer
+from motif.models import apply_adapter, check_adapter_dir, check_model, load_tokenizer
 from motif.outdir import OutputDir, check_output_dir
 from motif.prompts import fold_system
 from motif.rewards import accuracy_reward, format_rewards
@@ -129,7 +134,7 @@ def load_policy(config: TrainConfig, use_cuda: bool) -> tuple[Any, Any, Any]:
     dtype = config.run.dtype
     if dtype == "auto":
         dtype = "float32"  # master weights stay fp32; bf16 autocast comes from GRPOConfig.bf16
-    model, tokenizer = load_model(
+    model, tokenizer = models.load_model(
         config.run.model, None, dtype, "cpu", config.run.trust_remote_code
     )
     model.train()
@@ -403,7 +408,7 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
     checked = checked or check_config(config)
     trainer = build_trainer(config, checked.dataset, checked.grpo_args, checked.heldout)
     if checked.identity["model_weights"] is None:  # a hub model downloaded by this load
-        checked.identity["model_weights"] = model_fingerprint(config.run.model)
+        checked.identity["model_weights"] = weights_identity.model_fingerprint(config.run.model)
     out = checked.output.claim()
     meta = {
         "bf16": checked.bf16[0],
