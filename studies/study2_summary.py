@@ -320,7 +320,7 @@ def samples_table(study: Study, seeds: list[int]) -> str:
 
 
 def _samples_per_step(study: Study, arm: str) -> int:
-    """Round-1 samples per optimiser step of ``arm``'s recipe (as motif.report_training)."""
+    """Round-1 samples per optimiser step of ``arm``'s recipe (as motif.report.training)."""
     recipe = study.recipe(arm)
     accumulation = int(recipe.get("gradient_accumulation_steps") or 1)
     return int(recipe["prompts_per_device"]) * int(recipe["num_generations"]) * accumulation

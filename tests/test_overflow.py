@@ -8,10 +8,9 @@ import logging
 
 import pytest
 
+from eval_fakes import ContextBackend, write_set
 from motif.backends.base import (
     ContextOverflow,
-    GenerationBackend,
-    GenerationOutput,
     SamplingParams,
 )
 from motif.carryover import TailWindow
@@ -20,29 +19,6 @@ from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.engine import RolloutEngine
 from motif.eval.runner import EvalArgs, run_eval
 from motif.protocol import Protocol
-
-
-class ContextBackend(GenerationBackend):
-    """Answers ``<answer>\\boxed{ANSWER}</answer>`` padded to a length; a user turn longer than
-    ``limit`` characters is flagged as a context overflow (what ``overflow="skip"`` does)."""
-
-    def __init__(self, limit: int, reply_words: int = 5) -> None:
-        super().__init__(64)
-        self.limit = limit
-        self.reply_words = reply_words
-
-    def _generate_chunk(self, prompts, params: SamplingParams, num_samples, offset):
-        outs = []
-        for chat in prompts:
-            content = chat[-1]["content"]
-            for _ in range(num_samples):
-                if len(content) > self.limit:
-                    outs.append(GenerationOutput("", len(content), 0, False, context_overflow=True))
-                    continue
-                answer = "4" if "2 + 2" in content else "7"
-                text = "pad " * self.reply_words + f"<answer>\\boxed{{{answer}}}</answer>"
-                outs.append(GenerationOutput(text, len(content), self.reply_words, False))
-        return outs
 
 
 def test_engine_cuts_the_trajectory_at_the_round_that_does_not_fit():
@@ -67,17 +43,6 @@ def test_continue_from_cuts_all_k_continuations_of_a_long_round_two():
     (group,) = engine.continue_from(["What is 2 + 2?"], ["x" * 50], k=3)
     assert [t.cut_round for t in group] == [2, 2, 2]
     assert not any(t.stopped_early for t in group)
-
-
-def write_set(tmp_path):
-    path = tmp_path / "set.jsonl"
-    rows = [
-        {"id": "short", "question": "What is 2 + 2?", "answer": "4"},
-        {"id": "long", "question": "What is 3 + 4? " + "x" * 30, "answer": "7"},
-        {"id": "after", "question": "What is 2 + 2? again", "answer": "4"},
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
 
 
 def test_eval_records_cut_problems_and_goes_on(tmp_path, caplog):

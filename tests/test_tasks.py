@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURES, REPO
+from eval_fakes import scripted_chain_eval
 from fakes import ScriptedBackend
 from motif.answer_format import format_ok, parse_answer, parse_boxed
 from motif.backends.base import GenerationBackend, GenerationOutput, SamplingParams
@@ -335,24 +335,6 @@ def _demo_script(items, rounds, break_first=False):
         return replies[(question, index)]
 
     return script
-
-
-def scripted_chain_eval(
-    out: Path, config: dict, script, protocol: ProtocolArgs, max_new_tokens: int
-) -> tuple[dict, list[dict]]:
-    """A ``reasoning_gym:chain_sum`` eval answered by ``script``: its summary and stored rows."""
-    summary = run_eval(
-        EvalArgs(
-            benchmark="reasoning_gym:chain_sum",
-            task_config=json.dumps(config),
-            output_dir=str(out),
-        ),
-        ModelArgs(),
-        GenerationArgs(max_new_tokens=max_new_tokens),
-        protocol,
-        backend_loader=lambda m: ScriptedBackend(script),
-    )
-    return summary, [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
 
 
 def test_eval_rows_hold_state_and_steps(tmp_path):

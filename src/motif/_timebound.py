@@ -60,11 +60,6 @@ class WorkerError(RuntimeError):
     """The handler raised inside the worker process (a bug: re-raised in the caller)."""
 
 
-def on_main_thread() -> bool:
-    """Whether signals (and so :func:`with_time_limit`) can be used here."""
-    return threading.current_thread() is threading.main_thread()
-
-
 Clock = Literal["wall", "cpu"]
 _TIMERS = {
     "wall": (signal.ITIMER_REAL, signal.SIGALRM),

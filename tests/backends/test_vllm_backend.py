@@ -1,9 +1,9 @@
 """The vLLM continuation path against faithful fakes of the two interfaces it calls.
 
 vLLM cannot run on CPU machines. ``tests/fakes_vllm.py`` is vLLM 0.31.0's ``LLM`` /
-``SamplingParams`` surface (answering from a script here); ``FakeClient`` mirrors TRL 1.16's
-``VLLMClient.generate(prompts=..., n=..., ...)`` (returning a dict with ``completion_ids``,
-``n`` completions per prompt, prompt-major).
+``SamplingParams`` surface (answering from a script, ``tests/scripted_vllm.py``); that module's
+``FakeClient`` mirrors TRL 1.16's ``VLLMClient.generate(prompts=..., n=..., ...)`` (returning
+a dict with ``completion_ids``, ``n`` completions per prompt, prompt-major).
 """
 
 from __future__ import annotations
@@ -17,39 +17,12 @@ from motif.backends.base import SamplingParams
 from motif.backends.vllm import VLLMBackend
 from motif.engine import RolloutEngine
 from motif.protocol import Protocol
-
-
-def scripted_ids(tokenizer, prompt_ids, sample):
-    """A deterministic completion that names the prompt length and sample, then EOS."""
-    text = f"<answer>len{len(prompt_ids)}-s{sample}</answer>"
-    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-
-
-class FakeClient:
-    """trl VLLMClient.generate(prompts=token id lists, n=, temperature=, top_p=, top_k=, max_tokens=)."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.calls = []
-
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, top_k=0, max_tokens=16, **kwargs):
-        call = dict(n=n, temperature=temperature, top_p=top_p, top_k=top_k, max_tokens=max_tokens)
-        self.calls.append((len(prompts), call))
-        ids = [scripted_ids(self.tokenizer, p, s)[:max_tokens] for p in prompts for s in range(n)]
-        return {"prompt_ids": prompts, "completion_ids": ids, "logprobs": None}
+from scripted_vllm import FakeClient, scripted_llm
 
 
 @pytest.fixture
 def fake_vllm(monkeypatch):
     yield from fakes_vllm.use_fake_vllm(monkeypatch)
-
-
-def scripted_llm(tokenizer, model_dir):
-    """The fake ``vllm.LLM`` (tests/fakes_vllm.py) answering with :func:`scripted_ids`."""
-    fakes_vllm.SCRIPTS[str(model_dir)] = lambda ids, sample, seed: scripted_ids(
-        tokenizer, ids, sample
-    )
-    return fakes_vllm.LLM(str(model_dir))
 
 
 @pytest.mark.parametrize("mode", ["colocate", "server"])

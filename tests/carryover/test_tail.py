@@ -7,6 +7,7 @@ import copy
 
 import pytest
 
+from eval_fakes import args, loader_for, rows_of, sum_of
 from fakes import ScriptedBackend
 from motif.backends.base import GenerationBackend, SamplingParams
 from motif.backends.template import check_continuation
@@ -16,6 +17,7 @@ from motif.engine import RolloutEngine
 from motif.errors import ConfigError
 from motif.prompts import VANILLA_SYSTEM_PROMPT, round_messages
 from motif.protocol import Protocol
+from scripted_vllm import scripted_llm
 
 THOUGHT = [f"w{i}" for i in range(1, 16)]  # 15 one-token words
 
@@ -197,7 +199,6 @@ def test_protocol_args_resolve_rounds():
 
 def test_eval_grades_the_thought_so_far_after_each_chunk(tmp_path):
     from motif.eval.runner import run_eval
-    from test_eval import args, loader_for, rows_of, sum_of
 
     def thinker(chat, sample):
         words = ["<reasoning>", "a", "b", "c", "d", "e", "f", "</reasoning>", "<answer>"]
@@ -330,7 +331,6 @@ def test_cli_refuses_tail_on_such_a_model_in_one_line(config_only_checkpoint, ca
 def test_vllm_backend_continues_a_turn_from_token_ids(tokenizer, default_model_dir, monkeypatch):
     import fakes_vllm
     from motif.backends.vllm import VLLMBackend
-    from test_vllm_backend import scripted_llm
 
     for _ in fakes_vllm.use_fake_vllm(monkeypatch):
         backend = VLLMBackend(
@@ -347,7 +347,6 @@ def test_vllm_backend_continues_a_turn_from_token_ids(tokenizer, default_model_d
 
 def test_tail_identity_holds_the_window_budgets_not_the_unused_flags(tmp_path):
     from motif.eval.runner import run_eval
-    from test_eval import args, loader_for
 
     proto = ProtocolArgs(carry_over="tail", tail_chunk=8, tail_head=1, tail_keep=4, tail_chunks=3)
     first = run_eval(
@@ -373,7 +372,6 @@ def test_tail_identity_holds_the_window_budgets_not_the_unused_flags(tmp_path):
 def test_a_single_eval_is_refused_in_a_grid_directory(tmp_path):
     from motif.eval.runner import run_eval
     from motif.outdir import OutputDir
-    from test_eval import args, loader_for
 
     OutputDir(tmp_path / "out", "new", "eval").claim()  # as motif eval --grid leaves it
     (tmp_path / "out" / "cells").mkdir()
@@ -409,7 +407,6 @@ def test_infer_prints_a_one_pass_reply(capsys):
 def test_view_shows_tail_chunks_without_a_summary_state(tmp_path):
     from motif.eval.runner import run_eval
     from motif.view import build_data, load_view_run
-    from test_eval import args, loader_for
 
     proto = ProtocolArgs(carry_over="tail", tail_chunk=8, tail_head=2, tail_keep=3, tail_chunks=4)
     run_eval(
@@ -525,7 +522,6 @@ def test_eval_rows_hold_whole_characters_and_grade_each_chunk(tokenizer, tmp_pat
     import json
 
     from motif.eval.runner import EvalArgs, run_eval
-    from test_eval import rows_of
 
     data = tmp_path / "q.jsonl"
     data.write_text(json.dumps({"question": "How much is a thousand?", "answer": "1000"}) + "\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from eval_fakes import ARITH, greedy, loader_for, reply, sum_of, write_run
 from motif.cli.main import main
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.errors import ConfigError
@@ -26,37 +27,6 @@ from motif.eval.compare import (
     wilson_interval,
 )
 from motif.eval.runner import EvalArgs, run_eval
-from motif.eval.store import ResultStore
-from test_eval import ARITH, loader_for, reply, sum_of
-
-
-def write_run(
-    directory: Path, outcomes: dict[str, list[bool | None]], question: str = "What is {}?"
-) -> Path:
-    """An eval directory written by the store: ``outcomes[id]`` = each sample's ``correct``."""
-    samples = len(next(iter(outcomes.values())))
-    config = {"sampling": {"samples": samples}, "data": {"benchmark": "hand-written"}}
-    store = ResultStore(directory, config, samples)
-    store.append(
-        {
-            "id": item,
-            "sample": k,
-            "question": question.format(item),
-            "answer": None,
-            "correct": correct,
-            "rounds": [{"round": 1, "text": "", "answer": None, "correct": correct}],
-        }
-        for item, flags in outcomes.items()
-        for k, correct in enumerate(flags)
-    )
-    store.write_summary({"label": directory.name, "config": config})
-    return directory
-
-
-def greedy(flags: str) -> dict[str, list[bool | None]]:
-    """``"1100"`` -> items 0..3, right, right, wrong, wrong (``?``: ungraded)."""
-    value = {"1": True, "0": False, "?": None}
-    return {str(i): [value[f]] for i, f in enumerate(flags)}
 
 
 def agresti_min(b: int, c: int, n: int) -> tuple[float, float]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
+from eval_fakes import ARITH, args, loader_for, reply, round_of, rows_of, solver, sum_of
 from fakes import ScriptedBackend
 from motif.backends.base import SamplingParams
 from motif.cli.main import main
@@ -22,48 +21,6 @@ from motif.eval.metrics import compute_metrics, pass_at_k, report_ks
 from motif.eval.runner import EvalArgs, evaluate, run_eval, sample_record
 from motif.eval.store import SAMPLES_FILE, ResultStore
 from motif.protocol import Protocol
-
-FIXTURES = FIXTURES
-ARITH = str(FIXTURES / "eval_arith.jsonl")
-
-
-def reply(answer: str | None, progress: str = "working") -> str:
-    body = f"\\boxed{{{answer}}}" if answer is not None else progress
-    return f"<reasoning>\nthink\n</reasoning>\n<answer>\n{body}\n</answer>"
-
-
-def round_of(chat) -> int:
-    match = re.search(r"Progress in round (\d+)", chat[-1]["content"])
-    return int(match.group(1)) + 1 if match else 1
-
-
-def sum_of(chat) -> int:
-    a, b = re.search(r"What is (\d+) \+ (\d+)\?", chat[-1]["content"]).groups()
-    return int(a) + int(b)
-
-
-def solver(chat, sample):
-    """Right in every round."""
-    return reply(str(sum_of(chat)))
-
-
-def args(tmp_path, **overrides) -> EvalArgs:
-    values = {"benchmark": ARITH, "output_dir": str(tmp_path / "out"), "batch_size": 2}
-    return EvalArgs(**{**values, **overrides})
-
-
-def loader_for(script, calls: list | None = None):
-    def load(model_args):
-        if calls is not None:
-            calls.append(model_args)
-        return ScriptedBackend(script)
-
-    return load
-
-
-def rows_of(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / SAMPLES_FILE).read_text().splitlines()]
-
 
 # --------------------------------------------------------------------------- pass@k
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from fakes import ScriptedBackend
+from eval_fakes import ARITH
+from grid_fakes import HEAD, KEEP, SPEC, grid_run, thinker_loader
 from motif.carryover import GridCell
 from motif.cli.main import main
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
@@ -29,42 +30,6 @@ from motif.eval.grid import (
 )
 from motif.eval.runner import EvalArgs
 from motif.report import load_runs, write_report
-from test_eval import ARITH, sum_of
-
-# h = 2, m = 6: a tail chunk of 16 writes 16, later chunks 16 - 2 - 6 = 8 new tokens
-SPEC = ["48=summary:3x16,tail:5x16,none:1x48", "96=summary:6x16;96=tail:11x16,none:1x96"]
-HEAD, KEEP = 2, 6
-THINK = [f"t{i}" for i in range(1, 31)]  # 30 one-token words before the box
-
-
-def thinker(chat, sample):
-    """Even sums: the boxed answer at once. Odd sums: 30 words of thought, then the box (31
-    tokens), written from wherever a continued tail turn left off."""
-    total = sum_of(chat[:2])  # the question (a continued tail turn adds a third message)
-    answer = f"\\boxed{{{total}}}"
-    if total % 2 == 0:
-        return answer
-    words = [*THINK, answer]
-    if len(chat) > 2:  # a continued assistant turn: go on after the last carried word
-        words = words[words.index(chat[2]["content"].split()[-1]) + 1 :]
-    return " ".join(words)
-
-
-def loader(calls: list):
-    def load(model_args):
-        calls.append(model_args)
-        return ScriptedBackend(thinker)
-
-    return load
-
-
-def grid_run(out: Path, calls: list, spec=SPEC, **proto):
-    args = EvalArgs(benchmark=ARITH, output_dir=str(out), batch_size=4)
-    protocol = ProtocolArgs(**{"tail_head": HEAD, "tail_keep": KEEP, **proto})
-    return run_grid(
-        args, GridArgs(grid=list(spec)), ModelArgs(), GenerationArgs(), protocol,
-        backend_loader=loader(calls),
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +330,7 @@ def test_a_kept_cell_of_another_configuration_is_refused_before_anything(grid_di
     with pytest.raises(ConfigError) as info:  # a new cell, sampled with another seed
         run_grid(
             args, GridArgs(grid=["48=summary:2x24"]), ModelArgs(), GenerationArgs(seed=5),
-            protocol, backend_loader=loader(calls),
+            protocol, backend_loader=thinker_loader(calls),
         )  # fmt: skip
     message = str(info.value)
     assert f"{copy / GRID_FILE} keeps cell summary:3x16 of an earlier run" in message
@@ -393,7 +358,7 @@ def test_cells_over_another_problem_count_are_marked(grid_dir, tmp_path):
     protocol = ProtocolArgs(tail_head=HEAD, tail_keep=KEEP)
     doc = run_grid(
         args, GridArgs(grid=["48=summary:3x16"]), ModelArgs(), GenerationArgs(), protocol,
-        backend_loader=loader([]),
+        backend_loader=thinker_loader([]),
     )  # fmt: skip
     summary = next(c for c in doc["cells"] if c["label"] == "summary-3x16")
     assert summary["problems"] == 2  # what the first run measured for all 6 stays

@@ -7,13 +7,12 @@ import json
 
 import pytest
 
+from eval_fakes import ContextBackend, args, loader_for, rows_of, solver, write_set
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.eval.metrics import OUTCOMES, compute_metrics, outcome, outcome_counts
 from motif.eval.runner import EvalArgs, run_eval
 from motif.eval.store import SUMMARY_FILE, ResultStore
 from motif.report import summary_text
-from test_eval import args, loader_for, rows_of, solver
-from test_overflow import ContextBackend, write_set
 
 LOAD = loader_for(solver)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from eval_fakes import ARITH, loader_for, reply, solver, sum_of
 from motif.cli.main import main
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.errors import MotifError
@@ -15,7 +16,6 @@ from motif.eval.runner import EvalArgs, run_eval
 from motif.report import load_runs, metric_key, summary_text, write_report
 from motif.report.training import ema, method_of, training_curves
 from motif.runs.training import TrainRun, load_training_run
-from test_eval import ARITH, loader_for, reply, solver, sum_of
 
 
 def late_solver(chat, sample):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from grid_fakes import grid_run
 from studies import demo as demo_module
-from test_grid import grid_run
 
 ROOT = Path(__file__).parents[2]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from eval_fakes import greedy, write_run
 from motif.runs.training import step_seconds
 from studies import jobs, replicate, wallclock
 from studies import replicate_layout as layout
@@ -101,7 +102,6 @@ def _eval(ids: list[str], correct: list[bool]) -> dict:
 
 
 def test_paired_table_reads_the_eval_dirs_through_motif_compare(tmp_path):
-    from test_compare import greedy, write_run
 
     steps = layout.recipe("motif")["max_steps"]
     for method in ("grpo", "motif"):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from eval_fakes import greedy, scripted_chain_eval, write_run
 from studies import jobs, study2, study2_state
 from studies import study2_layout as common
 from studies import study2_publish as publishing
@@ -542,7 +543,6 @@ def test_the_heldout_check_counts_no_seen_question(study):
 
 def write_evals(study: common.Study) -> None:
     """Held-out runs of one seed (four items each) through the store, as `motif eval` writes."""
-    from test_compare import greedy, write_run
 
     runs = {
         "sft": ("0000", "0000", "1100"),
@@ -642,7 +642,6 @@ def test_samples_to_reach_grpo_name_the_share_and_the_margin(reach, expected):
 
 
 def test_grpo_bs_final_target_waits_for_both_protocols(study):
-    from test_compare import greedy, write_run
 
     write_run(study.eval_dir("grpo-B-s1@80", "one"), greedy("1000"))
     assert summary._final_target(study, "grpo-B", 1) is None
@@ -775,7 +774,6 @@ def test_the_pipeline_at_tiny_scale(tiny_checkpoint, tmp_path):
 
 
 def test_two_seeds_get_a_mean_row_with_the_error_over_seeds(study):
-    from test_compare import greedy, write_run
 
     choose(study)
     for seed, (m, g) in {1: ("1100", "0000"), 2: ("1111", "1000")}.items():
@@ -798,7 +796,6 @@ def test_the_skip_rate_of_an_eval_is_rebuilt_for_rows_stored_without_it(tmp_path
     """Evaluations of earlier sittings predate motif eval's skipped_steps: the summary gets
     the same rate from the stored rows and the items rebuilt from eval_config.json."""
     from motif.config import ProtocolArgs
-    from test_tasks import scripted_chain_eval
 
     config = {"min_terms": 6, "max_terms": 6, "min_digits": 1, "max_digits": 1, "size": 4}
     boxed = {}

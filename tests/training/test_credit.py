@@ -31,6 +31,7 @@ from motif.training.credit import (
     harvest,
     round_metrics,
 )
+from scripted_vllm import FakeClient, scripted_llm
 
 GREEDY = SamplingParams(max_new_tokens=16)
 RIGHT = "<reasoning>\nadd\n</reasoning>\n<answer>\nthe sum is 7\n</answer>"
@@ -384,7 +385,6 @@ def test_round_two_continuations_through_the_trainers_vllm_engine(
     from accelerate import Accelerator
 
     from motif.training.reward import FutureAccuracyReward
-    from test_vllm_backend import FakeClient, scripted_llm
 
     llm, client = scripted_llm(tokenizer, default_model_dir), FakeClient(tokenizer)
     vgen = SimpleNamespace(mode=mode, llm=llm if mode == "colocate" else None, vllm_client=client)

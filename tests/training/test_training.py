@@ -10,38 +10,8 @@ import pytest
 
 from conftest import fake_policy_trainer
 from motif.cli.main import main
+from train_fakes import TINY_RUN, adapter_tensors, length_reward, read_metrics
 
-TINY_RUN = [
-    "--dataset",
-    "reasoning_gym:chain_sum",
-    "--dataset-size",
-    "6",
-    "--num-generations",
-    "2",
-    "--max-completion-length",
-    "6",
-    "--continuation-max-new-tokens",
-    "6",
-    "--k",
-    "2",
-    "--rounds",
-    "2",
-    "--save-steps",
-    "1",
-    "--lora-r",
-    "4",
-    "--lora-alpha",
-    "8",
-    "--lora-target-modules",
-    "q_proj",
-    "v_proj",
-    "--learning-rate",
-    "0.05",
-    "--report-to",
-    "none",
-    "--warmup-ratio",
-    "0.0",
-]
 STEP_METRICS = [
     "rewards/xmlcount_reward/mean",
     "rewards/xmlcount_reward/std",
@@ -65,11 +35,6 @@ MOTIF_METRICS = [
 ]
 
 
-def length_reward(prompts, completions, **kwargs):
-    """A reward with variance inside every group, so a step has a non-zero policy gradient."""
-    return [float(len(c[0]["content"] if isinstance(c, list) else c)) for c in completions]
-
-
 @pytest.fixture
 def with_length_reward(monkeypatch):
     """The method's real rewards plus one with variance (random tiny models never format)."""
@@ -77,16 +42,6 @@ def with_length_reward(monkeypatch):
 
     real = trainer_module.build_rewards
     monkeypatch.setattr(trainer_module, "build_rewards", lambda *a: [*real(*a), length_reward])
-
-
-def adapter_tensors(path: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(path / "adapter_model.safetensors"))
-
-
-def read_metrics(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.filterwarnings("error::FutureWarning")  # issue 14, item 15: no deprecated names

@@ -13,6 +13,7 @@ from motif.training.config import MotifArgs
 from motif.training.policy import TrainingPolicy, _zero3
 from motif.training.reward import FutureAccuracyReward
 from motif.training.round1 import PROMPT_TOKENS_KEY, TRUNCATED_KEY, round1_rollout
+from train_fakes import TINY_RUN
 
 QUESTIONS = ["1 + 2 = ?", "What is 3 + 4?"]
 ROUND1 = SamplingParams(max_new_tokens=6)  # greedy: the same replies with and without a step
@@ -153,7 +154,6 @@ def test_every_generation_batch_of_a_run_makes_one_bf16_copy(tiny_checkpoint, tm
     """A tiny MOTIF run: round 1 (motif's rollout_func) and the continuations of each batch
     share one copy of the policy."""
     from motif.cli.main import main
-    from test_training import TINY_RUN
 
     run = ["train", "--model", str(tiny_checkpoint), "--output-dir", str(tmp_path), *TINY_RUN]
     assert main([*run, "--max-steps", "2", "--rollout-decode-dtype", "bfloat16"]) == 0

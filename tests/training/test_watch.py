@@ -8,7 +8,7 @@ from motif.cli.main import main
 from motif.engine import RoundRecord, Trajectory
 from motif.tasks import ChainProblem, LetterProblem, skips_steps, steps_needed
 from motif.training.watch import METRICS, PREFIX, watch_metrics
-from test_training import TINY_RUN, adapter_tensors, length_reward, read_metrics
+from train_fakes import TINY_RUN, adapter_tensors, length_reward, read_metrics
 
 CHAIN = ChainProblem("What is 4 + 5 - 3 + 10?", "16", ("+", "-", "+"), (4, 5, 3, 10))
 NEGATIVE = ChainProblem("What is 4 - -7?", "11", ("-",), (4, -7))

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from eval_fakes import ARITH, loader_for, reply, round_of, sum_of
 from motif.cli.main import main
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.errors import ConfigError
@@ -20,7 +21,6 @@ from motif.eval.runner import EvalArgs, run_eval
 from motif.eval.store import ResultStore
 from motif.view import build_data, load_view_run, write_page
 from motif.view.page import EXCERPT_GRAPHEMES, embed_json, excerpt, output_pieces
-from test_eval import ARITH, loader_for, reply, round_of, sum_of
 
 HOSTILE = (
     '<script>window.__pwned = 1; alert(1)</script> <img src=x onerror="window.__pwned = 2">'
