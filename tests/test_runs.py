@@ -1,6 +1,7 @@
 """Nothing lost, nothing stale (issue 14): run directories, run identity, dry runs, config keys,
 precision defaults. Each numbered item of the issue is a test here (items 9-11: test_textio.py,
-item 12: test_overflow.py, item 15: the FutureWarning marks in test_training/test_sft)."""
+item 12: test_overflow.py, item 15: the FutureWarning marks in training/test_training.py and
+training/test_sft.py)."""
 
 from __future__ import annotations
 

@@ -198,6 +198,12 @@ def _boxes(text: str) -> list[tuple[int, int, int | None]]:
     return found
 
 
+def has_box(text: str) -> bool:
+    """Whether ``text`` opens a ``\\boxed``/``\\fbox`` (closed or not; :func:`boxed_answers`
+    reads what it holds)."""
+    return _BOXED.search(text) is not None
+
+
 def boxed_answers(text: str) -> list[str]:
     """The contents of the boxes of ``text`` that make its boxed answer, in order.
 

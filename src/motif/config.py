@@ -280,11 +280,8 @@ class ProtocolArgs:
         sets each chunk's budget, nothing is summarised); ``--later-max-new-tokens`` and
         ``--summary-rule`` with a single round."""
         notes = [self.unused_tail()]
-        unused = carry_over_class(self.carry_over).unused_budgets(self)
-        if unused is not None:
-            sampling, protocol, why = unused
-            notes.append(unused_options(generation, sampling, why))
-            notes.append(unused_options(self, protocol, why))
+        for where, names, why in carry_over_class(self.carry_over).unused_options(self):
+            notes.append(unused_options(generation if where == "generation" else self, names, why))
         return [n for n in notes if n]
 
     def window(self):

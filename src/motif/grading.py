@@ -50,7 +50,7 @@ from motif._reading import (  # REL_TOL and faithful_latex are part of this modu
     faithful_latex,  # noqa: F401
 )
 from motif._timebound import CallTimeout, WorkerDied, WorkerProcess, with_time_limit
-from motif.answer_format import boxed_answers, final_answer_boxes, parse_boxed
+from motif.answer_format import boxed_answers, final_answer_boxes, has_box, parse_boxed
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ TOO_LONG = "too_long"
 TIMEOUT = "timeout"
 WORKER_DIED = "worker_died"
 
-_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _INTEGER = re.compile(r"[+-]?\d+")
 _WHOLE_DECIMAL = re.compile(r"([+-]?\d+)\.0+")
 _GROUPED_INTEGER = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+")
@@ -325,7 +324,7 @@ def _execute(request: Request) -> Grade:
 
 def _prediction_boxes(prediction: str) -> list[str]:
     """A bare prediction is its own answer; one holding a box is graded by its boxes."""
-    return boxed_answers(prediction) if _BOX.search(prediction) else [prediction]
+    return boxed_answers(prediction) if has_box(prediction) else [prediction]
 
 
 def _many_values(gold_parsed: tuple[Any, ...]) -> bool:
@@ -361,7 +360,7 @@ def _parse_gold(gold: str) -> tuple[Any, ...]:
     A gold written with one box per value (``\\boxed{1}, \\boxed{-2}``) is all of its boxes,
     a list of values, never its last box alone.
     """
-    boxes = boxed_answers(gold) if _BOX.search(gold) else []
+    boxes = boxed_answers(gold) if has_box(gold) else []
     if len(boxes) > 1:
         core: str | None = ", ".join(_ungroup_digits(box.strip()) for box in boxes)
     else:
@@ -377,7 +376,7 @@ def _answer_core(text: str) -> str | None:
     A number followed by plain words keeps only the number: LaTeX would read the words as
     a product of single-letter symbols (math-verify already drops ``\\text{}`` units).
     """
-    core = parse_boxed(text) if _BOX.search(text) else text
+    core = parse_boxed(text) if has_box(text) else text
     if core is None:
         return None
     core = _ungroup_digits(core.strip())

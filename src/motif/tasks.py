@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from motif.answer_format import extract_final_answer
-from motif.carryover import carry_over_class
+from motif.carryover import carry_over_class, stored_carry_over
 from motif.errors import ConfigError
 
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|\S")
@@ -437,7 +437,7 @@ def check_trajectory(item: TaskItem, trajectory: object) -> list[RoundCheck]:
     ``tail`` and ``none`` hand no separate state (None).
     """
     rounds = list(trajectory.rounds)  # type: ignore[attr-defined]
-    handed = carry_over_class(getattr(trajectory, "carry_over", "summary")).hands_state
+    handed = stored_carry_over(getattr(trajectory, "carry_over", None)).hands_state
     cut = getattr(trajectory, "cut_round", None) is not None
     states = [
         r.summary if handed and (i < len(rounds) - 1 or cut) else None for i, r in enumerate(rounds)

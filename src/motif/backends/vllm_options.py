@@ -21,7 +21,6 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from motif.carryover import SummaryCarryOver
 from motif.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -277,8 +276,11 @@ def budget_option(generation: object, protocol: object = None) -> tuple[int, str
     """
     first = generation.max_new_tokens  # type: ignore[attr-defined]
     later = getattr(generation, "later_max_new_tokens", None)
-    carry = protocol.strategy() if protocol is not None else SummaryCarryOver(rounds=2)
-    return carry.largest_budget(first, later)
+    if protocol is not None:  # the carry-over sets the budgets (motif.carryover)
+        return protocol.strategy().largest_budget(first, later)  # type: ignore[attr-defined]
+    if later and later > first:  # no protocol known: the larger of the two options
+        return later, "--later-max-new-tokens"
+    return first, "--max-new-tokens"
 
 
 def _check_vllm_model_options(device: str, decode: str, decode_dtype: str) -> None:

@@ -26,10 +26,17 @@ tokens, the most the model attends over in that round.
 
 from __future__ import annotations
 
-from motif.carryover.base import CARRY_OVERS, CarryOver, CarryOverName, check_carry_over
+from motif.carryover.base import CarryOver
 from motif.carryover.grid import GridCell
 from motif.carryover.one_pass import OnePass
-from motif.carryover.registry import carry_over_class, make_carry_over
+from motif.carryover.registry import (
+    CARRY_OVERS,
+    CarryOverName,
+    carry_over_class,
+    check_carry_over,
+    make_carry_over,
+    stored_carry_over,
+)
 from motif.carryover.summary import SUMMARY_RULES, SummaryCarryOver, SummaryRule, extract_summary
 from motif.carryover.tail import TailCarryOver
 from motif.carryover.window import (
@@ -60,5 +67,6 @@ __all__ = [
     "check_carry_over",
     "extract_summary",
     "make_carry_over",
+    "stored_carry_over",
     "tail_window",
 ]

@@ -12,18 +12,9 @@ from typing import Any, ClassVar, Literal
 
 from motif.answer_format import extract_final_answer
 from motif.carryover.window import TailWindow
-from motif.errors import ConfigError
 from motif.prompts import RoundChat, round_messages
 
 CarryOverName = Literal["summary", "tail", "none"]
-CARRY_OVERS: tuple[str, ...] = ("summary", "tail", "none")
-"""The names ``--carry-over`` accepts, in the order help lists them."""
-
-
-def check_carry_over(name: str, option: str = "--carry-over") -> None:
-    """Raise :class:`ConfigError` unless ``name`` is one of :data:`CARRY_OVERS`."""
-    if name not in CARRY_OVERS:
-        raise ConfigError(f"{option} must be one of {', '.join(CARRY_OVERS)}; got {name!r}")
 
 
 class CarryOver:
@@ -46,6 +37,10 @@ class CarryOver:
         legacy: runs written before carry-overs existed are this strategy's: its name is left
             out of run identities and default folder names, so they still resume.
         later_rounds: the strategy has rounds after the first (their budget is recorded).
+        sets_budgets: the strategy sets every round's budget itself (:meth:`max_new_tokens`
+            ignores ``--max-new-tokens`` and ``--later-max-new-tokens``).
+        takes_rounds: ``--rounds`` sets how many rounds it runs (else its own option, or
+            always one).
         rounds_option: the option that sets how many rounds it runs (``--rounds``,
             ``--tail-chunks``; None: always one), as messages name it.
     """
@@ -58,7 +53,9 @@ class CarryOver:
     own_options: ClassVar[tuple[str, ...]] = ()
     legacy: ClassVar[bool] = False
     later_rounds: ClassVar[bool] = True
+    sets_budgets: ClassVar[bool] = False
     rounds_option: ClassVar[str | None] = "--rounds"
+    takes_rounds: ClassVar[bool] = True
 
     rounds: int
 
@@ -145,6 +142,11 @@ class CarryOver:
         """How a run's protocol reads in a table row: ``3 rounds``."""
         return f"{rounds} {cls.unit}{'s' if rounds > 1 else ''}"
 
+    def identity(self) -> dict:
+        """This strategy's own parameters as a run identity records them (``{}``: none
+        beyond rounds and the summary rule): a re-run with other values refuses the folder."""
+        return {}
+
     # -- options ---------------------------------------------------------------------------
     @classmethod
     def resolve_rounds(cls, args: Any) -> int:
@@ -157,11 +159,17 @@ class CarryOver:
         """Refuse options this strategy cannot honour (:class:`ConfigError`, one line)."""
 
     @classmethod
-    def unused_budgets(cls, args: Any) -> tuple[tuple[str, ...], tuple[str, ...], str] | None:
-        """``(GenerationArgs fields, ProtocolArgs fields, why)`` a run of ``args`` ignores."""
-        if args.rounds == 1:
-            return ("later_max_new_tokens",), ("summary_rule",), f"one round{cls._why_one()}"
-        return None
+    def unused_options(cls, args: Any) -> list[tuple[str, tuple[str, ...], str]]:
+        """The options a run of ``args`` (a resolved ``ProtocolArgs``) ignores, as
+        ``(where, fields, why)``: ``where`` is ``"generation"`` (``GenerationArgs`` fields) or
+        ``"protocol"`` (``ProtocolArgs`` fields), ``why`` the note's reason."""
+        if args.rounds != 1:
+            return []
+        why = f"one round{cls._why_one()}"
+        return [
+            ("generation", ("later_max_new_tokens",), why),
+            ("protocol", ("summary_rule",), why),
+        ]
 
     @classmethod
     def _why_one(cls) -> str:
@@ -171,6 +179,21 @@ class CarryOver:
     def from_args(cls, args: Any) -> CarryOver:
         """The strategy a (resolved) ``ProtocolArgs`` describes."""
         raise NotImplementedError
+
+    @classmethod
+    def make(cls, rounds: int, summary_rule: str, window: TailWindow | None) -> CarryOver:
+        """The strategy from :class:`motif.protocol.Protocol`'s fields.
+
+        Raises:
+            ValueError: parameters that do not belong to this strategy (a window where it
+                takes none, a round count it cannot run).
+        """
+        raise NotImplementedError(f"{cls.__name__} does not say how Protocol builds it")
+
+    @classmethod
+    def _no_window(cls, window: TailWindow | None) -> None:
+        if window is not None:
+            raise ValueError(f"a TailWindow only applies to carry_over='tail', not {cls.name!r}")
 
     # -- equal-budget grids ------------------------------------------------------------
     @classmethod

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from motif.carryover.base import CarryOverName
-from motif.carryover.registry import carry_over_class
+from motif.carryover.registry import CarryOverName, carry_over_class
 from motif.carryover.window import TailWindow
 
 

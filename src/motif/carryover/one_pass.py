@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from motif.carryover.base import CarryOver
+from motif.carryover.window import TailWindow
 from motif.errors import ConfigError
 
 
@@ -16,6 +17,7 @@ class OnePass(CarryOver):
     name: ClassVar[str] = "none"
     later_rounds: ClassVar[bool] = False
     rounds_option: ClassVar[str | None] = None
+    takes_rounds: ClassVar[bool] = False
 
     @property
     def rounds(self) -> int:  # type: ignore[override]
@@ -56,4 +58,11 @@ class OnePass(CarryOver):
 
     @classmethod
     def from_args(cls, args: Any) -> CarryOver:
+        return cls()
+
+    @classmethod
+    def make(cls, rounds: int, summary_rule: str, window: TailWindow | None) -> CarryOver:
+        cls._no_window(window)
+        if rounds != 1:
+            raise ValueError(f"carry_over='none' is one pass; got rounds={rounds}")
         return cls()

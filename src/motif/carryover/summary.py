@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from motif.answer_format import parse_answer
 from motif.carryover.base import CarryOver
+from motif.carryover.window import TailWindow
 from motif.prompts import RoundChat, round_messages
 
 SummaryRule = Literal["paper", "strict"]
@@ -69,6 +70,11 @@ class SummaryCarryOver(CarryOver):
     @classmethod
     def from_args(cls, args: Any) -> CarryOver:
         return cls(rounds=args.rounds, rule=args.summary_rule)
+
+    @classmethod
+    def make(cls, rounds: int, summary_rule: str, window: TailWindow | None) -> CarryOver:
+        cls._no_window(window)
+        return cls(rounds, summary_rule)  # type: ignore[arg-type]
 
     @classmethod
     def cell_largest_context(cls, rounds: int, budget: int) -> int:

@@ -21,8 +21,10 @@ class TailCarryOver(CarryOver):
     unit: ClassVar[str] = "chunk"
     continues_turn: ClassVar[bool] = True
     joins_rounds: ClassVar[bool] = True
+    sets_budgets: ClassVar[bool] = True
     own_options: ClassVar[tuple[str, ...]] = TAIL_OPTIONS
     rounds_option: ClassVar[str | None] = "--tail-chunks"
+    takes_rounds: ClassVar[bool] = False
 
     window: TailWindow = TailWindow()
 
@@ -35,6 +37,17 @@ class TailCarryOver(CarryOver):
 
     def tail_window(self) -> TailWindow | None:
         return self.window
+
+    def identity(self) -> dict:
+        w = self.window
+        return {
+            "window": {
+                "chunk": w.chunk,
+                "head": w.head,
+                "keep": w.keep_tail,
+                "chunks": w.max_chunks,
+            }
+        }
 
     def max_new_tokens(self, index: int, first: int, later: int | None) -> int:
         """The window's: ``C`` for chunk 1, ``C - h - m`` after, whatever the options say."""
@@ -73,13 +86,22 @@ class TailCarryOver(CarryOver):
             )
 
     @classmethod
-    def unused_budgets(cls, args: Any) -> tuple[tuple[str, ...], tuple[str, ...], str] | None:
-        why = "--carry-over tail: --tail-chunk and the window set each chunk's budget"
-        return ("max_new_tokens", "later_max_new_tokens"), ("summary_rule",), why
+    def unused_options(cls, args: Any) -> list[tuple[str, tuple[str, ...], str]]:
+        budgets = "--carry-over tail: --tail-chunk and the window set each chunk's budget"
+        return [
+            ("generation", ("max_new_tokens", "later_max_new_tokens"), budgets),
+            ("protocol", ("summary_rule",), "--carry-over tail carries tokens"),
+        ]
 
     @classmethod
     def from_args(cls, args: Any) -> CarryOver:
         return cls(window=tail_window(args))
+
+    @classmethod
+    def make(cls, rounds: int, summary_rule: str, window: TailWindow | None) -> CarryOver:
+        if window is None or window.max_chunks != rounds:
+            raise ValueError("carry_over='tail' needs a TailWindow with max_chunks == rounds")
+        return cls(window)
 
     @classmethod
     def heading(cls, index: int, new_tokens: int, carried_tokens: int, flag: str = "") -> str:

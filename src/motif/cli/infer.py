@@ -8,7 +8,7 @@ from pathlib import Path
 
 from motif.answer_format import extract_final_answer
 from motif.backends.vllm_options import VllmArgs
-from motif.carryover import carry_over_class
+from motif.carryover import stored_carry_over
 from motif.cli.common import parse, print_notes, quiet_libraries
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.engine import Trajectory
@@ -77,7 +77,7 @@ def trajectory_json(traj: Trajectory) -> dict:
 def print_text(record: dict) -> None:
     """Human-readable view of one answered question."""
     print(f"Question: {record['question']}")
-    carry = carry_over_class(record.get("carry_over", "summary"))
+    carry = stored_carry_over(record.get("carry_over"))
     for r in record["rounds"]:
         flag = ", truncated" if r["truncated"] else ""
         heading = carry.heading(

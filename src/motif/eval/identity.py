@@ -13,7 +13,7 @@ from pathlib import Path
 
 from motif import identity as weights  # fingerprints looked up per call: replaceable
 from motif.backends.vllm_options import resolve_backend
-from motif.carryover import carry_over_class
+from motif.carryover import carry_over_class, stored_carry_over
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.data import Problem, display_name, fingerprint
 from motif.eval.args import EvalArgs
@@ -95,25 +95,19 @@ def run_identity(
 def protocol_identity(proto: ProtocolArgs) -> dict:
     """The protocol part of a run's identity.
 
-    ``carry_over`` (and, for ``tail``, its window C/h/m/I) is only written for strategies other
-    than ``summary``, so directories written before carry-overs existed still resume.
+    ``carry_over`` (and the strategy's own parameters, :meth:`CarryOver.identity`: ``tail``'s
+    window C/h/m/I) is only written for strategies other than the legacy ``summary``, so
+    directories written before carry-overs existed still resume.
     """
     out: dict = {
         "rounds": proto.rounds,
         "summary_rule": proto.summary_rule,
         "early_stop": proto.early_stop,
     }
-    if not carry_over_class(proto.carry_over).legacy:
+    carry = proto.strategy()
+    if not carry.legacy:
         out["carry_over"] = proto.carry_over
-    window = proto.window()
-    if window is not None:
-        out["window"] = {
-            "chunk": window.chunk,
-            "head": window.head,
-            "keep": window.keep_tail,
-            "chunks": window.max_chunks,
-        }
-    return out
+    return {**out, **carry.identity()}
 
 
 def run_label(identity: dict) -> str:
@@ -123,7 +117,7 @@ def run_label(identity: dict) -> str:
         name += f" + {Path(identity['adapter']).name}"
     protocol = identity["protocol"]
     rounds = protocol["rounds"]
-    carry = carry_over_class(protocol.get("carry_over", "summary"))
+    carry = stored_carry_over(protocol.get("carry_over"))
     chunk = (protocol.get("window") or {}).get("chunk")
     label = f"{name}, {carry.label(rounds, chunk)}"
     samples = identity["sampling"]["samples"]

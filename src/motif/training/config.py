@@ -314,7 +314,7 @@ class MotifArgs(ProtocolArgs):
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, f"--rounds must be >= 1; got {self.rounds}")
         self.given_rounds = self.rounds  # not a field: for the plan's note when it is replaced
-        if carry_over_class(self.carry_over).rounds_option != "--rounds":
+        if not carry_over_class(self.carry_over).takes_rounds:
             self.rounds = None  # type: ignore[assignment]  # the strategy's own count
         super().__post_init__()  # carry-over, C, h, m, I checked; rounds resolved
         _require(self.k >= 1, f"--k must be >= 1; got {self.k}")
@@ -361,8 +361,7 @@ class MotifArgs(ProtocolArgs):
         itself (``tail``: round 1 is chunk 1, ``--tail-chunk`` tokens); else ``(given, None)``:
         ``--max-completion-length`` (``given``) sets it."""
         carry = self.strategy()
-        unused = carry.unused_budgets(self)
-        if unused is None or "max_new_tokens" not in unused[0]:
+        if not carry.sets_budgets:
             return given, None
         return carry.max_new_tokens(1, given, None), carry.largest_budget(given, None)[1]
 
@@ -438,7 +437,7 @@ class TrainConfig:
             notes.append(unused_options(m, names, "--method grpo answers in one round"))
         notes.append(m.unused_tail())
         carry = m.strategy()
-        if carry.rounds_option != "--rounds" and self.run.method == "motif" and m.given_rounds != 3:
+        if not carry.takes_rounds and self.run.method == "motif" and m.given_rounds != 3:
             if carry.later_rounds:
                 rounds = f"{carry.rounds_option} sets the {carry.unit}s"
             else:

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from motif.answer_format import format_reply
+from motif.backends.base import text_cuts
 from motif.carryover import SummaryRule, TailWindow, carry_over_class
 from motif.errors import ConfigError, MotifError
 from motif.protocol import Protocol
@@ -341,7 +342,6 @@ def _cut_at(decode: Any, thought: list[int], starts: list[int], window: TailWind
     """(the thought's text, a map from a token offset to its character offset in that text),
     for the offsets the chunk rows show: the chunk starts, the head's end and each carried
     tail's start."""
-    from motif.backends.base import text_cuts  # no torch; kept with the other token helpers
 
     offsets = sorted(
         {*starts, window.head, *(max(0, s - window.keep_tail) for s in starts)} - {len(thought)}

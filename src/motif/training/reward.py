@@ -208,8 +208,9 @@ class FutureAccuracyReward:
             return None, None, None
         if ids is None:
             raise MotifError(
-                f"{self.__name__} with --carry-over tail continues each completion from its "
-                "token ids, and the trainer passed no completion_ids (TRL's GRPOTrainer does)"
+                f"{self.__name__} with --carry-over {self.protocol.carry_over} continues each "
+                "completion from its token ids, and the trainer passed no completion_ids (TRL's "
+                "GRPOTrainer does)"
             )
         eos = self.policy.eos_ids()
         return ids, [bool(c) and c[-1] not in eos for c in ids], None

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from motif.carryover import carry_over_class, extract_summary
+from motif.carryover import extract_summary
 from motif.errors import ConfigError
 from motif.prompts import user_message
 from motif.textio import clip
@@ -128,7 +128,7 @@ def _sample(row: dict, run: ViewRun) -> dict:
     question = str(row.get("question") or "")
     rounds, previous = [], None
     for position, rec in enumerate(row["rounds"], start=1):
-        if not carry_over_class(run.carry_over).hands_state:
+        if not run.carry_over.hands_state:
             rounds.append(_chunk(rec, position))
             continue
         # the last round hands nothing over: its output is shown unmarked
