@@ -7,6 +7,7 @@ Imports no study (motif.runs.training: how many steps a training run logged).
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -89,3 +90,19 @@ def start(job: Job, logs: Path, env: dict[str, str]) -> subprocess.Popen:
     log = open(logs / f"{job.name.replace(' ', '_')}.log", "a")  # noqa: SIM115
     print(f"[start] {job.name}: {' '.join(job.argv[2:])}", flush=True)
     return subprocess.Popen(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def study_parser(
+    prog: str, description: str | None, stages: tuple[str, ...], out: str
+) -> argparse.ArgumentParser:
+    """The options every study takes: ``--stage`` (one of ``stages``, or ``all``), ``--out``
+    (where its runs and results go; default ``out``), ``--seeds`` and ``--jobs``; a study
+    adds its own after them."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--stage", choices=("all", *stages), default="all")
+    p.add_argument("--out", default=out, help="Where every run and result goes.")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="Training seeds.")
+    p.add_argument("--jobs", type=int, default=2, help="Commands run at once.")
+    return p

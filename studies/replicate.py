@@ -31,7 +31,7 @@ from motif.data import load_problems
 from motif.runs.layout import ADAPTER_WEIGHTS, checkpoint_name
 from motif.runs.training import checkpoints
 from motif.training.demos import load_items
-from studies.jobs import Job, motif_argv, run_jobs
+from studies.jobs import Job, motif_argv, run_jobs, study_parser
 from studies.replicate_layout import RECIPES, finished, recipe, run_dir
 from studies.replicate_summary import publish, write_summary
 from studies.wallclock import wall_matched_step
@@ -166,15 +166,7 @@ def transfer_jobs(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m studies.replicate",
-        description=__doc__,
-        formatter_class=argparse.RawTextHelpFormatter,
-    )
-    p.add_argument("--stage", choices=("all", *STAGES), default="all")
-    p.add_argument("--out", default="runs/replicate", help="Where every run and result goes.")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="Training seeds.")
-    p.add_argument("--jobs", type=int, default=2, help="Commands run at once.")
+    p = study_parser("python -m studies.replicate", __doc__, STAGES, "runs/replicate")
     p.add_argument(
         "--threads", type=int, default=None, help="CPU threads per command (default: cores / jobs)."
     )

@@ -56,7 +56,7 @@ from motif.runs.eval import read_summary
 from motif.runs.layout import METRICS_FILE
 from motif.runs.training import checkpoints, complete_adapter
 from motif.training.demos import load_items
-from studies.jobs import Job, motif_argv, run_jobs
+from studies.jobs import Job, motif_argv, run_jobs, study_parser
 from studies.study2_layout import (
     ARMS,
     EVAL_KERNEL,
@@ -307,16 +307,8 @@ def eval_env() -> dict[str, str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m studies.study2",
-        description=__doc__,
-        formatter_class=argparse.RawTextHelpFormatter,
-    )
-    p.add_argument("--stage", choices=("all", *STAGES), default="all")
-    p.add_argument("--out", default="runs/study2", help="Where every run and result goes.")
+    p = study_parser("python -m studies.study2", __doc__, STAGES, "runs/study2")
     p.add_argument("--recipes", default="recipes/study2", help="study.yaml and the recipes.")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="Training seeds.")
-    p.add_argument("--jobs", type=int, default=2, help="Commands run at once.")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per command.")
     p.add_argument(
         "--docs",
