@@ -1,4 +1,5 @@
-"""Seconds per optimiser step: GRPO, MOTIF (--credit first) and MOTIF --credit all, at equal m, k.
+"""Seconds per optimiser step: GRPO, MOTIF (--credit first), --credit all and --credit trajectory, at
+equal m, k.
 
 The runs go in one process, one after the other, with the same round-1 settings; MOTIF adds k
 continuations of every round-1 completion over the remaining n-1 rounds; --credit all trains
@@ -9,7 +10,7 @@ backward, optimiser), from the run's own metrics.jsonl. The first step is a warm
 averaged; the default --steps (n + 1) makes the averaged steps of --credit all one full cycle of
 rounds.
 
-    .venv/bin/python bench/train_step.py [--runs grpo,first,all --m 4 --k 4 --rounds 3 --tokens 64]
+    .venv/bin/python bench/train_step.py [--runs grpo,first,all,trajectory --m 4 --k 4 --rounds 3 --tokens 64]
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ KEYS = (
 )
 
 
-RUNS = {"grpo": ["--method", "grpo"], "first": ["--method", "motif"], "all": ["--credit", "all"]}
+RUNS = {
+    "grpo": ["--method", "grpo"],
+    "first": ["--method", "motif"],
+    "all": ["--credit", "all"],
+    "trajectory": ["--credit", "trajectory"],
+}
 
 
 def run(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
@@ -90,7 +96,7 @@ def run(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="grpo,first,all", help="any of grpo, first, all")
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"any of {', '.join(RUNS)}")
     parser.add_argument("--steps", type=int, default=None, help="default: rounds + 1")
     parser.add_argument("--m", type=int, default=4, help="round-1 generations per question")
     parser.add_argument("--k", type=int, default=4)

@@ -129,3 +129,29 @@ def test_continue_from_validates():
         engine.continue_from(["Q"], ["a", "b"], k=2)
     with pytest.raises(ValueError, match="k must be"):
         engine.continue_from(["Q"], ["a"], k=0)
+
+
+def concludes_in_round_two(chat, sample):
+    """``A`` concludes (a boxed answer) in round 2; every other question hands on a summary."""
+    user = chat[-1]["content"]
+    if user.startswith("A") and "Progress in round 1" in user:
+        return "<reasoning>done</reasoning><answer>\\boxed{7}</answer>"
+    return "<reasoning>work</reasoning><answer>half way</answer>"
+
+
+def test_model_ended_rounds_stop_at_a_conclusion_or_at_phi():
+    backend = ScriptedBackend(concludes_in_round_two)
+    protocol = Protocol(rounds=4, round_end="model")
+    a, b = RolloutEngine(backend, protocol, GREEDY).run(["A?", "B?"])
+    assert backend.calls == [(2, 1), (2, 1), (1, 1), (1, 1)]  # A leaves after round 2
+    assert len(a.rounds) == 2 and a.stopped_early and a.rounds[-1].answer == "\\boxed{7}"
+    assert len(b.rounds) == 4 and not b.stopped_early  # ran to phi without concluding
+    assert [r.prompt for r in b.rounds[1:3]] == [
+        'B? Progress in round 1: "half way"',
+        'B? Progress in round 2: "half way"',
+    ]
+    assert b.rounds[3].prompt.endswith(
+        "(round 4 of at most 4). Conclude: provide the final answer in \\boxed{}."
+    )
+    assert a.to_dict()["carry_over"] == "summary"  # read back as a summary trajectory
+    assert a.final_text == a.rounds[-1].text

@@ -343,3 +343,36 @@ def test_future_accuracy_grades_a_tail_thought_whole() -> None:
     tail.carry_over = "tail"
     assert future_accuracy([[tail], [_trajectory(*chunks)]], ["18", "18"]) == [2.0, 0.0]
     assert future_accuracy([[tail]], ["18"], mode="paper") == [2.0]
+
+
+# --------------------------------------------------------------------------- efficiency
+
+
+def test_efficiency_factor_is_inftythinks_quadratic():
+    from motif.rewards import efficiency_factor
+
+    assert efficiency_factor(1, 4) == 1.0
+    assert efficiency_factor(2, 4) == 1 - (1 / 4) ** 2 == 0.9375
+    assert efficiency_factor(3, 4) == 0.75
+    assert efficiency_factor(4, 4) == 1 - (3 / 4) ** 2 == 0.4375  # the cap still scores > 0
+    assert efficiency_factor(1, 1) == 1.0
+    for bad in ((0, 4), (5, 4)):
+        with pytest.raises(ValueError, match="rounds_used must be in 1..4"):
+            efficiency_factor(*bad)
+    with pytest.raises(ValueError, match="max_rounds"):
+        efficiency_factor(1, 0)
+
+
+def test_efficiency_scales_each_trajectory_by_the_rounds_it_used():
+    """InftyThink+'s efficiency term (--efficiency-reward): each continuation's score times
+    1 - ((n-1)/phi)^2, then the mean; a wrong answer stays 0, an ungraded group None."""
+    groups = [
+        [_trajectory(RIGHT), _trajectory(R1, "r2", RIGHT)],  # concluded in round 1, and in 3
+        [_trajectory(R1, WRONG)],
+        [_trajectory(R1, "r2", RIGHT)],
+    ]
+    got = future_accuracy(groups, ["18"] * 3, weight=1.0, phi=3)
+    assert got == [(1.0 + (1 - (2 / 3) ** 2)) / 2, 0.0, 1 - (2 / 3) ** 2]
+    assert future_accuracy(groups, ["18"] * 3, weight=1.0) == [1.0, 0.0, 1.0]  # off: unchanged
+    paper = future_accuracy(groups[:1], ["18"], mode="paper", phi=3)
+    assert paper == [(2.0 + 2.0 * (1 - (2 / 3) ** 2)) / 2]

@@ -12,6 +12,7 @@ from typing import Any
 
 from motif.backends.base import SamplingParams
 from motif.carryover import (
+    DEFAULT_MAX_ROUNDS,
     DELETHINK_CHUNK,
     DELETHINK_CHUNKS,
     DELETHINK_HEAD,
@@ -248,11 +249,31 @@ class ProtocolArgs:
         default=DELETHINK_CHUNKS,
         metadata={"help": "tail: I, the most chunks; a thought stops earlier at end-of-sequence."},
     )
+    round_end: str = field(
+        default="budget",
+        metadata={
+            "help": "What ends a round: budget (it runs to its token budget, and --rounds "
+            "rounds run) or model (InftyThink, arXiv 2503.06692; with --carry-over summary: "
+            "the model ends each round with a progress summary or a conclusion, a boxed "
+            "answer, that ends the trajectory; at most --max-rounds rounds)."
+        },
+    )
+    max_rounds: int | None = field(
+        default=None,
+        metadata={
+            "help": "--round-end model: phi, the most rounds (InftyThink's maximum number of "
+            f"iterations); the last one must conclude. Default: {DEFAULT_MAX_ROUNDS}."
+        },
+    )
 
     def __post_init__(self) -> None:
-        carry = carry_over_class(self.carry_over)
+        carry = self.carry_class()
         if self.rounds is not None and self.rounds < 1:
             raise ConfigError(f"--rounds must be >= 1; got {self.rounds}")
+        if self.max_rounds is not None and self.max_rounds < 1:
+            raise ConfigError(
+                f"--max-rounds must be >= 1 (phi, the most rounds); got {self.max_rounds}"
+            )
         if self.summary_rule not in ("paper", "strict"):
             raise ConfigError(f"--summary-rule must be paper or strict; got {self.summary_rule!r}")
         self.rounds = carry.resolve_rounds(self)
@@ -264,7 +285,12 @@ class ProtocolArgs:
         Raises:
             ConfigError: ``tail``'s C, h, m, I do not leave room to write.
         """
-        return carry_over_class(self.carry_over).from_args(self)
+        return self.carry_class().from_args(self)
+
+    def carry_class(self) -> type[CarryOver]:
+        """The :class:`motif.carryover.CarryOver` class of ``--carry-over`` and
+        ``--round-end``. Raises :class:`ConfigError` for a pair that does not go together."""
+        return carry_over_class(self.carry_over, round_end=self.round_end)
 
     def unused_tail(self) -> str | None:
         """A note for ``--tail-*`` options set away from their defaults without
@@ -280,7 +306,10 @@ class ProtocolArgs:
         sets each chunk's budget, nothing is summarised); ``--later-max-new-tokens`` and
         ``--summary-rule`` with a single round."""
         notes = [self.unused_tail()]
-        for where, names, why in carry_over_class(self.carry_over).unused_options(self):
+        if "max_rounds" not in self.carry_class().own_options:
+            why = "--max-rounds caps the rounds of --round-end model"
+            notes.append(unused_options(self, ("max_rounds",), why))
+        for where, names, why in self.carry_class().unused_options(self):
             notes.append(unused_options(generation if where == "generation" else self, names, why))
         return [n for n in notes if n]
 
@@ -309,4 +338,5 @@ class ProtocolArgs:
             summary_rule=self.summary_rule,
             carry_over=self.carry_over,
             window=self.window(),
+            round_end=self.round_end,
         )

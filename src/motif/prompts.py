@@ -104,13 +104,21 @@ def user_parts(
     _check_rounds(rounds)
     if not 1 <= round_index <= rounds:
         raise ValueError(f"round_index must be in 1..{rounds}, got {round_index}")
-    before, carried, after = question, None, ""
-    if round_index > 1:
-        before += f' Progress in round {round_index - 1}: "'
-        carried, after = summary or "", '"'
+    before, carried, after = _progress_parts(question, round_index, summary)
     if rounds > 1 and round_index == rounds:
         after += f" Current round is the final ({ordinal(rounds)}) round. Provide a final answer."
     return before, carried, after
+
+
+def _progress_parts(
+    question: str, round_index: int, summary: str | None
+) -> tuple[str, str | None, str]:
+    """``(before, carried, after)`` of round ``round_index``'s user turn without any
+    final-round instruction: the question, then from round 2 the previous round's summary in
+    quotes (``carried`` None in round 1)."""
+    if round_index == 1:
+        return question, None, ""
+    return question + f' Progress in round {round_index - 1}: "', summary or "", '"'
 
 
 def user_message(question: str, round_index: int, rounds: int, summary: str | None = None) -> str:
@@ -177,3 +185,70 @@ def fold_system(chat: Chat) -> Chat:
         return list(chat)
     user = {**chat[1], "content": f"{chat[0]['content']}\n\n{chat[1]['content']}"}
     return [user, *chat[2:]]
+
+
+# --------------------------------------------------------------------------- model-ended rounds
+# InftyThink (arXiv 2503.06692) and InftyThink+ (arXiv 2602.06960): the model ends each round
+# itself, with a summary for the next round or a conclusion that ends the trajectory, within a
+# cap of phi rounds. Their own texts use <think>/<summary>/<history> tags; these are motif's
+# wording in its answer format (<reasoning>/<answer>, the conclusion boxed), so the same
+# readers, rewards and carried-text rule apply. Unlike MOTIF's prompt, it never says how many
+# rounds there are: only the last round's user turn says that it must conclude.
+
+MODEL_ENDED_SYSTEM_PROMPT = (
+    "You are a helpful assistant. When the user asks a question, you solve it over one or "
+    "more rounds, and you decide when you are done.\n"
+    "In each round, you first think about the reasoning process and then write, inside the "
+    "answer tags, one of two things:\n"
+    "- a conclusion: when you have solved the question, the final answer enclosed in the box "
+    "\\boxed{}. This ends your solution, and only this boxed final answer is used for "
+    "evaluation.\n"
+    "- a progress summary: when you have not solved it yet, a detailed summary of your "
+    "progress and of what remains to be done, without a box. The User provides it as "
+    "additional context in the next round, and you continue from it.\n"
+    "Therefore, you follow the strict format:\n"
+    "<reasoning>\n"
+    "reasoning process here\n"
+    "</reasoning>\n"
+    "<answer>\n"
+    "boxed final answer, or progress summary, here\n"
+    "</answer>\n"
+    "When the User says that the current round is the last one, you conclude: you provide "
+    "the final answer in the box."
+)
+"""The system prompt of rounds the model ends itself (``--round-end model``), every round."""
+
+
+def last_round_instruction(max_rounds: int) -> str:
+    """What round ``max_rounds`` (phi, the cap) appends to its user turn: conclude now."""
+    return (
+        f" Current round is the last one (round {max_rounds} of at most {max_rounds}). "
+        "Conclude: provide the final answer in \\boxed{}."
+    )
+
+
+def model_ended_messages(
+    question: str, round_index: int, max_rounds: int, summary: str | None = None
+) -> RoundChat:
+    """The two-message chat (system, user) of round ``round_index`` (1-based) when the model
+    ends its rounds itself, within a cap of ``max_rounds`` (phi).
+
+    The system prompt is :data:`MODEL_ENDED_SYSTEM_PROMPT` in every round; the user turn is
+    the question, from round 2 the previous round's summary carried exactly as MOTIF carries
+    it (the :class:`RoundChat` knows where it sits), and in round ``max_rounds`` the
+    instruction to conclude (:func:`last_round_instruction`).
+
+    Raises:
+        ValueError: ``max_rounds < 1`` or ``round_index`` outside ``1..max_rounds``.
+    """
+    _check_rounds(max_rounds)
+    if not 1 <= round_index <= max_rounds:
+        raise ValueError(f"round_index must be in 1..{max_rounds}, got {round_index}")
+    before, carried, after = _progress_parts(question, round_index, summary)
+    if round_index == max_rounds:
+        after += last_round_instruction(max_rounds)
+    chat = [
+        {"role": "system", "content": MODEL_ENDED_SYSTEM_PROMPT},
+        {"role": "user", "content": before + (carried or "") + after},
+    ]
+    return RoundChat(chat, None if carried is None else (before, carried, after))

@@ -26,6 +26,9 @@ class Protocol:
             ``<answer>``), ``tail`` (Delethink: one assistant turn continued chunk by chunk
             from its first and last tokens) or ``none`` (one pass); see :mod:`motif.carryover`.
         window: the :class:`motif.carryover.TailWindow` of ``tail`` (required there, else None).
+        round_end: ``budget`` (default: every round runs to its budget) or ``model``
+            (``summary`` only: the model ends each round, a conclusion ends the trajectory,
+            ``rounds`` is the cap phi; :class:`motif.carryover.ModelEndedCarryOver`).
 
     ``carry`` is the strategy these fields make (:func:`motif.carryover.make_carry_over`);
     everything that differs between carry-overs is asked of it.
@@ -33,12 +36,14 @@ class Protocol:
     Raises:
         ValueError: bad ``rounds`` or ``summary_rule``; ``tail`` without a window or with
             ``rounds != window.max_chunks``; ``none`` with more than one round.
+        ConfigError: a ``round_end`` that does not apply to ``carry_over``.
     """
 
     rounds: int = 3
     summary_rule: SummaryRule = "paper"
     carry_over: str = "summary"
     window: TailWindow | None = None
+    round_end: str = "budget"
     carry: CarryOver = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -46,7 +51,9 @@ class Protocol:
             raise ValueError(f"rounds must be an integer >= 1, got {self.rounds!r}")
         if self.summary_rule not in ("paper", "strict"):
             raise ValueError(f"summary_rule must be 'paper' or 'strict', got {self.summary_rule!r}")
-        carry = make_carry_over(self.carry_over, self.rounds, self.summary_rule, self.window)
+        carry = make_carry_over(
+            self.carry_over, self.rounds, self.summary_rule, self.window, self.round_end
+        )
         object.__setattr__(self, "carry", carry)
 
     @property

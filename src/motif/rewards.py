@@ -232,6 +232,7 @@ def future_accuracy(
     fallback: Fallback = "none",
     timeout_s: float = DEFAULT_TIMEOUT_S,
     stats: GradeStats | None = None,
+    phi: int | None = None,
 ) -> list[RewardValue]:
     """MOTIF's future-accuracy reward: per round-1 completion, the mean score of its
     ``k`` continuation trajectories.
@@ -250,13 +251,16 @@ def future_accuracy(
         fallback: also accept a box outside ``<answer>`` (``default`` mode only).
         timeout_s: time bound of each grading.
         stats: also add this call's grading tally to it.
+        phi: with rounds the model ends itself (``--round-end model``, ``--efficiency-reward``),
+            the cap of rounds: each trajectory's score is multiplied by InftyThink+'s
+            :func:`efficiency_factor` of the rounds it used (arXiv 2602.06960).
     """
     _check_mode(mode, weight, fallback)
     if len(groups) != len(golds):
         raise ValueError(f"got {len(groups)} trajectory groups but {len(golds)} golds")
     tally = GradeStats()
     rewards = [
-        _group_reward(g, gold, mode, weight, fallback, timeout_s, tally)
+        _group_reward(g, gold, mode, weight, fallback, timeout_s, tally, phi)
         for g, gold in zip(groups, golds, strict=True)
     ]
     if mode == "default":
@@ -274,15 +278,18 @@ def _group_reward(
     fallback: Fallback,
     timeout_s: float,
     tally: GradeStats,
+    phi: int | None = None,
 ) -> RewardValue:
     if not group:
         raise ValueError("a round-1 completion has no continuation trajectories (k must be >= 1)")
+    factors = [1.0 if phi is None else efficiency_factor(len(t.rounds), phi) for t in group]
     if mode == "paper":
-        return sum(paper_future_score(t.final_text, gold) for t in group) / len(group)
+        paper = [paper_future_score(t.final_text, gold) for t in group]
+        return sum(s * f for s, f in zip(paper, factors, strict=True)) / len(group)
     scores = [_oracle_score(t.final_text, gold, weight, fallback, timeout_s, tally) for t in group]
     if all(s is None for s in scores):
         return None
-    return sum(s or 0.0 for s in scores) / len(scores)
+    return sum((s or 0.0) * f for s, f in zip(scores, factors, strict=True)) / len(scores)
 
 
 class AccuracyReward:
@@ -342,3 +349,22 @@ def accuracy_reward(
 ) -> AccuracyReward:
     """Build the single-round accuracy reward (see :class:`AccuracyReward`)."""
     return AccuracyReward(answer_column, mode, weight, fallback, timeout_s)
+
+
+# --------------------------------------------------------------------------- efficiency
+
+
+def efficiency_factor(rounds_used: int, max_rounds: int) -> float:
+    """InftyThink+'s efficiency term ``1 - ((n - 1) / phi) ** 2`` (arXiv 2602.06960).
+
+    ``rounds_used`` is n, the rounds a trajectory took (1..phi); ``max_rounds`` is phi, the
+    cap. 1.0 for one round, falling to ``1 - ((phi - 1) / phi) ** 2 > 0`` at the cap.
+
+    Raises:
+        ValueError: ``max_rounds < 1`` or ``rounds_used`` outside ``1..max_rounds``.
+    """
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds (phi) must be >= 1, got {max_rounds}")
+    if not 1 <= rounds_used <= max_rounds:
+        raise ValueError(f"rounds_used must be in 1..{max_rounds}, got {rounds_used}")
+    return 1.0 - ((rounds_used - 1) / max_rounds) ** 2

@@ -34,7 +34,9 @@ def check_protocol_fits(
 ) -> None:
     """Checks that need the model's config and tokenizer but not its weights.
 
-    A per-round budget at least as large as the model's context (no room for any prompt); the
+    A per-round budget the carry-over cannot run (:meth:`CarryOver.check_budgets`:
+    ``--round-end model`` needs room for its tags and its hand-over) or at least as large as
+    the model's context (no room for any prompt); the
     chat template (:func:`motif.backends.template.folds_system`: a template that opens no
     assistant turn is refused, one that refuses the system role gets it folded into the user
     turn, with a note line); and ``--carry-over tail`` with a chat template that cannot
@@ -46,7 +48,8 @@ def check_protocol_fits(
         ConfigError: naming the option and the fix. MotifError: ``tail`` and the tokenizer
             cannot be loaded.
     """
-
+    strategy = protocol.strategy()
+    strategy.check_budgets(generation.max_new_tokens, generation.later_max_new_tokens)
     budget, option = budget_option(generation, protocol)
     limit = model_context(model)
     if limit is not None and budget >= limit:
@@ -54,7 +57,7 @@ def check_protocol_fits(
             f"{option} {budget} is a per-round budget at least as large as the model's context "
             f"of {limit} tokens, leaving no room for the prompt: lower {option}"
         )
-    continues = protocol.strategy().continues_turn
+    continues = strategy.continues_turn
     try:
         tokenizer = load_tokenizer(model.model, model.trust_remote_code)
     except MotifError:

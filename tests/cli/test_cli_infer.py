@@ -44,6 +44,54 @@ def test_infer_json_three_rounds(capsys, tiny_checkpoint):
     assert "final_answer" in record
 
 
+def test_infer_model_ended_rounds(capsys, tiny_checkpoint):
+    """Rounds the model ends itself: at most phi rounds, each within its cap; the record says
+    the model ended its rounds."""
+    code, out, err = run_cli(
+        capsys,
+        "infer",
+        "What is 12 + 30?",
+        "--model",
+        str(tiny_checkpoint),
+        "--round-end",
+        "model",
+        "--max-rounds",
+        "2",
+        "--max-new-tokens",
+        "32",
+        "--json",
+    )
+    assert code == 0, err
+    record = json.loads(out.strip().splitlines()[0])
+    assert record["round_end"] == "model" and record["carry_over"] == "summary"
+    rounds = record["rounds"]
+    assert 1 <= len(rounds) <= 2
+    assert all(0 < r["completion_tokens"] <= 32 for r in rounds)
+    # round 2 runs unless round 1 concluded (a boxed answer)
+    assert record["stopped_early"] == (len(rounds) == 1)
+    if len(rounds) == 1:
+        assert "\\boxed" in rounds[0]["answer"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--round-end", "model", "--max-rounds", "0"], "--max-rounds must be >= 1"),
+        (
+            ["--round-end", "model", "--max-new-tokens", "8"],
+            "--max-new-tokens 8 is a per-round cap",
+        ),
+        (["--round-end", "model", "--carry-over", "tail"], "--round-end model applies to"),
+        (["--round-end", "model", "--rounds", "4"], "use --max-rounds 4"),
+    ],
+)
+def test_model_ended_bad_input_is_one_line_before_any_model_loads(capsys, args, message):
+    code, out, err = run_cli(capsys, "infer", "q", "--model", "/does/not/exist", *args)
+    assert code == 2
+    assert message in err and "does not exist" not in err  # refused before the model is read
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_infer_file_and_underscore_spelling(capsys, tiny_checkpoint, tmp_path):
     qfile = tmp_path / "q.txt"
     qfile.write_text("First?\n\nSecond?\n")

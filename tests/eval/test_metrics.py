@@ -114,3 +114,49 @@ def test_a_summary_written_before_measured_existed_seeds_it(tmp_path):
         "generation_seconds": 12.5, "generated_problems": 4, "problems_per_minute": 19.2,
         "stored_problems": 4,
     }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the hand-over watch
+
+METRIC_KEYS = {
+    "problems", "samples_per_problem", "trajectories", *OUTCOMES, "pass@1", "avg@1", "pass@k",
+    "rounds", "tokens", "context_overflow",
+}  # fmt: skip
+ROUND_KEYS = {
+    "accuracy", "answered", "ran", "transitions", "prompt_tokens_mean", "completion_tokens_mean",
+    "truncation_rate",
+}  # fmt: skip
+
+
+def test_a_summary_run_gets_the_hand_over_block_and_keeps_every_key(tmp_path):
+    """The solver boxes the right answer in every round: round 1 hands over its box, so every
+    hand-over smuggles the final answer and boxes before the last round."""
+    summary = run_eval(
+        args(tmp_path, limit=3), ModelArgs(), GenerationArgs(), ProtocolArgs(rounds=2),
+        backend_loader=LOAD,
+    )  # fmt: skip
+    m = summary["metrics"]
+    assert set(m) == METRIC_KEYS | {"handover"} and set(m["rounds"]) == ROUND_KEYS
+    block = m["handover"]
+    assert block["handed"] == [3] and block["counts"]["smuggled"] == [3]
+    assert block["smuggled"] == [1.0] and block["boxed"] == [1.0] and block["copied"] == [0.0]
+    # "\boxed{5}" and "\boxed{8}" are 9 non-blank characters, short; "\boxed{17}" is 10
+    assert block["degenerate"] == [2 / 3] and block["counts"]["degenerate"] == [2]
+    stored = json.loads((tmp_path / "out" / SUMMARY_FILE).read_text())
+    assert stored["metrics"]["handover"] == block
+    table = summary_text(summary).splitlines()
+    head = next(line for line in table if line.lstrip().startswith("round  accuracy%"))
+    assert head.endswith("truncated%  smuggled%  degenerate%  copied%  boxed%")
+    rows = table[table.index(head) + 1 : table.index(head) + 3]
+    assert rows[0].split()[-4:] == ["100.0", "66.7", "0.0", "100.0"]
+    assert rows[1].split()[-4:] == ["-", "-", "-", "-"]  # the last round hands nothing over
+
+
+def test_strategies_that_hand_no_state_get_no_hand_over_block():
+    records = [{**row("4", True), "carry_over": "tail"}]
+    m = compute_metrics([records], samples=1, rounds=1)
+    assert set(m) == METRIC_KEYS and "handover" not in m
+    one_pass = compute_metrics([[row("4", True)]], 1, 1, protocol={"carry_over": "none"})
+    assert "handover" not in one_pass
+    single = compute_metrics([[row("4", True)]], 1, 1, protocol={"rounds": 1})
+    assert single["handover"]["handed"] == []  # summary with one round: nothing handed over

@@ -96,6 +96,27 @@ def test_report_errors(tmp_path):
         write_report([tmp_path / "nope"], tmp_path / "r.md")
 
 
+def test_report_hand_over_watch(runs, tmp_path):
+    """r3 boxes 0 in round 1 (short, boxed, not the final answer) and the final answer from
+    round 2 on (smuggled, boxed); r1 has no round that hands over: no row."""
+    text = write_report([runs / "r3", runs / "r1"], tmp_path / "h.md").read_text()
+    section = text.split("## Hand-over watch (% of hand-overs, by round)\n\n")[1]
+    head, rule, row, *rest = section.split("\n")
+    assert head == (
+        "| run | benchmark | hand-overs by round | answer smuggled % | empty or degenerate state % "
+        "| state copied % | box before the last round % |"
+    )
+    summary = json.loads((runs / "r3" / "summary.json").read_text())
+    short = summary["metrics"]["handover"]["degenerate"][1]
+    assert row == (
+        f"| SmolLM2-135M-Instruct, 3 rounds | eval_arith | 4 / 4 | 0.0 → 100.0 "
+        f"| 100.0 → {100 * short:.1f} | 0.0 → 0.0 | 100.0 → 100.0 |"
+    )
+    assert rest[0] == ""  # r1: one round, nothing handed over, no row
+    r1 = json.loads((runs / "r1" / "summary.json").read_text())["metrics"]["handover"]
+    assert r1["handed"] == [] and r1["smuggled"] == []
+
+
 def test_summary_text(runs):
     summary = json.loads((runs / "r3" / "summary.json").read_text())
     text = summary_text(summary)

@@ -28,3 +28,38 @@ def test_chunk_texts_are_cut_from_the_whole_thought(tokenizer):
         assert row["input_ids"][:3] == [1, 2, 3] and len(row["input_ids"]) - new >= 3
     assert sum(sum(row["completion_mask"]) for row in rows) == len(ids)
     assert shown[-1].startswith(tokenizer.decode(ids[:1]))  # the head's text, then the tail's
+
+
+def test_model_ended_demonstrations_summarise_then_conclude():
+    from motif.answer_format import extract_final_answer
+    from motif.prompts import MODEL_ENDED_SYSTEM_PROMPT
+    from motif.protocol import Protocol
+    from motif.training.demos import build_demonstrations
+
+    rows = build_demonstrations("chain_sum", 3, 2, 0, round_end="model")
+    assert len(rows) == 6  # 2 items x phi = 3 rounds
+    protocol = Protocol(rounds=3, round_end="model")
+    for first in (0, 3):
+        item = rows[first : first + 3]
+        texts = [r["completion"][0]["content"] for r in item]
+        assert [extract_final_answer(t) is not None for t in texts] == [False, False, True]
+        assert all(r["prompt"][0]["content"] == MODEL_ENDED_SYSTEM_PROMPT for r in item)
+        question, summary = item[0]["prompt"][1]["content"], None
+        for i, (row, text) in enumerate(zip(item, texts, strict=True), start=1):
+            assert row["prompt"] == protocol.messages(question, i, summary)  # as the engine sends
+            summary = protocol.summary(text)
+        assert item[2]["prompt"][1]["content"].endswith(
+            "Conclude: provide the final answer in \\boxed{}."
+        )
+
+
+def test_a_model_ended_demonstration_may_conclude_before_phi():
+    from motif.answer_format import extract_final_answer
+    from motif.protocol import Protocol
+    from motif.training.demos import demonstration_rows, load_items
+
+    item = load_items("chain_sum", 1, 0)[0]
+    rows = demonstration_rows(item, Protocol(rounds=4, round_end="model"), rounds=2)
+    assert len(rows) == 2
+    assert extract_final_answer(rows[1]["completion"][0]["content"]) == str(item.answer)
+    assert "Conclude" not in rows[1]["prompt"][1]["content"]  # round 2 of at most 4 is not the last

@@ -103,3 +103,36 @@ def test_tiny_model_trains_on_mixed_formats(tiny_checkpoint, tmp_path, capsys):
     metrics = json.loads((out / "sft_metrics.json").read_text())
     assert metrics["steps"] == 2 and metrics["rows"] > 2 * 3 + 2
     assert metrics["demonstrated"] == ["summary, 3 rounds", "tail (chunks of one thought)"]
+
+
+def test_model_ended_cold_start_demonstrates_rounds_under_the_cap(capsys, no_model_load):
+    from motif.training.sft_rows import formats
+
+    flags = [*FLAGS, "--round-end", "model", "--max-rounds", "3", "--extra-rounds", "2"]
+    config = _config(flags)
+    assert [(f.label, f.rounds, f.cap, f.option) for f in formats(config)] == [
+        ("model-ended, 3 of at most 3 rounds", 3, 3, "--max-rounds"),
+        ("model-ended, 2 of at most 3 rounds", 2, 3, "--extra-rounds"),
+    ]
+    assert main(["sft", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "  model-ended, 2 of at most 3 rounds: 3 chain_sum items x 2 rounds = 6 rows" in out
+    assert "# sample demonstration, model-ended, 3 of at most 3 rounds" in out
+    assert "(round 3 of at most 3). Conclude: provide the final answer in \\boxed{}." in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--max-rounds", "2", "--extra-rounds", "3"],
+            "--extra-rounds 3 is more rounds than --max-rounds 2",
+        ),
+        (["--eval-max-new-tokens", "16"], "--eval-max-new-tokens 16 is a per-round cap too small"),
+        (["--max-rounds", "0"], "--max-rounds must be >= 1"),
+    ],
+)
+def test_bad_model_ended_cold_start_is_a_one_line_error(flags, message, capsys, no_model_load):
+    assert main(["sft", *FLAGS, "--round-end", "model", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

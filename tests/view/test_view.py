@@ -20,7 +20,7 @@ from motif.errors import ConfigError
 from motif.eval.runner import EvalArgs, run_eval
 from motif.eval.store import ResultStore
 from motif.view import build_data, load_view_run, write_page
-from motif.view.page import EXCERPT_GRAPHEMES, embed_json, excerpt, output_pieces
+from motif.view.page import EXCERPT_GRAPHEMES, embed_json, excerpt, output_pieces, render_page
 
 HOSTILE = (
     '<script>window.__pwned = 1; alert(1)</script> <img src=x onerror="window.__pwned = 2">'
@@ -63,7 +63,14 @@ def test_data_grades_states_and_prompts(runs):
     (sample,) = five["s"][0]
     first, second = sample["r"]
     assert first["v"] is False and second["v"] is True and sample["v"] is True
-    assert five["f"][0] == {"n": 1, "c": 1, "w": 0, "u": 0, "fx": [2], "br": [], "cut": False}
+    flags = five["f"][0]
+    assert {k: v for k, v in flags.items() if k != "ho"} == {
+        "n": 1, "c": 1, "w": 0, "u": 0, "fx": [2], "br": [], "cut": False
+    }  # fmt: skip
+    # the hand-over watch: round 1 boxes 6 before the last round and hands over only that box
+    # (9 non-blank characters: short); 6 is not the final answer 5, so nothing is smuggled
+    assert flags["ho"] == {"sm": [], "dg": [1], "cp": [], "bx": [1]}
+    assert first["hw"] == ["dg", "bx"] and first["hd"] == "short" and "hw" not in second
     # the state handed over is the round's <answer> (paper rule), found in its text and
     # placed in round 2's prompt between pre and post
     assert first["hs"] == "\\boxed{6}" and first["o"][1] == "\\boxed{6}"
@@ -74,6 +81,32 @@ def test_data_grades_states_and_prompts(runs):
     assert seventeen["f"][1]["cut"] and not seventeen["f"][0]["cut"]
     # 42 is right after round 1 and broken in round 2 (divisible by 3)
     assert problems["What is 12 + 30?"]["f"][0]["br"] == [2]
+
+
+def test_hand_over_watch_in_the_data(runs, tmp_path):
+    """The trained run boxes the final answer in round 1 and hands it over: smuggled and boxed
+    in round 1 (except 17, whose round 1 ran past its budget before any box); a run whose
+    strategy hands no state (tail) gets no hand-over flags at all."""
+    data = build_data([load_view_run(runs / "trained")])
+    assert data["runs"][0]["handover"] is True
+    assert data["flags"] == [["sm", "answer smuggled"], ["dg", "empty or degenerate state"],
+                             ["cp", "state copied"], ["bx", "box before the last round"]]  # fmt: skip
+    by_q = {p["q"]: p["f"][0]["ho"] for p in data["problems"]}
+    assert by_q.pop("What is 10 + 7?")["sm"] == []
+    assert all(ho["sm"] == [1] and ho["bx"] == [1] and ho["cp"] == [] for ho in by_q.values())
+    tail = tmp_path / "tail"
+    shutil.copytree(runs / "trained", tail)
+    config = json.loads((tail / "eval_config.json").read_text())
+    config["protocol"].update(carry_over="tail", window={"chunk": 40, "head": 8, "keep": 8,
+                                                         "chunks": 2})  # fmt: skip
+    (tail / "eval_config.json").write_text(json.dumps(config))
+    (tail / "summary.json").unlink()
+    plain = build_data([load_view_run(tail)])
+    assert plain["runs"][0]["handover"] is False
+    assert all("ho" not in p["f"][0] for p in plain["problems"])
+    assert all("hw" not in rd for p in plain["problems"] for rd in p["s"][0][0]["r"])
+    page = render_page(plain)
+    assert 'id="ho"' not in page and 'id="ho"' in render_page(data)
 
 
 def test_embedded_json_is_inert_and_equal():
@@ -423,6 +456,12 @@ def test_page_in_browser_filters_and_escapes(runs, browser, tmp_path):
     assert set_value(browser, "change", "fx2") == sum(2 in f[0]["fx"] for f in flags) == 3
     assert set_value(browser, "change", "br2") == 1
     assert set_value(browser, "change", "") == 6
+    smuggled = [f[0]["ho"]["sm"] for f in flags]
+    assert set_value(browser, "ho", "sm") == sum(bool(rs) for rs in smuggled)
+    assert set_value(browser, "ho", "sm1") == sum(1 in rs for rs in smuggled)
+    assert set_value(browser, "on", "1") == 5  # trained: every box but 17's handed over
+    assert set_value(browser, "on", "0") == set_value(browser, "ho", "sm")
+    assert set_value(browser, "ho", "") == 6
     assert set_value(browser, "diff", "ne") == 1 and set_value(browser, "diff", "b") == 1
     assert set_value(browser, "diff", "a") == 0 and set_value(browser, "diff", "") == 6
     assert set_value(browser, "q", "IS 2 + 3") == 1  # not 12 + 30
@@ -433,6 +472,12 @@ def test_page_in_browser_filters_and_escapes(runs, browser, tmp_path):
         browser.execute_script("return document.querySelectorAll('#detail script, img').length")
         == 0
     )
+    badges = [b.text for b in detail.find_elements("css selector", ".hob")]
+    assert badges == ["empty or degenerate state", "box before the last round"] + [
+        "answer smuggled",
+        "empty or degenerate state",
+        "box before the last round",
+    ]  # round 1 of A (6 handed over, 5 final), then round 1 of B (5 handed over and final)
     marks = [m.text for m in detail.find_elements("tag name", "mark")]
     assert marks[:3] == ["\\boxed{6}"] * 3  # in round 1's output, handed over, round 2's prompt
     assert browser.execute_script("return window.__pwned === undefined")

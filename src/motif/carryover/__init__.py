@@ -19,6 +19,10 @@ class here plus its tests (and its name in :data:`CARRY_OVERS`).
 * ``none`` (:class:`OnePass`): a single pass, the whole budget in one context (the long
   chain-of-thought reference).
 
+``--round-end model`` (:class:`ModelEndedCarryOver`, with ``summary``): InftyThink's rounds
+the model ends itself (arXiv 2503.06692, 2602.06960): each round ends with a summary for the
+next or a conclusion (a boxed answer) that ends the trajectory, within a cap of phi rounds.
+
 Budgets are counted in tokens of the model's tokenizer. *New tokens* are tokens the model
 generated; the *context* of a round is its prompt tokens (chat template included) plus its new
 tokens, the most the model attends over in that round.
@@ -28,14 +32,22 @@ from __future__ import annotations
 
 from motif.carryover.base import CarryOver
 from motif.carryover.grid import GridCell
+from motif.carryover.model_ended import (
+    DEFAULT_MAX_ROUNDS,
+    MIN_ROUND_TOKENS,
+    ModelEndedCarryOver,
+)
 from motif.carryover.one_pass import OnePass
 from motif.carryover.registry import (
     CARRY_OVERS,
+    ROUND_ENDS,
     CarryOverName,
     carry_over_class,
     check_carry_over,
+    check_round_end,
     make_carry_over,
     stored_carry_over,
+    strategy_classes,
 )
 from motif.carryover.summary import SUMMARY_RULES, SummaryCarryOver, SummaryRule, extract_summary
 from motif.carryover.tail import TailCarryOver
@@ -52,12 +64,16 @@ __all__ = [
     "CARRY_OVERS",
     "DELETHINK_CHUNK",
     "DELETHINK_CHUNKS",
+    "DEFAULT_MAX_ROUNDS",
     "DELETHINK_HEAD",
+    "MIN_ROUND_TOKENS",
+    "ROUND_ENDS",
     "SUMMARY_RULES",
     "TAIL_OPTIONS",
     "CarryOver",
     "CarryOverName",
     "GridCell",
+    "ModelEndedCarryOver",
     "OnePass",
     "SummaryCarryOver",
     "SummaryRule",
@@ -65,8 +81,10 @@ __all__ = [
     "TailWindow",
     "carry_over_class",
     "check_carry_over",
+    "check_round_end",
     "extract_summary",
     "make_carry_over",
     "stored_carry_over",
+    "strategy_classes",
     "tail_window",
 ]

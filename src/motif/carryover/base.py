@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from motif.answer_format import extract_final_answer
 from motif.carryover.window import TailWindow
+from motif.errors import ConfigError
 from motif.prompts import RoundChat, round_messages
 
 CarryOverName = Literal["summary", "tail", "none"]
@@ -42,7 +43,10 @@ class CarryOver:
         takes_rounds: ``--rounds`` sets how many rounds it runs (else its own option, or
             always one).
         rounds_option: the option that sets how many rounds it runs (``--rounds``,
-            ``--tail-chunks``; None: always one), as messages name it.
+            ``--tail-chunks``, ``--max-rounds``; None: always one), as messages name it.
+        round_end: what ends a round (``--round-end``): ``budget`` (it runs to its token
+            budget or its end-of-sequence, and a fixed number of rounds run) or ``model``
+            (the model ends each round and, with a conclusion, the trajectory).
     """
 
     name: ClassVar[str]
@@ -56,6 +60,7 @@ class CarryOver:
     sets_budgets: ClassVar[bool] = False
     rounds_option: ClassVar[str | None] = "--rounds"
     takes_rounds: ClassVar[bool] = True
+    round_end: ClassVar[str] = "budget"
 
     rounds: int
 
@@ -99,6 +104,31 @@ class CarryOver:
         if self.rounds > 1 and later and later > first:
             return later, "--later-max-new-tokens"
         return first, "--max-new-tokens"
+
+    @classmethod
+    def check_budgets(
+        cls,
+        first: int,
+        later: int | None,
+        options: tuple[str, str] = ("--max-new-tokens", "--later-max-new-tokens"),
+    ) -> None:
+        """Refuse per-round budgets (``first``, ``later``: None as ``first``, in new tokens)
+        this strategy cannot run, before any model loads (:class:`ConfigError`, one line
+        naming the option of ``options`` that sets it). Any budget >= 1 by default."""
+
+    @classmethod
+    def check_efficiency_reward(cls) -> None:
+        """Refuse InftyThink+'s efficiency reward (:func:`motif.rewards.efficiency_factor`),
+        which counts the rounds a model chose to use, unless the model ends its rounds.
+
+        Raises:
+            ConfigError: one line naming ``--efficiency-reward`` and the fix.
+        """
+        raise ConfigError(
+            "--efficiency-reward scores how many rounds the model chose to use, so it needs "
+            "rounds the model ends itself: add --round-end model (with --carry-over summary) "
+            "or drop --efficiency-reward"
+        )
 
     @classmethod
     def overflow_fix(cls, rounds: Sequence[int]) -> str:

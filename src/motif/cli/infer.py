@@ -114,9 +114,11 @@ def run(argv: list[str]) -> int:
         positional={"question": {"nargs": "?", "help": "The question to answer."}},
     )
     questions = read_questions(pos.question, infer.file)
+    carry = proto.strategy()
+    carry.check_budgets(gen.max_new_tokens, gen.later_max_new_tokens)  # before any model loads
     quiet_libraries()
 
-    unit = proto.strategy().unit
+    unit = carry.unit
     with Progress("motif infer", proto.rounds, unit) as progress:
         progress.note("loading the model")
         engine = build_engine(load_backend(model, vllm, gen, proto), gen, proto)
@@ -126,6 +128,8 @@ def run(argv: list[str]) -> int:
         trajectories = engine.run(questions)
     for traj in trajectories:
         record = trajectory_json(traj)
+        if carry.round_end != "budget":  # rounds the model ended: say so in the record
+            record["round_end"] = carry.round_end
         if infer.json:
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:

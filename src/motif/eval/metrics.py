@@ -10,8 +10,10 @@ Rounds of tasks with checkers (:mod:`motif.tasks`) also hold ``steps_right``, ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from statistics import fmean
+
+from motif.handover import row_rates
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -250,12 +252,24 @@ def work_lines(metrics: dict) -> list[str]:
     return lines
 
 
-def compute_metrics(groups: Sequence[Sequence[dict]], samples: int, rounds: int) -> dict:
+def compute_metrics(
+    groups: Sequence[Sequence[dict]],
+    samples: int,
+    rounds: int,
+    protocol: Mapping | None = None,
+) -> dict:
     """All metrics of a run from its records grouped by problem (each group: K samples).
 
     When the task has checkers (:func:`work_metrics`): ``step_accuracy`` and ``steps``
     (``right``, ``written``) for the run, ``skipped_steps`` (share of trajectories boxing an
     answer too early), ``rounds.state_right`` and ``rounds.step_accuracy`` per round.
+
+    When the run's strategy hands a state from round to round (``summary``): ``handover``, the
+    hand-over watch (:func:`motif.handover.row_rates`: per round that hands over, the rate of
+    answers smuggled into the state, empty or degenerate states, copied states, boxes before
+    the last round). ``protocol``: the run identity's protocol block, which names the strategy
+    and its summary rule (None: the rows' ``carry_over`` and the ``paper`` rule). Raises
+    :class:`motif.errors.ConfigError` for an unknown carry-over name.
     """
     records = [rec for group in groups for rec in group]
     metrics = {
@@ -264,6 +278,9 @@ def compute_metrics(groups: Sequence[Sequence[dict]], samples: int, rounds: int)
         "tokens": token_metrics(records),
         "context_overflow": overflow_metrics(records),
     }
+    handover = row_rates(records, rounds, protocol)
+    if handover is not None:
+        metrics["handover"] = handover
     work = work_metrics(records, rounds)
     if work is not None:
         metrics["rounds"]["state_right"] = work["state_right"]

@@ -296,7 +296,7 @@ def build_summary(
         "source": args.benchmark,
         "label": run_label(identity),
         "output_dir": str(out_dir),
-        "metrics": compute_metrics(groups, args.samples, rounds),
+        "metrics": compute_metrics(groups, args.samples, rounds, identity["protocol"]),
         "config": identity,
         "run": {
             "limit": args.limit,

@@ -20,7 +20,7 @@ from motif.report.document import grid_sections, write_report
 from motif.report.loading import EvalRun, load_runs
 from motif.report.plots import plot_round_accuracy, plot_training
 from motif.report.summary import summary_text
-from motif.report.tables import details_table, main_table, training_table
+from motif.report.tables import details_table, handover_table, main_table, training_table
 from motif.report.training import (
     DEFAULT_SMOOTHING,
     TRAINING_KEYS,
@@ -46,6 +46,7 @@ __all__ = [
     "details_table",
     "ema",
     "grid_sections",
+    "handover_table",
     "is_finite",
     "load_runs",
     "main_table",

@@ -9,7 +9,7 @@ from motif.errors import MotifError
 from motif.eval.grid_output import KEPT_NOTE, any_kept, grid_caption, grid_table, plot_grid
 from motif.report.loading import load_runs
 from motif.report.plots import plot_round_accuracy, plot_training
-from motif.report.tables import details_table, main_table, training_table
+from motif.report.tables import details_table, handover_table, main_table, training_table
 from motif.report.training import DEFAULT_SMOOTHING, TRAINING_KEYS, X_AXES, ema, nonfinite_note
 from motif.runs.eval import find_grids, read_grid
 
@@ -43,6 +43,9 @@ def write_report(
         plot = plot_round_accuracy(evals, out.with_name(f"{out.stem}_accuracy_by_round.png"))
         parts += ["## pass@1 (%)", "", main_table(evals), "", "## Details", ""]
         parts += [details_table(evals), "", f"![accuracy by round]({plot.name})", ""]
+        handover = handover_table(evals)
+        if handover is not None:
+            parts += ["## Hand-over watch (% of hand-overs, by round)", "", handover, ""]
     if trains:
         plot = plot_training(trains, out.with_name(f"{out.stem}_training.png"), x_axis, smoothing)
         parts += ["## Training", "", training_table(trains), ""]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from motif.display import num, pct
 from motif.eval.metrics import work_lines
+from motif.handover import FLAGS
 
 
 def summary_text(summary: dict) -> str:
     """A human-readable view of one ``summary.json``: headline, outcomes (each trajectory in one
-    of correct / wrong / no answer / ungraded, cut ones among the ungraded), per-round table,
+    of correct / wrong / no answer / ungraded, cut ones among the ungraded), per-round table
+    (with the hand-over watch's rates, :mod:`motif.handover`, when the run hands states on),
     transitions, and the generation time measured over every run of the directory.
 
     Raises KeyError when ``summary`` lacks a block ``motif eval`` writes (``metrics``,
@@ -22,13 +24,14 @@ def summary_text(summary: dict) -> str:
         f"  pass@1 {pct(m['pass@1'])}%" + (f" ({ks})" if sampling["samples"] > 1 else ""),
         f"  no answer {m['no_answer']}   ungraded {m['ungraded']}{_cut_note(m)}   "
         f"truncated (any round) {pct(m['tokens']['truncated_any_rate'])}%",
-        "  round  accuracy%  answered%  tokens  truncated%",
+        "  round  accuracy%  answered%  tokens  truncated%" + _handover_head(m.get("handover")),
     ]
     r = m["rounds"]
     for i, acc in enumerate(r["accuracy"]):
         lines.append(
             f"  {i + 1:>5}  {pct(acc):>9}  {pct(r['answered'][i]):>9}  "
             f"{num(r['completion_tokens_mean'][i]):>6}  {pct(r['truncation_rate'][i]):>10}"
+            + _handover_cells(m.get("handover"), i)
         )
     for t in r["transitions"]:
         lines.append(f"  round {t['from']}->{t['to']}: fixed {t['fixed']}, broken {t['broken']}")
@@ -40,6 +43,27 @@ def summary_text(summary: dict) -> str:
     lines.extend(work_lines(m))  # step and state checks of tasks with checkers (motif.tasks)
     lines.extend(_measured_lines(summary.get("measured"), m["problems"]))
     return "\n".join(lines)
+
+
+def _handover_head(handover: dict | None) -> str:
+    """The hand-over watch's columns of the per-round table (none for a strategy that hands no
+    state: the run's summary has no ``handover`` block)."""
+    if handover is None:
+        return ""
+    return "".join(f"  {flag}%" for flag in FLAGS)
+
+
+def _handover_cells(handover: dict | None, index: int) -> str:
+    """Round ``index + 1``'s hand-over rates (``-``: the round handed nothing over)."""
+    if handover is None:
+        return ""
+    return "".join(
+        f"  {pct(_at(handover[flag], index), missing='-'):>{len(flag) + 1}}" for flag in FLAGS
+    )
+
+
+def _at(values: list, index: int) -> float | None:
+    return values[index] if index < len(values) else None
 
 
 def _cut_note(metrics: dict) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from motif.display import MISSING, num, pct
+from motif.handover import FLAG_TITLES, FLAGS
 from motif.report.loading import EvalRun
 from motif.report.training import TRAINING_KEYS, metric_key
 from motif.runs.training import TrainRun, is_finite
@@ -55,6 +56,24 @@ def details_table(evals: Sequence[EvalRun]) -> str:
             num(tok["generated_mean"]),
             f"`{run.path}`",
         ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def handover_table(evals: Sequence[EvalRun]) -> str | None:
+    """The hand-over watch (:mod:`motif.handover`) of the runs whose strategy hands a state on:
+    one row per run, each flag's rate per round that hands over (``r1 → r2``, in %), and the
+    hand-overs counted per round. None when no run has a round that hands over (no
+    ``handover`` block, or one round)."""
+    rows = [(run, run.summary["metrics"].get("handover")) for run in evals]
+    rows = [(run, block) for run, block in rows if block is not None and block["handed"]]
+    if not rows:
+        return None
+    heads = " | ".join(f"{FLAG_TITLES[flag]} %" for flag in FLAGS)
+    lines = [f"| run | benchmark | hand-overs by round | {heads} |", "|---|---|---|" + "---|" * 4]
+    for run, block in rows:
+        cells = [run.label, run.benchmark, " / ".join(map(str, block["handed"])) or MISSING]
+        cells += [" → ".join(pct(v) for v in block[flag]) or MISSING for flag in FLAGS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

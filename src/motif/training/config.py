@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from motif.carryover import CARRY_OVERS, carry_over_class
+from motif.carryover import strategy_classes
 from motif.config import DECODE_DTYPES, ProtocolArgs, unused_options
 from motif.data import REASONING_GYM_PREFIX
 from motif.errors import ConfigError
 from motif.tasks import TASK_KINDS
+from motif.training.credit_schemes import CREDIT_SCHEMES, CreditScheme, credit_scheme
+from motif.training.trajectory import LOSS_NORMS
 from motif.training.trl_args import (  # noqa: F401 (check_choice .. resolve_bf16: public here)
     OptimArgs,
     check_choice,
@@ -26,10 +28,10 @@ from motif.training.trl_args import (  # noqa: F401 (check_choice .. resolve_bf1
 )
 
 METHODS = ("motif", "grpo")
-CREDITS = ("first", "all")
-STRATEGY_OPTIONS = tuple(
-    dict.fromkeys(o for name in CARRY_OVERS for o in carry_over_class(name).own_options)
-)
+CREDITS = tuple(CREDIT_SCHEMES)
+CREDIT_OPTIONS = tuple(dict.fromkeys(o for s in CREDIT_SCHEMES.values() for o in s.own_options))
+"""The options only some credit scheme reads: saved only under that scheme."""
+STRATEGY_OPTIONS = tuple(dict.fromkeys(o for cls in strategy_classes() for o in cls.own_options))
 """The options only some carry-over reads (``--tail-*``): saved only under that carry-over."""
 PAPER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -193,6 +195,7 @@ _MOTIF_CHOICES = {
     "scoring": ("default", "paper"),
     "format_rewards": ("fixed", "paper", "none"),
     "summary_rule": ("paper", "strict"),
+    "trajectory_loss_norm": LOSS_NORMS,
 }
 """MotifArgs' fields that take one of a few words, and those words."""
 
@@ -218,8 +221,10 @@ class MotifArgs(ProtocolArgs):
     thought, the continuations write chunks 2..I of that same thought). Under ``tail`` the
     rounds are the chunks: ``rounds`` is set to ``tail_chunks``. ``none`` (one pass) is one
     round; with ``--method motif`` it is refused (:class:`TrainConfig`). ``credit`` picks the
-    rounds GRPO trains: ``first`` (the paper) or ``all`` (every round by its own future
-    accuracy, :mod:`motif.training.credit`; ``summary`` carry-over and ``rounds >= 2`` only).
+    rounds GRPO trains: ``first`` (the paper), ``all`` (every round by its own future
+    accuracy, :mod:`motif.training.credit`; ``summary`` carry-over and ``rounds >= 2`` only)
+    or ``trajectory`` (every round with its trajectory's advantage,
+    :mod:`motif.training.trajectory`); :mod:`motif.training.credit_schemes`.
     """
 
     rounds: int = field(  # type: ignore[assignment]  # always set here
@@ -290,10 +295,12 @@ class MotifArgs(ProtocolArgs):
     credit: str = field(
         default="first",
         metadata={
-            "help": "Which rounds GRPO trains: first (the paper: round-1 replies only) or all "
+            "help": "Which rounds GRPO trains: first (the paper: round-1 replies only), all "
             "(rounds 2..n too: a round-r group is m replies to one round-r state from the "
             "latest rollouts, each rewarded by the accuracy of k continuations from it; the "
-            "last round by its own accuracy). docs/training.md."
+            "last round by its own accuracy) or trajectory (every round or tail chunk of each "
+            "sampled trajectory, with the trajectory's advantage from its final accuracy: "
+            "Delethink, InftyThink+). docs/training.md."
         },
     )
     credit_first_share: float | None = field(
@@ -310,13 +317,31 @@ class MotifArgs(ProtocolArgs):
             "latest steps' rollouts) to draw round-r groups from."
         },
     )
+    trajectory_loss_norm: str = field(
+        default="trace",
+        metadata={
+            "help": "--credit trajectory: trace (Delethink's seq-mean-token-norm-trace-length: "
+            "each trajectory weighs 1, its tokens 1/its total tokens) or token (InftyThink+: "
+            "a plain average over all rounds' tokens)."
+        },
+    )
+    efficiency_reward: bool = field(
+        default=False,
+        metadata={
+            "help": "InftyThink+'s efficiency term (arXiv 2602.06960): each trajectory's "
+            "accuracy reward times 1 - ((n-1)/phi)^2, n its rounds, phi --max-rounds; needs "
+            "--round-end model."
+        },
+    )
 
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, f"--rounds must be >= 1; got {self.rounds}")
         self.given_rounds = self.rounds  # not a field: for the plan's note when it is replaced
-        if not carry_over_class(self.carry_over).takes_rounds:
+        if not self.carry_class().takes_rounds:
             self.rounds = None  # type: ignore[assignment]  # the strategy's own count
         super().__post_init__()  # carry-over, C, h, m, I checked; rounds resolved
+        if self.efficiency_reward:
+            self.carry_class().check_efficiency_reward()
         _require(self.k >= 1, f"--k must be >= 1; got {self.k}")
         _require(
             self.continuation_temperature >= 0,
@@ -335,10 +360,7 @@ class MotifArgs(ProtocolArgs):
         self._check_credit()
 
     def _check_credit(self) -> None:
-        _require(
-            self.credit in CREDITS,
-            f"--credit must be one of {', '.join(CREDITS)}; got {self.credit!r}",
-        )
+        credit_scheme(self.credit)  # a known name
         share = self.credit_first_share
         _require(
             share is None or 0 < share < 1,
@@ -346,6 +368,10 @@ class MotifArgs(ProtocolArgs):
             f"rounds start from); got {share}",
         )
         _require(self.credit_buffer >= 1, f"--credit-buffer must be >= 1; got {self.credit_buffer}")
+
+    def credit_scheme(self) -> type[CreditScheme]:
+        """The :class:`motif.training.credit_schemes.CreditScheme` ``--credit`` names."""
+        return credit_scheme(self.credit)
 
     def first_share(self) -> float:
         """``--credit all``: the share of groups that train round 1 (default ``1/rounds``)."""
@@ -410,10 +436,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.notes: list[str] = []  # settings derived from others, for the plan
+        self._check_credit()  # first: a credit that needs rounds names itself
         self._check_carry_over()
-        self._check_credit()
         self._check_watch()
         self.notes += filter(None, self._unused())
+        self.notes += self.motif.credit_scheme().adjust(self)
         if self.run.method == "grpo" and self.motif.rounds != 1:
             self.motif.rounds = 1  # vanilla GRPO is single-round by definition
         given = self.optim.max_completion_length
@@ -448,9 +475,10 @@ class TrainConfig:
         if m.scoring == "paper":
             why = "--scoring paper gives the reference's 2 / 1 / 0"
             notes.append(unused_options(m, ("accuracy_weight",), why))
-        if m.credit == "first":
-            why = "they apply to --credit all"
-            notes.append(unused_options(m, ("credit_first_share", "credit_buffer"), why))
+        for scheme in CREDIT_SCHEMES.values():
+            if scheme.name != m.credit and scheme.own_options:
+                why = f"they apply to --credit {scheme.name}"
+                notes.append(unused_options(m, scheme.own_options, why))
         notes.append(self._unused_rollout_dtype())
         notes.append(self._round1_fallback())
         if self.run.init_adapter is not None:
@@ -494,24 +522,8 @@ class TrainConfig:
         return f"round 1 is sampled by TRL's generate, not motif's decode path ({given})"
 
     def _check_credit(self) -> None:
-        """``--credit all`` needs rounds after the first, continued by MOTIF's summaries."""
-        if self.motif.credit != "all":
-            return
-        _require(
-            self.run.method == "motif",
-            "--credit all trains rounds 2..n of MOTIF, and --method grpo answers in one round: "
-            "use --method motif, or --credit first",
-        )
-        _require(
-            self.motif.strategy().hands_state,
-            f"--credit all starts rounds from carried summaries (each round a fresh chat); "
-            f"--carry-over {self.motif.carry_over} is not supported: use --carry-over summary",
-        )
-        _require(
-            self.motif.rounds >= 2,
-            "--credit all trains rounds 2..n, and --rounds 1 has none: use --rounds 2 or more, "
-            "or --credit first",
-        )
+        """What the credit scheme refuses (:meth:`CreditScheme.check`)."""
+        self.motif.credit_scheme().check(self)
 
     def _check_watch(self) -> None:
         """``--heldout-every`` needs held-out items whose work :mod:`motif.tasks` can check."""
@@ -548,7 +560,8 @@ class TrainConfig:
         The ``tail_*`` options only under ``carry_over: tail``, ``carry_over`` only when it
         is not ``summary``, and the ``credit*`` options only under ``credit: all``: they do not
         shape a step otherwise, and the saved config and run identity of a run from before
-        these options existed stay the same (``--resume`` works). The ``heldout_*`` options
+        these options existed stay the same (``--resume`` works); likewise each scheme's own
+        options (``trajectory_loss_norm``) only under it. The ``heldout_*`` options
         only when the check is on (they never shape a step: not part of the run identity).
         """
         flat: dict[str, Any] = {}
@@ -564,9 +577,14 @@ class TrainConfig:
                 del flat[key]
         if carry.legacy:  # runs from before --carry-over were this strategy's
             del flat["carry_over"]
-        if self.motif.credit == "first":
-            for key in ("credit", "credit_first_share", "credit_buffer"):
+        scheme = self.motif.credit_scheme()
+        for key in CREDIT_OPTIONS:
+            if key not in scheme.own_options:
                 del flat[key]
+        if scheme.legacy:  # runs from before --credit were this scheme's
+            del flat["credit"]
+        if not self.motif.efficiency_reward:  # runs from before it existed had none
+            del flat["efficiency_reward"]
         return flat
 
 

@@ -201,6 +201,11 @@ class Credit:
             mixed.extend(dict(row) for _ in range(self.m))
         return mixed
 
+    def score(self, reward: Any, questions: list, golds: list, texts: list, kwargs: dict) -> list:
+        """The reward's hook (:class:`motif.training.reward.FutureAccuracyReward`): each
+        reply by the accuracy of ``k`` continuations from the state it hands over."""
+        return reward._all_rounds(self, questions, golds, texts, kwargs)
+
     def reply(
         self,
         history: Sequence[RoundRecord],

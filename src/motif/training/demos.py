@@ -206,16 +206,20 @@ def thought_response(item: TaskItem) -> str:
     return demonstration_responses(item, 1, TAIL_CHECKPOINT)[0]
 
 
-def demonstration_rows(item: TaskItem, protocol: Protocol, thought: bool = False) -> list[dict]:
+def demonstration_rows(
+    item: TaskItem, protocol: Protocol, thought: bool = False, rounds: int | None = None
+) -> list[dict]:
     """One prompt-completion row per round, each prompt built as the engine builds it.
 
-    ``protocol.rounds`` rows; ``thought=True`` (``tail``, with a single-round protocol): one
-    row holding the checkpointed thought, uncut (see :func:`tail_rows` for its chunks).
+    ``rounds`` rows (default ``protocol.rounds``; fewer only where the model ends its rounds,
+    ``--round-end model``: a trajectory that concludes before the cap); ``thought=True``
+    (``tail``, with a single-round protocol): one row holding the checkpointed thought, uncut
+    (see :func:`tail_rows` for its chunks).
     """
     if thought:
         responses = [thought_response(item)]
     else:
-        responses = demonstration_responses(item, protocol.rounds)
+        responses = demonstration_responses(item, rounds or protocol.rounds)
     rows, summary = [], None
     for i, response in enumerate(responses, start=1):
         prompt = protocol.messages(item.question, i, summary)
@@ -232,6 +236,7 @@ def build_demonstrations(
     task_config: dict | None = None,
     summary_rule: SummaryRule = "paper",
     carry_over: str = "summary",
+    round_end: str = "budget",
 ) -> list[dict]:
     """SFT rows for ``size`` task items over ``rounds`` rounds (``size * rounds`` rows).
 
@@ -239,12 +244,19 @@ def build_demonstrations(
     of item ``j``. Each row is ``{"prompt": [system, user], "completion": [assistant]}``.
     ``carry_over`` ``tail`` or ``none``: one single-round row per item whatever ``rounds``
     (chunk 1 of a tail thought is prompted like a one-pass answer; :func:`demonstration_rows`).
+    ``round_end`` ``model``: the prompts of rounds the model ends itself, ``rounds`` being phi
+    (the last round concludes with the boxed answer, the earlier ones hand on a summary).
 
     Raises:
-        ConfigError: an unknown ``carry_over`` or task, a knob out of range.
+        ConfigError: an unknown ``carry_over`` or task, a knob out of range, a ``round_end``
+            that does not apply to ``carry_over``.
     """
-    carry = carry_over_class(carry_over)
-    protocol = Protocol(rounds=rounds if carry.hands_state else 1, summary_rule=summary_rule)
+    carry = carry_over_class(carry_over, round_end=round_end)
+    protocol = Protocol(
+        rounds=rounds if carry.hands_state else 1,
+        summary_rule=summary_rule,
+        round_end=carry.round_end,
+    )
     rows: list[dict] = []
     for item in load_items(task, size, seed, task_config):
         rows.extend(demonstration_rows(item, protocol, thought=carry.continues_turn))

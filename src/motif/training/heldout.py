@@ -17,6 +17,7 @@ from motif.backends.base import SamplingParams
 from motif.config import OVERFLOW_MODES
 from motif.engine import RolloutEngine
 from motif.grading import grade_response
+from motif.handover import handover_rates, watch_trajectory
 from motif.tasks import check_trajectory
 from motif.training.demos import held_out_problems
 from motif.training.sft_config import SftConfig
@@ -80,7 +81,8 @@ def score_trajectories(
 
     Format (tag format of every round; the paper's strict regex), accuracy (math-verify via
     :func:`motif.grading.grade_response`) and, for task items, the work checked by
-    :mod:`motif.tasks` (single-step accuracy, states handed over right per round).
+    :mod:`motif.tasks` (single-step accuracy, states handed over right per round), and when
+    the strategy hands a state on, ``handover``: the hand-over watch (:func:`handover_report`).
     ``seconds``: the generation wall-clock, reported as is.
     """
     responses = [_responses(t, protocol) for t in trajectories]
@@ -106,7 +108,18 @@ def score_trajectories(
         "context_overflow_cut": sum(t.cut for t in trajectories),
         "generation_seconds": round(seconds, 1),
         "sample": trajectories[0].to_dict() if trajectories else None,
+        **handover_report(trajectories, protocol),
     }
+
+
+def handover_report(trajectories: list, protocol: Any) -> dict[str, Any]:
+    """``{"handover": ...}``, the hand-over watch of the trajectories
+    (:func:`motif.handover.handover_rates` per round that hands over), when the protocol's
+    strategy hands a state on; ``{}`` when it hands none (``tail``, ``none``)."""
+    if not protocol.carry.hands_state:
+        return {}
+    watched = [watch_trajectory(t, protocol.carry) or [] for t in trajectories]
+    return {"handover": handover_rates(watched, protocol.rounds)}
 
 
 def work_report(trajectories: list, items: list, handed_rounds: int) -> dict[str, Any]:

@@ -37,7 +37,11 @@ class FutureAccuracyReward:
     Args:
         motif: the run's MOTIF settings (protocol, ``k``, continuation sampling, scoring).
         question_column, answer_column: the dataset columns of the question and the gold.
-        credit: the run's :class:`motif.training.credit.Credit` under ``--credit all``.
+        credit: the run's credit state (:mod:`motif.training.credit_schemes`): a
+            :class:`motif.training.credit.Credit` under ``--credit all``, a
+            :class:`motif.training.trajectory.TrajectoryBatch` under ``--credit trajectory``
+            (each row's trajectory rolled out once and rewarded by its final accuracy); its
+            ``score(reward, questions, golds, texts, kwargs)`` scores the batch.
         policy: the run's :class:`motif.training.policy.TrainingPolicy` (default: one made
             from ``motif``; bind it, or call :meth:`bind`, before the first call).
 
@@ -68,7 +72,7 @@ class FutureAccuracyReward:
         motif: MotifArgs,
         question_column: str = "question",
         answer_column: str = "answer",
-        credit: Credit | None = None,
+        credit: Any = None,
         policy: TrainingPolicy | None = None,
     ):
         self.motif = motif
@@ -100,8 +104,8 @@ class FutureAccuracyReward:
         questions = column_values(kwargs, self.question_column, n, self.__name__)
         golds = column_values(kwargs, self.answer_column, n, self.__name__)
         texts = [completion_text(c) for c in completions]
-        if self.credit is not None:
-            return self._all_rounds(self.credit, questions, golds, texts, kwargs)
+        if self.credit is not None:  # the credit scheme's hook (motif.training.credit_schemes)
+            return self.credit.score(self, questions, golds, texts, kwargs)
         ids, truncated, prompt_tokens = self._first_round(kwargs, n)
         start = time.perf_counter()
         groups = self.rollout(questions, texts, ids, truncated, prompt_tokens)
@@ -123,6 +127,7 @@ class FutureAccuracyReward:
             [golds[i] for i in graded],
             self.motif.scoring,
             self.motif.accuracy_reward_weight(),
+            phi=self.motif.rounds if self.motif.efficiency_reward else None,
         )
         for i, score in zip(graded, scores, strict=True):
             rewards[i] = score

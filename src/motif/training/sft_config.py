@@ -216,11 +216,27 @@ class SftConfig:
                 f"drop it with --carry-over {self.protocol.carry_over}"
             )
         check_extra_carry_over(self.sft.extra_carry_over, self.protocol.carry_over)
+        self._check_model_ended()
         why = "they apply to tail demonstrations: --carry-over tail or --extra-carry-over tail"
         unused = (
             None if self.demonstrates_tail() else unused_options(self.protocol, TAIL_OPTIONS, why)
         )
         self.notes: list[str] = [unused] if unused else []  # for the plan and the log
+
+    def _check_model_ended(self) -> None:
+        """``--round-end model``: every demonstrated round fits the stated smallest cap, and
+        every ``--extra-rounds`` count concludes within phi (``--max-rounds``)."""
+        carry = self.protocol.carry_class()
+        carry.check_budgets(self.sft.eval_max_new_tokens, None, ("--eval-max-new-tokens", ""))
+        if carry.round_end != "model":
+            return
+        over = [r for r in self.sft.extra_rounds or [] if r > self.protocol.rounds]
+        if over:
+            raise ConfigError(
+                f"--extra-rounds {over[0]} is more rounds than --max-rounds {self.protocol.rounds}"
+                f" (phi, the cap) allows: use --extra-rounds up to {self.protocol.rounds}, or "
+                f"--max-rounds {over[0]}"
+            )
 
     def demonstrates_tail(self) -> bool:
         """Some demonstrations are Delethink tail chunks (the ``--tail-*`` options apply)."""

@@ -2,7 +2,9 @@
 
 A cold start demonstrates its items in one or more *formats*, each a ``(carry-over, rounds)``
 pair: ``--carry-over summary`` with ``--rounds n`` and every ``--extra-rounds`` count (1 is
-the vanilla single-round prompt, which is also what ``--carry-over none`` demonstrates), and
+the vanilla single-round prompt, which is also what ``--carry-over none`` demonstrates; with
+``--round-end model``, ``--max-rounds`` phi rounds and every ``--extra-rounds`` count up to
+phi, each in the model-ended prompts, the last round concluding), and
 ``--extra-carry-over tail`` (the chunks of one thought, :func:`motif.training.demos.tail_rows`)
 or ``none``. Several formats in one adapter let one cold start serve every arm of a
 bounded-context comparison (``motif eval --grid``): the same items, the same training run.
@@ -43,27 +45,39 @@ class Format:
     of one thought continued in one assistant turn (a carry-over that ``continues_turn``:
     ``tail``).
 
-    ``option`` names the flag that asked for it (for error messages).
+    ``option`` names the flag that asked for it (for error messages). ``cap`` (phi) is set
+    where the model ends its rounds (``--round-end model``): ``rounds`` rounds under the cap,
+    the last concluding.
     """
 
     thought: bool
     rounds: int
     option: str
+    cap: int | None = None
 
     @property
     def label(self) -> str:
         if self.thought:
             return "tail (chunks of one thought)"
+        if self.cap is not None:
+            return f"model-ended, {self.rounds} of at most {self.cap} rounds"
         return "one pass" if self.rounds == 1 else f"summary, {self.rounds} rounds"
+
+    def protocol(self, summary_rule: str) -> Protocol:
+        """The protocol whose prompts this format's conversational rounds are written in."""
+        if self.cap is None:
+            return Protocol(rounds=self.rounds, summary_rule=summary_rule)  # type: ignore[arg-type]
+        return Protocol(rounds=self.cap, summary_rule=summary_rule, round_end="model")  # type: ignore[arg-type]
 
 
 def formats(config: SftConfig) -> list[Format]:
     """The demonstrated formats, ``--carry-over`` / ``--rounds`` first, without repeats."""
-    sft = config.sft
-    if carry_over_class(config.protocol.carry_over).continues_turn:
+    sft, carry = config.sft, config.protocol.carry_class()
+    if carry.continues_turn:
         return [Format(True, 1, "--carry-over")]
-    found = [Format(False, config.protocol.rounds, "--rounds")]
-    found += [Format(False, int(r), "--extra-rounds") for r in sft.extra_rounds or []]
+    cap = config.protocol.rounds if carry.round_end == "model" else None
+    found = [Format(False, config.protocol.rounds, carry.rounds_option or "--rounds", cap)]
+    found += [Format(False, int(r), "--extra-rounds", cap) for r in sft.extra_rounds or []]
     for value in sft.extra_carry_over or []:
         thought = carry_over_class(value, "--extra-carry-over").continues_turn
         found.append(Format(thought, 1, "--extra-carry-over"))
@@ -105,8 +119,10 @@ def build_blocks(
         if f.thought:
             rows = tail_rows(items, tokenizer, config.protocol.tail_window())
         else:
-            protocol = Protocol(rounds=f.rounds, summary_rule=config.protocol.summary_rule)
-            rows = [r for item in items for r in demonstration_rows(item, protocol)]
+            protocol = f.protocol(config.protocol.summary_rule)
+            rows = [
+                r for item in items for r in demonstration_rows(item, protocol, False, f.rounds)
+            ]
             if as_ids:
                 rows = [conversation_ids(tokenizer, r) for r in rows]
             elif fold:

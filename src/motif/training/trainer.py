@@ -4,8 +4,8 @@ Round 1 is sampled by motif's decode path through TRL's ``rollout_func`` hook
 (:mod:`motif.training.round1`; ``--round1-generation trl``: TRL's ``model.generate``). For
 ``motif`` the future-accuracy reward rolls out the continuations with the live policy; for
 ``grpo`` the reward grades the single round. Both add the format rewards. Every rollout goes
-through the trainer's one :class:`motif.training.policy.TrainingPolicy`. ``--credit all``
-trains later rounds too (:mod:`motif.training.credit`).
+through the trainer's one :class:`motif.training.policy.TrainingPolicy`. ``--credit all`` and
+``--credit trajectory`` train later rounds too (:mod:`motif.training.credit_schemes`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from motif.runtime import check_protocol_fits, model_context
 from motif.textio import plural
 from motif.training.config import TrainConfig, grpo_config, resolve_bf16
 from motif.training.console import train_with_console, use_console
-from motif.training.credit import Credit, check_trl, credit_trainer_class
 from motif.training.demos import HELD_OUT_SEED_OFFSET
 from motif.training.policy import TrainingPolicy
 from motif.training.reward import FutureAccuracyReward
@@ -97,13 +96,12 @@ def policy_folds_system(config: TrainConfig) -> bool:
     return folds_system(load_tokenizer(config.run.model, config.run.trust_remote_code))
 
 
-def build_rewards(
-    config: TrainConfig, policy: TrainingPolicy, credit: Credit | None = None
-) -> list[Any]:
+def build_rewards(config: TrainConfig, policy: TrainingPolicy, credit: Any = None) -> list[Any]:
     """The reward functions of the method, each a TRL batch function (weights 1, summed).
 
     ``policy`` rolls out the future-accuracy reward's continuations (``--method motif``);
-    ``credit``: the run's ``--credit all`` state (:func:`make_credit`).
+    ``credit``: the credit scheme's state (:func:`make_credit`), whose ``score`` the reward
+    calls.
     """
 
     motif = config.motif
@@ -117,15 +115,12 @@ def build_rewards(
     return [first, *shaping]
 
 
-def make_credit(config: TrainConfig, tokenizer: Any) -> Credit | None:
-    """The state buffer and schedule of ``--credit all`` (None for ``first``), folding the
-    system prompt into the states' user turns when the policy's ``tokenizer``'s chat template
-    refuses the system role (:class:`Credit`)."""
-    if config.motif.credit != "all":
-        return None
-    optim = config.optim
-    fold = folds_system(tokenizer)
-    return Credit.from_args(config.motif, optim.num_generations, optim.seed, fold)
+def make_credit(config: TrainConfig, tokenizer: Any) -> Any:
+    """The credit scheme's state, made once (None for ``first``): ``--credit all``'s state
+    buffer and schedule (folding the system prompt into the states' user turns when the
+    policy's ``tokenizer``'s chat template refuses the system role), ``--credit
+    trajectory``'s batch of sampled rounds (:meth:`CreditScheme.make_state`)."""
+    return config.motif.credit_scheme().make_state(config, tokenizer)
 
 
 def load_policy(config: TrainConfig, use_cuda: bool) -> tuple[Any, Any, Any]:
@@ -188,8 +183,7 @@ def check_config(config: TrainConfig) -> Checked:
     if config.motif.strategy().continues_turn:
         check_tail_fits(config)
     check_round1_fits(config, dataset["prompt"])
-    if config.motif.credit == "all":
-        check_trl()
+    config.motif.credit_scheme().check_trl()
     bf16 = resolve_bf16(config.optim.bf16, use_cuda)
     settings = {**config.to_dict(), "bf16": bf16[0]}  # what runs, not how it was spelled
     identity = run_identity(
@@ -328,7 +322,7 @@ def build_trainer(
     One :class:`motif.training.policy.TrainingPolicy` is made here and bound to the trainer:
     round 1 (motif's ``rollout_func``), the reward's continuations and the held-out check all
     roll out through it, and each generation batch keeps one backend open
-    (:meth:`TrainingPolicy.hold_steps`). ``--credit all``'s :class:`Credit` is made here once,
+    (:meth:`TrainingPolicy.hold_steps`). The credit scheme's state is made here once,
     handed to the reward and set on the trainer. ``heldout``: the held-out items of
     ``--heldout-every`` (:func:`check_watch`; drawn here when None and the check is on).
     """
@@ -345,7 +339,7 @@ def build_trainer(
     with library_deprecations(), warnings.catch_warnings():
         # peft reads a deprecated transformers property; TRL calls rollout_func experimental
         warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
-        trainer = _trainer_class(credit)(
+        trainer = config.motif.credit_scheme().trainer_class()(
             model=model,
             reward_funcs=rewards,
             args=args,
@@ -375,15 +369,6 @@ def build_trainer(
 
     use_console(trainer, "motif train")
     return trainer
-
-
-def _trainer_class(credit: Credit | None) -> Any:
-    """TRL's ``GRPOTrainer``, or its ``--credit all`` subclass when ``credit`` is given."""
-    if credit is not None:
-        return credit_trainer_class()
-    from trl import GRPOTrainer
-
-    return GRPOTrainer
 
 
 def _decode_plan(trainer: Any) -> dict | None:
@@ -447,8 +432,9 @@ def plan(config: TrainConfig, checked: Checked | None = None) -> str:
     ]
     if config.run.method == "motif":
         lines.append(_continuation_line(config, completions))
-    if config.motif.credit == "all":
-        lines.append(_credit_line(config))
+    credit = config.motif.credit_scheme().plan_line(config)
+    if credit is not None:
+        lines.append(credit)
     lines.extend(f"note: {note}" for note in config.notes)
     lines.append(f"rewards: {', '.join(_reward_names(config))}")
     if config.watch.heldout_every:
@@ -471,11 +457,16 @@ def _continuation_line(config: TrainConfig, completions: int) -> str:
     sampling = f"T={m.continuation_temperature}, top_p={m.continuation_top_p}"
     window = m.window()
     if window is None:
+        ends = m.carry_class().round_end == "model"
+        rounds = (
+            f"up to phi={m.rounds} rounds the model ends itself" if ends else f"n={m.rounds} rounds"
+        )
+        upto = "up to " if ends else ""
+        efficiency = ", reward x 1 - ((n-1)/phi)^2 (InftyThink+)" if m.efficiency_reward else ""
         return (
-            f"MOTIF: n={m.rounds} rounds, k={m.k} continuations per completion "
-            f"({completions * m.k} trajectories x {plural(m.rounds - 1, 'round')} per step), "
-            f"{sampling}, "
-            f"<= {m.continuation_max_new_tokens} tokens/round"
+            f"MOTIF: {rounds}, k={m.k} continuations per completion "
+            f"({completions * m.k} trajectories x {upto}{plural(m.rounds - 1, 'round')} per step), "
+            f"{sampling}, <= {m.continuation_max_new_tokens} tokens/round{efficiency}"
         )
     return (
         f"MOTIF, carry-over tail (Delethink): round 1 = chunk 1 of C={window.chunk} tokens; "
@@ -483,19 +474,6 @@ def _continuation_line(config: TrainConfig, completions: int) -> str:
         f"<= {window.later_new_tokens} tokens from its first h={window.head} + last "
         f"m={window.keep_tail} tokens ({completions * m.k} trajectories per step, "
         f"<= {window.total_budget} tokens per thought), {sampling}"
-    )
-
-
-def _credit_line(config: TrainConfig) -> str:
-    """The plan's line on ``--credit all``: which groups train which rounds."""
-    m, o = config.motif, config.optim
-    share = m.first_share()
-    later = "round-2 states" if m.rounds == 2 else f"states of rounds 2..{m.rounds} in turn"
-    return (
-        f"credit: all rounds; {share:.0%} of GRPO groups answer questions (round 1), the rest "
-        f"{later} (<= {m.credit_buffer} kept per round), "
-        f"replies written by TRL (<= {o.max_completion_length} tokens, T={o.temperature}), "
-        f"rewarded by {m.k} continuations (the last round: its own accuracy)"
     )
 
 

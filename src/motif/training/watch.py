@@ -30,6 +30,7 @@ from transformers import TrainerCallback
 
 from motif.backends.base import SamplingParams
 from motif.data import REASONING_GYM_PREFIX
+from motif.handover import FLAGS
 from motif.tasks import skips_steps
 from motif.training.demos import HELD_OUT_SEED_OFFSET, load_items
 from motif.training.heldout import score_trajectories
@@ -42,7 +43,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PREFIX = "heldout/"
-METRICS = ("accuracy", "format_rate", "step_accuracy", "state_right", "skipped_steps", "seconds")
+METRICS = (
+    "accuracy",
+    "format_rate",
+    "step_accuracy",
+    "state_right",
+    "skipped_steps",
+    "seconds",
+    *(f"handover_{flag}" for flag in FLAGS),
+)
 """The names logged under :data:`PREFIX`, in order."""
 
 
@@ -89,6 +98,8 @@ def watch_metrics(
         "skipped_steps": sum(skipped) / len(skipped),
         "seconds": seconds,
     }
+    if "handover" in report:  # a strategy that hands state on: the watch's overall rates
+        values.update({f"handover_{f}": report["handover"]["overall"][f] for f in FLAGS})
     return {PREFIX + k: float(v) for k, v in values.items() if v is not None}
 
 

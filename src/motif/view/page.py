@@ -21,8 +21,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from motif.carryover import extract_summary
+from motif.carryover import SUMMARY_RULES, CarryOver
 from motif.errors import ConfigError
+from motif.handover import FLAG_TITLES, FLAGS, HandOver, row_states, run_strategy, watch_row
 from motif.prompts import user_message
 from motif.textio import clip
 from motif.view.load import ViewRun, load_view_run
@@ -35,6 +36,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_SKIPPED_LISTED = 20
 EXCERPT_GRAPHEMES = 110
 _SENTINEL = "\x00motif-state\x00"
+FLAG_CODES = {"smuggled": "sm", "degenerate": "dg", "copied": "cp", "boxed": "bx"}
+"""The hand-over watch's flags (:data:`motif.handover.FLAGS`) as the page's data names them."""
 
 
 def check_comparable(runs: Sequence[ViewRun]) -> None:
@@ -74,11 +77,17 @@ def build_data(runs: Sequence[ViewRun], title: str | None = None) -> dict:
     prompt and completion tokens, cut by the budget, the state it hands over (``hs``), and for
     rounds after the first the prompt around the previous round's state (``pre``/``post``; the
     question precedes ``pre``). No value is a position in a text (see the module docstring).
+    The hand-over watch (:mod:`motif.handover`), for runs whose strategy hands a state on (run
+    ``handover`` true): a round that handed its state on has ``hw``, the codes of its raised
+    flags (:data:`FLAG_CODES`), and ``hd``, why its state is degenerate (or null); a problem's
+    flags ``f`` have ``ho``: per code, the rounds where some sample raised it. ``flags`` lists
+    ``[code, title]`` of each flag.
     Raises :class:`ConfigError` for runs that cannot be compared (:func:`check_comparable`).
     """
     check_comparable(runs)
     problems: dict[str, dict] = {}
     for index, run in enumerate(runs):
+        carry = _strategy(run)
         for row in run.rows:
             key, question = str(row["id"]), str(row.get("question") or "")
             entry = problems.setdefault(
@@ -92,17 +101,27 @@ def build_data(runs: Sequence[ViewRun], title: str | None = None) -> dict:
                     "f": [None] * len(runs),
                 },
             )
-            entry["s"][index] = (entry["s"][index] or []) + [_sample(row, run)]
+            entry["s"][index] = (entry["s"][index] or []) + [_sample(row, run, carry)]
     for entry in problems.values():
         for index, samples in enumerate(entry["s"]):
             if samples:
                 samples.sort(key=lambda s: (str(type(s["s"])), s["s"]))
-                entry["f"][index] = _flags(samples)
+                entry["f"][index] = _flags(samples, runs[index].carry_over.hands_state)
     return {
         "title": title or " vs ".join(_labels(runs)),
         "runs": [_run_info(run, label) for run, label in zip(runs, _labels(runs), strict=True)],
         "problems": list(problems.values()),
+        "flags": [[FLAG_CODES[flag], FLAG_TITLES[flag]] for flag in FLAGS],
     }
+
+
+def _strategy(run: ViewRun) -> CarryOver | None:
+    """The strategy that carried the run's states (None: it hands none)."""
+    if not run.carry_over.hands_state:
+        return None
+    rule = run.summary_rule if run.summary_rule in SUMMARY_RULES else "paper"  # as ever: lenient
+    protocol = {**run.config.get("protocol", {}), "summary_rule": rule}
+    return run_strategy(protocol, run.carry_over.name)
 
 
 def _text(value: object) -> str | None:
@@ -121,18 +140,23 @@ def _run_info(run: ViewRun, label: str) -> dict:
         "ungraded": sum(v is None for v in graded),
         "skipped": len(run.skipped),
         "skipped_lines": [f"line {n}: {why}" for n, why in run.skipped[:MAX_SKIPPED_LISTED]],
+        "handover": run.carry_over.hands_state,
     }
 
 
-def _sample(row: dict, run: ViewRun) -> dict:
+def _sample(row: dict, run: ViewRun, carry: CarryOver | None) -> dict:
     question = str(row.get("question") or "")
     rounds, previous = [], None
+    states = row_states(row, carry) if carry is not None else []
+    watched = watch_row(row, carry) or []
     for position, rec in enumerate(row["rounds"], start=1):
-        if not run.carry_over.hands_state:
+        if carry is None:
             rounds.append(_chunk(rec, position))
             continue
         # the last round hands nothing over: its output is shown unmarked
-        out = _round(rec, run.summary_rule, marked=position < len(row["rounds"]))
+        out = _round(rec, states[position - 1], marked=position < len(row["rounds"]))
+        if position <= len(watched):
+            out.update(_watch(watched[position - 1]))
         if previous is not None:
             out["pre"], out["post"] = _prompt_around_state(question, position, run.rounds)
         rounds.append(out)
@@ -146,12 +170,14 @@ def _sample(row: dict, run: ViewRun) -> dict:
     }
 
 
-def _round(rec: dict, rule: str, marked: bool) -> dict:
+def _watch(hand: HandOver) -> dict:
+    """A round's hand-over flags as the page's data holds them (``hw``, ``hd``)."""
+    return {"hw": [FLAG_CODES[flag] for flag in hand.flags()], "hd": hand.degenerate}
 
+
+def _round(rec: dict, state: str, marked: bool) -> dict:
+    """A round as the page shows it; ``state``: what it handed on (``""``: nothing)."""
     text = rec["text"]
-    state = rec.get("summary")
-    if not isinstance(state, str):
-        state = extract_summary(text, rule if rule in ("paper", "strict") else "paper")
     return {
         "o": output_pieces(text, state) if marked else [text],
         "a": _text(rec.get("answer")),
@@ -167,7 +193,7 @@ def _chunk(rec: dict, position: int) -> dict:
     """A ``tail`` chunk (or the one ``none`` pass): no summary is carried, so no state is
     marked; a later chunk says how many thought tokens (its first h and last m) it continued
     from, since the prompt is the single-round one with those tokens after it."""
-    out = {**_round({**rec, "summary": ""}, "paper", marked=False), "name": "Chunk"}
+    out = {**_round(rec, "", marked=False), "name": "Chunk"}
     if position > 1:
         carried = rec.get("carried_tokens")
         out["note"] = (
@@ -209,9 +235,11 @@ def _prompt_around_state(question: str, position: int, rounds: int) -> tuple[str
     return pre.removeprefix(question), post
 
 
-def _flags(samples: list[dict]) -> dict:
+def _flags(samples: list[dict], handover: bool = False) -> dict:
     """Per problem and run: counts of correct / wrong / ungraded samples, rounds r where some
-    sample was fixed (wrong at r-1, right at r) or broken, and whether any round was cut."""
+    sample was fixed (wrong at r-1, right at r) or broken, whether any round was cut, and with
+    ``handover`` (the run's strategy hands a state on) ``ho``: per hand-over flag code, the
+    rounds where some sample raised it."""
     fixed, broken = set(), set()
     for sample in samples:
         grades = [r["v"] for r in sample["r"]]
@@ -228,7 +256,18 @@ def _flags(samples: list[dict]) -> dict:
         "fx": sorted(fixed),
         "br": sorted(broken),
         "cut": any(r["cut"] for s in samples for r in s["r"]),
+        **({"ho": _handover_rounds(samples)} if handover else {}),
     }
+
+
+def _handover_rounds(samples: list[dict]) -> dict[str, list[int]]:
+    """Per flag code, the rounds (1-based) where some sample's hand-over raised it."""
+    found: dict[str, set[int]] = {code: set() for code in FLAG_CODES.values()}
+    for sample in samples:
+        for k, rd in enumerate(sample["r"], start=1):
+            for code in rd.get("hw", ()):
+                found[code].add(k)
+    return {code: sorted(rounds) for code, rounds in found.items()}
 
 
 def embed_json(data: object) -> str:

@@ -7,6 +7,8 @@
   var t0 = performance.now();
   var D = JSON.parse(document.getElementById("motif-data").textContent);
   var RUNS = D.runs, PROBS = D.problems, TWO = RUNS.length > 1, AB = "AB";
+  var FLAGS = {};  // hand-over flag code -> title (motif.handover)
+  D.flags.forEach(function (f) { FLAGS[f[0]] = f[1]; });
   var $ = function (id) { return document.getElementById(id); };
   var shown = [], selected = -1, sampleOf = [0, 0];
 
@@ -32,14 +34,32 @@
     });
   }
 
+  // the hand-over filter: a flag in any round ("sm"), or in round r ("sm1")
+  if ($("ho")) {
+    D.flags.forEach(function (fl) {
+      var opt = el("option", null, fl[1] + ", any round");
+      opt.value = fl[0];
+      $("ho").appendChild(opt);
+      for (var r = 1; r < maxRounds; r++) {
+        opt = el("option", null, fl[1] + ", round " + r);
+        opt.value = fl[0] + r;
+        $("ho").appendChild(opt);
+      }
+    });
+  }
+
   function score(f) { return f ? f.c / f.n : null; }
-  function matches(p, q, on, st, ch, cut, diff) {
+  function matches(p, q, on, st, ch, cut, diff, ho) {
     if (q && p.hay.indexOf(q) < 0) return false;
     var f = p.f[on];
-    if ((st || ch || cut) && !f) return false;
+    if ((st || ch || cut || ho) && !f) return false;
     if (st && !f[st]) return false;
     if (ch && f[ch.slice(0, 2)].indexOf(+ch.slice(2)) < 0) return false;
     if (cut && !f.cut) return false;
+    if (ho) {
+      var at = f.ho ? f.ho[ho.slice(0, 2)] : [];
+      if (!at.length || (ho.length > 2 && at.indexOf(+ho.slice(2)) < 0)) return false;
+    }
     if (diff) {
       var a = score(p.f[0]), b = score(p.f[1]);
       if (a === null || b === null) return false;
@@ -62,10 +82,10 @@
     var t = performance.now();
     var q = fold($("q").value.trim()), on = +$("on").value;
     var st = $("status").value, ch = $("change").value, cut = $("cut").checked;
-    var diff = TWO ? $("diff").value : "";
+    var diff = TWO ? $("diff").value : "", ho = $("ho") ? $("ho").value : "";
     shown = [];
     for (var i = 0; i < PROBS.length; i++) {
-      if (matches(PROBS[i], q, on, st, ch, cut, diff)) shown.push(i);
+      if (matches(PROBS[i], q, on, st, ch, cut, diff, ho)) shown.push(i);
     }
     var list = $("list"), frag = document.createDocumentFragment();
     shown.forEach(function (i) {
@@ -101,6 +121,10 @@
     var col = el("div", "round"), h = el("h3", null, (rd.name || "Round") + " " + k + " ");
     h.appendChild(badge(rd.v, verdict(rd.v)));
     if (rd.cut) h.appendChild(el("span", "badge cutb", "cut"));
+    (rd.hw || []).forEach(function (code) {  // the hand-over watch's flags of this round
+      var b = h.appendChild(el("span", "badge hob " + code, FLAGS[code]));
+      b.title = "hand-over watch: " + FLAGS[code] + (code === "dg" && rd.hd ? " (" + rd.hd + ")" : "");
+    });
     col.appendChild(h);
     col.appendChild(el("div", "lab", "answer: " + (rd.a === null ? "(none)" : rd.a) +
       " · tokens " + num(rd.pt) + " in, " + num(rd.ct) + " out"));
@@ -175,7 +199,7 @@
     var li = e.target.closest("li");
     if (li) show(+li.dataset.i);
   });
-  ["q", "on", "status", "change", "cut", "diff"].forEach(function (id) {
+  ["q", "on", "status", "change", "cut", "diff", "ho"].forEach(function (id) {
     if ($(id)) $(id).addEventListener(id === "q" ? "input" : "change", filter);
   });
   document.addEventListener("keydown", function (e) {
