@@ -123,12 +123,12 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
         f"mean of steps 2..{args.steps}"
     )
     print(
-        f"{'run':<8}{'step s':>9}{'replies s':>11}{'rewards s':>11}{'(contin. s)':>13}"
+        f"{'run':<11}{'step s':>9}{'replies s':>11}{'rewards s':>11}{'(contin. s)':>13}"
         f"{'scoring s':>11}{'optim s':>9}{'r1 tok':>8}{'cont tok':>10}"
     )
     for name, r in results.items():
         print(
-            f"{name:<8}{r['step_seconds']:>9.1f}{r['round1_generation_seconds']:>11.1f}"
+            f"{name:<11}{r['step_seconds']:>9.1f}{r['round1_generation_seconds']:>11.1f}"
             f"{r['reward_seconds']:>11.1f}{r['continuation_seconds']:>13.1f}"
             f"{r['scoring_seconds']:>11.1f}{r['optimisation_seconds']:>9.1f}"
             f"{r['round1_tokens']:>8.0f}{r['continuation_tokens']:>10.0f}"
@@ -139,6 +139,12 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
             f"MOTIF step / GRPO step: {ratio:.2f}x (target <= 3x; reference-style generation "
             f"would pay about 1 + k(n-1) = {1 + args.k * (args.rounds - 1)}x the generation calls)"
         )
+    if "grpo" in results:  # every method against GRPO at the same per-round budget
+        grpo = results["grpo"]["step_seconds"]
+        others = ", ".join(
+            f"{n} {r['step_seconds'] / grpo:.2f}x" for n, r in results.items() if n != "grpo"
+        )
+        print(f"step / GRPO step: {others}")
     if "first" in results and "all" in results:
         every, first = results["all"], results["first"]["step_seconds"]
         rounds = ", ".join(

@@ -567,6 +567,40 @@ def test_saved_config_and_identity_hold_the_tail_window_only_under_tail():
     assert parse_config(["--method", "grpo", "--carry-over", "none"]).to_dict()["rounds"] == 1
 
 
+def test_saved_config_holds_model_ended_rounds_and_efficiency_only_when_on():
+    """Runs from before --round-end / --efficiency-reward existed save the same config (they
+    resume); a model-ended run saves its round end, phi and the efficiency reward."""
+    from motif.cli.train import parse_config
+    from motif.training.trainer import plan
+
+    summary = parse_config(TINY_RUN).to_dict()
+    assert not {"round_end", "max_rounds", "efficiency_reward"} & set(summary)
+    ended = parse_config(
+        [*TINY_RUN, "--round-end", "model", "--max-rounds", "3", "--efficiency-reward"]
+    )
+    saved = ended.to_dict()
+    assert (saved["round_end"], saved["max_rounds"], saved["efficiency_reward"]) == (
+        "model",
+        3,
+        True,
+    )
+    assert ended.motif.rounds == 3 and "efficiency" in plan(ended)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--efficiency-reward"], "--efficiency-reward scores how many rounds the model chose"),
+        (["--round-end", "model", "--max-rounds", "0"], "--max-rounds"),
+        (["--round-end", "model", "--carry-over", "tail"], "--round-end model applies to"),
+    ],
+)
+def test_bad_model_ended_options_are_one_line_exit_2(flags, message, capsys):
+    assert main(["train", "--dry-run", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
 def test_tail_demonstrations_are_one_single_round_response():
     from motif.answer_format import format_ok
     from motif.prompts import VANILLA_SYSTEM_PROMPT

@@ -51,6 +51,8 @@ class CreditScheme:
     Class attributes:
         name: the ``--credit`` spelling, saved in the run's config (unless ``legacy``).
         own_options: ``MotifArgs`` fields only this scheme reads (saved only under it).
+        continuations: how many continuations of each reply the reward rolls out (None:
+            ``--k``).
         legacy: runs from before ``--credit`` existed are this scheme's: ``credit`` is left
             out of their saved config and identity, so they still resume.
     """
@@ -58,6 +60,7 @@ class CreditScheme:
     name: ClassVar[str]
     own_options: ClassVar[tuple[str, ...]] = ()
     legacy: ClassVar[bool] = False
+    continuations: ClassVar[int | None] = None
 
     @classmethod
     def check(cls, config: Any) -> None:
@@ -158,6 +161,7 @@ class TrajectoryCredit(CreditScheme):
 
     name = "trajectory"
     own_options = ("trajectory_loss_norm",)
+    continuations = 1  # each reply rolled out once to its end, whatever --k says
 
     @classmethod
     def check(cls, config: Any) -> None:
@@ -179,16 +183,10 @@ class TrajectoryCredit(CreditScheme):
 
     @classmethod
     def adjust(cls, config: Any) -> list[str]:
-        """The loss must divide by the summed token weights: ``dapo`` unless one that does."""
-        optim = config.optim
-        if optim.loss_type in WEIGHTED_LOSSES:
-            return []
-        given, optim.loss_type = optim.loss_type, "dapo"
-        return [
-            f"--loss-type {given} replaced by dapo (--credit trajectory normalises the loss "
-            f"per {'trajectory' if config.motif.trajectory_loss_norm == 'trace' else 'token'} "
-            "through TRL's num_items_in_batch)"
-        ]
+        """The loss must divide by the summed token weights (``dapo`` unless one that does),
+        and later rounds are trained, so they are sampled as round 1 is (TRL's log-probs of
+        every trained row use round 1's temperature)."""
+        return [*_weighted_loss(config), *_on_policy_rounds(config)]
 
     @classmethod
     def check_trl(cls) -> None:
@@ -218,6 +216,31 @@ class TrajectoryCredit(CreditScheme):
             f"final accuracy; its advantage (within its group) trains every {carry.unit}; loss "
             f"normalised {norm}"
         )
+
+
+def _weighted_loss(config: Any) -> list[str]:
+    optim = config.optim
+    if optim.loss_type in WEIGHTED_LOSSES:
+        return []
+    given, optim.loss_type = optim.loss_type, "dapo"
+    return [
+        f"--loss-type {given} replaced by dapo (--credit trajectory normalises the loss "
+        f"per {'trajectory' if config.motif.trajectory_loss_norm == 'trace' else 'token'} "
+        "through TRL's num_items_in_batch)"
+    ]
+
+
+def _on_policy_rounds(config: Any) -> list[str]:
+    motif, optim = config.motif, config.optim
+    given = (motif.continuation_temperature, motif.continuation_top_p)
+    if given == (optim.temperature, optim.top_p):
+        return []
+    motif.continuation_temperature, motif.continuation_top_p = optim.temperature, optim.top_p
+    return [
+        f"--continuation-temperature {given[0]} and --continuation-top-p {given[1]} replaced by "
+        f"round 1's {optim.temperature} and {optim.top_p} (--credit trajectory trains the later "
+        "rounds too, with the log-probs of round 1's sampling)"
+    ]
 
 
 CREDIT_SCHEMES: dict[str, type[CreditScheme]] = {

@@ -463,9 +463,10 @@ def _continuation_line(config: TrainConfig, completions: int) -> str:
         )
         upto = "up to " if ends else ""
         efficiency = ", reward x 1 - ((n-1)/phi)^2 (InftyThink+)" if m.efficiency_reward else ""
+        k = m.credit_scheme().continuations or m.k
         return (
-            f"MOTIF: {rounds}, k={m.k} continuations per completion "
-            f"({completions * m.k} trajectories x {upto}{plural(m.rounds - 1, 'round')} per step), "
+            f"MOTIF: {rounds}, k={k} continuation{'s' if k > 1 else ''} per completion "
+            f"({completions * k} trajectories x {upto}{plural(m.rounds - 1, 'round')} per step), "
             f"{sampling}, <= {m.continuation_max_new_tokens} tokens/round{efficiency}"
         )
     return (
@@ -492,6 +493,8 @@ def _reward_names(config: TrainConfig) -> list[str]:
     m = config.motif
     first = "future_accuracy" if config.run.method == "motif" else "accuracy"
     first += f" ({m.scoring} scoring)"
+    if m.efficiency_reward:
+        first += f" x efficiency 1 - ((n-1)/{m.rounds})^2"
     fmt = (
         [] if m.format_rewards == "none" else [f"xmlcount/soft/strict format ({m.format_rewards})"]
     )
