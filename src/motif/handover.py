@@ -7,7 +7,11 @@ ran) gets four flags:
 
 * ``smuggled``: the state already holds the trajectory's final answer (:func:`holds_answer`),
   what the first study's seed 1 learned to do in round 1's hand-over. A wrong final answer
-  smuggled counts too: the watch compares with the final answer, never with the gold.
+  smuggled counts too: the watch compares with the final answer, never with the gold. A lower
+  bound: only a box, a line that is the answer alone, or a line opening with an answer label
+  counts (``x = 12`` or ``so far 12`` in running prose does not), and its rate's denominator
+  holds every hand-over, also those of trajectories with no final answer (which cannot be
+  flagged): read it next to the run's answered rate.
 * ``degenerate``: the state is empty, far too short, or one unit repeated
   (:func:`degenerate_state`, which says which).
 * ``copied``: the state is the previous round's state again (:func:`same_state`).

@@ -274,6 +274,14 @@ def test_default_output_dir():
     assert EvalArgs(benchmark="math500").resolved_output_dir(3) == Path("outputs/eval/math500-r3")
     k = EvalArgs(benchmark="reasoning_gym:chain_sum", samples=4)
     assert k.resolved_output_dir(1) == Path("outputs/eval/rg-chain_sum-r1-k4")
+    from motif.carryover import carry_over_class
+
+    ended = carry_over_class("summary", round_end="model")
+    assert k.resolved_output_dir(3, ended) == Path("outputs/eval/rg-chain_sum-r3-model-k4")
+    tail = carry_over_class("tail")
+    assert EvalArgs(benchmark="gsm8k").resolved_output_dir(2, tail) == Path(
+        "outputs/eval/gsm8k-r2-tail"
+    )
 
 
 # --------------------------------------------------------------------------- the command

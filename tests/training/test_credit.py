@@ -151,6 +151,17 @@ def test_harvest_takes_each_new_state_once_and_none_past_a_cut():
     assert harvest(groups, ["7"], [2], 3) == []  # from round 2 on: only round-3 states
 
 
+def test_harvest_takes_no_state_past_a_trajectory_that_ended():
+    """A trajectory that concluded before the last round (rounds the model ends itself,
+    --round-end model) reaches no later state: a round-3 prompt carrying a concluded round 2's
+    boxed answer would train answer copying."""
+    engine = RolloutEngine(ScriptedBackend(final_round), Protocol(rounds=3), GREEDY)
+    c = credit(rounds=3)
+    groups = engine.continue_partials([c.reply([], "Q1", RIGHT, 3)], k=2)
+    groups[0][1].rounds = groups[0][1].rounds[:2]  # concluded in round 2: no cut, no round 3
+    assert [s.round for s in harvest(groups, ["7"], [1], 3)] == [2, 3]
+
+
 @pytest.mark.parametrize(
     ("totals", "rounds", "expected"),
     [

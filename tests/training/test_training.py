@@ -593,6 +593,7 @@ def test_saved_config_holds_model_ended_rounds_and_efficiency_only_when_on():
         (["--efficiency-reward"], "--efficiency-reward scores how many rounds the model chose"),
         (["--round-end", "model", "--max-rounds", "0"], "--max-rounds"),
         (["--round-end", "model", "--carry-over", "tail"], "--round-end model applies to"),
+        (["--method", "grpo", "--round-end", "model"], "--method grpo answers in one"),
     ],
 )
 def test_bad_model_ended_options_are_one_line_exit_2(flags, message, capsys):

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from motif.carryover import carry_over_class
+from motif.carryover import CarryOver, stored_carry_over
 from motif.data import Problem, load_problems, slug
 from motif.errors import ConfigError
 
@@ -101,14 +101,19 @@ class EvalArgs:
             seed=self.data_seed,
         )
 
-    def resolved_output_dir(self, rounds: int, carry_over: str = "summary") -> Path:
-        """``--output-dir``, or ``outputs/eval/<benchmark>-r<rounds>[-<carry-over>][-k<samples>]``.
+    def resolved_output_dir(self, rounds: int, carry: type[CarryOver] | None = None) -> Path:
+        """``--output-dir``, or
+        ``outputs/eval/<benchmark>-r<rounds>[-<carry-over>][-<round end>][-k<samples>]``.
 
-        ``summary`` adds no tag (the directories written before carry-overs existed).
+        ``carry`` (default: ``summary``) adds no carry-over tag when it is the legacy one (the
+        directories written before carry-overs existed), and its round end only when the model
+        ends the rounds (``-model``).
         """
         if self.output_dir:
             return Path(self.output_dir)
-        tag = "" if carry_over_class(carry_over).legacy else f"-{carry_over}"
+        carry = carry or stored_carry_over(None)
+        tag = "" if carry.legacy else f"-{carry.name}"
+        tag += "" if carry.round_end == "budget" else f"-{carry.round_end}"
         suffix = f"-k{self.samples}" if self.samples > 1 else ""
         name = f"{slug(self.benchmark or 'data')}-r{rounds}{tag}{suffix}"
         return Path("outputs") / "eval" / name

@@ -237,7 +237,7 @@ def run_eval(
     full = args.load_problems()
     problems = full[: args.limit] if args.limit else full
     identity = run_identity(args, model, gen, proto, full)
-    out_dir = args.resolved_output_dir(proto.rounds, proto.carry_over)
+    out_dir = args.resolved_output_dir(proto.rounds, proto.carry_class())
     check_eval_dir(out_dir)
     store = ResultStore(out_dir, identity, args.samples)
     stats = {"generated_problems": 0, "generation_seconds": 0.0}

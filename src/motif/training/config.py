@@ -553,6 +553,11 @@ class TrainConfig:
             "--carry-over tail continues round 1 in chunks, which --method grpo never does: "
             "use --method motif, or --carry-over none for the one-pass baseline",
         )
+        _require(
+            not (method == "grpo" and carry.round_end != "budget"),
+            f"--round-end {carry.round_end} lets the model end its rounds, and --method grpo "
+            "answers in one: use --method motif, or drop --round-end",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration, flat (as a recipe would write it).

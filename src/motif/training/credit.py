@@ -84,7 +84,9 @@ def harvest(
         seen: set[tuple[int, ...]] = set()
         for traj in group:
             for r in range(max(start, 1) + 1, rounds + 1):
-                if len(traj.rounds) < r - 1 or (traj.cut_round is not None and r >= traj.cut_round):
+                # a state only where its round ran: a trajectory that ended before round r
+                # (a model-ended conclusion) reaches no round-r state
+                if len(traj.rounds) < r or (traj.cut_round is not None and r >= traj.cut_round):
                     continue
                 prefix = traj.rounds[: r - 1]
                 key = tuple(id(x) for x in prefix)

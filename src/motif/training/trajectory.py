@@ -144,7 +144,7 @@ class IdRecorder:
         held = self._ids.get((prompt, text))
         if not held:
             raise KeyError(f"no recorded reply {text[:40]!r} to this prompt")
-        return held[0]
+        return held.pop(0)  # each reply's own ids, in the order they were generated
 
 
 def later_rounds(traj: Trajectory, protocol: Protocol, recorder: IdRecorder) -> list[tuple]:
