@@ -267,3 +267,24 @@ def test_summary_text_counts_outcomes_and_the_measured_time(tmp_path):
     assert "no answer 0   ungraded 0   truncated" in text
     assert "for 3 problems (summed over the runs of this directory)" in text
     assert "holds 3 finished problems; this summary covers the first 2 (--limit)" in text
+
+
+def test_training_runs_show_their_last_held_out_check_and_hand_over_watch(tmp_path):
+    """The held-out check during training (heldout/* in metrics.jsonl) gets its own table:
+    the last check's rates and the hand-over watch, missing where nothing was counted."""
+    from motif.report.tables import heldout_table
+
+    checked = [
+        {"step": 5, "heldout/accuracy": 0.5, "heldout/handover_copied": 0.25},
+        {"step": 6, "reward": 1.0},
+        {"step": 10, "heldout/accuracy": 0.64, "heldout/format_rate": 1.0},
+    ]
+    runs = [
+        TrainRun(train_dir(tmp_path, "motif", checked), checked),
+        TrainRun(train_dir(tmp_path, "grpo", [{"step": 1}]), [{"step": 1}]),
+    ]
+    table = heldout_table(runs).splitlines()
+    assert len(table) == 3 and table[0].startswith("| run | check at step | accuracy |")
+    assert table[2].startswith("| motif | 10 | 64.0 | 100.0 | – |")  # the last check only
+    assert table[2].count("–") == 6  # state_right, skipped_steps and the 4 flags
+    assert heldout_table(runs[1:]) is None

@@ -9,7 +9,13 @@ from motif.errors import MotifError
 from motif.eval.grid_output import KEPT_NOTE, any_kept, grid_caption, grid_table, plot_grid
 from motif.report.loading import load_runs
 from motif.report.plots import plot_round_accuracy, plot_training
-from motif.report.tables import details_table, handover_table, main_table, training_table
+from motif.report.tables import (
+    details_table,
+    handover_table,
+    heldout_table,
+    main_table,
+    training_table,
+)
 from motif.report.training import DEFAULT_SMOOTHING, TRAINING_KEYS, X_AXES, ema, nonfinite_note
 from motif.runs.eval import find_grids, read_grid
 
@@ -49,6 +55,9 @@ def write_report(
     if trains:
         plot = plot_training(trains, out.with_name(f"{out.stem}_training.png"), x_axis, smoothing)
         parts += ["## Training", "", training_table(trains), ""]
+        heldout = heldout_table(trains)
+        if heldout is not None:
+            parts += ["### Held-out check during training (%, last check)", "", heldout, ""]
         clock = ("step_seconds", "step_time") if x_axis == "wall-clock" else ()
         skipped = nonfinite_note(trains, (*TRAINING_KEYS, *clock))
         if skipped:

@@ -8,6 +8,7 @@ from motif.display import MISSING, num, pct
 from motif.handover import FLAG_TITLES, FLAGS
 from motif.report.loading import EvalRun
 from motif.report.training import TRAINING_KEYS, metric_key
+from motif.runs.layout import HELDOUT_COLUMNS, HELDOUT_PREFIX
 from motif.runs.training import TrainRun, is_finite
 
 
@@ -86,6 +87,26 @@ def training_table(trains: Sequence[TrainRun]) -> str:
         last = [_last(run.rows, metric_key(run.rows, key)) for key in TRAINING_KEYS]
         step = run.rows[-1]["step"] if run.rows else MISSING
         lines.append(f"| {run.label} | {len(run.rows)} | {step} | " + " | ".join(last) + " |")
+    return "\n".join(lines)
+
+
+def heldout_table(trains: Sequence[TrainRun]) -> str | None:
+    """One row per training run that ran the held-out check: its last check's step, rates
+    (:data:`~motif.runs.layout.HELDOUT_COLUMNS`) and hand-over watch (``%``); None when no run
+    ran it. A rate the check could not count (nothing handed over) shows as the missing mark."""
+    names = [*HELDOUT_COLUMNS, *(f"handover_{flag}" for flag in FLAGS)]
+    checked = [r for r in trains if any(HELDOUT_PREFIX + "accuracy" in row for row in r.rows)]
+    if not checked:
+        return None
+    lines = ["| run | check at step | " + " | ".join(names) + " |"]
+    lines.append("|---|---:|" + "---:|" * len(names))
+    for run in checked:
+        row = [r for r in run.rows if HELDOUT_PREFIX + "accuracy" in r][-1]
+        cells = [
+            pct(row.get(HELDOUT_PREFIX + n)) if is_finite(row.get(HELDOUT_PREFIX + n)) else MISSING
+            for n in names
+        ]
+        lines.append(f"| {run.label} | {row['step']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -72,3 +72,10 @@ ADAPTER_FILES = (ADAPTER_WEIGHTS, ADAPTER_CONFIG)
 def checkpoint_name(step: int) -> str:
     """The folder name of the checkpoint saved at optimiser ``step``: ``checkpoint-<step>``."""
     return f"checkpoint-{step}"
+
+
+HELDOUT_PREFIX = "heldout/"
+"""The prefix of the held-out check's metrics in ``metrics.jsonl`` (``heldout/accuracy``,
+``heldout/handover_smuggled``, ...; :mod:`motif.training.watch` logs them)."""
+HELDOUT_COLUMNS = ("accuracy", "format_rate", "state_right", "skipped_steps")
+"""The held-out check's rates a report shows, before the hand-over watch's."""

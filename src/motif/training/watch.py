@@ -31,6 +31,7 @@ from transformers import TrainerCallback
 from motif.backends.base import SamplingParams
 from motif.data import REASONING_GYM_PREFIX
 from motif.handover import FLAGS
+from motif.runs.layout import HELDOUT_PREFIX
 from motif.tasks import skips_steps
 from motif.training.demos import HELD_OUT_SEED_OFFSET, load_items
 from motif.training.heldout import score_trajectories
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "heldout/"
+PREFIX = HELDOUT_PREFIX
 METRICS = (
     "accuracy",
     "format_rate",
