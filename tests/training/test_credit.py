@@ -480,3 +480,19 @@ def test_another_trl_release_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(trl, "__version__", "2.1.0")
     with pytest.raises(ConfigError, match="this is trl 2.1.0: install trl==1.16.0"):
         check_trl()
+
+
+def test_each_private_hook_is_checked_with_its_parameters(monkeypatch):
+    """Both schemes that override TRL's private methods are refused in one line when a method
+    changed, naming it, even on a release inside the tested range."""
+    import trl
+
+    from motif.errors import ConfigError
+    from motif.training.trajectory import check_trajectory_trl
+
+    check_trajectory_trl()  # the pinned release fits
+    monkeypatch.setattr(
+        trl.GRPOTrainer, "_generate_and_score_completions", lambda self, batch: batch
+    )
+    with pytest.raises(ConfigError, match=r"_generate_and_score_completions\(inputs\)"):
+        check_trajectory_trl()

@@ -29,16 +29,14 @@ from typing import Any
 
 from motif.answer_format import parse_answer, parse_reasoning
 from motif.engine import RoundRecord, Trajectory
-from motif.errors import ConfigError
 from motif.prompts import fold_system
 from motif.protocol import Protocol
+from motif.training.trl_hooks import require_hooks
 
 ROUND_KEY = "credit_round"
 """Row column (and reward keyword) holding the round a row's reply answers (1 = a question)."""
 HISTORY_KEY = "credit_history"
 """Row column holding the rounds that reached a state (None for a question)."""
-TESTED_TRL = ("1.16", "2.0")
-"""TRL releases the private hook is known to fit: >= the first, < the second."""
 
 
 @dataclass
@@ -288,30 +286,17 @@ def round_metrics(
 
 
 def check_trl() -> None:
-    """``--credit all`` needs TRL's GRPOTrainer hooks it was built on (checked before a load).
+    """``--credit all`` needs TRL's GRPOTrainer hook it was built on (checked before a load).
 
     Raises:
-        ConfigError: the TRL release is outside :data:`TESTED_TRL`, or its
-            ``GRPOTrainer._calculate_rewards(inputs, prompts, completions,
+        ConfigError: the TRL release is outside :data:`motif.training.trl_hooks.TESTED_TRL`,
+            or its ``GRPOTrainer._calculate_rewards(inputs, prompts, completions,
             completion_ids_list)`` is missing or different.
     """
-    import inspect
-
-    import trl
-    from packaging.version import Version
-
-    version = Version(trl.__version__)
-    method = getattr(trl.GRPOTrainer, "_calculate_rewards", None)
-    params = list(inspect.signature(method).parameters)[1:] if method else []
-    fits = params == ["inputs", "prompts", "completions", "completion_ids_list"]
-    low, high = (Version(v) for v in TESTED_TRL)
-    if not (low <= version < high and fits):
-        raise ConfigError(
-            f"--credit all reads per-round rewards through TRL's private "
-            f"GRPOTrainer._calculate_rewards(inputs, prompts, completions, completion_ids_list), "
-            f"known to fit trl >= {TESTED_TRL[0]}, < {TESTED_TRL[1]}; this is trl "
-            f"{trl.__version__}: install trl==1.16.0 (the pinned version) or use --credit first"
-        )
+    require_hooks(
+        "--credit all reads per-round rewards",
+        {"_calculate_rewards": ["inputs", "prompts", "completions", "completion_ids_list"]},
+    )
 
 
 def credit_trainer_class() -> type:

@@ -29,7 +29,6 @@ expanded batch is padded to a multiple of ``steps_per_generation`` with masked c
 
 from __future__ import annotations
 
-import inspect
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,13 +37,12 @@ from typing import Any
 from motif.engine import Trajectory
 from motif.errors import ConfigError
 from motif.protocol import Protocol
+from motif.training.trl_hooks import require_hooks
 
 LOSS_NORMS = ("trace", "token")
 """``--trajectory-loss-norm``: per trajectory (Delethink) or per token (InftyThink+)."""
 WEIGHTED_LOSSES = ("dapo", "cispo", "vespo")
 """TRL loss types that divide the summed per-token loss by ``num_items_in_batch``."""
-TESTED_TRL = ("1.16", "2.0")
-"""TRL releases the private hook is known to fit: >= the first, < the second."""
 EXPANDED_KEYS = frozenset(
     {"prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages"}
     | {"num_items_in_batch", "old_per_token_logps"}
@@ -332,28 +330,24 @@ def check_trajectory_trl() -> None:
     """``--credit trajectory`` needs the TRL hooks it was built on (checked before a load).
 
     Raises:
-        ConfigError: the TRL release is outside :data:`TESTED_TRL`, or its
-            ``GRPOTrainer._generate_and_score_completions(inputs)`` or
+        ConfigError: the TRL release is outside :data:`motif.training.trl_hooks.TESTED_TRL`,
+            or its ``GRPOTrainer._generate_and_score_completions(inputs)`` or
             ``_get_per_token_logps_and_entropies(model, input_ids, attention_mask,
             logits_to_keep, batch_size, ...)`` is missing or different.
     """
-    import trl
-    from packaging.version import Version
-
-    version = Version(trl.__version__)
-    step = getattr(trl.GRPOTrainer, "_generate_and_score_completions", None)
-    logps = getattr(trl.GRPOTrainer, "_get_per_token_logps_and_entropies", None)
-    fits = step is not None and list(inspect.signature(step).parameters)[1:] == ["inputs"]
-    wanted = ["model", "input_ids", "attention_mask", "logits_to_keep", "batch_size"]
-    fits = fits and logps is not None and list(inspect.signature(logps).parameters)[1:6] == wanted
-    low, high = (Version(v) for v in TESTED_TRL)
-    if not (low <= version < high and fits):
-        raise ConfigError(
-            f"--credit trajectory expands TRL's scored batch through the private "
-            f"GRPOTrainer._generate_and_score_completions, known to fit trl >= {TESTED_TRL[0]}, "
-            f"< {TESTED_TRL[1]}; this is trl {trl.__version__}: install trl==1.16.0 (the "
-            "pinned version) or use --credit first"
-        )
+    require_hooks(
+        "--credit trajectory expands TRL's scored batch",
+        {
+            "_generate_and_score_completions": ["inputs"],
+            "_get_per_token_logps_and_entropies": [
+                "model",
+                "input_ids",
+                "attention_mask",
+                "logits_to_keep",
+                "batch_size",
+            ],
+        },
+    )
 
 
 def trajectory_trainer_class() -> type:
