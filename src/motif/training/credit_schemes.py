@@ -210,11 +210,14 @@ class TrajectoryCredit(CreditScheme):
             if m.trajectory_loss_norm == "trace"
             else "per token over all rounds (InftyThink+, arXiv 2602.06960)"
         )
+        rows = o.prompts_per_device * o.num_generations
         return (
             f"credit: trajectory; each of the {o.num_generations} trajectories per question is "
             f"rolled out once to {m.rounds} {carry.unit}s by the live policy and rewarded by its "
             f"final accuracy; its advantage (within its group) trains every {carry.unit}; loss "
-            f"normalised {norm}"
+            f"normalised {norm}; memory: up to {rows * m.rounds} rows per micro-batch ({rows} "
+            f"replies x {m.rounds} {carry.unit}s, one forward: lower --prompts-per-device if it "
+            "does not fit)"
         )
 
 
