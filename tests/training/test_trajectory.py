@@ -8,7 +8,7 @@ import pytest
 
 from motif.backends.base import GenerationBackend, GenerationOutput
 from motif.cli.main import main
-from motif.training.trajectory import Row, TrajectoryBatch, expand_rows
+from motif.training.trajectory import VLLM_KEYS, Row, TrajectoryBatch, expand_rows
 from train_fakes import TINY_RUN, adapter_tensors, length_reward, read_metrics
 
 TAIL = ["--carry-over", "tail", "--tail-chunk", "8", "--tail-head", "2", "--tail-keep", "3"]
@@ -200,3 +200,127 @@ def test_trajectory_credit_with_one_round_is_one_line_exit_2(flags, message, cap
 
 def test_row_units_follow_its_weight():
     assert Row([1], [2, 3], 1.0, 0.25, 0, 1).units == 0.5
+
+
+# --------------------------------------------------------------------------- micro-batches
+
+
+def _one_sgd_step(micro_batches, tiny_checkpoint, tokenizer, out, monkeypatch):
+    """One step of scripted trajectories (2 questions x 2 replies, 3 rounds = 12 rows) under
+    plain SGD, so the LoRA update is the learning rate times the gradient."""
+    from motif.cli.train import parse_config
+    from motif.compat import library_deprecations
+    from motif.training.policy import TrainingPolicy
+    from motif.training.trainer import build_trainer
+
+    @contextlib.contextmanager
+    def backend(self):
+        yield TokenScripted(tokenizer, carry_on)
+
+    monkeypatch.setattr(TrainingPolicy, "backend", backend)
+    flags = [*TINY_RUN, "--rounds", "3", "--round1-generation", "trl", "--credit", "trajectory"]
+    flags += ["--prompts-per-device", "2", "--micro-batches", str(micro_batches), "--optim"]
+    flags += ["sgd", "--lora-dropout", "0", "--bf16", "false", "--max-steps", "1"]
+    config = parse_config(["--model", str(tiny_checkpoint), "--output-dir", str(out), *flags])
+    trainer = build_trainer(config)
+    texts = (WRONG, RIGHT + " sure", RIGHT, WRONG + " and more")  # variance in each group
+    replies = [tokenizer.encode(t) + [tokenizer.eos_token_id] for t in texts]
+    trainer._generate_single_turn = lambda *a, **k: ([list(r) for r in replies], None)
+    with library_deprecations():
+        trainer.train()
+    calls = [r["trajectory/rows"] for r in read_metrics(out)]
+    named = trainer.model.named_parameters()
+    return {n: p.detach().clone() for n, p in named if "lora_B" in n}, calls, trainer.args
+
+
+def test_micro_batches_split_the_expanded_rows_without_changing_the_update(
+    tiny_checkpoint, tokenizer, tmp_path, monkeypatch, with_length_reward
+):
+    """``--micro-batches 2``: TRL accumulates two halves of the 12 expanded rows; the SGD
+    update (the gradient) equals the one-forward step's."""
+    whole, rows_1, args_1 = _one_sgd_step(
+        1, tiny_checkpoint, tokenizer, tmp_path / "a", monkeypatch
+    )
+    split, rows_2, args_2 = _one_sgd_step(
+        2, tiny_checkpoint, tokenizer, tmp_path / "b", monkeypatch
+    )
+    assert (args_1.per_device_train_batch_size, args_1.gradient_accumulation_steps) == (4, 1)
+    assert (args_2.per_device_train_batch_size, args_2.gradient_accumulation_steps) == (2, 2)
+    assert args_2.steps_per_generation == 2 and rows_1 == rows_2 == [12.0]
+    assert any(v.abs().sum() > 0 for v in whole.values())
+    for name, value in whole.items():
+        assert split[name] == pytest.approx(value, rel=1e-4, abs=1e-7), name
+
+
+@pytest.mark.parametrize("flags", [["--micro-batches", "3"], ["--micro-batches", "0"]])
+def test_micro_batches_must_divide_the_replies(flags, capsys):
+    assert main(["train", "--dry-run", "--num-generations", "4", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "--micro-batches must divide the 4 replies per step and device" in err
+    assert err.count("\n") == 1
+
+
+def test_the_plan_counts_rows_per_forward_with_micro_batches(capsys):
+    base = ["train", "--dry-run", "--dataset", "reasoning_gym:chain_sum", "--dataset-size", "4"]
+    flags = ["--prompts-per-device", "2", "--num-generations", "4", "--rounds", "3"]
+    assert main([*base, *flags, "--credit", "trajectory", "--micro-batches", "4"]) == 0
+    plan = capsys.readouterr().out
+    assert "up to 6 rows per forward (2 replies x 3 rounds" in plan
+    assert "trained in 4 micro-batches" in plan
+
+
+# --------------------------------------------------------------------------- vLLM keys
+
+
+@pytest.mark.parametrize("width", ["token", "sequence"])
+def test_under_vllm_round_one_keeps_its_correction_and_later_rounds_get_ratio_one(
+    width, tiny_checkpoint, tokenizer, tmp_path, monkeypatch
+):
+    """TRL's ``--use-vllm`` batch adds vLLM's round-1 sampling log-probs and importance
+    ratios (per token, or per sequence); the expansion keeps them on round 1's rows and gives
+    later rounds ratio 1 and the policy's own log-probs."""
+    import torch
+    from trl import GRPOTrainer
+
+    from motif.cli.train import parse_config
+    from motif.compat import library_deprecations
+    from motif.training.policy import TrainingPolicy
+    from motif.training.trainer import build_trainer
+
+    @contextlib.contextmanager
+    def backend(self):
+        yield TokenScripted(tokenizer, carry_on)
+
+    own = GRPOTrainer._generate_and_score_completions
+
+    def with_vllm_keys(self, inputs):
+        batch = own(self, inputs)
+        rows, tokens = batch["completion_ids"].shape
+        batch["importance_sampling_ratio"] = torch.full(
+            (rows, tokens if width == "token" else 1), 0.5
+        )
+        batch["sampling_per_token_logps"] = torch.full((rows, tokens), -3.0)
+        batch["old_per_token_logps"] = torch.zeros(rows, tokens)
+        return batch
+
+    monkeypatch.setattr(TrainingPolicy, "backend", backend)
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", with_vllm_keys)
+    flags = [*TINY_RUN, "--rounds", "3", "--round1-generation", "trl", "--credit", "trajectory"]
+    config = parse_config(["--model", str(tiny_checkpoint), "--output-dir", str(tmp_path), *flags])
+    trainer = build_trainer(config)
+    replies = [tokenizer.encode(t) + [tokenizer.eos_token_id] for t in (WRONG, RIGHT)]
+    trainer._generate_single_turn = lambda *a, **k: ([list(r) for r in replies], None)
+    trainer.model.train()
+    rows = [{"prompt": [{"role": "user", "content": "Q"}], "question": "Q", "answer": "7"}] * 2
+    with library_deprecations():
+        out = trainer._generate_and_score_completions([dict(r) for r in rows])
+    mask = out["completion_mask"].bool()
+    ratio, sampled, old = (out[k] for k in (*VLLM_KEYS, "old_per_token_logps"))
+    assert ratio.shape == ((6, mask.size(1)) if width == "token" else (6, 1))
+    for row in range(6):  # rows: trajectory 0's rounds 1..3, then trajectory 1's
+        first = row % 3 == 0
+        tokens = ratio[row][mask[row]] if width == "token" else ratio[row]
+        assert (tokens == (0.5 if first else 1.0)).all(), row
+        expected = torch.full_like(sampled[row], -3.0) if first else old[row]
+        assert torch.equal(sampled[row][mask[row]], expected[mask[row]]), row
+    assert not (old[1][mask[1]] == 0).all()  # later rounds: the policy's log-probs, recomputed

@@ -179,14 +179,14 @@ class TrajectoryCredit(CreditScheme):
             f"(--carry-over {motif.carry_over}, {motif.rounds} {carry.unit}): use "
             f"{_more_rounds(carry)}, or --credit first",
         )
-        check_options(config.optim.beta, config.optim.use_vllm)
+        check_options(config.optim.beta)
 
     @classmethod
     def adjust(cls, config: Any) -> list[str]:
         """The loss must divide by the summed token weights (``dapo`` unless one that does),
         and later rounds are trained, so they are sampled as round 1 is (TRL's log-probs of
         every trained row use round 1's temperature)."""
-        return [*_weighted_loss(config), *_on_policy_rounds(config)]
+        return [*_weighted_loss(config), *_on_policy_rounds(config), *_vllm_rounds(config)]
 
     @classmethod
     def check_trl(cls) -> None:
@@ -210,14 +210,13 @@ class TrajectoryCredit(CreditScheme):
             if m.trajectory_loss_norm == "trace"
             else "per token over all rounds (InftyThink+, arXiv 2602.06960)"
         )
-        rows = o.prompts_per_device * o.num_generations
+        rows = o.prompts_per_device * o.num_generations // o.micro_batches
         return (
             f"credit: trajectory; each of the {o.num_generations} trajectories per question is "
             f"rolled out once to {m.rounds} {carry.unit}s by the live policy and rewarded by its "
             f"final accuracy; its advantage (within its group) trains every {carry.unit}; loss "
-            f"normalised {norm}; memory: up to {rows * m.rounds} rows per micro-batch ({rows} "
-            f"replies x {m.rounds} {carry.unit}s, one forward: lower --prompts-per-device if it "
-            "does not fit)"
+            f"normalised {norm}; memory: up to {rows * m.rounds} rows per forward ({rows} "
+            f"replies x {m.rounds} {carry.unit}s: raise --micro-batches if it does not fit)"
         )
 
 
@@ -243,6 +242,17 @@ def _on_policy_rounds(config: Any) -> list[str]:
         f"--continuation-temperature {given[0]} and --continuation-top-p {given[1]} replaced by "
         f"round 1's {optim.temperature} and {optim.top_p} (--credit trajectory trains the later "
         "rounds too, with the log-probs of round 1's sampling)"
+    ]
+
+
+def _vllm_rounds(config: Any) -> list[str]:
+    if not config.optim.use_vllm:
+        return []
+    return [
+        "--use-vllm: TRL's importance-sampling correction (on by default) covers round 1; the "
+        "later rounds' "
+        "tokens get ratio 1 (their vLLM sampling log-probs are not kept; see "
+        "motif.training.trajectory)"
     ]
 
 

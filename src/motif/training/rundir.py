@@ -47,6 +47,8 @@ NOT_IDENTITY = (
     "vllm_server_host",
     "vllm_server_port",
     "vllm_gpu_memory_utilization",
+    "micro_batches",  # memory only: the same rows, loss and optimiser step (a run that ran out
+    # of memory resumes with more); TRL's bnpo loss alone normalises per micro-batch
     "heldout_every",  # the held-out check reads the policy, it never changes a step
     "heldout_size",
 )

@@ -428,7 +428,8 @@ def plan(config: TrainConfig, checked: Checked | None = None) -> str:
         f"({o.lr_scheduler_type}, warm-up {o.warmup_ratio}), beta {o.beta}, loss {o.loss_type}",
         f"per step and device: {plural(o.prompts_per_device, 'question')} x "
         f"{o.num_generations} round-1 completions of <= {o.max_completion_length} tokens "
-        f"(T={o.temperature})",
+        f"(T={o.temperature})"
+        + (f", trained in {o.micro_batches} micro-batches" if o.micro_batches > 1 else ""),
     ]
     if config.run.method == "motif":
         lines.append(_continuation_line(config, completions))

@@ -43,9 +43,12 @@ LOSS_NORMS = ("trace", "token")
 """``--trajectory-loss-norm``: per trajectory (Delethink) or per token (InftyThink+)."""
 WEIGHTED_LOSSES = ("dapo", "cispo", "vespo")
 """TRL loss types that divide the summed per-token loss by ``num_items_in_batch``."""
+VLLM_KEYS = ("importance_sampling_ratio", "sampling_per_token_logps")
+"""TRL's per-token keys of a ``--use-vllm`` batch: vLLM's sampling log-probs of round 1 and the
+importance-sampling ratio TRL computed from them (``vllm_importance_sampling_correction``)."""
 EXPANDED_KEYS = frozenset(
     {"prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages"}
-    | {"num_items_in_batch", "old_per_token_logps"}
+    | {"num_items_in_batch", "old_per_token_logps", *VLLM_KEYS}
 )
 """The keys of TRL's batch the expansion rebuilds; any other is refused (not expandable)."""
 
@@ -248,11 +251,13 @@ class TrajectoryBatch:
         if extra:
             raise RuntimeError(f"trajectory credit cannot expand TRL's batch keys {extra}")
         rows = self.rows(batch)
-        out = _tensors(trainer, rows, trainer.args.steps_per_generation)
+        padded = _padded(rows, trainer.args.steps_per_generation)
+        out = _tensors(trainer, padded)
         units = torch.tensor(sum(r.units for r in rows), device=out["advantages"].device)
         out["num_items_in_batch"] = trainer.accelerator.gather(units).sum()
         if batch.get("old_per_token_logps") is not None:
             out["old_per_token_logps"] = _logps(trainer, out)
+        out.update(_vllm_tensors(batch, padded, out))
         metrics = trainer._metrics["train"]
         metrics["trajectory/rows"].append(float(len(rows)))
         metrics["trajectory/rounds"].append(len(rows) / max(1, len(batch["advantages"])))
@@ -273,9 +278,16 @@ class TrajectoryBatch:
         return expand_rows(rounds, batch["advantages"].tolist(), self.norm, masked)
 
 
-def _tensors(trainer: Any, rows: list[Row], multiple: int) -> dict:
-    """Padded tensors of ``rows`` (TRL's layout: prompts left-, completions right-padded),
-    with masked copies of the last row appended up to a multiple of ``multiple``."""
+def _padded(rows: list[Row], multiple: int) -> list[Row]:
+    """``rows`` with masked copies of the last appended up to a multiple of ``multiple`` (TRL
+    splits a batch into ``steps_per_generation`` equal parts)."""
+    extra = (-len(rows)) % multiple
+    return [*rows, *[Row(**{**vars(rows[-1]), "masked": True}) for _ in range(extra)]]
+
+
+def _tensors(trainer: Any, padded: list[Row]) -> dict:
+    """Padded tensors of the rows ``padded`` (TRL's layout: prompts left-, completions
+    right-padded)."""
     import torch
     from trl.trainer.utils import pad  # TRL: loaded only when a run trains
 
@@ -283,8 +295,6 @@ def _tensors(trainer: Any, rows: list[Row], multiple: int) -> dict:
     pad_id = trainer.processing_class.pad_token_id
     if pad_id is None:
         pad_id = trainer.processing_class.eos_token_id
-    extra = (-len(rows)) % multiple
-    padded = [*rows, *[Row(**{**vars(rows[-1]), "masked": True}) for _ in range(extra)]]
 
     def stack(values: list, side: str, value: float | int, dtype: Any) -> Any:
         made = [torch.tensor(v, dtype=dtype) for v in values]
@@ -306,6 +316,37 @@ def _tensors(trainer: Any, rows: list[Row], multiple: int) -> dict:
         "completion_mask": stack(masks, "right", 0, torch.long),
         "advantages": stack(weights, "right", 0.0, torch.float32),
     }
+
+
+def _vllm_tensors(batch: dict, padded: list[Row], out: dict) -> dict:
+    """TRL's ``--use-vllm`` keys (:data:`VLLM_KEYS`) for the expanded rows.
+
+    A round-1 row keeps its own values. A later round's tokens get an importance-sampling
+    ratio of 1 (no correction: vLLM's sampling log-probs of later rounds are not kept, and
+    TRL gives a token without one a ratio of exactly 1) and, as sampling log-probs, the
+    policy's own (``old_per_token_logps``, TRL's fallback for its off-policy mask).
+    Shapes: ``(rows, T)``, or ``(rows, 1)`` for a sequence-level ratio.
+    """
+    import torch
+
+    made = {}
+    for key in VLLM_KEYS:
+        given = batch.get(key)
+        if given is None:
+            continue
+        width = 1 if given.size(1) == 1 else out["completion_ids"].size(1)
+        fill = 1.0 if key == "importance_sampling_ratio" else 0.0
+        values = []
+        for i, row in enumerate(padded):
+            if row.round == 1:
+                own = given[row.trajectory, :width]
+                values.append(torch.nn.functional.pad(own, (0, width - len(own)), value=fill))
+            elif key == "sampling_per_token_logps" and "old_per_token_logps" in out:
+                values.append(out["old_per_token_logps"][i])
+            else:
+                values.append(torch.full((width,), fill, dtype=given.dtype, device=given.device))
+        made[key] = torch.stack(values)
+    return made
 
 
 def _logps(trainer: Any, out: dict) -> Any:
@@ -374,9 +415,9 @@ def trajectory_trainer_class() -> type:
     return TrajectoryGRPOTrainer
 
 
-def check_options(beta: float, use_vllm: bool) -> None:
+def check_options(beta: float) -> None:
     """Refuse what the expansion cannot carry: a KL term (its reference log-probabilities are
-    per round-1 row) and vLLM's importance-sampling correction.
+    per round-1 row).
 
     Raises:
         ConfigError: one line naming the option and the fix.
@@ -385,10 +426,4 @@ def check_options(beta: float, use_vllm: bool) -> None:
         raise ConfigError(
             f"--credit trajectory trains rounds whose reference log-probabilities TRL does not "
             f"compute; --beta {beta} is not supported: use --beta 0 (the paper's)"
-        )
-    if use_vllm:
-        raise ConfigError(
-            "--credit trajectory rebuilds TRL's batch, which under --use-vllm carries vLLM's "
-            "sampling log-probabilities of round 1 only: use the transformers backend (drop "
-            "--use-vllm) or --credit first"
         )

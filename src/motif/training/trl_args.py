@@ -88,6 +88,17 @@ class OptimArgs:
         },
     )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Accumulation steps."})
+    micro_batches: int = field(
+        default=1,
+        metadata={
+            "help": "Split each step's replies on a device into this many micro-batches, one "
+            "forward and backward each, gradients accumulated (less memory, the same questions, "
+            "optimiser steps and loss; must divide prompts_per_device x num_generations). TRL's "
+            "per_device_train_batch_size is then prompts_per_device x num_generations / this, "
+            "its gradient_accumulation_steps and steps_per_generation this x "
+            "gradient_accumulation_steps."
+        },
+    )
     num_generations: int = field(
         default=8, metadata={"help": "Round-1 completions m per question."}
     )
@@ -153,6 +164,13 @@ class OptimArgs:
             f"--num-generations must be >= 2 (GRPO needs a group to compare); got {self.num_generations}",
         )
         _require(self.prompts_per_device >= 1, "--prompts-per-device must be >= 1")
+        replies = self.prompts_per_device * self.num_generations
+        _require(
+            self.micro_batches >= 1 and replies % self.micro_batches == 0,
+            f"--micro-batches must divide the {replies} replies per step and device "
+            f"(--prompts-per-device {self.prompts_per_device} x --num-generations "
+            f"{self.num_generations}); got {self.micro_batches}",
+        )
         _require(self.max_steps >= 1, f"--max-steps must be >= 1; got {self.max_steps}")
         _require(self.save_steps >= 1, f"--save-steps must be >= 1; got {self.save_steps}")
         _require(self.learning_rate > 0, f"--learning-rate must be > 0; got {self.learning_rate}")
@@ -194,13 +212,17 @@ class OptimArgs:
         """
         kwargs = asdict(self)
         prompts = kwargs.pop("prompts_per_device")
+        split = kwargs.pop("micro_batches")
         kwargs.pop("bf16")
         # transformers 5 folds the warm-up ratio into warmup_steps (a float < 1 is a ratio).
         kwargs["warmup_steps"] = kwargs.pop("warmup_ratio")
         kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
         kwargs.update(
             output_dir=output_dir,
-            per_device_train_batch_size=prompts * self.num_generations,
+            # one generation batch of prompts x m replies, split into `split` micro-batches
+            per_device_train_batch_size=prompts * self.num_generations // split,
+            gradient_accumulation_steps=self.gradient_accumulation_steps * split,
+            steps_per_generation=self.gradient_accumulation_steps * split,
             bf16=resolve_bf16(self.bf16, use_cuda)[0],
             use_cpu=not use_cuda,
             report_to=[] if self.report_to == "none" else [self.report_to],
