@@ -233,7 +233,11 @@ def check_adapter_dir(adapter: str) -> None:
         raise MotifError(f"adapter directory {adapter} does not exist")
     config = path / "adapter_config.json"
     if not config.exists():
-        raise MotifError(f"{adapter} is not a PEFT adapter directory (no adapter_config.json)")
+        whole = (path / "config.json").exists()  # a `motif train --use-peft false` run
+        hint = f"; it holds a whole model: pass it as --model {adapter}" if whole else ""
+        raise MotifError(
+            f"{adapter} is not a PEFT adapter directory (no adapter_config.json){hint}"
+        )
     try:
         peft_type = json.loads(config.read_text(encoding="utf-8")).get("peft_type")
     except (ValueError, UnicodeDecodeError, AttributeError):

@@ -158,6 +158,14 @@ class DataArgs:
 class LoraArgs:
     """The LoRA adapter (paper: r=64, alpha 64, all projections)."""
 
+    use_peft: bool = field(
+        default=True,
+        metadata={
+            "help": "Train a LoRA adapter (TRL's use_peft); false: full fine-tuning, every weight "
+            "of the policy trained (an --init-adapter is merged in first), and the run folder "
+            "holds a whole model to evaluate with --model RUN."
+        },
+    )
     lora_r: int = field(default=64, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(
@@ -481,9 +489,12 @@ class TrainConfig:
                 notes.append(unused_options(m, scheme.own_options, why))
         notes.append(self._unused_rollout_dtype())
         notes.append(self._round1_fallback())
-        if self.run.init_adapter is not None:
+        names = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
+        if not self.lora.use_peft:
+            why = "--use-peft false: full fine-tuning"
+            notes.append(unused_options(self.lora, names, why))
+        elif self.run.init_adapter is not None:
             why = f"--init-adapter {self.run.init_adapter} brings its own LoRA settings"
-            names = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
             notes.append(unused_options(self.lora, names, why))
         if not self.optim.use_vllm:
             names = ("vllm_mode", "vllm_gpu_memory_utilization", "vllm_server_host")
@@ -590,6 +601,8 @@ class TrainConfig:
             del flat["credit"]
         if not self.motif.efficiency_reward:  # runs from before it existed had none
             del flat["efficiency_reward"]
+        if self.lora.use_peft:  # runs from before full fine-tuning were LoRA runs
+            del flat["use_peft"]
         return flat
 
 

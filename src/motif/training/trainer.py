@@ -124,7 +124,9 @@ def make_credit(config: TrainConfig, tokenizer: Any) -> Any:
 
 
 def load_policy(config: TrainConfig, use_cuda: bool) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, peft_config): a fresh LoRA, or the ``--init-adapter`` made trainable."""
+    """(model, tokenizer, peft_config): a fresh LoRA, or the ``--init-adapter`` made trainable;
+    under ``--use-peft false`` the whole model (the ``--init-adapter`` merged into its weights)
+    and no ``peft_config``."""
 
     dtype = config.run.dtype
     if dtype == "auto":
@@ -133,12 +135,24 @@ def load_policy(config: TrainConfig, use_cuda: bool) -> tuple[Any, Any, Any]:
         config.run.model, None, dtype, "cpu", config.run.trust_remote_code
     )
     model.train()
+    if not config.lora.use_peft:
+        return _full_model(model, config), tokenizer, None
     if config.run.init_adapter is None:
         return model, tokenizer, config.lora.peft_config()
     policy = apply_adapter(
         model, config.run.init_adapter, config.run.model or "default", trainable=True
     )
     return policy, tokenizer, None
+
+
+def _full_model(model: Any, config: TrainConfig) -> Any:
+    """``model`` with every weight trainable, the ``--init-adapter`` (if any) merged in."""
+    if config.run.init_adapter is not None:
+        name = config.run.model or "default"
+        model = apply_adapter(model, config.run.init_adapter, name).merge_and_unload()
+    for weight in model.parameters():
+        weight.requires_grad_(True)
+    return model.train()
 
 
 @dataclass
@@ -443,6 +457,9 @@ def plan(config: TrainConfig, checked: Checked | None = None) -> str:
     adapter = (
         config.run.init_adapter or f"new LoRA r={config.lora.lora_r} alpha={config.lora.lora_alpha}"
     )
+    if not config.lora.use_peft:
+        merged = f", {config.run.init_adapter} merged in" if config.run.init_adapter else ""
+        adapter = f"none, full fine-tuning (every weight{merged}; the run folder holds a model)"
     lines.append(f"adapter: {adapter}; vLLM: {o.use_vllm and o.vllm_mode}")
     if checked:
         on, why = checked.bf16
