@@ -18,7 +18,7 @@ from typing import Any
 from motif.backends.base import SamplingParams
 from motif.errors import MotifError
 from motif.protocol import Protocol
-from motif.rewards import column_values, completion_text, future_accuracy
+from motif.rewards import column_values, completion_text, efficiency_factor, future_accuracy
 from motif.training.config import MotifArgs
 from motif.training.credit import HISTORY_KEY, ROUND_KEY, Credit, harvest, share_states
 from motif.training.policy import TrainingPolicy
@@ -112,13 +112,14 @@ class FutureAccuracyReward:
         seconds = time.perf_counter() - start
         rewards = self._scores(groups, golds)
         tokens = sum(r.completion_tokens for g in groups for t in g for r in t.rounds[1:])
-        self._log(kwargs.get("log_metric"), rewards, groups, tokens, seconds)
+        self._log(kwargs.get("log_metric"), rewards, groups, tokens, seconds, golds)
         if self.protocol.continues_turn and callable(kwargs.get("log_metric")):
             kwargs["log_metric"]("continued_completions", float(sum(truncated or [])))
         return rewards
 
-    def _scores(self, groups: list[list[Any]], golds: Sequence[Any]) -> list:
-        """Mean score of each reply's trajectories; None where every one was cut (ungraded)."""
+    def _scores(self, groups: list[list[Any]], golds: Sequence[Any], discount: bool = True) -> list:
+        """Mean score of each reply's trajectories; None where every one was cut (ungraded).
+        ``discount``: times InftyThink+'s efficiency term under ``--efficiency-reward``."""
         kept = [[t for t in g if not getattr(t, "cut", False)] for g in groups]
         graded = [i for i, g in enumerate(kept) if g]
         rewards: list = [None] * len(groups)
@@ -127,7 +128,7 @@ class FutureAccuracyReward:
             [golds[i] for i in graded],
             self.motif.scoring,
             self.motif.accuracy_reward_weight(),
-            phi=self.motif.rounds if self.motif.efficiency_reward else None,
+            phi=self.motif.rounds if self.motif.efficiency_reward and discount else None,
         )
         for i, score in zip(graded, scores, strict=True):
             rewards[i] = score
@@ -167,7 +168,9 @@ class FutureAccuracyReward:
             every += groups
             seconds, tokens = seconds + spent, tokens + made
         credit.buffer.add(share_states(found, credit.buffer.size, self.trainer.accelerator))
-        self._log(log_metric, rewards, every, tokens, seconds)
+        order = [i for r in sorted(set(rounds)) for i in range(n) if rounds[i] == r]
+        graded = [rewards[i] for i in order]  # in the order of `every`
+        self._log(log_metric, graded, every, tokens, seconds, [golds[i] for i in order])
         return rewards
 
     @staticmethod
@@ -267,8 +270,20 @@ class FutureAccuracyReward:
         log_metric(f"round{r}/continuation_seconds", seconds)
 
     def _log(
-        self, log_metric: Any, rewards: list, groups: list, tokens: int, seconds: float
+        self,
+        log_metric: Any,
+        rewards: list,
+        groups: list,
+        tokens: int,
+        seconds: float,
+        golds: Sequence[Any],
     ) -> None:
+        """Log the batch's future accuracy (never discounted: under ``--efficiency-reward``
+        the trajectories are graded again without the term, which is logged as
+        ``efficiency``, the mean over trajectories), cut continuations, tokens and time.
+        ``rewards``, ``groups`` and ``golds``: one per reply, in one order."""
+        if self.motif.efficiency_reward:
+            rewards = self._scores(groups, golds, discount=False)
         graded = [r for r in rewards if r is not None]
         weight = self.motif.accuracy_reward_weight()
         accuracy = sum(graded) / (len(graded) * weight) if graded else 0.0
@@ -287,5 +302,13 @@ class FutureAccuracyReward:
         if callable(log_metric):
             log_metric("continuations_cut", float(cut))
             log_metric("future_accuracy", accuracy)
+            if self.motif.efficiency_reward:
+                log_metric("efficiency", _mean_efficiency(groups, self.motif.rounds))
             log_metric("continuation_tokens", float(tokens))
             log_metric("continuation_seconds", seconds)
+
+
+def _mean_efficiency(groups: list[list[Any]], phi: int) -> float:
+    """The mean of InftyThink+'s efficiency term over the trajectories that were not cut."""
+    kept = [t for g in groups for t in g if not getattr(t, "cut", False)]
+    return sum(efficiency_factor(len(t.rounds), phi) for t in kept) / max(1, len(kept))

@@ -218,7 +218,7 @@ class TrajectoryBatch:
         seconds = time.perf_counter() - start
         rewards = reward._scores(groups, golds)
         tokens = sum(r.completion_tokens for g in groups for t in g for r in t.rounds[1:])
-        reward._log(kwargs.get("log_metric"), rewards, groups, tokens, seconds)
+        reward._log(kwargs.get("log_metric"), rewards, groups, tokens, seconds, golds)
         return rewards
 
     def take(self, rows: int) -> list[list[tuple]]:
