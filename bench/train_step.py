@@ -1,5 +1,9 @@
-"""Seconds per optimiser step: GRPO, MOTIF (--credit first), --credit all and --credit trajectory, at
-equal m, k.
+"""Seconds per optimiser step of each training method of recipes/methods at equal m, k, B, n.
+
+GRPO (one round of B, and one of the largest context 2B: grpo-long), MOTIF (--credit first),
+--credit all, --credit trajectory under summary, Delethink-RL (tail + trajectory credit) and
+InftyThink+-style (rounds the model ends + trajectory credit + efficiency reward); each
+method's ratio to grpo-long is printed (issue 33's equal-largest-context comparison).
 
 The runs go in one process, one after the other, with the same round-1 settings; MOTIF adds k
 continuations of every round-1 completion over the remaining n-1 rounds; --credit all trains
@@ -10,7 +14,7 @@ backward, optimiser), from the run's own metrics.jsonl. The first step is a warm
 averaged; the default --steps (n + 1) makes the averaged steps of --credit all one full cycle of
 rounds.
 
-    .venv/bin/python bench/train_step.py [--runs grpo,first,all,trajectory --m 4 --k 4 --rounds 3 --tokens 64]
+    .venv/bin/python bench/train_step.py [--runs grpo-long,first,trajectory --m 4 --k 4 --rounds 3 --tokens 64]
 """
 
 from __future__ import annotations
@@ -34,17 +38,38 @@ KEYS = (
 )
 
 
-RUNS = {
-    "grpo": ["--method", "grpo"],
-    "first": ["--method", "motif"],
-    "all": ["--credit", "all"],
-    "trajectory": ["--credit", "trajectory"],
-}
+RUNS = ("grpo", "grpo-long", "first", "all", "trajectory", "delethink", "inftythink")
+"""The runs, in the order they go (``--runs`` picks some)."""
+
+
+def run_flags(name: str, args: argparse.Namespace) -> list[str]:
+    """``motif train`` flags of run ``name`` at per-round budget B = ``args.tokens`` and n =
+    ``args.rounds``, as ``recipes/methods/`` sets each arm (their largest context, 2B: a
+    summary round's carried answer, at most B, plus B new; ``GridCell.largest_context``).
+
+    ``grpo``: one round of B; ``grpo-long``: one round of 2B; ``delethink``: tail chunks of
+    C = 2B keeping 8 + (B - 8) tokens, so every chunk after the first writes B, n - 1 chunks
+    (a total of nB, as n summary rounds); ``inftythink``: rounds the model ends, phi = n, the
+    efficiency reward and the token-average loss.
+    """
+    b, n = args.tokens, args.rounds
+    tail = ["--tail-chunk", str(2 * b), "--tail-head", "8", "--tail-keep", str(b - 8)]
+    model_ended = ["--round-end", "model", "--max-rounds", str(n), "--efficiency-reward"]
+    return {
+        "grpo": ["--method", "grpo"],
+        "grpo-long": ["--method", "grpo", "--max-completion-length", str(2 * b)],
+        "first": ["--method", "motif"],
+        "all": ["--credit", "all"],
+        "trajectory": ["--credit", "trajectory"],
+        "delethink": ["--credit", "trajectory", "--carry-over", "tail", *tail]
+        + ["--tail-chunks", str(n - 1), "--max-completion-length", str(2 * b)],
+        "inftythink": ["--credit", "trajectory", *model_ended]
+        + ["--trajectory-loss-norm", "token"],
+    }[name]
 
 
 def run(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
     flags = [
-        *RUNS[name],
         "--output-dir",
         str(out / name),
         "--overwrite",
@@ -73,9 +98,12 @@ def run(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
         "--report-to",
         "none",
     ]
-    flags += ["--round1-generation", args.round1_generation]
+    flags += ["--round1-generation", args.round1_generation, *run_flags(name, args)]
     if args.init_adapter:
         flags += ["--init-adapter", args.init_adapter]
+    if name in ("delethink", "inftythink"):  # --rounds: theirs come from the tail / phi
+        at = flags.index("--rounds")
+        del flags[at : at + 2]
     train(parse_config(flags))
     records = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
     steady = records[1:] or records
@@ -133,6 +161,10 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
             f"{r['scoring_seconds']:>11.1f}{r['optimisation_seconds']:>9.1f}"
             f"{r['round1_tokens']:>8.0f}{r['continuation_tokens']:>10.0f}"
         )
+    if "grpo-long" in results:
+        base = results["grpo-long"]["step_seconds"]
+        ratios = ", ".join(f"{n} {r['step_seconds'] / base:.2f}x" for n, r in results.items())
+        print(f"step / grpo-long step (one round of the same largest context, 2B): {ratios}")
     if "grpo" in results and "first" in results:
         ratio = results["first"]["step_seconds"] / results["grpo"]["step_seconds"]
         print(
