@@ -594,6 +594,18 @@ def test_saved_config_holds_model_ended_rounds_and_efficiency_only_when_on():
         (["--round-end", "model", "--max-rounds", "0"], "--max-rounds"),
         (["--round-end", "model", "--carry-over", "tail"], "--round-end model applies to"),
         (["--method", "grpo", "--round-end", "model"], "--method grpo answers in one"),
+        (
+            ["--round-end", "model", "--max-completion-length", "16"],
+            "--max-completion-length 16 is a per-round cap too small for --round-end model",
+        ),
+        (
+            ["--round-end", "model", "--continuation-max-new-tokens", "31"],
+            "use --continuation-max-new-tokens 32 or more",
+        ),
+        (
+            ["--carry-over", "tail", "--tail-chunk", "64", "--tail-head", "8", "--tail-keep", "56"],
+            "--tail-chunk (64) leaves no room to write",
+        ),
     ],
 )
 def test_bad_model_ended_options_are_one_line_exit_2(flags, message, capsys):

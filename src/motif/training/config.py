@@ -569,6 +569,9 @@ class TrainConfig:
             f"--round-end {carry.round_end} lets the model end its rounds, and --method grpo "
             "answers in one: use --method motif, or drop --round-end",
         )
+        options = ("--max-completion-length", "--continuation-max-new-tokens")
+        later = self.motif.continuation_max_new_tokens
+        carry.check_budgets(self.optim.max_completion_length, later, options)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration, flat (as a recipe would write it).
