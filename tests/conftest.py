@@ -147,3 +147,14 @@ def no_model_load(monkeypatch):
         raise AssertionError("a dry run must not load a model")
 
     monkeypatch.setattr(motif.models, "load_model", refuse)
+
+
+@pytest.fixture
+def with_length_reward(monkeypatch):
+    """The method's real rewards plus one with variance, so training steps move the weights
+    (random tiny models never format)."""
+    import motif.training.trainer as trainer_module
+    from train_fakes import length_reward
+
+    real = trainer_module.build_rewards
+    monkeypatch.setattr(trainer_module, "build_rewards", lambda *a: [*real(*a), length_reward])

@@ -8,19 +8,6 @@ from motif.cli.main import main
 from train_fakes import TINY_RUN, read_metrics
 
 
-@pytest.fixture
-def with_length_reward(monkeypatch):
-    """The method's real rewards plus one with variance (random tiny models never format)."""
-    import motif.training.trainer as trainer_module
-
-    real = trainer_module.build_rewards
-    monkeypatch.setattr(trainer_module, "build_rewards", lambda *a: [*real(*a), length_reward])
-
-
-def length_reward(prompts, completions, **kwargs):
-    return [float(len(c[0]["content"] if isinstance(c, list) else c)) for c in completions]
-
-
 def _weights(path):
     from safetensors.torch import load_file
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import fake_policy_trainer
 from motif.cli.main import main
-from train_fakes import TINY_RUN, adapter_tensors, length_reward, read_metrics
+from train_fakes import TINY_RUN, adapter_tensors, read_metrics
 
 STEP_METRICS = [
     "rewards/xmlcount_reward/mean",
@@ -33,15 +33,6 @@ MOTIF_METRICS = [
     "continuation_tokens",
     "continuation_seconds",
 ]
-
-
-@pytest.fixture
-def with_length_reward(monkeypatch):
-    """The method's real rewards plus one with variance (random tiny models never format)."""
-    import motif.training.trainer as trainer_module
-
-    real = trainer_module.build_rewards
-    monkeypatch.setattr(trainer_module, "build_rewards", lambda *a: [*real(*a), length_reward])
 
 
 @pytest.mark.filterwarnings("error::FutureWarning")  # issue 14, item 15: no deprecated names

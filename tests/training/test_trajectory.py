@@ -9,7 +9,7 @@ import pytest
 from motif.backends.base import GenerationBackend, GenerationOutput
 from motif.cli.main import main
 from motif.training.trajectory import VLLM_KEYS, Row, TrajectoryBatch, expand_rows
-from train_fakes import TINY_RUN, adapter_tensors, length_reward, read_metrics
+from train_fakes import TINY_RUN, adapter_tensors, read_metrics
 
 TAIL = ["--carry-over", "tail", "--tail-chunk", "8", "--tail-head", "2", "--tail-keep", "3"]
 RIGHT = "<reasoning>\nadd\n</reasoning>\n<answer>\nthe sum is 7\n</answer>"
@@ -135,15 +135,6 @@ def test_a_wrong_hand_over_is_negative_on_every_round_it_touched(
 
 
 # --------------------------------------------------------------------------- real runs
-
-
-@pytest.fixture
-def with_length_reward(monkeypatch):
-    """The method's real rewards plus one with variance (random tiny models never format)."""
-    import motif.training.trainer as trainer_module
-
-    real = trainer_module.build_rewards
-    monkeypatch.setattr(trainer_module, "build_rewards", lambda *a: [*real(*a), length_reward])
 
 
 @pytest.mark.filterwarnings("error::FutureWarning")

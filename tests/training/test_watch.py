@@ -8,7 +8,7 @@ from motif.cli.main import main
 from motif.engine import RoundRecord, Trajectory
 from motif.tasks import ChainProblem, LetterProblem, skips_steps, steps_needed
 from motif.training.watch import METRICS, PREFIX, watch_metrics
-from train_fakes import TINY_RUN, adapter_tensors, length_reward, read_metrics
+from train_fakes import TINY_RUN, adapter_tensors, read_metrics
 
 CHAIN = ChainProblem("What is 4 + 5 - 3 + 10?", "16", ("+", "-", "+"), (4, 5, 3, 10))
 NEGATIVE = ChainProblem("What is 4 - -7?", "11", ("-",), (4, -7))
@@ -85,16 +85,6 @@ def test_watch_metrics_are_rates_and_leave_out_what_has_nothing_to_count():
     bare = watch_metrics([trajectory("x")], [CHAIN], one_round, 0.1)
     assert PREFIX + "step_accuracy" not in bare and PREFIX + "state_right" not in bare
     assert bare[PREFIX + "accuracy"] == 0.0 and bare[PREFIX + "skipped_steps"] == 0.0
-
-
-@pytest.fixture
-def with_length_reward(monkeypatch):
-    """The method's rewards plus one with variance, so steps move the weights (as in
-    test_training.py: random tiny models never format)."""
-    import motif.training.trainer as trainer_module
-
-    real = trainer_module.build_rewards
-    monkeypatch.setattr(trainer_module, "build_rewards", lambda *a: [*real(*a), length_reward])
 
 
 def _train(out, tiny_checkpoint, *flags: str) -> list[dict]:
