@@ -196,9 +196,10 @@ def test_row_units_follow_its_weight():
 # --------------------------------------------------------------------------- micro-batches
 
 
-def _one_sgd_step(micro_batches, tiny_checkpoint, tokenizer, out, monkeypatch):
-    """One step of scripted trajectories (2 questions x 2 replies, 3 rounds = 12 rows) under
-    plain SGD, so the LoRA update is the learning rate times the gradient."""
+def _one_sgd_step(micro_batches, credit, tiny_checkpoint, tokenizer, out, monkeypatch):
+    """One step of scripted trajectories (2 questions x 2 replies, 3 rounds: 12 rows under
+    trajectory credit) under plain SGD, so the LoRA update is the learning rate times the
+    gradient."""
     from motif.cli.train import parse_config
     from motif.compat import library_deprecations
     from motif.training.policy import TrainingPolicy
@@ -209,7 +210,7 @@ def _one_sgd_step(micro_batches, tiny_checkpoint, tokenizer, out, monkeypatch):
         yield TokenScripted(tokenizer, carry_on)
 
     monkeypatch.setattr(TrainingPolicy, "backend", backend)
-    flags = [*TINY_RUN, "--rounds", "3", "--round1-generation", "trl", "--credit", "trajectory"]
+    flags = [*TINY_RUN, "--rounds", "3", "--round1-generation", "trl", "--credit", credit]
     flags += ["--prompts-per-device", "2", "--micro-batches", str(micro_batches), "--optim"]
     flags += ["sgd", "--lora-dropout", "0", "--bf16", "false", "--max-steps", "1"]
     config = parse_config(["--model", str(tiny_checkpoint), "--output-dir", str(out), *flags])
@@ -219,25 +220,25 @@ def _one_sgd_step(micro_batches, tiny_checkpoint, tokenizer, out, monkeypatch):
     trainer._generate_single_turn = lambda *a, **k: ([list(r) for r in replies], None)
     with library_deprecations():
         trainer.train()
-    calls = [r["trajectory/rows"] for r in read_metrics(out)]
+    calls = [r.get("trajectory/rows") for r in read_metrics(out)]
     named = trainer.model.named_parameters()
     return {n: p.detach().clone() for n, p in named if "lora_B" in n}, calls, trainer.args
 
 
-def test_micro_batches_split_the_expanded_rows_without_changing_the_update(
-    tiny_checkpoint, tokenizer, tmp_path, monkeypatch, with_length_reward
+@pytest.mark.parametrize("credit", ["trajectory", "first"])
+def test_micro_batches_split_the_step_without_changing_the_update(
+    credit, tiny_checkpoint, tokenizer, tmp_path, monkeypatch, with_length_reward
 ):
-    """``--micro-batches 2``: TRL accumulates two halves of the 12 expanded rows; the SGD
-    update (the gradient) equals the one-forward step's."""
-    whole, rows_1, args_1 = _one_sgd_step(
-        1, tiny_checkpoint, tokenizer, tmp_path / "a", monkeypatch
-    )
-    split, rows_2, args_2 = _one_sgd_step(
-        2, tiny_checkpoint, tokenizer, tmp_path / "b", monkeypatch
-    )
+    """``--micro-batches 2``: TRL accumulates two halves of the step's rows (trajectory
+    credit: of the 12 expanded rows); the SGD update (the gradient) equals the one-forward
+    step's."""
+    args = (credit, tiny_checkpoint, tokenizer)
+    whole, rows_1, args_1 = _one_sgd_step(1, *args, tmp_path / "a", monkeypatch)
+    split, rows_2, args_2 = _one_sgd_step(2, *args, tmp_path / "b", monkeypatch)
     assert (args_1.per_device_train_batch_size, args_1.gradient_accumulation_steps) == (4, 1)
     assert (args_2.per_device_train_batch_size, args_2.gradient_accumulation_steps) == (2, 2)
-    assert args_2.steps_per_generation == 2 and rows_1 == rows_2 == [12.0]
+    assert args_2.steps_per_generation == 2
+    assert rows_1 == rows_2 == ([12.0] if credit == "trajectory" else [None])
     assert any(v.abs().sum() > 0 for v in whole.values())
     for name, value in whole.items():
         assert split[name] == pytest.approx(value, rel=1e-4, abs=1e-7), name
