@@ -80,6 +80,7 @@ class Trajectory:
     stopped_early: bool = False
     cut_round: int | None = None
     carry_over: str = "summary"
+    round_end: str = "budget"
     thought_ids: list[int] = field(default_factory=list, repr=False)
 
     @property
@@ -95,7 +96,7 @@ class Trajectory:
         character that chunk completed (see :class:`RoundRecord`).
         """
         texts = [r.text for r in self.rounds[:round_index]]
-        return carry_over_class(self.carry_over).answer_text(texts)
+        return carry_over_class(self.carry_over, round_end=self.round_end).answer_text(texts)
 
     @property
     def final_text(self) -> str:
@@ -114,7 +115,8 @@ class Trajectory:
 
     def to_dict(self, *, budget: bool = False) -> dict:
         """The one JSON view of a trajectory (``thought_ids`` left out): ``question``,
-        ``carry_over``, ``stopped_early``, ``cut_round`` and ``rounds`` (each
+        ``carry_over`` (and ``round_end`` when the model ends its rounds), ``stopped_early``,
+        ``cut_round`` and ``rounds`` (each
         :class:`RoundRecord`'s fields, in their order).
 
         ``budget`` adds the token accounting: each round's ``context_tokens`` and the
@@ -125,6 +127,7 @@ class Trajectory:
         data = {
             "question": self.question,
             "carry_over": self.carry_over,
+            **({"round_end": self.round_end} if self.round_end != "budget" else {}),
             "stopped_early": self.stopped_early,
             "cut_round": self.cut_round,
             "rounds": [asdict(r) for r in self.rounds],
@@ -202,6 +205,12 @@ class RolloutEngine:
         self.early_stop = early_stop
         self.on_round = on_round  # called with (round, rounds) after each round: progress
 
+    def _trajectory(self, question: str) -> Trajectory:
+        """A new trajectory of ``question`` under this engine's protocol (no round yet)."""
+        return Trajectory(
+            question, carry_over=self.protocol.carry_over, round_end=self.protocol.round_end
+        )
+
     @_one_policy
     def run(self, questions: Sequence[str], num_samples: int = 1) -> list[Trajectory]:
         """Answer every question over all rounds; ``num_samples`` trajectories per question.
@@ -209,12 +218,11 @@ class RolloutEngine:
         Returns the trajectories question by question (the samples of ``questions[0]`` first).
         """
         _check_questions(questions)
-        carry = self.protocol.carry_over
-        seeds = [Trajectory(q, carry_over=carry) for q in questions]
+        seeds = [self._trajectory(q) for q in questions]
         outputs = self._generate(seeds, 1, num_samples)
         trajectories = []
         for i, out in enumerate(outputs):
-            traj = Trajectory(questions[i // num_samples], carry_over=carry)
+            traj = self._trajectory(questions[i // num_samples])
             self._add(traj, 1, out)
             trajectories.append(traj)
         self._round_done(1)
@@ -341,7 +349,7 @@ class RolloutEngine:
             cut = bool(truncated[i]) if truncated is not None else tail
             prompt = int(prompt_tokens[i]) if prompt_tokens is not None else 0
             out = GenerationOutput(text, prompt, len(ids), cut, token_ids=ids)
-            traj = Trajectory(question, carry_over=self.protocol.carry_over)
+            traj = self._trajectory(question)
             self._add(traj, 1, out)
             firsts.append(traj)
         return firsts
@@ -444,6 +452,7 @@ def _copy(traj: Trajectory) -> Trajectory:
         traj.stopped_early,
         traj.cut_round,
         traj.carry_over,
+        traj.round_end,
         list(traj.thought_ids),
     )
 

@@ -231,7 +231,7 @@ def run_strategy(protocol: Mapping | None, name: str | None = None) -> CarryOver
         ConfigError: an unknown carry-over name.
     """
     protocol = protocol or {}
-    cls = stored_carry_over(protocol.get("carry_over") or name)
+    cls = stored_carry_over(protocol.get("carry_over") or name, protocol.get("round_end"))
     if not cls.hands_state:
         return None
     rounds = max(int(protocol.get("rounds") or 1), 1)

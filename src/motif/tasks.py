@@ -437,7 +437,8 @@ def check_trajectory(item: TaskItem, trajectory: object) -> list[RoundCheck]:
     ``tail`` and ``none`` hand no separate state (None).
     """
     rounds = list(trajectory.rounds)  # type: ignore[attr-defined]
-    handed = stored_carry_over(getattr(trajectory, "carry_over", None)).hands_state
+    stored = (getattr(trajectory, "carry_over", None), getattr(trajectory, "round_end", None))
+    handed = stored_carry_over(*stored).hands_state
     cut = getattr(trajectory, "cut_round", None) is not None
     states = [
         r.summary if handed and (i < len(rounds) - 1 or cut) else None for i, r in enumerate(rounds)

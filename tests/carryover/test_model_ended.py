@@ -103,6 +103,41 @@ def test_identity_records_the_round_end():
     assert "round_end" not in budget  # runs written before --round-end still resume
 
 
+def test_stored_files_read_back_as_model_ended():
+    """A run identity's protocol block and a stored trajectory row name ``round_end``: every
+    reader gets the model-ended strategy back, and its label says so."""
+    from motif.carryover import protocol_carry_over, stored_carry_over
+    from motif.engine import Trajectory
+    from motif.eval.identity import run_label
+
+    block = protocol_identity(ProtocolArgs(round_end="model", max_rounds=4))
+    assert protocol_carry_over(block) is ModelEndedCarryOver
+    assert protocol_carry_over(protocol_identity(ProtocolArgs())) is SummaryCarryOver
+    assert protocol_carry_over(None) is SummaryCarryOver  # files from before carry-overs
+    assert stored_carry_over("summary", "model") is ModelEndedCarryOver
+    assert stored_carry_over("tail", None) is TailCarryOver
+    with pytest.raises(ConfigError, match="--round-end model applies to --carry-over summary"):
+        stored_carry_over("tail", "model")
+    identity = {"model": "default:m", "protocol": block, "sampling": {"samples": 1}}
+    assert run_label(identity) == "m, up to 4 model-ended rounds"
+    assert run_label({**identity, "protocol": protocol_identity(ProtocolArgs())}) == "m, 3 rounds"
+    row = Trajectory("Q", round_end="model").to_dict()
+    assert row["round_end"] == "model" and "round_end" not in Trajectory("Q").to_dict()
+
+
+def test_the_engine_stamps_its_round_end_on_every_trajectory():
+    from motif.backends.base import SamplingParams
+    from motif.engine import RolloutEngine
+    from fakes import ScriptedBackend
+
+    backend = ScriptedBackend(lambda chat, sample: SUMMARY)
+    params = SamplingParams(max_new_tokens=64)
+    protocol = Protocol(rounds=2, round_end="model")
+    trajectories = RolloutEngine(backend, protocol, params).run(["Q?"], 2)
+    assert [t.round_end for t in trajectories] == ["model", "model"]
+    assert RolloutEngine(backend, Protocol(rounds=2), params).run(["Q?"])[0].round_end == "budget"
+
+
 def test_defaults_and_spellings_are_unchanged():
     args = ProtocolArgs()
     assert (args.round_end, args.max_rounds, args.rounds) == ("budget", None, 3)

@@ -46,6 +46,7 @@ from motif.carryover.registry import (
     check_carry_over,
     check_round_end,
     make_carry_over,
+    protocol_carry_over,
     stored_carry_over,
     strategy_classes,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "check_round_end",
     "extract_summary",
     "make_carry_over",
+    "protocol_carry_over",
     "stored_carry_over",
     "strategy_classes",
     "tail_window",

@@ -57,6 +57,11 @@ class ModelEndedCarryOver(SummaryCarryOver):
         return {"round_end": self.round_end}
 
     @classmethod
+    def label(cls, rounds: int, chunk: int | None = None) -> str:
+        """``up to 3 model-ended rounds``: phi is a cap, the model may conclude sooner."""
+        return f"up to {rounds} model-ended round{'s' if rounds > 1 else ''}"
+
+    @classmethod
     def check_budgets(
         cls,
         first: int,

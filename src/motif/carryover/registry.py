@@ -68,16 +68,25 @@ def carry_over_class(
     return _ROUND_ENDED[(name, round_end)]
 
 
-def stored_carry_over(name: str | None) -> type[CarryOver]:
+def stored_carry_over(name: str | None, round_end: str | None = None) -> type[CarryOver]:
     """The strategy class a stored trajectory, eval config or run names; a file written
     before carry-overs existed names none and is the :attr:`~CarryOver.legacy` strategy's.
+    ``round_end``: the stored ``round_end`` beside it (files of budget-ended rounds, and those
+    from before ``--round-end``, have none).
 
     Raises:
-        ConfigError: an unknown name.
+        ConfigError: an unknown name, or a ``round_end`` that does not apply to it.
     """
     if name is None:
-        return next(c for c in _CLASSES.values() if c.legacy)
-    return carry_over_class(name, "carry_over")
+        name = next(c for c in _CLASSES.values() if c.legacy).name
+    return carry_over_class(name, "carry_over", round_end or "budget")
+
+
+def protocol_carry_over(protocol: dict | None) -> type[CarryOver]:
+    """The strategy class of a stored protocol block (a run identity's ``protocol``: its
+    ``carry_over`` and ``round_end``; None or missing keys: the legacy strategy's)."""
+    protocol = protocol or {}
+    return stored_carry_over(protocol.get("carry_over"), protocol.get("round_end"))
 
 
 def make_carry_over(

@@ -63,6 +63,7 @@ def trajectory_json(traj: Trajectory) -> dict:
     return {
         "question": data["question"],
         "carry_over": data["carry_over"],
+        **({"round_end": data["round_end"]} if "round_end" in data else {}),
         "rounds": [{k: r[k] for k in keys} for r in data["rounds"]],
         "generated_tokens": data["generated_tokens"],
         "largest_context": data["largest_context"],
@@ -77,7 +78,7 @@ def trajectory_json(traj: Trajectory) -> dict:
 def print_text(record: dict) -> None:
     """Human-readable view of one answered question."""
     print(f"Question: {record['question']}")
-    carry = stored_carry_over(record.get("carry_over"))
+    carry = stored_carry_over(record.get("carry_over"), record.get("round_end"))
     for r in record["rounds"]:
         flag = ", truncated" if r["truncated"] else ""
         heading = carry.heading(

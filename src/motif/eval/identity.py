@@ -13,7 +13,7 @@ from pathlib import Path
 
 from motif import identity as weights  # fingerprints looked up per call: replaceable
 from motif.backends.vllm_options import resolve_backend
-from motif.carryover import carry_over_class, stored_carry_over
+from motif.carryover import carry_over_class, protocol_carry_over
 from motif.config import GenerationArgs, ModelArgs, ProtocolArgs
 from motif.data import Problem, display_name, fingerprint
 from motif.eval.args import EvalArgs
@@ -117,7 +117,7 @@ def run_label(identity: dict) -> str:
         name += f" + {Path(identity['adapter']).name}"
     protocol = identity["protocol"]
     rounds = protocol["rounds"]
-    carry = stored_carry_over(protocol.get("carry_over"))
+    carry = protocol_carry_over(protocol)
     chunk = (protocol.get("window") or {}).get("chunk")
     label = f"{name}, {carry.label(rounds, chunk)}"
     samples = identity["sampling"]["samples"]

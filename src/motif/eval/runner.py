@@ -102,6 +102,7 @@ def sample_record(problem: Problem, sample: int, trajectory: Trajectory, grader:
         "stopped_early": data["stopped_early"],
         "cut_round": cut,
         "carry_over": data["carry_over"],
+        **({"round_end": data["round_end"]} if "round_end" in data else {}),
         "generated_tokens": data["generated_tokens"],
         "largest_context": data["largest_context"],
         "question": problem.question,

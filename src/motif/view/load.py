@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from motif.carryover import CarryOver, stored_carry_over
+from motif.carryover import CarryOver, protocol_carry_over
 from motif.errors import ConfigError
 from motif.eval.identity import run_label
 from motif.runs.eval import open_eval_folder, read_samples
@@ -55,7 +55,7 @@ class ViewRun:
     def carry_over(self) -> type[CarryOver]:
         """How state crossed rounds: the strategy class the run names (runs from before
         carry-overs existed: the legacy one, ``summary``)."""
-        return stored_carry_over(self.config.get("protocol", {}).get("carry_over"))
+        return protocol_carry_over(self.config.get("protocol"))
 
 
 def load_view_run(directory: str | Path) -> ViewRun:
