@@ -126,9 +126,9 @@ def test_stored_files_read_back_as_model_ended():
 
 
 def test_the_engine_stamps_its_round_end_on_every_trajectory():
+    from fakes import ScriptedBackend
     from motif.backends.base import SamplingParams
     from motif.engine import RolloutEngine
-    from fakes import ScriptedBackend
 
     backend = ScriptedBackend(lambda chat, sample: SUMMARY)
     params = SamplingParams(max_new_tokens=64)
