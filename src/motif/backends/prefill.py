@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from motif.compat import cache_keyword
+
 logger = logging.getLogger(__name__)
 
 # A common prefix shorter than this is not worth its own forward call.
@@ -209,7 +211,7 @@ def forward_last(
         input_ids=ids,
         attention_mask=mask,
         position_ids=pos,
-        cache=cache,
+        **{cache_keyword(): cache},  # the keyword's name depends on the release (motif.compat)
         use_cache=True,
         logits_to_keep=last,
     )

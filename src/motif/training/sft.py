@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from motif import models
-from motif.compat import library_deprecations
+from motif.compat import checkpointing_keyword, library_deprecations
 from motif.errors import ConfigError
 from motif.outdir import OutputDir, check_output_dir
 from motif.runs.layout import TRAIN_CONFIG_FILE
@@ -122,7 +122,7 @@ def _sft_config(cls: Any, config: SftConfig, use_cuda: bool, bf16: bool) -> Any:
         completion_only_loss=True,
         assistant_only_loss=False,
         packing=False,
-        activation_checkpointing=sft.gradient_checkpointing,
+        **{checkpointing_keyword(): sft.gradient_checkpointing},  # named by release (compat)
         bf16=bf16,
         fp16=False,
         use_cpu=not use_cuda,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from motif.compat import checkpointing_keyword
 from motif.errors import ConfigError
 from motif.textio import clip
 
@@ -208,7 +209,7 @@ class OptimArgs:
         """Keyword arguments for ``trl.GRPOConfig``, with every drifting default set explicitly.
 
         ``bf16: auto`` is resolved by :func:`resolve_bf16`; ``gradient_checkpointing`` is passed
-        under transformers' current name, ``activation_checkpointing`` (the old name warns).
+        under the installed transformers' name for it (:func:`motif.compat.checkpointing_keyword`).
         """
         kwargs = asdict(self)
         prompts = kwargs.pop("prompts_per_device")
@@ -216,7 +217,7 @@ class OptimArgs:
         kwargs.pop("bf16")
         # transformers 5 folds the warm-up ratio into warmup_steps (a float < 1 is a ratio).
         kwargs["warmup_steps"] = kwargs.pop("warmup_ratio")
-        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
+        kwargs[checkpointing_keyword()] = kwargs.pop("gradient_checkpointing")
         kwargs.update(
             output_dir=output_dir,
             # one generation batch of prompts x m replies, split into `split` micro-batches
