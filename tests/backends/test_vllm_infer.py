@@ -405,6 +405,7 @@ def test_plan_backend_checks_the_later_rounds_budget(monkeypatch):
     )
     gen = SimpleNamespace(temperature=0.0, max_new_tokens=1024, later_max_new_tokens=2048)
     monkeypatch.setattr(options, "vllm_installed", lambda: True)
+    monkeypatch.setattr(options, "vllm_platform", lambda: "cuda")  # a CUDA build of vLLM
     monkeypatch.setattr(options, "gpu_visible", lambda: True)
     assert options.plan_backend(model, VllmArgs(max_model_len=4096), gen)[0] == "vllm"
     with pytest.raises(ConfigError, match="at least 2049"):
