@@ -250,8 +250,7 @@ def _vllm_rounds(config: Any) -> list[str]:
         return []
     return [
         "--use-vllm: TRL's importance-sampling correction (on by default) covers round 1; the "
-        "later rounds' "
-        "tokens get ratio 1 (their vLLM sampling log-probs are not kept; see "
+        "later rounds' tokens get ratio 1 (their vLLM sampling log-probs are not kept; see "
         "motif.training.trajectory)"
     ]
 
