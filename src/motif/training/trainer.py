@@ -23,6 +23,7 @@ from motif import (
     models,  # called through the module: tests replace its functions
 )
 from motif.backends.template import folds_system
+from motif.backends.vllm_options import require_training_vllm
 from motif.compat import library_deprecations
 from motif.config import GenerationArgs, ModelArgs
 from motif.data import load_problems
@@ -181,6 +182,8 @@ def check_config(config: TrainConfig) -> Checked:
 
     use_cuda = torch.cuda.is_available()
     args = grpo_config(config.optim, config.run.output_dir, use_cuda)
+    if config.optim.use_vllm:
+        require_training_vllm(config.optim.vllm_mode)
     output = check_output_dir(
         config.run.output_dir,
         kind="train",
@@ -350,6 +353,10 @@ def build_trainer(
     credit = make_credit(config, tokenizer)
     rewards = build_rewards(config, policy, credit)
     round1 = rollout_func(config, args, policy)
+    if config.optim.use_vllm and config.optim.vllm_mode == "colocate":
+        from motif.training.vllm_cpu import cpu_engine_env  # vLLM runs only
+
+        cpu_engine_env(model.config, getattr(model.config, "max_position_embeddings", 2048))
     with library_deprecations(), warnings.catch_warnings():
         # peft reads a deprecated transformers property; TRL calls rollout_func experimental
         warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
@@ -364,6 +371,10 @@ def build_trainer(
         )
     policy.bind(trainer)
     policy.hold_steps(trainer)
+    if getattr(trainer, "use_vllm", False):
+        from motif.training.vllm_cpu import reload_on_cpu  # vLLM runs only
+
+        reload_on_cpu(trainer)
     if credit is not None:
         trainer.credit = credit
     callback = metrics_callback(config.run.output_dir)
