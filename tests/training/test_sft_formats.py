@@ -136,3 +136,46 @@ def test_bad_model_ended_cold_start_is_a_one_line_error(flags, message, capsys, 
     assert main(["sft", *FLAGS, "--round-end", "model", *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_one_mixed_cold_start_demonstrates_every_arms_format(tokenizer, capsys, no_model_load):
+    """--extra-round-end model adds the model-ended rounds (phi = --rounds) to summary rounds
+    and tail chunks: one cold start for every arm of the methods comparison (issue 35)."""
+    from motif.training.sft_rows import build_blocks, formats
+
+    flags = [*FLAGS, "--extra-carry-over", "tail", "--extra-round-end", "model"]
+    config = _config(flags)
+    assert [(f.label, f.cap, f.option) for f in formats(config)] == [
+        ("summary, 3 rounds", None, "--rounds"),
+        ("tail (chunks of one thought)", None, "--extra-carry-over"),
+        ("model-ended, 3 of at most 3 rounds", 3, "--extra-round-end"),
+    ]
+    blocks = build_blocks(config, tokenizer)
+    summary, ended = blocks[0][1], blocks[2][1]
+    assert len(summary) == len(ended) == 9  # the same items and rounds, other prompts
+    texts = [tokenizer.decode(r["input_ids"]) for r in (summary[2], ended[2])]
+    assert "Current round is the final (third) round." in texts[0]
+    assert "(round 3 of at most 3). Conclude" in texts[1] and "of at most" not in texts[0]
+    assert main(["sft", *flags]) == 0
+    assert "demonstrations: 3 formats of the same items = " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--extra-round-end", "budget"], "--extra-round-end takes model; budget-ended rounds"),
+        (["--extra-round-end", "soon"], "--round-end must be one of"),
+        (
+            ["--round-end", "model", "--extra-round-end", "model"],
+            "--extra-round-end model: --round-end model already demonstrates it",
+        ),
+        (
+            ["--carry-over", "tail", "--extra-round-end", "model"],
+            "--round-end model applies to --carry-over summary",
+        ),
+    ],
+)
+def test_bad_extra_round_end_is_a_one_line_error(flags, message, capsys, no_model_load):
+    assert main(["sft", *FLAGS, *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

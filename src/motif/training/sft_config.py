@@ -87,6 +87,15 @@ class SftArgs:
             "--carry-over summary; the held-out check uses --carry-over."
         },
     )
+    extra_round_end: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Also demonstrate the --rounds summary rounds with these round ends (model: "
+            "rounds the model ends, InftyThink's prompts, at most phi = --rounds, the last "
+            "concluding), so one cold start also serves an arm trained with --round-end model. "
+            "Needs --carry-over summary with --round-end budget."
+        },
+    )
     epochs: float = field(default=1.0, metadata={"help": "Passes over the demonstrations."})
     max_steps: int = field(
         default=-1, metadata={"help": "Stop after this many optimiser steps (-1: use --epochs)."}
@@ -159,6 +168,8 @@ class SftArgs:
         check_task_config(self.task, self.task_config)
         if isinstance(self.extra_carry_over, str):
             self.extra_carry_over = [x.strip() for x in self.extra_carry_over.split(",")]
+        if isinstance(self.extra_round_end, str):
+            self.extra_round_end = [x.strip() for x in self.extra_round_end.split(",")]
         if isinstance(self.extra_rounds, (int, str)):
             self.extra_rounds = str(self.extra_rounds).split(",")
         counts = [str(r).strip() for r in self.extra_rounds or []]
@@ -216,12 +227,26 @@ class SftConfig:
                 f"drop it with --carry-over {self.protocol.carry_over}"
             )
         check_extra_carry_over(self.sft.extra_carry_over, self.protocol.carry_over)
+        self._check_extra_round_end()
         self._check_model_ended()
         why = "they apply to tail demonstrations: --carry-over tail or --extra-carry-over tail"
         unused = (
             None if self.demonstrates_tail() else unused_options(self.protocol, TAIL_OPTIONS, why)
         )
         self.notes: list[str] = [unused] if unused else []  # for the plan and the log
+
+    def _check_extra_round_end(self) -> None:
+        """``--extra-round-end``: round ends other than ``budget`` that apply to the
+        ``--carry-over`` (summary), beside budget-ended rounds."""
+        for value in self.sft.extra_round_end or []:
+            if value == "budget":
+                raise ConfigError("--extra-round-end takes model; budget-ended rounds are --rounds")
+            carry_over_class(self.protocol.carry_over, "--carry-over", value)  # applies?
+            if self.protocol.round_end == value:
+                raise ConfigError(
+                    f"--extra-round-end {value}: --round-end {value} already demonstrates it; "
+                    f"drop one"
+                )
 
     def _check_model_ended(self) -> None:
         """``--round-end model``: every demonstrated round fits the stated smallest cap, and

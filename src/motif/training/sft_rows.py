@@ -6,7 +6,8 @@ the vanilla single-round prompt, which is also what ``--carry-over none`` demons
 ``--round-end model``, ``--max-rounds`` phi rounds and every ``--extra-rounds`` count up to
 phi, each in the model-ended prompts, the last round concluding), and
 ``--extra-carry-over tail`` (the chunks of one thought, :func:`motif.training.demos.tail_rows`)
-or ``none``. Several formats in one adapter let one cold start serve every arm of a
+or ``none``, and ``--extra-round-end model`` (the ``--rounds`` rounds again in the model-ended
+prompts, phi = ``--rounds``). Several formats in one adapter let one cold start serve every arm of a
 bounded-context comparison (``motif eval --grid``): the same items, the same training run.
 
 Rows of ``summary`` and ``none`` are conversational prompt-completion rows, which TRL renders
@@ -81,9 +82,11 @@ def formats(config: SftConfig) -> list[Format]:
     for value in sft.extra_carry_over or []:
         thought = carry_over_class(value, "--extra-carry-over").continues_turn
         found.append(Format(thought, 1, "--extra-carry-over"))
+    n = config.protocol.rounds
+    found += [Format(False, n, "--extra-round-end", n) for _ in sft.extra_round_end or []]
     unique: list[Format] = []
     for f in found:
-        if all((f.thought, f.rounds) != (u.thought, u.rounds) for u in unique):
+        if all((f.thought, f.rounds, f.cap) != (u.thought, u.rounds, u.cap) for u in unique):
             unique.append(f)
     return unique
 
