@@ -8,7 +8,7 @@ STAMP := $(VENV)/.motif-setup
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-slow test-lower test-vllm check-vllm-extra demo replicate study2 lint format bench clean
+.PHONY: setup test test-slow test-lower test-vllm check-vllm-extra demo replicate study2 study3 lint format bench clean
 
 setup: $(STAMP)
 
@@ -81,6 +81,13 @@ replicate: setup
 STUDY2_ARGS ?=
 study2: setup
 	$(BIN)/python -m studies.study2 $(STUDY2_ARGS)
+
+# The third study of docs/results.md (issue 35): the training methods compared at an equal
+# budget, and given more rounds than they trained with; sittings of hours, resumable (run it
+# again). One stage or seed: make study3 STUDY3_ARGS="--stage train --seeds 1" (see --help).
+STUDY3_ARGS ?=
+study3: setup
+	$(BIN)/python -m studies.study3 $(STUDY3_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench studies

@@ -11,7 +11,6 @@ folders read by motif.runs); this module imports no other module of the second s
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,14 +19,14 @@ from pathlib import Path
 import yaml
 
 from motif.runs.layout import (
-    ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     CHECKPOINT_GLOB,
     SUMMARY_FILE,
     checkpoint_name,
 )
-from motif.runs.training import complete_adapter, logged_steps, training_seconds
+from motif.runs.training import logged_steps, training_seconds
 from studies.jobs import Job, motif_argv
+from studies.keeping import bf16_copies
 from studies.wallclock import wall_matched_step
 
 ARMS = ("grpo-B", "grpo-nB", "motif-first", "motif-all")
@@ -231,41 +230,12 @@ def published_copies(study: Study, seeds: list[int]) -> list[Path]:
     before the evaluations, so that the published files are the ones scored and outlive the
     checkpoints. A checkpoint that is gone is skipped with a note (its evaluations then
     cannot run)."""
-    written = []
-    for name, adapter, _ in models(study, seeds):
-        if adapter != study.published(name) or complete_adapter(adapter):
-            continue
-        source = checkpoint(study, name)
-        if complete_adapter(source):
-            written.append(bf16_copy(source, adapter))
-        else:
-            print(f"study2: {source} is gone; {name} cannot be copied, evaluated or published")
-    return written
-
-
-def bf16_copy(source: Path, target: Path) -> Path:
-    """``source``'s LoRA adapter with its float tensors rounded to bf16 (half the file: 9.8
-    instead of 19.6 MB at r=16 on SmolLM2-135M), written to ``target`` via a temporary folder
-    so that a cut-off copy is never taken for a finished one."""
-    import torch  # heavy: only a stage that writes the bf16 copies needs it
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    weights = source / ADAPTER_WEIGHTS
-    with safe_open(weights, framework="pt") as f:
-        metadata = f.metadata()
-    tensors = {
-        k: v.to(torch.bfloat16) if v.is_floating_point() else v
-        for k, v in load_file(weights).items()
-    }
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    save_file(tensors, partial / ADAPTER_WEIGHTS, metadata=metadata)
-    shutil.copy2(source / ADAPTER_CONFIG, partial / ADAPTER_CONFIG)
-    shutil.rmtree(target, ignore_errors=True)  # an incomplete copy (e.g. a cut-off restore)
-    partial.rename(target)
-    return target
+    wanted = [
+        (name, adapter, checkpoint(study, name))
+        for name, adapter, _ in models(study, seeds)
+        if adapter == study.published(name)
+    ]
+    return bf16_copies(wanted, "study2")
 
 
 def wall_step(study: Study, arm: str, seed: int) -> int:

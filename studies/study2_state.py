@@ -15,11 +15,11 @@ Reads the layout (studies.study2_layout); imports neither the stages nor the tab
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from motif.runs.layout import ADAPTER_FILES, IDENTITY_FILE, METRICS_FILE
 from motif.runs.training import complete_adapter
+from studies.keeping import copy_kept
 from studies.study2_layout import ARMS, Study, adapter_folder, adapter_model
 
 STATE_DIR = "studies/state/study2"
@@ -64,13 +64,13 @@ def keep(study: Study, kept: Path, adapters: Path) -> list[Path]:
         return copy.is_file() and copy.read_bytes() == (study.out / relative).read_bytes()
 
     patterns = (*KEPT, *trained)
-    return _copy_kept(study.out, kept, replace_changed=True, patterns=patterns, skip=published)
+    return copy_kept(study.out, kept, replace_changed=True, patterns=patterns, skip=published)
 
 
 def restore(out: Path, kept: Path) -> list[Path]:
     """Copy kept files that ``out`` lacks back into it (a new machine); the copies."""
     runs = tuple(f"*-s*/{name}" for name in KEPT_RUN_FILES)
-    return _copy_kept(kept, out, replace_changed=False, patterns=(*KEPT, *runs))
+    return copy_kept(kept, out, replace_changed=False, patterns=(*KEPT, *runs))
 
 
 def restore_published(study: Study, adapters: Path) -> list[Path]:
@@ -95,29 +95,3 @@ def restore_published(study: Study, adapters: Path) -> list[Path]:
 def _trained_run(study: Study, folder: str) -> bool:
     arm, _, seed = folder.rpartition("-s")
     return arm in ARMS and seed.isdigit() and study.trained(arm, int(seed))
-
-
-def _copy_kept(
-    source_root: Path,
-    target_root: Path,
-    replace_changed: bool,
-    patterns: tuple[str, ...],
-    skip: Callable[[Path], bool] = lambda relative: False,
-) -> list[Path]:
-    """Copy the files under ``source_root`` that match ``patterns`` to the same place under
-    ``target_root``: a missing one, or (``replace_changed``) one that differs; never one in a
-    ``*.partial`` folder or one ``skip`` (given the relative path) refuses; the copies."""
-    copies = []
-    for pattern in patterns:
-        for source in sorted(p for p in source_root.glob(pattern) if p.is_file()):
-            relative = source.relative_to(source_root)
-            if any(part.endswith(".partial") for part in relative.parts) or skip(relative):
-                continue
-            target = target_root / relative
-            if target.exists() and (
-                not replace_changed or target.read_bytes() == source.read_bytes()
-            ):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            copies.append(Path(shutil.copy2(source, target)))
-    return copies

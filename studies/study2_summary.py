@@ -18,16 +18,11 @@ from pathlib import Path
 
 from motif.data import load_problems
 from motif.eval.compare import (
-    compare_runs,
-    load_scores,
-    mean_se,
-    over_seeds,
     samples_to_reach,
 )
 from motif.runs.eval import read_json, read_samples, read_summary
 from motif.runs.layout import (
     EVAL_CONFIG_FILE,
-    SUMMARY_FILE,
 )
 from motif.runs.training import metrics_by_step, step_seconds
 from motif.tasks import item_for, skips_steps_in, task_kind
@@ -43,7 +38,7 @@ from studies.study2_layout import (
     wall_capped,
     wall_step,
 )
-from studies.tables import pct, points
+from studies.tables import accuracy, cell, diff_cell, difference, pct
 
 LABELS = {
     "grpo-B": "GRPO, 1 round of B",
@@ -55,32 +50,6 @@ T_NOTE = (
     "with 2 seeds a 95% interval is ±12.7 SE, with 3 ±4.3 SE (Student's t, 1 and 2 degrees "
     "of freedom)"
 )
-
-
-def evaluated(path: Path) -> bool:
-    """The eval directory ``path`` is finished (its summary.json is written last)."""
-    return (path / SUMMARY_FILE).exists()
-
-
-def accuracy(path: Path) -> float | None:
-    """Held-out accuracy of an eval directory (None: not run yet)."""
-    if not evaluated(path):
-        return None
-    return statistics.fmean(load_scores(path).scores.values())
-
-
-def cell(paths: list[Path]) -> str:
-    """One run as ``p ± se`` (items); several seeds as ``mean ± se (min–max)`` with the
-    standard error over seeds (motif.eval.compare.over_seeds); none run: ``—``."""
-    runs = [load_scores(p) for p in paths if evaluated(p)]
-    if len(runs) == 1:
-        p, se = mean_se(list(runs[0].scores.values()))
-        alone = f" (1 of {len(paths)} seeds)" if len(paths) > 1 else ""
-        return f"{pct(p)} ± {points(se)}{alone}"
-    if not runs:
-        return "—"
-    s = over_seeds([statistics.fmean(r.scores.values()) for r in runs])
-    return f"{pct(s.mean)} ± {points(s.se)} ({pct(s.low)}–{pct(s.high)})"
 
 
 def choice_table(choice: dict) -> str:
@@ -148,29 +117,6 @@ PAIRS = (
 )
 """A − B rows of the paired table; B = ``sft``: what training changed, the cold start scored
 in A's own protocol in the first column."""
-
-
-def difference(a: Path, b: Path) -> tuple[float, float | None] | None:
-    """Paired ``a − b`` and its standard error over the same items (None: not both run)."""
-    if not (evaluated(a) and evaluated(b)):
-        return None
-    c = compare_runs(load_scores(a), load_scores(b))
-    return c.difference, c.se
-
-
-def diff_cell(found: list[tuple[float, float | None] | None]) -> str:
-    """One seed: ``+d ± se`` (paired, over the items); several: their mean ± the standard error
-    over seeds, the items' part (the same items for every seed: not in the seeds' error; see
-    motif.eval.compare.over_seeds) and their range."""
-    done = [f for f in found if f is not None]
-    if not done:
-        return "—"
-    s = over_seeds([d for d, _ in done], [e for _, e in done])
-    if len(done) == 1:
-        alone = f" (1 of {len(found)} seeds)" if len(found) > 1 else ""
-        return f"{100 * s.mean:+.1f} ± {points(s.item_se)}{alone}"
-    spread = f"{100 * s.low:+.1f} to {100 * s.high:+.1f}"
-    return f"{100 * s.mean:+.1f} ± {points(s.se)} (items ± {points(s.item_se)}; {spread})"
 
 
 def paired_table(study: Study, seeds: list[int], chosen: dict) -> str:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from eval_fakes import greedy, scripted_chain_eval, write_run
-from studies import jobs, study2, study2_state
+from studies import jobs, keeping, study2, study2_state
 from studies import study2_layout as common
 from studies import study2_publish as publishing
 from studies import study2_summary as summary
@@ -437,7 +437,7 @@ def test_the_bf16_copy_rounds_float_tensors_and_keeps_the_rest(tmp_path):
     from safetensors.torch import load_file
 
     tensors = write_adapter(tmp_path / "checkpoint-40")
-    target = common.bf16_copy(tmp_path / "checkpoint-40", tmp_path / "published" / "m@40")
+    target = keeping.bf16_copy(tmp_path / "checkpoint-40", tmp_path / "published" / "m@40")
     copy = load_file(target / "adapter_model.safetensors")
     assert copy["a.lora_A.weight"].dtype == torch.bfloat16 and copy["step"].dtype == torch.int64
     assert torch.equal(copy["a.lora_A.weight"], tensors["a.lora_A.weight"].to(torch.bfloat16))

@@ -1,0 +1,209 @@
+"""Tables of the third study (studies.study3, its `summary` stage): summary.md, summary.json
+and the scaling plot, from the study's eval directories and training runs' metrics.
+
+Arithmetic on saved files only, no model: accuracies and paired differences over items and
+seeds come from motif.eval.compare through studies.tables; step times, the training-time
+held-out curve and samples-to-reach from the runs' metrics (motif.runs.training).
+Imports studies.study3_layout and the shared modules, never studies.study3.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from motif.eval.compare import samples_to_reach
+from motif.runs.eval import read_summary
+from motif.runs.training import metrics_by_step, step_seconds
+from studies.study3_layout import PROTOCOLS, Study, protocol_label, scaled, wall_capped, wall_step
+from studies.tables import MISSING, accuracy, cell, diff_cell, difference
+
+REACH_MARGIN = 0.05
+"""The cost table's target: the cold start's accuracy in the arm's own protocol plus 5 points."""
+SCALING_PLOT = "scaling.png"
+
+
+def seeds_trained(study: Study, arm: str, seeds: list[int]) -> list[int]:
+    return [s for s in seeds if study.trained(arm, s)]
+
+
+def main_table(study: Study, seeds: list[int]) -> str:
+    """Accuracy (%) of each model in every protocol at n units: mean ± SE over seeds."""
+    n, b = study.rounds, study.budget
+    head = " | ".join(protocol_label(p, n, b) for p in PROTOCOLS)
+    lines = [f"| model | own | {head} |", "|---|---|" + "---:|" * len(PROTOCOLS)]
+    cells = [cell([study.eval_dir("sft", p)]) for p in PROTOCOLS]
+    lines.append(f"| cold start (`sft`) | – | {' | '.join(cells)} |")
+    for arm in study.arms:
+        names = [f"{arm}-s{s}@{study.steps}" for s in seeds]
+        cells = [cell([study.eval_dir(m, p) for m in names]) for p in PROTOCOLS]
+        own = protocol_label(study.own(arm), n, b)
+        lines.append(f"| `{arm}`, step {study.steps} | {own} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def own_differences(study: Study, seeds: list[int], reference: str) -> str:
+    """Each arm − ``reference`` (``sft``: the cold start), each in its own protocol, paired over
+    the held-out items: per seed and over seeds (points)."""
+    lines = ["| A − B | own protocols | per seed |", "|---|---:|---|"]
+    for arm in study.arms:
+        if arm == reference:
+            continue
+        found = []
+        for s in seeds:
+            a = study.eval_dir(f"{arm}-s{s}@{study.steps}", study.own(arm))
+            other = "sft" if reference == "sft" else f"{reference}-s{s}@{study.steps}"
+            own = study.own(arm) if reference == "sft" else study.own(reference)
+            found.append(difference(a, study.eval_dir(other, own)))
+        per_seed = ", ".join(diff_cell([f]) for f in found)
+        lines.append(f"| `{arm}` − `{reference}` | {diff_cell(found)} | {per_seed} |")
+    return "\n".join(lines)
+
+
+def wall_table(study: Study, seeds: list[int]) -> str:
+    """Each arm at the reference arm's training wall-clock, in its own protocol."""
+    ref = study.config["wall_reference"]
+    lines = [
+        f"| arm | step at `{ref}`'s wall-clock, per seed | own protocol (%) | note |",
+        "|---|---|---:|---|",
+    ]
+    for arm in study.arms:
+        done = [s for s in seeds_trained(study, arm, seeds) if study.trained(ref, s)]
+        steps = {s: wall_step(study, arm, s) for s in done}
+        names = [f"{arm}-s{s}@{steps[s]}" for s in done]
+        capped = [s for s in done if wall_capped(study, arm, s)]
+        note = f"all steps fit (seeds {capped}): more would have" if capped else ""
+        at = ", ".join(str(steps[s]) for s in done) or MISSING
+        own = cell([study.eval_dir(m, study.own(arm)) for m in names]) if names else MISSING
+        lines.append(f"| `{arm}` | {at} | {own} | {note} |")
+    return "\n".join(lines)
+
+
+def scaling_rows(study: Study, seeds: list[int]) -> list[tuple[str, str, list[str]]]:
+    """(label, protocol, model names) of the scaling curve: each arm, then the cold start in
+    each protocol an arm is scaled in."""
+    rows = [
+        (f"`{arm}`", scaled(study.own(arm)), [f"{arm}-s{s}@{study.steps}" for s in seeds])
+        for arm in study.arms
+    ]
+    protocols = sorted({p for _, p, _ in rows}, key=PROTOCOLS.index)
+    return rows + [(f"cold start, {p}", p, ["sft"]) for p in protocols]
+
+
+def _mean_of(dirs: list[Path], read) -> float | None:
+    """The mean over the finished evaluations in ``dirs`` of ``read(metrics)`` (a summary
+    without the metric, e.g. steps of a task that has none, counts as missing)."""
+    values = []
+    for directory in dirs:
+        doc = read_summary(directory)
+        try:
+            values.append(read(doc["metrics"]) if doc is not None else None)
+        except (KeyError, TypeError, ZeroDivisionError):
+            continue
+    found = [v for v in values if v is not None]
+    return statistics.fmean(found) if found else None
+
+
+def _mean_accuracy(dirs: list[Path]) -> float | None:
+    """The mean accuracy over the finished evaluations in ``dirs`` (None: none finished)."""
+    found = [a for d in dirs if (a := accuracy(d)) is not None]
+    return statistics.fmean(found) if found else None
+
+
+def scaling_table(study: Study, seeds: list[int]) -> tuple[str, dict]:
+    """Accuracy (%), then steps written per item and tokens per item, against the units;
+    the table and its numbers (label -> units -> accuracy) for the plot."""
+    units = study.config["scaling"]["rounds"]
+    head = " | ".join(f"{u}" for u in units)
+    lines = [
+        f"| model | protocol | accuracy (%) at {head} units | steps written / item | tokens / item |",
+        "|---|---|---|---|---|",
+    ]
+    curves: dict[str, dict[int, float | None]] = {}
+    for label, protocol, names in scaling_rows(study, seeds):
+        dirs = {u: [study.scaling_dir(m, protocol, u) for m in names] for u in units}
+        acc = " / ".join(cell(dirs[u]) for u in units)
+        steps = [_mean_of(dirs[u], lambda m: m["steps"]["written"] / m["problems"]) for u in units]
+        tokens = [_mean_of(dirs[u], lambda m: m["tokens"]["generated_mean"]) for u in units]
+        fmt = " / ".join(MISSING if v is None else f"{v:.1f}" for v in steps)
+        tok = " / ".join(MISSING if v is None else f"{v:.0f}" for v in tokens)
+        lines.append(f"| {label} | {protocol} | {acc} | {fmt} | {tok} |")
+        curves[label] = {u: _mean_accuracy(dirs[u]) for u in units}
+    return "\n".join(lines), curves
+
+
+def plot_scaling(curves: dict, path: Path) -> Path | None:
+    """Accuracy against units, one line per model; None when nothing is measured yet."""
+    from motif.plotting import pyplot, save_figure  # matplotlib: only when plotting
+
+    drawn = {k: v for k, v in curves.items() if any(x is not None for x in v.values())}
+    if not drawn:
+        return None
+    fig, ax = pyplot().subplots(figsize=(6.5, 4))
+    for label, curve in drawn.items():
+        points = sorted((u, a) for u, a in curve.items() if a is not None)
+        ax.plot([u for u, _ in points], [100 * a for _, a in points], marker="o", label=label)
+    ax.set_xlabel("rounds or chunks of B new tokens")
+    ax.set_ylabel("accuracy on 12-20-term chains (%)")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def cost_table(study: Study, seeds: list[int]) -> str:
+    """Per arm: seconds per step, round-1 samples per step, and samples until the
+    training-time held-out check first reached the cold start + 5 points in the arm's own
+    protocol (per seed; the check's 50 items make this a rough measure)."""
+    lines = [
+        "| arm | s/step (mean over seeds) | round-1 samples/step | samples to cold start + 5 |",
+        "|---|---:|---:|---|",
+    ]
+    for arm in study.arms:
+        done = seeds_trained(study, arm, seeds)
+        times = [statistics.fmean(step_seconds(study.run(arm, s)).values()) for s in done]
+        recipe = study.recipe(arm)
+        per_step = int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
+        base = accuracy(study.eval_dir("sft", study.own(arm)))
+        reach = [_reach(study, arm, s, base, per_step) for s in done]
+        mean = f"{statistics.fmean(times):.1f}" if times else MISSING
+        lines.append(f"| `{arm}` | {mean} | {per_step} | {', '.join(reach) or MISSING} |")
+    return "\n".join(lines)
+
+
+def _reach(study: Study, arm: str, seed: int, base: float | None, per_step: int) -> str:
+    if base is None:
+        return MISSING
+    curve = [
+        (step, row["heldout/accuracy"])
+        for step, row in metrics_by_step(study.run(arm, seed)).items()
+        if "heldout/accuracy" in row
+    ]
+    found = samples_to_reach(curve, base + REACH_MARGIN, per_step)
+    return "not reached" if found is None else str(found)
+
+
+def write_summary(study: Study, seeds: list[int]) -> Path:
+    """summary.md (and summary.json, the scaling numbers) under ``study.out``; its path."""
+    scaling, curves = scaling_table(study, seeds)
+    plot = plot_scaling(curves, study.out / SCALING_PLOT)
+    parts = [
+        "# Third study: summary",
+        f"Seeds {seeds}; held-out items: {study.config['heldout']['size']}; accuracy: mean ± SE "
+        "over seeds (min–max), or ± SE over items for one seed.",
+        "## Every model in every protocol (sample-matched step)",
+        main_table(study, seeds),
+        "## Paired differences in each arm's own protocol (points)",
+        own_differences(study, seeds, study.config["wall_reference"]),
+        own_differences(study, seeds, "sft"),
+        "## The same wall-clock",
+        wall_table(study, seeds),
+        "## More rounds than trained (longer chains)",
+        scaling,
+        f"![scaling]({SCALING_PLOT})" if plot else "(no scaling evaluation yet)",
+        "## Cost",
+        cost_table(study, seeds),
+    ]
+    (study.out / "summary.json").write_text(json.dumps({"scaling": curves}, indent=1) + "\n")
+    path = study.out / "summary.md"
+    path.write_text("\n\n".join(parts) + "\n")
+    return path

@@ -1,0 +1,270 @@
+"""studies.study3 (the third study): the arms and protocols, the plan, resumption, the tables,
+and (slow) every stage at tiny scale."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eval_fakes import greedy, write_run
+from studies import keeping, study3
+from studies import study3_layout as layout
+from studies import study3_summary as summary
+
+ROOT = Path(__file__).parents[2]
+ARMS = ["grpo-nB", "grpo-long", "motif-first", "motif-all", "trajectory", "delethink", "inftythink"]
+
+
+@pytest.fixture(autouse=True)
+def repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the script reads recipes/study3/ and recipes/methods/
+
+
+@pytest.fixture
+def kept(tmp_path) -> Path:
+    return tmp_path / "kept"
+
+
+@pytest.fixture
+def study(tmp_path) -> layout.Study:
+    return layout.Study(tmp_path / "runs")
+
+
+def main(study: layout.Study, kept: Path, *args: str) -> None:
+    study3.main(["--out", str(study.out), "--kept", str(kept), *args])
+
+
+def plan(study, kept, stage: str, capsys, seeds=(1, 2)) -> list[str]:
+    main(study, kept, "--stage", stage, "--plan", "--seeds", *map(str, seeds))
+    return capsys.readouterr().out.splitlines()
+
+
+def flag(line: str, name: str) -> str | None:
+    words = line.split()
+    return words[words.index(name) + 1] if name in words else None
+
+
+def finish(run: Path, steps: int, seconds: float = 1.0, checks: dict | None = None) -> None:
+    """A training run that logged ``steps`` steps, saved its final adapter and a checkpoint
+    every 5 steps."""
+    run.mkdir(parents=True, exist_ok=True)
+    rows = [{"step": s, "step_seconds": seconds} for s in range(1, steps + 1)]
+    for step, values in (checks or {}).items():
+        rows[step - 1].update(values)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for folder in [run, *(run / f"checkpoint-{s}" for s in range(5, steps + 1, 5))]:
+        folder.mkdir(exist_ok=True)
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
+        (folder / "adapter_config.json").write_text("{}")
+
+
+# --------------------------------------------------------------------------- arms and protocols
+
+
+def test_the_arms_are_the_methods_family_and_grpo_with_n_times_b(study):
+    assert study.arms == ARMS
+    assert {study.arm(a)["recipe"] for a in ARMS} | {"sft-model-ended"} == {
+        p.stem for p in (ROOT / "recipes" / "methods").glob("*.yaml")
+    }
+    own = {a: study.own(a) for a in ARMS}
+    assert own == {
+        "grpo-nB": "long",
+        "grpo-long": "short",
+        "motif-first": "summary",
+        "motif-all": "summary",
+        "trajectory": "summary",
+        "delethink": "tail",
+        "inftythink": "model",
+    }
+
+
+@pytest.mark.parametrize(
+    ("protocol", "units", "argv", "label"),
+    [
+        ("summary", 3, "--rounds 3 --max-new-tokens 96 --later-max-new-tokens 96", "3 rounds x 96"),
+        (
+            "model",
+            8,
+            "--round-end model --max-rounds 8 --max-new-tokens 96 --later-max-new-tokens 96",
+            "model-ended, <= 8 x 96",
+        ),
+        # Delethink at n units: a first chunk of 2B, then n - 1 - 1 chunks of B new: n x B in all
+        (
+            "tail",
+            3,
+            "--carry-over tail --tail-chunk 192 --tail-head 8 --tail-keep 88 --tail-chunks 2",
+            "tail chunks, 192 + 1 x 96",
+        ),
+        ("short", 3, "--carry-over none --max-new-tokens 192", "1 round x 192"),
+        ("long", 6, "--carry-over none --max-new-tokens 576", "1 round x 576"),
+    ],
+)
+def test_each_protocol_at_its_units(protocol, units, argv, label):
+    assert " ".join(layout.protocol_argv(protocol, units, 96)) == argv
+    assert layout.protocol_label(protocol, units, 96) == label
+
+
+def test_the_study_keeps_the_second_studys_task_and_heldout_items(study):
+    second = yaml.safe_load((ROOT / "recipes" / "study2" / "study.yaml").read_text())
+    assert study.config["heldout"] == second["heldout"]
+    assert study.rounds == second["rounds"] and study.budget == 96
+    for arm in ARMS:  # every arm trains on the same chains, in the same order
+        recipe = study.recipe(arm)
+        assert recipe["task_config"] == study.task_config(), arm
+        assert (recipe["dataset_seed"], recipe["dataset_size"]) == (100000, 1000), arm
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def test_the_train_plan_has_every_arm_and_seed_from_the_mixed_cold_start(study, kept, capsys):
+    lines = plan(study, kept, "train", capsys)[1:]
+    assert len(lines) == 14 and not study.out.exists()  # nothing run
+    by_run = {flag(line, "--output-dir").rsplit("/", 1)[1]: line for line in lines}
+    assert all(flag(line, "--init-adapter") == str(study.out / "sft") for line in lines)
+    assert flag(by_run["grpo-nB-s2"], "--max-completion-length") == "288"
+    assert flag(by_run["grpo-nB-s2"], "--config") == "recipes/methods/grpo-long.yaml"
+    assert flag(by_run["grpo-long-s1"], "--max-completion-length") is None  # its recipe's 192
+    assert flag(by_run["trajectory-s1"], "--max-steps") == "40"
+    assert flag(by_run["delethink-s1"], "--max-steps") == "70"  # on, for the wall-clock match
+    assert all(flag(line, "--heldout-every") == "10" for line in lines)
+
+
+def test_the_eval_and_scaling_plans_score_every_model(study, kept, capsys):
+    lines = [x for x in plan(study, kept, "eval", capsys, seeds=(1,)) if x.startswith("[todo]")]
+    # the held-out check, then the cold start and 7 arms, each in 5 protocols
+    assert len(lines) == 1 + 8 * 5
+    dirs = {flag(x, "--output-dir").rsplit("/", 1)[1] for x in lines[1:]}
+    assert "inftythink-s1@40-tail" in dirs and "sft-model" in dirs
+    lines = [x for x in plan(study, kept, "scaling", capsys, seeds=(1,)) if "[todo]" in x]
+    # the cold start in 4 protocol kinds and 7 arms in their own, at 3, 4, 6 and 8 units
+    assert len(lines) == (4 + 7) * 4
+    line = next(x for x in lines if "delethink-s1@40-tail-8" in x)
+    assert flag(line, "--tail-chunks") == "7" and flag(line, "--data-seed") == "4000000"
+    assert '"min_terms": 12, "max_terms": 20' in line
+    line = next(x for x in lines if "grpo-long-s1@40-long-4" in x)  # one pass of 4 x B
+    assert flag(line, "--max-new-tokens") == "384"
+
+
+def test_the_wall_clock_match_is_each_arms_checkpoint_within_the_references_time(study):
+    finish(study.run("motif-first", 1), 40, seconds=3.0)  # 120 s
+    finish(study.run("grpo-nB", 1), 70, seconds=2.0)  # 60 steps fit
+    finish(study.run("trajectory", 1), 40, seconds=6.0)  # 20 steps fit
+    finish(study.run("delethink", 1), 70, seconds=1.0)  # every step fits: capped
+    assert layout.wall_step(study, "grpo-nB", 1) == 60
+    assert layout.wall_step(study, "trajectory", 1) == 20
+    assert layout.wall_step(study, "motif-first", 1) == 40
+    assert layout.wall_step(study, "delethink", 1) == 70 and layout.wall_capped(
+        study, "delethink", 1
+    )
+    names = [m[0] for m in layout.models(study, [1])]
+    assert "trajectory-s1@20" in names and "trajectory-s1@40" in names
+    assert names.count("motif-first-s1@40") == 1  # the reference's match is itself
+
+
+def test_trained_runs_are_kept_without_checkpoints_and_stay_done(study, kept, monkeypatch):
+    finish(study.run("motif-first", 1), 40)
+    finish(study.run("trajectory", 1), 12)  # cut off: starts over on a new machine
+    (study.out / "sft").mkdir()
+    (study.out / "sft" / "sft_metrics.json").write_text("{}")
+    monkeypatch.setattr(study3, "run_jobs", lambda *a, **k: None)
+    monkeypatch.setattr(
+        keeping, "bf16_copy", lambda source, target: shutil.copytree(source, target)
+    )
+    main(study, kept, "--stage", "train", "--seeds", "1")
+    assert sorted(p.name for p in (kept / "motif-first-s1").iterdir()) == ["metrics.jsonl"]
+    assert not (kept / "trajectory-s1").exists()
+    assert (kept / "published" / "motif-first-s1@40" / "adapter_model.safetensors").exists()
+    shutil.rmtree(study.out)  # a new machine
+    main(study, kept, "--stage", "summary", "--seeds", "1")
+    assert study.trained("motif-first", 1) and not study.trained("trajectory", 1)
+    assert layout.train_job(study, "motif-first", 1).is_done()
+    again = layout.train_job(study, "trajectory", 1)
+    assert not again.is_done() and again.argv[-1] == "--overwrite"
+
+
+def test_the_scored_items_are_unseen(study):
+    study.out.mkdir(parents=True)
+    doc = study3.check_heldout(study)
+    assert doc["heldout"]["distinct"] == 500 and doc["scaling"]["distinct"] == 300
+    assert not any(n for split in doc.values() for n in split["overlap"].values())
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def test_the_summary_reads_fake_eval_directories(study):
+    for arm in ARMS:
+        checks = {10: {"heldout/accuracy": 0.3}, 20: {"heldout/accuracy": 0.6}}
+        finish(study.run(arm, 1), study.max_steps(arm), 1.0, checks)
+    flags = {"sft": "0000", "motif-first-s1@40": "1100", "delethink-s1@40": "1110"}
+    for name, f in flags.items():
+        for protocol in layout.PROTOCOLS:
+            write_run(study.eval_dir(name, protocol), greedy(f))
+    for units in (3, 4, 6, 8):
+        write_run(study.scaling_dir("motif-first-s1@40", "summary", units), greedy("1000"))
+    text = summary.write_summary(study, [1]).read_text()
+    assert "| `motif-first`, step 40 | 3 rounds x 96 | 50.0 ± 25.0 |" in text
+    assert "| `delethink` − `motif-first` | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text
+    assert "| `motif-first` − `sft` | +50.0 ± 25.0 |" in text
+    assert (
+        "| `motif-first` | summary | 25.0 ± 21.7 / 25.0 ± 21.7 / 25.0 ± 21.7 / 25.0 ± 21.7 |"
+        in (text)
+    )
+    # the cold start scores 0% in every protocol: + 5 points is first passed at step 10 (30%)
+    assert "| `motif-first` | 1.0 | 8 | 80 |" in text
+    assert (study.out / "scaling.png").exists()
+    curves = json.loads((study.out / "summary.json").read_text())["scaling"]
+    assert curves["`motif-first`"]["3"] == 0.25
+
+
+# --------------------------------------------------------------------------- tiny scale
+
+
+@pytest.mark.slow
+def test_the_pipeline_at_tiny_scale(tiny_checkpoint, tmp_path, kept):
+    """Every stage, for real, with a tiny random model and tiny sizes (a few minutes)."""
+    recipes, methods = tmp_path / "recipes", tmp_path / "methods"
+    shutil.copytree(ROOT / "recipes" / "study3", recipes)
+    shutil.copytree(ROOT / "recipes" / "methods", methods)
+
+    def edit(path: Path, **values) -> None:
+        path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **values}))
+
+    task = {"min_terms": 3, "max_terms": 4, "min_digits": 1, "max_digits": 1, "operators": ["+"]}
+    task.update(allow_parentheses=False, allow_negation=False)
+    arms = {a: {**v, "max_steps": 2} for a, v in yaml.safe_load(
+        (recipes / "study.yaml").read_text())["arms"].items()}  # fmt: skip
+    arms["grpo-nB"]["options"] = {"max_completion_length": 96}
+    edit(
+        recipes / "study.yaml",
+        model=str(tiny_checkpoint),
+        budget=32,  # the smallest a model-ended round may have
+        task_config=task,
+        heldout={"seed": 3000000, "size": 2},
+        scaling={"terms": [5, 6], "rounds": [2, 3], "seed": 4000000, "size": 2},
+        steps=1,
+        save_steps=1,
+        heldout_every=1,
+        arms=arms,
+    )
+    edit(recipes / "sft.yaml", num_examples=4, tail_chunk=32, tail_head=4, tail_keep=8)
+    edit(recipes / "sft.yaml", task_config=task, max_length=512)
+    window = {"tail_chunk": 64, "tail_head": 8, "tail_keep": 24, "tail_chunks": 2}
+    for recipe in methods.glob("*.yaml"):
+        tokens = {"max_completion_length": 64 if recipe.stem == "delethink" else 32}
+        edit(recipe, task_config=task, num_generations=2, dataset_size=16, heldout_size=2)
+        edit(recipe, continuation_max_new_tokens=32, micro_batches=1, report_to="none", **tokens)
+        if recipe.stem == "delethink":
+            edit(recipe, **window)
+    out = tmp_path / "runs"
+    args = ["--out", str(out), "--recipes", str(recipes), "--methods", str(methods)]
+    study3.main([*args, "--kept", str(kept), "--seeds", "1", "--jobs", "1", "--threads", "1"])
+    text = (out / "summary.md").read_text()
+    assert "| `inftythink`, step 1 | model-ended, <= 3 x 32 |" in text
+    assert (out / "scaling" / "delethink-s1@1-tail-3" / "summary.json").exists()
+    assert (kept / "published" / "trajectory-s1@1" / "adapter_model.safetensors").exists()
