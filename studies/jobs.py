@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +49,13 @@ def run_jobs(
     threads: int | None = None,
     prog: str = "replicate",
     env: dict[str, str] | None = None,
+    on_finish: Callable[[Job], None] | None = None,
 ) -> None:
     """Run the unfinished jobs, ``parallel`` at a time; stop at the first failure.
 
     ``env``: variables added to the jobs' environment (this process's is left alone).
+    ``on_finish``: called with each job that succeeded, as soon as it does (a study keeps what
+    it made there, before the machine can be taken away).
 
     Each job gets ``threads`` CPU threads (default: the cores shared out between the jobs)
     and appends its output to ``logs/<job name>.log``. A failure exits naming ``prog``.
@@ -75,6 +79,8 @@ def run_jobs(
             if proc.returncode != 0:
                 sys.exit(f"{prog}: {job.name} failed ({proc.returncode}); see {logs}")
             print(f"[finished] {job.name} in {(time.time() - began) / 60:.1f} min", flush=True)
+            if on_finish is not None:
+                on_finish(job)
 
 
 def job_env(threads: int, extra: dict[str, str]) -> dict[str, str]:

@@ -12,10 +12,12 @@ more rounds or chunks of the same B (the scaling curve).
 Stages, in order (each resumable: a finished command is skipped, a training run continues from
 its last checkpoint; run the same command again):
   sft      motif sft: the mixed cold start
-  train    motif train of every arm and seed (bf16 copies of the models to evaluate are written
-           as soon as each run finishes: checkpoints do not outlive a machine)
-  eval     the held-out set's disjointness check, then motif eval of the cold start and every
-           finished run: the sample-matched step in every protocol, the wall-clock match in its own
+  train    motif train of every arm and seed, the wall-clock reference first in each seed (bf16
+           copies of the models to evaluate are written and kept as soon as each run finishes:
+           checkpoints do not outlive a machine)
+  eval     the scored items' disjointness check, then motif eval of the cold start (also on the
+           training-time check's own items) and every finished run: the sample-matched step in
+           every protocol, the wall-clock match in its own
   scaling  motif eval of every final model on the longer chains at each round count
   summary  tables (paired differences, the scaling curve, cost) in summary.md and a plot
 
@@ -49,6 +51,7 @@ from motif.training.demos import load_items
 from studies.jobs import Job, motif_argv, run_jobs, study_parser
 from studies.study3_layout import (
     EVAL_KERNEL,
+    PROTOCOLS,
     Study,
     checkpoint,
     eval_job,
@@ -71,14 +74,23 @@ def sft_job(study: Study) -> Job:
 
 
 def train_jobs(study: Study, seeds: list[int]) -> list[Job]:
-    """Seed by seed, so that a sitting that stops early leaves whole seeds."""
-    return [train_job(study, arm, seed) for seed in seeds for arm in study.arms]
+    """Seed by seed, so that a sitting that stops early leaves whole seeds; in each seed the
+    wall-clock reference first, so that an arm finishing after it can have its wall-clock
+    checkpoint copied before that checkpoint is gone."""
+    reference = study.config["wall_reference"]
+    arms = [reference, *(a for a in study.arms if a != reference)]
+    return [train_job(study, arm, seed) for seed in seeds for arm in arms]
 
 
 def eval_jobs(study: Study, seeds: list[int], plan: bool = False) -> list[tuple[Job, bool]]:
     """Each held-out evaluation, with whether its model is lost (its bf16 copy is missing and
-    its checkpoint gone: it cannot run). The sample-matched models first."""
+    its checkpoint gone: it cannot run): first the cold start on the training-time check's own
+    items in every protocol (the cost table's baseline), then the models."""
     found, seen = [], set()
+    for protocol in PROTOCOLS:
+        target = study.watch_dir(protocol)
+        job = eval_job(study, study.out / "sft", protocol, study.rounds, "watch", target)
+        found.append((job, False))
     for name, adapter, protocols in models(study, seeds, plan):
         for protocol in protocols:
             if (name, protocol) not in seen:
@@ -126,7 +138,7 @@ def check_heldout(study: Study) -> dict:
         "demonstrations": {item.question for item in demos},
     }
     doc = {}
-    for split in ("heldout", "scaling"):
+    for split in ("heldout", "scaling", "watch"):
         spec = study.config[split]
         terms = tuple(spec["terms"]) if "terms" in spec else None
         items = questions(spec["seed"], spec["size"], terms)
@@ -216,8 +228,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"kept {path} (commit it: runs/ does not outlive the machine)")
 
     def run(jobs: list[Job], env: dict[str, str] | None = None) -> None:
-        try:
-            run_jobs(jobs, args.jobs, study.out / "logs", args.threads, prog="study3", env=env)
+        logs = study.out / "logs"
+        try:  # what a job made is kept as soon as it finishes: a machine can go at any time
+            run_jobs(jobs, args.jobs, logs, args.threads, "study3", env, lambda job: save())
         finally:
             save()
 
@@ -227,8 +240,10 @@ def main(argv: list[str] | None = None) -> None:
         run(train_jobs(study, args.seeds))
     if "eval" in stages:
         print(json.dumps(check_heldout(study)))
+        save()  # the bf16 copies the evaluations read, before their jobs are built
         run(runnable(eval_jobs(study, args.seeds)), eval_env())
     if "scaling" in stages:
+        save()
         run(runnable(scaling_jobs(study, args.seeds)), eval_env())
     if "summary" in stages:
         print(write_summary(study, args.seeds).read_text())

@@ -144,6 +144,10 @@ class Study:
         """``model`` on the held-out items in ``protocol`` at n units."""
         return self.out / "eval" / f"{model}-{protocol}"
 
+    def watch_dir(self, protocol: str) -> Path:
+        """The cold start on the training-time held-out check's own items in ``protocol``."""
+        return self.out / "watch" / f"sft-{protocol}"
+
     def scaling_dir(self, model: str, protocol: str, units: int) -> Path:
         """``model`` on the longer scaling items in ``protocol`` at ``units`` units."""
         return self.out / "scaling" / f"{model}-{protocol}-{units}"
@@ -160,8 +164,8 @@ class Study:
         return config
 
     def data_argv(self, split: str) -> list[str]:
-        """``motif eval`` data options of ``heldout`` (the task's chains) or ``scaling`` (the
-        longer chains of study.yaml's ``scaling.terms``)."""
+        """``motif eval`` data options of ``heldout`` (the task's chains), ``watch`` (the
+        training-time check's items) or ``scaling`` (the longer chains of ``scaling.terms``)."""
         spec = self.config[split]
         terms = tuple(spec["terms"]) if "terms" in spec else None
         options = json.dumps(self.task_config(terms))

@@ -22,6 +22,7 @@ KEPT = (
     "heldout.json",
     "eval/*/*",  # each finished evaluation's eval_config.json, samples.jsonl, summary.json
     "scaling/*/*",
+    "watch/*/*",
     "published/*/*",  # the bf16 adapters of the models to evaluate (checkpoints are not kept)
 )
 """What a later sitting needs (relative to the study's ``out``), plus :data:`KEPT_RUN_FILES`

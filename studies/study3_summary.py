@@ -61,6 +61,26 @@ def own_differences(study: Study, seeds: list[int], reference: str) -> str:
     return "\n".join(lines)
 
 
+def protocol_differences(study: Study, seeds: list[int], reference: str) -> str:
+    """Each arm − ``reference`` in every protocol (both models in the same protocol), paired
+    over the held-out items, mean over seeds (points)."""
+    n, b = study.rounds, study.budget
+    head = " | ".join(protocol_label(p, n, b) for p in PROTOCOLS)
+    lines = [f"| A − B | {head} |", "|---|" + "---:|" * len(PROTOCOLS)]
+    for arm in study.arms:
+        if arm == reference:
+            continue
+        cells = []
+        for p in PROTOCOLS:
+            pairs = [
+                (f"{arm}-s{s}@{study.steps}", f"{reference}-s{s}@{study.steps}") for s in seeds
+            ]
+            found = [difference(study.eval_dir(a, p), study.eval_dir(r, p)) for a, r in pairs]
+            cells.append(diff_cell(found))
+        lines.append(f"| `{arm}` − `{reference}` | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def wall_table(study: Study, seeds: list[int]) -> str:
     """Each arm at the reference arm's training wall-clock, in its own protocol."""
     ref = study.config["wall_reference"]
@@ -115,9 +135,10 @@ def scaling_table(study: Study, seeds: list[int]) -> tuple[str, dict]:
     """Accuracy (%), then steps written per item and tokens per item, against the units;
     the table and its numbers (label -> units -> accuracy) for the plot."""
     units = study.config["scaling"]["rounds"]
-    head = " | ".join(f"{u}" for u in units)
+    head = " / ".join(f"{u}" for u in units)
     lines = [
-        f"| model | protocol | accuracy (%) at {head} units | steps written / item | tokens / item |",
+        f"| model | protocol | accuracy (%) at {head} units "
+        "| steps written / item | tokens / item |",
         "|---|---|---|---|---|",
     ]
     curves: dict[str, dict[int, float | None]] = {}
@@ -153,7 +174,8 @@ def plot_scaling(curves: dict, path: Path) -> Path | None:
 def cost_table(study: Study, seeds: list[int]) -> str:
     """Per arm: seconds per step, round-1 samples per step, and samples until the
     training-time held-out check first reached the cold start + 5 points in the arm's own
-    protocol (per seed; the check's 50 items make this a rough measure)."""
+    protocol, the cold start scored on the check's own items (per seed; 50 items, and the
+    check decodes in training's rollout dtype, the baseline in fp32: a rough measure)."""
     lines = [
         "| arm | s/step (mean over seeds) | round-1 samples/step | samples to cold start + 5 |",
         "|---|---:|---:|---|",
@@ -163,7 +185,7 @@ def cost_table(study: Study, seeds: list[int]) -> str:
         times = [statistics.fmean(step_seconds(study.run(arm, s)).values()) for s in done]
         recipe = study.recipe(arm)
         per_step = int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
-        base = accuracy(study.eval_dir("sft", study.own(arm)))
+        base = accuracy(study.watch_dir(study.own(arm)))
         reach = [_reach(study, arm, s, base, per_step) for s in done]
         mean = f"{statistics.fmean(times):.1f}" if times else MISSING
         lines.append(f"| `{arm}` | {mean} | {per_step} | {', '.join(reach) or MISSING} |")
@@ -195,6 +217,8 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
         "## Paired differences in each arm's own protocol (points)",
         own_differences(study, seeds, study.config["wall_reference"]),
         own_differences(study, seeds, "sft"),
+        "## Paired differences in each protocol (points)",
+        protocol_differences(study, seeds, study.config["wall_reference"]),
         "## The same wall-clock",
         wall_table(study, seeds),
         "## More rounds than trained (longer chains)",

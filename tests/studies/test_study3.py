@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,15 +131,17 @@ def test_the_train_plan_has_every_arm_and_seed_from_the_mixed_cold_start(study, 
     assert flag(by_run["grpo-nB-s2"], "--config") == "recipes/methods/grpo-long.yaml"
     assert flag(by_run["grpo-long-s1"], "--max-completion-length") is None  # its recipe's 192
     assert flag(by_run["trajectory-s1"], "--max-steps") == "40"
-    assert flag(by_run["delethink-s1"], "--max-steps") == "70"  # on, for the wall-clock match
+    assert flag(by_run["delethink-s1"], "--max-steps") == "90"  # on, for the wall-clock match
+    assert flag(lines[0], "--output-dir").endswith("motif-first-s1")  # the reference first
     assert all(flag(line, "--heldout-every") == "10" for line in lines)
 
 
 def test_the_eval_and_scaling_plans_score_every_model(study, kept, capsys):
     lines = [x for x in plan(study, kept, "eval", capsys, seeds=(1,)) if x.startswith("[todo]")]
-    # the held-out check, then the cold start and 7 arms, each in 5 protocols
-    assert len(lines) == 1 + 8 * 5
-    dirs = {flag(x, "--output-dir").rsplit("/", 1)[1] for x in lines[1:]}
+    # the held-out check, the cold start on the check's items, then it and 7 arms, 5 protocols
+    assert len(lines) == 1 + 5 + 8 * 5
+    assert flag(lines[1], "--data-seed") == "1100003" and flag(lines[1], "--limit") == "50"
+    dirs = {flag(x, "--output-dir").rsplit("/", 1)[1] for x in lines[6:]}
     assert "inftythink-s1@40-tail" in dirs and "sft-model" in dirs
     lines = [x for x in plan(study, kept, "scaling", capsys, seeds=(1,)) if "[todo]" in x]
     # the cold start in 4 protocol kinds and 7 arms in their own, at 3, 4, 6 and 8 units
@@ -205,6 +208,8 @@ def test_the_summary_reads_fake_eval_directories(study):
     for name, f in flags.items():
         for protocol in layout.PROTOCOLS:
             write_run(study.eval_dir(name, protocol), greedy(f))
+    for protocol in layout.PROTOCOLS:  # the cold start on the training-time check's items
+        write_run(study.watch_dir(protocol), greedy("1000"))
     for units in (3, 4, 6, 8):
         write_run(study.scaling_dir("motif-first-s1@40", "summary", units), greedy("1000"))
     text = summary.write_summary(study, [1]).read_text()
@@ -215,8 +220,11 @@ def test_the_summary_reads_fake_eval_directories(study):
         "| `motif-first` | summary | 25.0 ± 21.7 / 25.0 ± 21.7 / 25.0 ± 21.7 / 25.0 ± 21.7 |"
         in (text)
     )
-    # the cold start scores 0% in every protocol: + 5 points is first passed at step 10 (30%)
+    # the cold start scores 25% on the check's items: 30% at step 10 is its + 5 points
     assert "| `motif-first` | 1.0 | 8 | 80 |" in text
+    row = "| `delethink` − `motif-first` | +25.0 ± 21.7 | +25.0 ± 21.7 | +25.0 ± 21.7 |"
+    assert row in text  # in each protocol, both models in it
+    assert "| model | protocol | accuracy (%) at 3 / 4 / 6 / 8 units |" in text
     assert (study.out / "scaling.png").exists()
     curves = json.loads((study.out / "summary.json").read_text())["scaling"]
     assert curves["`motif-first`"]["3"] == 0.25
@@ -268,3 +276,30 @@ def test_the_pipeline_at_tiny_scale(tiny_checkpoint, tmp_path, kept):
     assert "| `inftythink`, step 1 | model-ended, <= 3 x 32 |" in text
     assert (out / "scaling" / "delethink-s1@1-tail-3" / "summary.json").exists()
     assert (kept / "published" / "trajectory-s1@1" / "adapter_model.safetensors").exists()
+
+
+def test_what_a_job_made_is_kept_as_soon_as_it_finishes(study, kept, monkeypatch):
+    """The train stage keeps each finished run at once (a machine can go mid-stage)."""
+    from studies import jobs
+
+    finished: list[str] = []
+    first = jobs.Job("first", [sys.executable, "-c", "pass"])
+    second = jobs.Job("second", [sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(SystemExit, match="second failed"):
+        jobs.run_jobs(
+            [first, second], 1, study.out / "logs", on_finish=lambda j: finished.append(j.name)
+        )
+    assert finished == ["first"]
+
+    def train(job_list, parallel, logs, threads, prog, env, on_finish):
+        finish(study.run("motif-first", 1), 40)
+        on_finish(job_list[0])  # the reference is trained: kept before the stage ends
+        assert (kept / "motif-first-s1" / "metrics.jsonl").exists()
+        raise SystemExit("the machine went away")
+
+    monkeypatch.setattr(study3, "run_jobs", train)
+    monkeypatch.setattr(
+        keeping, "bf16_copy", lambda source, target: shutil.copytree(source, target)
+    )
+    with pytest.raises(SystemExit, match="went away"):
+        main(study, kept, "--stage", "train", "--seeds", "1")
