@@ -121,6 +121,31 @@ def lost(study: Study, name: str, adapter: Path | None) -> bool:
     return study.trained(arm, int(seed)) and not complete_adapter(checkpoint(study, name))
 
 
+def needed_adapters(study: Study, seeds: list[int]) -> set[str]:
+    """The trained models whose bf16 adapters later sittings need: those with an evaluation
+    still to run, and every arm's sample-matched model of study.yaml's ``publish_seed`` (the
+    adapters a reader re-scores)."""
+    found = {
+        name
+        for name, _, protocols in models(study, seeds)
+        if name != "sft"
+        and not all(study.eval_dir(name, p).joinpath("summary.json").exists() for p in protocols)
+    }
+    scaling = study.config["scaling"]["rounds"]
+    found |= {
+        name
+        for name, _, protocols in scaling_models(study, seeds)
+        if name != "sft"
+        and not all(
+            (study.scaling_dir(name, p, u) / "summary.json").exists()
+            for p in protocols
+            for u in scaling
+        )
+    }
+    publish = int(study.config["publish_seed"])
+    return found | {f"{arm}-s{publish}@{study.steps}" for arm in study.arms}
+
+
 def check_heldout(study: Study) -> dict:
     """Count held-out and scaling questions that are also training or demonstration
     questions; writes heldout.json, exits when any is (a scored item must be unseen)."""
@@ -224,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     def save() -> None:
         for path in published_copies(study, args.seeds):
             print(f"bf16 copy {path} (evaluated; its checkpoint is not kept)")
-        for path in keep(study, kept):
+        for path in keep(study, kept, needed_adapters(study, args.seeds)):
             print(f"kept {path} (commit it: runs/ does not outlive the machine)")
 
     def run(jobs: list[Job], env: dict[str, str] | None = None) -> None:

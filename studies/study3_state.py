@@ -8,6 +8,7 @@ Reads the layout (studies.study3_layout); imports neither the stages nor the tab
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from motif.runs.layout import IDENTITY_FILE, METRICS_FILE
@@ -23,10 +24,10 @@ KEPT = (
     "eval/*/*",  # each finished evaluation's eval_config.json, samples.jsonl, summary.json
     "scaling/*/*",
     "watch/*/*",
-    "published/*/*",  # the bf16 adapters of the models to evaluate (checkpoints are not kept)
 )
 """What a later sitting needs (relative to the study's ``out``), plus :data:`KEPT_RUN_FILES`
-of every trained run. A folder being written (``*.partial``) is never kept."""
+of every trained run and the bf16 adapters still needed (:func:`keep`). A folder being
+written (``*.partial``) is never kept."""
 
 KEPT_RUN_FILES = (METRICS_FILE, IDENTITY_FILE)
 """What is kept of a run that logged all its steps: its per-step metrics (step times for the
@@ -34,9 +35,11 @@ wall-clock match and the cost table, the training-time held-out curve, the marke
 trained) and its identity. A run cut off before its last step is not kept: it starts over."""
 
 
-def keep(study: Study, kept: Path) -> list[Path]:
-    """Copy :data:`KEPT` and the trained runs' :data:`KEPT_RUN_FILES` from ``study.out`` to
-    ``kept`` (new or changed files); the copies."""
+def keep(study: Study, kept: Path, needed: set[str]) -> list[Path]:
+    """Copy :data:`KEPT`, the trained runs' :data:`KEPT_RUN_FILES` and the bf16 adapters of
+    the models in ``needed`` (those with an evaluation still to run, and those to publish)
+    from ``study.out`` to ``kept`` (new or changed files); the copies. A kept adapter no longer
+    needed is removed from ``kept``: about 10 MB each, up to 42 of them, the state stays small."""
     trained = [
         f"{study.run(arm, seed).name}/{name}"
         for arm in study.arms
@@ -44,13 +47,17 @@ def keep(study: Study, kept: Path) -> list[Path]:
         if study.trained(arm, seed)
         for name in KEPT_RUN_FILES
     ]
-    return copy_kept(study.out, kept, replace_changed=True, patterns=(*KEPT, *trained))
+    adapters = [f"published/{model}/*" for model in sorted(needed)]
+    for folder in sorted((kept / "published").glob("*")):
+        if folder.name not in needed:
+            shutil.rmtree(folder)
+    return copy_kept(study.out, kept, replace_changed=True, patterns=(*KEPT, *trained, *adapters))
 
 
 def restore(out: Path, kept: Path) -> list[Path]:
     """Copy kept files that ``out`` lacks back into it (a new machine); the copies."""
     runs = tuple(f"*-s*/{name}" for name in KEPT_RUN_FILES)
-    return copy_kept(kept, out, replace_changed=False, patterns=(*KEPT, *runs))
+    return copy_kept(kept, out, replace_changed=False, patterns=(*KEPT, *runs, "published/*/*"))
 
 
 def _seeds(study: Study, arm: str) -> list[int]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from eval_fakes import greedy, write_run
-from studies import keeping, study3
+from studies import keeping, study3, study3_state
 from studies import study3_layout as layout
 from studies import study3_summary as summary
 
@@ -303,3 +303,26 @@ def test_what_a_job_made_is_kept_as_soon_as_it_finishes(study, kept, monkeypatch
     )
     with pytest.raises(SystemExit, match="went away"):
         main(study, kept, "--stage", "train", "--seeds", "1")
+
+
+def test_a_kept_adapter_goes_once_its_evaluations_ran_unless_it_is_published(study, kept):
+    for seed in (1, 2):
+        finish(study.run("grpo-nB", seed), study.max_steps("grpo-nB"))
+    for name in ("grpo-nB-s1@40", "grpo-nB-s2@40"):
+        folder = study.published(name)
+        folder.mkdir(parents=True)
+        (folder / "adapter_model.safetensors").write_bytes(b"bf16")
+        (folder / "adapter_config.json").write_text("{}")
+        for protocol in layout.PROTOCOLS:
+            write_run(study.eval_dir(name, protocol), greedy("10"))
+    assert "grpo-nB-s2@40" in study3.needed_adapters(study, [1, 2])  # its scaling is to run
+    study3_state.keep(study, kept, study3.needed_adapters(study, [1, 2]))
+    assert (kept / "published" / "grpo-nB-s2@40" / "adapter_model.safetensors").exists()
+    for units in (3, 4, 6, 8):
+        write_run(study.scaling_dir("grpo-nB-s2@40", "long", units), greedy("10"))
+        write_run(study.scaling_dir("grpo-nB-s1@40", "long", units), greedy("10"))
+    needed = study3.needed_adapters(study, [1, 2])
+    assert "grpo-nB-s2@40" not in needed and "grpo-nB-s1@40" in needed  # seed 1 is published
+    study3_state.keep(study, kept, needed)
+    assert not (kept / "published" / "grpo-nB-s2@40").exists()
+    assert (kept / "published" / "grpo-nB-s1@40" / "adapter_config.json").exists()
