@@ -255,6 +255,7 @@ def test_the_pipeline_at_tiny_scale(tiny_checkpoint, tmp_path, kept):
         task_config=task,
         heldout={"seed": 3000000, "size": 2},
         scaling={"terms": [5, 6], "rounds": [2, 3], "seed": 4000000, "size": 2},
+        watch={"seed": 1100003, "size": 2},
         steps=1,
         save_steps=1,
         heldout_every=1,
@@ -326,3 +327,19 @@ def test_a_kept_adapter_goes_once_its_evaluations_ran_unless_it_is_published(stu
     study3_state.keep(study, kept, needed)
     assert not (kept / "published" / "grpo-nB-s2@40").exists()
     assert (kept / "published" / "grpo-nB-s1@40" / "adapter_config.json").exists()
+
+
+def test_check_items_that_are_training_questions_are_a_note(tmp_path, capsys):
+    """On short chains some of the check's 50 items are training questions (the check draws
+    others instead): a note, where a held-out or scaling one is an error."""
+    recipes = tmp_path / "recipes"
+    shutil.copytree(ROOT / "recipes" / "study3", recipes)
+    doc = yaml.safe_load((recipes / "study.yaml").read_text())
+    doc["task_config"] = {**doc["task_config"], "min_terms": 4, "max_terms": 4}
+    doc["heldout"]["size"] = doc["scaling"]["size"] = 1
+    (recipes / "study.yaml").write_text(yaml.safe_dump(doc))
+    study = layout.Study(tmp_path / "runs", recipes)
+    study.out.mkdir(parents=True)
+    found = study3.check_heldout(study)
+    assert found["watch"]["overlap"]["training"] > 0
+    assert "of the check's items are training questions" in capsys.readouterr().err
