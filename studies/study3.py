@@ -82,35 +82,50 @@ def train_jobs(study: Study, seeds: list[int]) -> list[Job]:
     return [train_job(study, arm, seed) for seed in seeds for arm in arms]
 
 
+Evaluation = tuple[str, Path | None, Job]
+"""(model name, adapter, its ``motif eval`` job)."""
+
+
+def heldout_evals(study: Study, seeds: list[int], plan: bool = False) -> list[Evaluation]:
+    """Every model of :func:`models` in each of its protocols, on the held-out items."""
+    return [
+        (
+            name,
+            adapter,
+            eval_job(study, adapter, p, study.rounds, "heldout", study.eval_dir(name, p)),
+        )
+        for name, adapter, protocols in models(study, seeds, plan)
+        for p in protocols
+    ]
+
+
+def scaling_evals(study: Study, seeds: list[int], plan: bool = False) -> list[Evaluation]:
+    """Every model of :func:`scaling_models` at every round count, on the longer chains."""
+    return [
+        (name, adapter, eval_job(study, adapter, p, u, "scaling", study.scaling_dir(name, p, u)))
+        for name, adapter, protocols in scaling_models(study, seeds, plan)
+        for p in protocols
+        for u in study.config["scaling"]["rounds"]
+    ]
+
+
 def eval_jobs(study: Study, seeds: list[int], plan: bool = False) -> list[tuple[Job, bool]]:
     """Each held-out evaluation, with whether its model is lost (its bf16 copy is missing and
     its checkpoint gone: it cannot run): first the cold start on the training-time check's own
     items in every protocol (the cost table's baseline), then the models."""
-    found, seen = [], set()
-    for protocol in PROTOCOLS:
-        target = study.watch_dir(protocol)
-        job = eval_job(study, study.out / "sft", protocol, study.rounds, "watch", target)
-        found.append((job, False))
-    for name, adapter, protocols in models(study, seeds, plan):
-        for protocol in protocols:
-            if (name, protocol) not in seen:
-                seen.add((name, protocol))
-                target = study.eval_dir(name, protocol)
-                job = eval_job(study, adapter, protocol, study.rounds, "heldout", target)
-                found.append((job, lost(study, name, adapter)))
-    return found
+    sft = study.out / "sft"
+    watch = [
+        (eval_job(study, sft, p, study.rounds, "watch", study.watch_dir(p)), False)
+        for p in PROTOCOLS
+    ]
+    evals = heldout_evals(study, seeds, plan)
+    return watch + [(job, lost(study, name, adapter)) for name, adapter, job in evals]
 
 
 def scaling_jobs(study: Study, seeds: list[int], plan: bool = False) -> list[tuple[Job, bool]]:
     """Each evaluation of the scaling curve: every model at every round count."""
-    found = []
-    for name, adapter, protocols in scaling_models(study, seeds, plan):
-        for protocol in protocols:
-            for units in study.config["scaling"]["rounds"]:
-                target = study.scaling_dir(name, protocol, units)
-                job = eval_job(study, adapter, protocol, units, "scaling", target)
-                found.append((job, lost(study, name, adapter)))
-    return found
+    evals = scaling_evals(study, seeds, plan)
+    return [(job, lost(study, name, adapter)) for name, adapter, job in evals]
 
 
 def lost(study: Study, name: str, adapter: Path | None) -> bool:
@@ -125,25 +140,10 @@ def needed_adapters(study: Study, seeds: list[int]) -> set[str]:
     """The trained models whose bf16 adapters later sittings need: those with an evaluation
     still to run, and every arm's sample-matched model of study.yaml's ``publish_seed`` (the
     adapters a reader re-scores)."""
-    found = {
-        name
-        for name, _, protocols in models(study, seeds)
-        if name != "sft"
-        and not all(study.eval_dir(name, p).joinpath("summary.json").exists() for p in protocols)
-    }
-    scaling = study.config["scaling"]["rounds"]
-    found |= {
-        name
-        for name, _, protocols in scaling_models(study, seeds)
-        if name != "sft"
-        and not all(
-            (study.scaling_dir(name, p, u) / "summary.json").exists()
-            for p in protocols
-            for u in scaling
-        )
-    }
+    evals = [*heldout_evals(study, seeds), *scaling_evals(study, seeds)]
+    pending = {name for name, _, job in evals if name != "sft" and not job.is_done()}
     publish = int(study.config["publish_seed"])
-    return found | {f"{arm}-s{publish}@{study.steps}" for arm in study.arms}
+    return pending | {f"{arm}-s{publish}@{study.steps}" for arm in study.arms}
 
 
 def check_heldout(study: Study) -> dict:

@@ -62,18 +62,20 @@ def test_elsewhere_trls_sync_is_left_alone(mode, platform, reload_calls, monkeyp
 
 def test_the_cpu_kv_cache_is_the_backends_unless_set(monkeypatch):
     # SmolLM2-135M: 2 sequences of 8192 tokens in float32 fit in 1 GiB; a 32k-token 3B does not
-    small = SimpleNamespace(num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3)
-    small.hidden_size = 576
-    big = SimpleNamespace(num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2)
-    big.head_dim = 128
+    sizes = dict(num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3)
+    small = SimpleNamespace(config=SimpleNamespace(**sizes, hidden_size=576))
+    small.config.max_position_embeddings = 8192
+    sizes = dict(num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2)
+    big = SimpleNamespace(config=SimpleNamespace(**sizes, head_dim=128))
+    big.config.max_position_embeddings = 32768
     monkeypatch.setattr(vllm_cpu, "vllm_platform", lambda: "cpu")
     monkeypatch.delenv(vllm_cpu.KV_ENV, raising=False)
-    assert vllm_cpu.cpu_engine_env(small, 8192) == "1"
+    assert vllm_cpu.cpu_engine_env(small) == "1"
     monkeypatch.delenv(vllm_cpu.KV_ENV)
-    assert vllm_cpu.cpu_engine_env(big, 32768) == "5"  # 2 x 32768 x 73728 bytes = 4.5 GiB
+    assert vllm_cpu.cpu_engine_env(big) == "5"  # 2 x 32768 x 73728 bytes = 4.5 GiB
     monkeypatch.setenv(vllm_cpu.KV_ENV, "3")  # the user's own
-    assert vllm_cpu.cpu_engine_env(small, 8192) is None
+    assert vllm_cpu.cpu_engine_env(small) is None
     monkeypatch.delenv(vllm_cpu.KV_ENV)
     monkeypatch.setattr(vllm_cpu, "vllm_platform", lambda: "cuda")
-    assert vllm_cpu.cpu_engine_env(small, 8192) is None
+    assert vllm_cpu.cpu_engine_env(small) is None
     assert vllm_cpu.KV_ENV not in os.environ

@@ -356,7 +356,7 @@ def build_trainer(
     if config.optim.use_vllm and config.optim.vllm_mode == "colocate":
         from motif.training.vllm_cpu import cpu_engine_env  # vLLM runs only
 
-        cpu_engine_env(model.config, getattr(model.config, "max_position_embeddings", 2048))
+        cpu_engine_env(model)
     with library_deprecations(), warnings.catch_warnings():
         # peft reads a deprecated transformers property; TRL calls rollout_func experimental
         warnings.filterwarnings("ignore", message="You are using 'rollout_func'")

@@ -32,14 +32,17 @@ KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
 """vLLM's CPU KV cache size in GiB (vllm/platforms/cpu.py:307-310)."""
 
 
-def cpu_engine_env(model_config: Any, max_model_len: int) -> str | None:
+def cpu_engine_env(model: Any) -> str | None:
     """Set :data:`KV_ENV` for a colocated engine on vLLM's CPU platform, unless it is set:
-    the GiB of :func:`~motif.backends.vllm_options.cpu_kv_cache_bytes` for ``model_config``
-    (a transformers config) in float32 at ``max_model_len`` tokens. Returns the value set, or
-    None (a GPU build of vLLM, or the user's own value)."""
+    the GiB of :func:`~motif.backends.vllm_options.cpu_kv_cache_bytes` for ``model``'s config
+    in float32 at its context (:func:`motif.backends.hf.context_limit`, the length TRL's
+    engine runs at). Returns the value set, or None (a GPU build of vLLM, or the user's own
+    value)."""
+    from motif.backends.hf import context_limit  # torch: loaded only in vLLM runs
+
     if vllm_platform() != "cpu" or os.environ.get(KV_ENV):
         return None
-    size = cpu_kv_cache_bytes(model_config, "float32", max_model_len)
+    size = cpu_kv_cache_bytes(model.config, "float32", context_limit(model) or 0)
     os.environ[KV_ENV] = str(math.ceil(size / (1 << 30)))
     return os.environ[KV_ENV]
 
