@@ -46,6 +46,7 @@ import yaml
 
 from motif.backends.kernels import KERNEL_ENV
 from motif.data import load_problems
+from motif.runs.layout import CHECKPOINT_GLOB, SFT_METRICS_FILE
 from motif.runs.training import complete_adapter
 from motif.training.demos import load_items
 from studies.jobs import Job, motif_argv, run_jobs, study_parser
@@ -67,10 +68,13 @@ STAGES = ("sft", "train", "eval", "scaling", "summary")
 
 
 def sft_job(study: Study) -> Job:
+    """``motif sft`` of the mixed cold start; it continues from its last checkpoint
+    (sft.yaml's ``save_steps``) when a sitting stopped it part way."""
     target = study.out / "sft"
     argv = motif_argv("sft", "--config", str(study.recipes / "sft.yaml"))
-    argv += ["--output-dir", str(target), "--overwrite", *study.model_argv()]
-    return Job("sft", argv, target / "sft_metrics.json")
+    has_checkpoint = any(target.glob(CHECKPOINT_GLOB))
+    argv += ["--output-dir", str(target), "--resume" if has_checkpoint else "--overwrite"]
+    return Job("sft", argv + study.model_argv(), target / SFT_METRICS_FILE)
 
 
 def train_jobs(study: Study, seeds: list[int]) -> list[Job]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,30 @@ def test_overwrite_only_deletes_a_directory_with_the_marker(tmp_path):
     assert planned.state == "overwrite" and (run / "notes.txt").exists()  # checking deletes nothing
     planned.claim()
     assert sorted(p.name for p in run.iterdir()) == [MARKER]
+
+
+@pytest.mark.parametrize(
+    "made_by, hint, message",
+    [
+        ("user", None, "not created by motif (no .motif-run file); pick another directory"),
+        ("user", "pass --resume", "not created by motif (no .motif-run file); pick another"),
+        ("motif", None, "already holds a motif train run; pass --overwrite to replace it"),
+        ("motif", "pass --resume", "run; pass --resume or --overwrite to replace it"),
+        ("legacy", "pass --resume", "run; pass --resume or another directory"),
+    ],
+)
+def test_a_full_output_dir_is_refused_with_advice_that_works(made_by, hint, message, tmp_path):
+    """Only a folder with the marker may be overwritten, only a run resumed: the refusal of a
+    folder that is not a fresh one offers only what would be accepted."""
+    out = tmp_path / "out"
+    files = user_files(out)
+    if made_by == "motif":
+        (out / MARKER).write_text("{}")
+    if made_by == "legacy":
+        (out / "motif_config.yaml").write_text("{}")
+    with pytest.raises(MotifError, match=re.escape(message)):
+        check_output_dir(out, kind="train", resume_hint=hint, legacy_files=("motif_config.yaml",))
+    assert_intact(out, files)
 
 
 def test_a_file_as_output_dir_is_refused(tmp_path):

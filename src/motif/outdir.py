@@ -122,8 +122,12 @@ def check_output_dir(
         if not is_run_dir(out, legacy_files):
             raise MotifError(f"{flag} {out} holds no motif {kind} run (no {MARKER} file)")
         return OutputDir(out, "resume", kind)
+    if not is_run_dir(out, legacy_files):  # --overwrite would refuse it too: do not offer it
+        raise MotifError(
+            f"{flag} {out} is not empty and was not created by motif (no {MARKER} file); pick "
+            "another directory or empty it yourself"
+        )
+    replace = "--overwrite to replace it" if (out / MARKER).is_file() else "another directory"
     if resume_hint is None:
-        raise MotifError(f"{flag} {out} is not empty; pass --overwrite to replace it")
-    raise MotifError(
-        f"{flag} {out} already holds a run; {resume_hint} or --overwrite to replace it"
-    )
+        raise MotifError(f"{flag} {out} already holds a motif {kind} run; pass {replace}")
+    raise MotifError(f"{flag} {out} already holds a motif {kind} run; {resume_hint} or {replace}")

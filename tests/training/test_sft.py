@@ -357,11 +357,15 @@ def test_output_dir_is_required_for_a_real_run(capsys, no_model_load):
     assert "--output-dir is required" in capsys.readouterr().err
 
 
-def test_existing_output_dir_needs_overwrite(tmp_path, capsys, no_model_load):
+def test_existing_output_dir_is_left_alone(tmp_path, capsys, no_model_load):
     (tmp_path / "old.txt").write_text("x")
     assert main(["sft", "--output-dir", str(tmp_path), "--num-examples", "1"]) == 2
-    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    assert "not empty and was not created by motif" in capsys.readouterr().err
     assert (tmp_path / "old.txt").exists()
+    (tmp_path / ".motif-run").write_text("{}")
+    assert main(["sft", "--output-dir", str(tmp_path), "--num-examples", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a motif sft run; pass --resume to continue it from its last checkpoint" in err
 
 
 @pytest.mark.filterwarnings("error::FutureWarning")  # issue 14, item 15: no deprecated names

@@ -90,7 +90,7 @@ def test_resume_continues_to_the_same_step_count(tiny_checkpoint, tmp_path, caps
     base = ["train", "--model", str(tiny_checkpoint), "--output-dir", str(out), *TINY_RUN]
     assert main([*base, "--max-steps", "1"]) == 0
     assert main([*base, "--max-steps", "1"]) == 2  # refuses to mix runs
-    assert "already holds a run" in capsys.readouterr().err
+    assert "already holds a motif train run; pass --resume" in capsys.readouterr().err
     # a crash after step 2 was logged but before checkpoint-2 was saved (issue 14, item 8)
     with (out / "metrics.jsonl").open("a") as fh:
         fh.write(json.dumps({"step": 2, "reward": 9.9}) + "\n")

@@ -51,6 +51,10 @@ def print_plan(config: SftConfig, checked) -> None:
         checked.output.describe() if checked.output else "not set: a real run needs --output-dir"
     )
     print(f"output dir:     {output}")
+    if checked.resume_from is not None:
+        print(f"resume from:    {checked.resume_from}")
+    if sft.save_steps:
+        print(f"checkpoints:    every {plural(sft.save_steps, 'step')} (removed once saved)")
     for f, rows in blocks:
         print(f"\n# sample demonstration, {f.label} (item 1, every round or chunk)")
         print(sample_text(rows, f.rounds, tail=f.thought))

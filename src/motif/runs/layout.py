@@ -17,6 +17,8 @@ A *training folder* (``motif train``/``motif sft --output-dir``)::
     run_identity.json     what must match for ``--resume`` (settings, weights, data)
     metrics.jsonl         one JSON object per logged step (``step`` and the logged keys)
     checkpoint-N/         the Trainer's checkpoints; complete once trainer_state.json exists
+                          (``motif sft --save-steps``: the last one, while the run lasts)
+    sft_metrics.json      ``motif sft``: its training numbers, written last
     adapter_model.safetensors, adapter_config.json   the final LoRA adapter
 
 Writers (:mod:`motif.eval.store`, :mod:`motif.eval.grid_output`, :mod:`motif.training.rundir`)
@@ -58,6 +60,7 @@ CELLS_DIR = "cells"
 TRAIN_CONFIG_FILE = "motif_config.yaml"
 IDENTITY_FILE = "run_identity.json"
 METRICS_FILE = "metrics.jsonl"
+SFT_METRICS_FILE = "sft_metrics.json"
 TRAINER_STATE_FILE = "trainer_state.json"
 """Written last into a checkpoint: a checkpoint without it was cut off while saving."""
 CHECKPOINT_GLOB = "checkpoint-*"

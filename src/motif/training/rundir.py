@@ -76,22 +76,26 @@ def run_identity(config: dict[str, Any], model: str | None, adapter: str | None,
     }
 
 
-def resume_point(out: Path, identity: dict) -> Path:
+def resume_point(out: Path, identity: dict, added: dict | None = None) -> Path:
     """The checkpoint to resume from, once the stored identity matches ``identity``.
+
+    ``added``: settings added after runs of this kind were started, with the value such a run
+    used (default: ``motif train``'s :data:`ADDED_SETTINGS`).
 
     Raises:
         ConfigError: one line naming every differing field (nothing has been written).
         MotifError: the directory holds no run, or no complete checkpoint yet.
     """
+    added = ADDED_SETTINGS if added is None else added
     stored = _stored_identity(out)
     if stored is None:
         raise MotifError(f"--resume: {out} holds no motif run ({CONFIG_FILE} is missing)")
     if "settings" not in stored:  # a run from before the identity file: its settings only
-        stored = {**ADDED_SETTINGS, **stored}
+        stored = {**added, **stored}
         identity = {"settings": {k: identity["settings"].get(k) for k in stored}}
         stored = {"settings": stored}
     else:
-        stored["settings"] = {**ADDED_SETTINGS, **stored["settings"]}
+        stored["settings"] = {**added, **stored["settings"]}
     diffs = differences(stored, identity)
     if diffs:
         raise mismatch_error(

@@ -12,15 +12,21 @@ gets a share of the work, every round fits the per-round budget (``--eval-max-ne
 ``tail``: every thought fits the ``--tail-*`` window) and every row fits ``--max-length``.
 
 The output directory holds the adapter (``adapter_config.json``, ``adapter_model.safetensors``),
-the tokenizer, ``motif_config.yaml`` (the resolved configuration) and ``sft_metrics.json``
-(training numbers and, with ``eval_size > 0``, the held-out check of :mod:`.heldout`).
+the tokenizer, ``motif_config.yaml`` (the resolved configuration), ``run_identity.json`` (what
+``--resume`` must find unchanged, as :mod:`.rundir` writes it for ``motif train``) and
+``sft_metrics.json`` (training numbers and, with ``eval_size > 0``, the held-out check of
+:mod:`.heldout`). With ``--save-steps N`` a ``checkpoint-N`` folder (Transformers' Trainer:
+adapter, optimiser, scheduler, RNG states) is kept while the run lasts, so that a run stopped
+part way continues with ``--resume``; it is removed once the adapter is saved.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,11 +36,12 @@ from motif import models
 from motif.compat import checkpointing_keyword, library_deprecations
 from motif.errors import ConfigError
 from motif.outdir import OutputDir, check_output_dir
-from motif.runs.layout import TRAIN_CONFIG_FILE
+from motif.runs.layout import CHECKPOINT_GLOB, SFT_METRICS_FILE
 from motif.textio import clip
 from motif.training.config import check_choice, check_report_to, resolve_bf16
 from motif.training.console import train_with_console, use_console
 from motif.training.heldout import evaluate_adapter, format_report  # noqa: F401 (public here)
+from motif.training.rundir import resume_point, run_identity, trim_logs, write_run_files
 from motif.training.sft_config import SftConfig
 from motif.training.sft_rows import (  # noqa: F401 (public here, as before the split)
     Format,
@@ -48,7 +55,10 @@ from motif.training.sft_rows import (  # noqa: F401 (public here, as before the 
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "sft_metrics.json"
+METRICS_FILE = SFT_METRICS_FILE
+NOT_IN_IDENTITY = ("eval_size", "eval_max_new_tokens")
+"""Options of a cold start that change no training step (only the check after it), on top of
+:data:`.rundir.NOT_IDENTITY`: they may differ when a run is resumed."""
 
 
 @dataclass
@@ -60,6 +70,8 @@ class SftChecked:
     bf16: tuple[bool, str]
     model: str
     trainer_args: Any
+    identity: dict | None = None
+    resume_from: Path | None = None
 
     @property
     def rows(self) -> list[dict]:
@@ -71,18 +83,39 @@ def check_sft(config: SftConfig) -> SftChecked:
     """Check everything that can be checked before a model loads; deletes and writes nothing.
 
     Option values are checked by building TRL's ``SFTConfig`` (and the reporting callback) as
-    the run does; also the model path, the LoRA settings, the demonstrations and the output
-    directory. ``--dry-run`` runs exactly this.
+    the run does; also the model path, the LoRA settings, the demonstrations, the output
+    directory and, with ``--resume``, the run's identity and last checkpoint. ``--dry-run``
+    runs exactly this.
     """
+    sft = config.sft
     use_cuda = _uses_cuda(config.model.device)
     args = sft_trainer_config(config, use_cuda)
     model = models.check_model(config.model.model)
     config.lora.peft_config()  # validates the LoRA settings
     blocks = check_demonstrations(config)
-    output = None
-    if config.sft.output_dir and not config.sft.eval_base:
-        output = check_output_dir(config.sft.output_dir, kind="sft", overwrite=config.sft.overwrite)
-    return SftChecked(blocks, output, resolve_bf16(config.sft.bf16, use_cuda), model, args)
+    bf16 = resolve_bf16(sft.bf16, use_cuda)
+    checked = SftChecked(blocks, None, bf16, model, args)
+    if sft.output_dir and not sft.eval_base:
+        checked.output = check_output_dir(
+            sft.output_dir,
+            kind="sft",
+            overwrite=sft.overwrite,
+            resume=sft.resume,
+            resume_hint="pass --resume to continue it from its last checkpoint (--save-steps)",
+        )
+        checked.identity = sft_identity(config, bf16[0], checked.rows)
+        if sft.resume:
+            checked.resume_from = resume_point(checked.output.path, checked.identity, added={})
+    return checked
+
+
+def sft_identity(config: SftConfig, bf16: bool, rows: list[dict]) -> dict:
+    """What ``--resume`` must find unchanged: the settings that shape a step (not
+    :data:`NOT_IN_IDENTITY`), the base model's weights and the demonstration rows (sha256)."""
+    settings = {**config.to_dict(), "bf16": bf16}
+    settings = {k: v for k, v in settings.items() if k not in NOT_IN_IDENTITY}
+    data = hashlib.sha256(json.dumps(training_rows(rows), sort_keys=True).encode()).hexdigest()
+    return run_identity(settings, config.model.model, None, data)
 
 
 def _uses_cuda(device: str) -> bool:
@@ -131,7 +164,9 @@ def _sft_config(cls: Any, config: SftConfig, use_cuda: bool, bf16: bool) -> Any:
         data_seed=sft.seed,
         logging_steps=sft.logging_steps,
         report_to=[] if sft.report_to == "none" else [sft.report_to],
-        save_strategy="no",
+        save_strategy="steps" if sft.save_steps else "no",
+        save_steps=sft.save_steps or 500,  # read only with save_strategy "steps"
+        save_total_limit=1,  # resuming needs only the last
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
@@ -184,7 +219,9 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
     """Train the cold-start adapter and save it; returns the metrics written to the run dir.
 
     Everything is checked (:func:`check_sft`) and the trainer built (model loaded) before an
-    old run is deleted (``--overwrite``) or anything is written.
+    old run is deleted (``--overwrite``) or anything is written. With ``--resume`` training
+    continues from the checkpoint :func:`check_sft` found (``train_seconds`` then counts this
+    sitting only; ``resumed_from`` names the step).
     """
     from datasets import Dataset  # heavy: only a training run needs them
     from trl import SFTTrainer
@@ -204,14 +241,20 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
         )
     use_console(trainer, "motif sft")
     out = checked.output.claim()
+    resume_from = checked.resume_from
+    _start_run(out, config, checked)
     start = time.perf_counter()
     with library_deprecations():
-        result = train_with_console(trainer)
+        result = train_with_console(
+            trainer, resume_from_checkpoint=str(resume_from) if resume_from else None
+        )
     train_seconds = time.perf_counter() - start
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
-    _write_config(out, config)
+    for done in out.glob(CHECKPOINT_GLOB):  # resume points of a run that has now finished
+        shutil.rmtree(done)
     metrics = _train_metrics(config, len(checked.rows), result, train_seconds)
+    metrics["resumed_from"] = _step(resume_from) if resume_from else None
     metrics["rows_seen"] = rows_seen(config, len(checked.rows), metrics["steps"], trainer.args)
     metrics["bf16"], metrics["bf16_reason"] = checked.bf16
     if sft.eval_size > 0:
@@ -220,10 +263,25 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
     return metrics
 
 
-def _write_config(out: Path, config: SftConfig) -> None:
-    import yaml  # third-party, needed only once a run is saved
+def _start_run(out: Path, config: SftConfig, checked: SftChecked) -> None:
+    """Write the resolved config and the identity before the first step (what ``--resume``
+    checks); on a resume, drop what was logged after the checkpoint."""
+    from datetime import datetime, timezone
 
-    (out / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    resumed = checked.resume_from
+    meta = {
+        "bf16": checked.bf16[0],
+        "bf16_reason": checked.bf16[1],
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "resumed_from": str(resumed) if resumed else None,
+    }
+    write_run_files(out, config.to_dict(), checked.identity or {}, meta)
+    if resumed is not None:
+        trim_logs(out, _step(resumed))
+
+
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.rsplit("-", 1)[1])
 
 
 def rows_seen(config: SftConfig, rows: int, steps: int, args: Any) -> int:

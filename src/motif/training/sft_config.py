@@ -49,6 +49,21 @@ class SftArgs:
     overwrite: bool = field(
         default=False, metadata={"help": "Delete an existing non-empty --output-dir first."}
     )
+    save_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Checkpoint every this many optimiser steps (0: none), so that a run "
+            "stopped part way continues with --resume. The last checkpoint is removed once "
+            "the adapter is saved."
+        },
+    )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue the run in --output-dir from its last checkpoint (it must have "
+            "been started with --save-steps and the same settings)."
+        },
+    )
     dry_run: bool = field(
         default=False,
         metadata={"help": "Validate the config and print the plan and a sample; load no model."},
@@ -176,6 +191,10 @@ class SftArgs:
         if not all(c.isascii() and c.isdecimal() and int(c) >= 1 for c in counts):
             raise ConfigError(f"--extra-rounds must be round counts >= 1; got {self.extra_rounds}")
         self.extra_rounds = [int(c) for c in counts] if self.extra_rounds is not None else None
+        if self.resume and self.overwrite:
+            raise ConfigError(
+                "--resume and --overwrite exclude each other: resume a run, or start it again"
+            )
         if self.eval_base and self.eval_size < 1:
             raise ConfigError("--eval-base needs --eval-size >= 1 (how many held-out items)")
         for name, ok, rule in self._checks():
@@ -195,6 +214,7 @@ class SftArgs:
             ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, ">= 1"),
             ("max_length", self.max_length >= 16, ">= 16"),
             ("logging_steps", self.logging_steps >= 1, ">= 1"),
+            ("save_steps", self.save_steps >= 0, ">= 0 (0: no checkpoints)"),
             ("report_to", self.report_to in REPORT_TO, " or ".join(REPORT_TO)),
             ("lora_last_layers", self.lora_last_layers >= 0, ">= 0 (0: every layer)"),
             ("eval_size", self.eval_size >= 0, ">= 0"),
@@ -273,6 +293,6 @@ class SftConfig:
         flat: dict[str, Any] = {}
         for part in (self.sft, self.model, self.protocol, self.lora):
             flat.update(asdict(part))
-        for key in ("dry_run", "overwrite", "adapter", "eval_base"):
+        for key in ("dry_run", "overwrite", "resume", "adapter", "eval_base"):
             flat.pop(key, None)
         return flat
