@@ -4,13 +4,15 @@ docs/results.md. Run them from the repository's root (they read ``recipes/`` fro
     python -m studies.demo        # `make demo`: a cold start, MOTIF, the bounded-context grid
     python -m studies.replicate   # `make replicate`: base vs cold start vs GRPO vs MOTIF
     python -m studies.study2      # `make study2`: the second study (issue 18)
+    python -m studies.study3      # `make study3`: the third study (issue 35)
 
 Modules: :mod:`studies.jobs` (the resumable job runner both studies use),
 :mod:`studies.wallclock` (the wall-clock match both make), :mod:`studies.tables` (how their
-tables write a number); per study its stages (``replicate``, ``study2``), layout
-(``*_layout``) and tables (``*_summary``), and the second study's resume state
-(``study2_state``) and publishing (``study2_publish``). Run folders are read with the
-package's readers (motif.runs). Dependencies go one way: a study's stages -> its tables,
+tables write a number), :mod:`studies.keeping` (what a study keeps between sittings) and
+:mod:`studies.publishing` (what every publish stage does alike); per study its stages
+(``replicate``, ``study2``, ``study3``), layout (``*_layout``) and tables (``*_summary``), and
+the later studies' resume state (``*_state``) and publishing (``*_publish``). Run folders are
+read with the package's readers (motif.runs). Dependencies go one way: a study's stages -> its tables,
 state and publishing -> its layout -> the shared modules -> ``motif``; nothing in ``motif``
 imports a study.
 

@@ -27,6 +27,7 @@ from motif.runs.layout import (
 from motif.runs.training import logged_steps, training_seconds
 from studies.jobs import Job, motif_argv
 from studies.keeping import bf16_copies
+from studies.publishing import adapter_folder  # noqa: F401 (public here: study2_state, tests)
 from studies.wallclock import wall_matched_step
 
 ARMS = ("grpo-B", "grpo-nB", "motif-first", "motif-all")
@@ -265,12 +266,6 @@ def load_choice(study: Study) -> dict:
             f"{study.recipes / 'study.yaml'} and run --stage choose again"
         )
     return chosen
-
-
-def adapter_folder(adapters: Path, model: str) -> Path:
-    """Where ``model``'s adapter (``sft`` or ``<arm>-s<seed>@<step>``) is published under
-    ``adapters`` (docs/results/adapters): ``sft``, ``<arm>-s<seed>-step<step>``."""
-    return adapters / model.replace("@", "-step")
 
 
 def adapter_model(folder: Path) -> str | None:

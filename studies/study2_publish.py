@@ -9,10 +9,7 @@ stages nor the tables' module.
 
 from __future__ import annotations
 
-import gzip
 import shlex
-import shutil
-import sys
 from pathlib import Path
 
 from motif.runs.layout import (
@@ -20,14 +17,14 @@ from motif.runs.layout import (
     ADAPTER_WEIGHTS,
     IDENTITY_FILE,
     METRICS_FILE,
-    SAMPLES_FILE,
     SUMMARY_FILE,
 )
+from studies import publishing
+from studies.publishing import adapter_folder, copy, publish_eval
 from studies.study2_layout import (
     ARMS,
     EVAL_KERNEL,
     Study,
-    adapter_folder,
     eval_job,
     load_choice,
     models,
@@ -56,18 +53,9 @@ def rescore_command(study: Study, chosen: dict, adapter: Path, name: str, protoc
     return f"MOTIF_FP32_KERNEL={EVAL_KERNEL} motif " + shlex.join(job.argv[3:])
 
 
-def copy(source: Path, target: Path) -> Path:
-    """Copy a file, creating the target's folder."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy2(source, target))
-
-
 def replace_block(page: str, body: str) -> str:
     """``page`` with the text between :data:`BEGIN` and :data:`END` replaced by ``body``."""
-    if BEGIN not in page or END not in page:
-        sys.exit(f"study2: the results page lacks the markers {BEGIN} ... {END}")
-    head, rest = page.split(BEGIN, 1)
-    return f"{head}{BEGIN}\n{body.strip()}\n{END}{rest.split(END, 1)[1]}"
+    return publishing.replace_block(page, body, BEGIN, END, "study2")
 
 
 def publish(study: Study, seeds: list[int], docs: Path) -> list[Path]:
@@ -95,18 +83,6 @@ def publish(study: Study, seeds: list[int], docs: Path) -> list[Path]:
     page = docs / "results.md"
     page.write_text(replace_block(page.read_text(), (study.out / "summary.md").read_text()))
     return copied
-
-
-def publish_eval(folder: Path, dest: Path) -> list[Path]:
-    """An eval folder's summary.json as ``dest/<folder name>.json`` and its samples.jsonl
-    gzipped as ``dest/<folder name>.samples.jsonl.gz`` (no timestamp in the archive: the same
-    replies give the same bytes); the files written."""
-    written = [copy(folder / SUMMARY_FILE, dest / f"{folder.name}.json")]
-    if (folder / SAMPLES_FILE).exists():
-        target = dest / f"{folder.name}.samples.jsonl.gz"
-        target.write_bytes(gzip.compress((folder / SAMPLES_FILE).read_bytes(), mtime=0))
-        written.append(target)
-    return written
 
 
 def publish_adapters(study: Study, seeds: list[int], chosen: dict, dest: Path) -> list[Path]:

@@ -20,6 +20,9 @@ its last checkpoint; run the same command again):
            every protocol, the wall-clock match in its own
   scaling  motif eval of every final model on the longer chains at each round count
   summary  tables (paired differences, the scaling curve, cost) in summary.md and a plot
+  publish  raw outputs to docs/results/study3/, the cold start's and publish_seed's adapters
+           to docs/results/adapters/study3/ with the commands that re-score them, summary.md
+           into docs/results.md's generated block (studies.study3_publish)
 
     python -m studies.study3 --plan                   # every command it would run; runs nothing
     python -m studies.study3 --stage train --jobs 2   # two commands at once, one thread each
@@ -28,7 +31,8 @@ runs/ does not outlive a machine: after each stage what later sittings need is c
 --kept (studies/state/study3, committed while the study runs; studies.study3_state) and copied
 back into --out at the start of a sitting where it is missing.
 
-Dependencies go one way: studies.study3 -> studies.study3_summary, studies.study3_state ->
+Dependencies go one way: studies.study3 -> studies.study3_publish -> studies.study3_summary,
+studies.study3_state ->
 studies.study3_layout -> the shared modules (studies.jobs, studies.keeping, studies.tables,
 studies.wallclock). Nothing here imports another study.
 """
@@ -61,10 +65,11 @@ from studies.study3_layout import (
     scaling_models,
     train_job,
 )
+from studies.study3_publish import publish
 from studies.study3_state import STATE_DIR, keep, restore
 from studies.study3_summary import write_summary
 
-STAGES = ("sft", "train", "eval", "scaling", "summary")
+STAGES = ("sft", "train", "eval", "scaling", "summary", "publish")
 
 
 def sft_job(study: Study) -> Job:
@@ -197,7 +202,9 @@ def job_line(job: Job, gone: bool = False) -> str:
     return f"[{state}] motif {shlex.join(job.argv[3:])}"
 
 
-def plan_lines(study: Study, stages: tuple[str, ...], seeds: list[int]) -> list[str]:
+def plan_lines(
+    study: Study, stages: tuple[str, ...], seeds: list[int], docs: Path = Path("docs")
+) -> list[str]:
     """Every command the stages would run now, marked done or to do; nothing is run. The
     evaluations are listed as if every run had finished; the wall-clock matches only once the
     runs they depend on have."""
@@ -215,8 +222,10 @@ def plan_lines(study: Study, stages: tuple[str, ...], seeds: list[int]) -> list[
             lines.append("[wait] each arm at the reference's wall-clock, once both runs finished")
         elif stage == "scaling":
             lines += [job_line(job, gone) for job, gone in scaling_jobs(study, seeds, plan=True)]
-        else:
+        elif stage == "summary":
             lines.append(f"[todo] summary: tables from the finished evaluations -> {study.out}")
+        else:
+            lines.append(f"[todo] publish: {study.out}/summary.md and the raw outputs -> {docs}")
     return lines
 
 
@@ -243,6 +252,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=STATE_DIR,
         help="The study's resume state, committed while it runs (default: %(default)s).",
     )
+    p.add_argument(
+        "--docs", default="docs", help="Where the publish stage writes (default: %(default)s)."
+    )
     p.add_argument("--plan", action="store_true", help="Print every command; run nothing.")
     return p.parse_args(argv)
 
@@ -255,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in restore(study.out, kept):
         print(f"restored {path} from {kept}")
     if args.plan:
-        print("\n".join(plan_lines(study, stages, args.seeds)))
+        print("\n".join(plan_lines(study, stages, args.seeds, Path(args.docs))))
         return
     study.out.mkdir(parents=True, exist_ok=True)
 
@@ -286,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     if "summary" in stages:
         print(write_summary(study, args.seeds).read_text())
     save()
+    if "publish" in stages:
+        for path in publish(study, args.seeds, Path(args.docs)):
+            print(f"published {path}")
+        print(f"study3: published; remove {kept} (the resume state) in the commit that adds them")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ and (slow) every stage at tiny scale."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sys
@@ -14,6 +15,7 @@ import yaml
 from eval_fakes import greedy, write_run
 from studies import keeping, study3, study3_state
 from studies import study3_layout as layout
+from studies import study3_publish as publishing
 from studies import study3_summary as summary
 
 ROOT = Path(__file__).parents[2]
@@ -230,6 +232,84 @@ def test_the_summary_reads_fake_eval_directories(study):
     assert curves["`motif-first`"]["3"] == 0.25
 
 
+# --------------------------------------------------------------------------- publishing
+
+
+def _adapter(folder: Path, weights: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    (folder / "adapter_config.json").write_text("{}")
+
+
+def _docs(tmp_path: Path) -> tuple[Path, str]:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = f"# Results\n\n## Third study\n\n{publishing.BEGIN}\nNot yet run.\n{publishing.END}\n"
+    (docs / "results.md").write_text(page)
+    return docs, page
+
+
+def test_publish_writes_outputs_adapters_and_the_page_block(study, tmp_path):
+    docs, before = _docs(tmp_path)
+    _adapter(study.out / "sft", b"fp32 cold start")
+    finish(study.run("motif-first", 1), 40)
+    (study.run("motif-first", 1) / "run_identity.json").write_text('{"seed": 1}')
+    _adapter(study.published("motif-first-s1@40"), b"bf16 weights")
+    _adapter(study.published("motif-first-s1@25"), b"a wall-clock match: not published")
+    write_run(study.eval_dir("motif-first-s1@40", "summary"), greedy("10"))
+    write_run(study.scaling_dir("motif-first-s1@40", "summary", 6), greedy("01"))
+    summary_md = "# Third study: summary\n\n## Cost\n\n| t |\n\n![scaling](scaling.png)\n"
+    (study.out / "summary.md").write_text(summary_md)
+    (study.out / "scaling.png").write_bytes(b"png")
+
+    copied = publishing.publish(study, [1], docs)
+    page = (docs / "results.md").read_text()
+    assert page.startswith(before.split("Not yet run.")[0]) and page.endswith(publishing.END + "\n")
+    assert "#### Cost" in page and "# Third study: summary" not in page
+    assert "![scaling](results/study3/scaling.png)" in page  # the plot's path from docs/
+    results = docs / "results" / "study3"
+    assert (results / "scaling.png").read_bytes() == b"png"
+    assert (results / "motif-first-s1.run_identity.json").read_text() == '{"seed": 1}'
+    assert (results / "motif-first-s1.metrics.jsonl").exists()
+    stored = study.eval_dir("motif-first-s1@40", "summary") / "samples.jsonl"
+    replies = results / "eval" / "motif-first-s1@40-summary.samples.jsonl.gz"
+    assert gzip.decompress(replies.read_bytes()) == stored.read_bytes()  # evidence, compressed
+    assert (results / "scaling" / "motif-first-s1@40-summary-6.json").exists()
+    adapters = docs / "results" / "adapters" / "study3"
+    assert sorted(p.name for p in adapters.iterdir()) == [
+        "README.md",
+        "motif-first-s1-step40",
+        "sft",
+    ]
+    assert (adapters / "motif-first-s1-step40" / "adapter_model.safetensors").read_bytes() == (
+        b"bf16 weights"  # the copy every evaluation read
+    )
+    readme = (adapters / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("MOTIF_FP32_KERNEL=")]
+    assert len(commands) == 2 * len(layout.PROTOCOLS)  # each adapter in every protocol
+    assert all(
+        "--data-seed 3000000 --limit 500" in c and "--decode-dtype model" in c for c in commands
+    )
+    assert f"--adapter {adapters / 'sft'}" in commands[0]
+    assert "--rounds 3 --max-new-tokens 96" in commands[0]
+    assert docs / "results.md" in copied
+
+
+def test_publish_without_the_tables_writes_nothing(study, tmp_path):
+    docs, before = _docs(tmp_path)
+    study.out.mkdir()
+    with pytest.raises(SystemExit, match="run --stage summary first"):
+        publishing.publish(study, [1], docs)
+    assert (docs / "results.md").read_text() == before
+    assert sorted(p.name for p in docs.iterdir()) == ["results.md"]
+
+
+def test_the_results_page_has_the_third_studys_generated_block():
+    page = (ROOT / "docs" / "results.md").read_text()
+    assert page.count(publishing.BEGIN) == 1 and page.count(publishing.END) == 1
+    assert page.index("## Third study") < page.index(publishing.BEGIN)
+
+
 # --------------------------------------------------------------------------- tiny scale
 
 
@@ -271,12 +351,17 @@ def test_the_pipeline_at_tiny_scale(tiny_checkpoint, tmp_path, kept):
         if recipe.stem == "delethink":
             edit(recipe, **window)
     out = tmp_path / "runs"
+    docs, _ = _docs(tmp_path)
     args = ["--out", str(out), "--recipes", str(recipes), "--methods", str(methods)]
+    args += ["--docs", str(docs)]
     study3.main([*args, "--kept", str(kept), "--seeds", "1", "--jobs", "1", "--threads", "1"])
     text = (out / "summary.md").read_text()
     assert "| `inftythink`, step 1 | model-ended, <= 3 x 32 |" in text
     assert (out / "scaling" / "delethink-s1@1-tail-3" / "summary.json").exists()
     assert (kept / "published" / "trajectory-s1@1" / "adapter_model.safetensors").exists()
+    readme = (docs / "results" / "adapters" / "study3" / "README.md").read_text()
+    assert readme.count("## ") == 1 + len(ARMS)  # the cold start and every arm's step-1 model
+    assert "| `inftythink`, step 1 |" in (docs / "results.md").read_text()
 
 
 def test_what_a_job_made_is_kept_as_soon_as_it_finishes(study, kept, monkeypatch):
