@@ -50,8 +50,8 @@ import yaml
 
 from motif.backends.kernels import KERNEL_ENV
 from motif.data import load_problems
-from motif.runs.layout import CHECKPOINT_GLOB, SFT_METRICS_FILE
-from motif.runs.training import complete_adapter
+from motif.runs.layout import SFT_METRICS_FILE
+from motif.runs.training import complete_adapter, latest_checkpoint
 from motif.training.demos import load_items
 from studies.jobs import Job, motif_argv, run_jobs, study_parser
 from studies.study3_layout import (
@@ -77,8 +77,8 @@ def sft_job(study: Study) -> Job:
     (sft.yaml's ``save_steps``) when a sitting stopped it part way."""
     target = study.out / "sft"
     argv = motif_argv("sft", "--config", str(study.recipes / "sft.yaml"))
-    has_checkpoint = any(target.glob(CHECKPOINT_GLOB))
-    argv += ["--output-dir", str(target), "--resume" if has_checkpoint else "--overwrite"]
+    resume = latest_checkpoint(target) is not None  # a checkpoint cut off while saved: not one
+    argv += ["--output-dir", str(target), "--resume" if resume else "--overwrite"]
     return Job("sft", argv + study.model_argv(), target / SFT_METRICS_FILE)
 
 

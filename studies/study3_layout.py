@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from motif.runs.layout import ADAPTER_WEIGHTS, CHECKPOINT_GLOB, SUMMARY_FILE, checkpoint_name
-from motif.runs.training import logged_steps, training_seconds
+from motif.runs.training import latest_checkpoint, logged_steps, training_seconds
 from studies.jobs import Job, motif_argv
 from studies.keeping import bf16_copies
 from studies.wallclock import wall_matched_step
@@ -188,8 +188,8 @@ def train_job(study: Study, arm: str, seed: int) -> Job:
     for key, value in (study.arm(arm).get("options") or {}).items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     argv += study.model_argv()
-    has_checkpoint = any(target.glob(CHECKPOINT_GLOB))
-    argv.append("--resume" if has_checkpoint else "--overwrite")
+    resume = latest_checkpoint(target) is not None  # a checkpoint cut off while saved: not one
+    argv.append("--resume" if resume else "--overwrite")
     return Job(f"{arm}-s{seed}", argv, target / "metrics.jsonl", study.max_steps(arm))
 
 

@@ -15,6 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from motif.backends.kernels import KERNEL_ENV
 from motif.runs.layout import ADAPTER_FILES, IDENTITY_FILE, METRICS_FILE, SUMMARY_FILE
 from motif.runs.training import complete_adapter
 from studies.publishing import adapter_folder, copy, publish_eval, replace_block
@@ -33,7 +34,7 @@ EVAL_KINDS = ("eval", "watch", "scaling")
 """The study's eval folders (held-out items, the training-time check's items, longer chains),
 each published under its own name."""
 ADAPTERS_NOTE = (
-    "Each folder is a LoRA adapter of the offline default model (SmolLM2-135M-Instruct) written "
+    "Each folder is a LoRA adapter of {model} written "
     "by `python -m studies.study3 --stage publish` (docs/results.md, third study): the cold "
     "start as trained (fp32) and each arm's model at the sample-matched step of seed {seed}, "
     "the bf16 copy of its checkpoint that the page's numbers were measured on. Each command, run "
@@ -49,27 +50,41 @@ def rescore_command(study: Study, adapter: Path, name: str, protocol: str) -> st
     ``protocol`` (the evaluations' pinned kernel included)."""
     target = Path("outputs/study3") / f"{name}-{protocol}"
     job = eval_job(study, adapter, protocol, study.rounds, "heldout", target)
-    return f"MOTIF_FP32_KERNEL={EVAL_KERNEL} motif " + shlex.join(job.argv[3:])
+    return f"{KERNEL_ENV}={EVAL_KERNEL} motif " + shlex.join(job.argv[3:])
 
 
 def published_models(study: Study) -> list[tuple[str, Path]]:
-    """(name, adapter) of each model whose adapter is published, when its files exist."""
+    """(name, adapter) of each model whose adapter is published: the cold start and every
+    arm's sample-matched model of ``publish_seed``."""
     seed, step = int(study.config["publish_seed"]), study.steps
-    found = [("sft", study.out / "sft")]
-    found += [
-        (f"{arm}-s{seed}@{step}", study.published(f"{arm}-s{seed}@{step}")) for arm in study.arms
+    names = [f"{arm}-s{seed}@{step}" for arm in study.arms]
+    return [("sft", study.out / "sft"), *((name, study.published(name)) for name in names)]
+
+
+def check_publishable(study: Study, seeds: list[int]) -> None:
+    """Exit with one line, before anything is written, when the tables or an adapter to
+    publish is missing, or ``seeds`` leaves out ``publish_seed``."""
+    seed = int(study.config["publish_seed"])
+    if seed not in seeds:
+        sys.exit(f"study3: --seeds {seeds} leaves out publish_seed {seed} (study.yaml)")
+    summary = study.out / "summary.md"
+    if not summary.is_file():
+        sys.exit(f"study3: {summary} is missing; run --stage summary first")
+    missing = [
+        str(adapter) for _, adapter in published_models(study) if not complete_adapter(adapter)
     ]
-    return [(name, adapter) for name, adapter in found if complete_adapter(adapter)]
+    if missing:
+        sys.exit(f"study3: adapters to publish are missing: {', '.join(missing)}")
 
 
 def page_block(summary: str) -> str:
     """summary.md as a part of the results page: its title dropped, its sections one level
-    under the page's study section, the plot's path from docs/, links to the raw outputs."""
+    under the page's study section (``###``), the plot's path from docs/, links to the raw outputs."""
     lines = []
     for line in summary.splitlines():
         if line.startswith("# "):
             continue
-        lines.append("#### " + line[3:] if line.startswith("## ") else line)
+        lines.append("### " + line[3:] if line.startswith("## ") else line)
     body = "\n".join(lines).replace(f"]({SCALING_PLOT})", f"]({RESULTS / SCALING_PLOT})")
     return (
         f"{body.strip()}\n\nRaw outputs (eval summaries and replies, per-step metrics): "
@@ -82,11 +97,10 @@ def publish(study: Study, seeds: list[int], docs: Path) -> list[Path]:
     """Tables, each run's per-step metrics and identity, each evaluation's summary and
     gzipped replies to ``docs/results/study3/``; the adapters of :func:`published_models`
     with their README to ``docs/results/adapters/study3/``; summary.md into the results
-    page's generated block. Exits, writing nothing, when summary.md is missing. The files
-    written."""
+    page's generated block. Exits, writing nothing, when something to publish is missing
+    (:func:`check_publishable`). The files written."""
+    check_publishable(study, seeds)
     summary = study.out / "summary.md"
-    if not summary.is_file():
-        sys.exit(f"study3: {summary} is missing; run --stage summary first")
     dest = docs / RESULTS
     page = docs / "results.md"
     text = replace_block(page.read_text(), page_block(summary.read_text()), BEGIN, END, "study3")
@@ -108,7 +122,8 @@ def publish_adapters(study: Study, dest: Path) -> list[Path]:
     re-scores it in every protocol; the files written."""
     seed = study.config["publish_seed"]
     lines = ["# Third study: adapters and the commands that re-score them", ""]
-    lines += [ADAPTERS_NOTE.format(seed=seed), ""]
+    model = study.config.get("model") or "the offline default model (SmolLM2-135M-Instruct)"
+    lines += [ADAPTERS_NOTE.format(seed=seed, model=model), ""]
     copied: list[Path] = []
     for name, adapter in published_models(study):
         folder = adapter_folder(dest, name)

@@ -125,7 +125,8 @@ def test_overwrite_only_deletes_a_directory_with_the_marker(tmp_path):
         ("user", "pass --resume", "not created by motif (no .motif-run file); pick another"),
         ("motif", None, "already holds a motif train run; pass --overwrite to replace it"),
         ("motif", "pass --resume", "run; pass --resume or --overwrite to replace it"),
-        ("legacy", "pass --resume", "run; pass --resume or another directory"),
+        ("legacy", "pass --resume", "run; pass --resume, or pick another directory"),
+        ("legacy", None, "already holds a motif train run; pick another"),
     ],
 )
 def test_a_full_output_dir_is_refused_with_advice_that_works(made_by, hint, message, tmp_path):

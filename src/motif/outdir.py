@@ -127,7 +127,11 @@ def check_output_dir(
             f"{flag} {out} is not empty and was not created by motif (no {MARKER} file); pick "
             "another directory or empty it yourself"
         )
-    replace = "--overwrite to replace it" if (out / MARKER).is_file() else "another directory"
-    if resume_hint is None:
-        raise MotifError(f"{flag} {out} already holds a motif {kind} run; pass {replace}")
-    raise MotifError(f"{flag} {out} already holds a motif {kind} run; {resume_hint} or {replace}")
+    if (out / MARKER).is_file():
+        advice = f"{resume_hint} or --overwrite" if resume_hint else "pass --overwrite"
+        advice += " to replace it"
+    else:  # a run from before the marker: it may be resumed, never deleted
+        advice = (
+            f"{resume_hint}, or pick another directory" if resume_hint else "pick another directory"
+        )
+    raise MotifError(f"{flag} {out} already holds a motif {kind} run; {advice}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -254,7 +255,8 @@ def test_publish_writes_outputs_adapters_and_the_page_block(study, tmp_path):
     _adapter(study.out / "sft", b"fp32 cold start")
     finish(study.run("motif-first", 1), 40)
     (study.run("motif-first", 1) / "run_identity.json").write_text('{"seed": 1}')
-    _adapter(study.published("motif-first-s1@40"), b"bf16 weights")
+    for arm in ARMS:
+        _adapter(study.published(f"{arm}-s1@40"), b"bf16 weights")
     _adapter(study.published("motif-first-s1@25"), b"a wall-clock match: not published")
     write_run(study.eval_dir("motif-first-s1@40", "summary"), greedy("10"))
     write_run(study.scaling_dir("motif-first-s1@40", "summary", 6), greedy("01"))
@@ -265,7 +267,7 @@ def test_publish_writes_outputs_adapters_and_the_page_block(study, tmp_path):
     copied = publishing.publish(study, [1], docs)
     page = (docs / "results.md").read_text()
     assert page.startswith(before.split("Not yet run.")[0]) and page.endswith(publishing.END + "\n")
-    assert "#### Cost" in page and "# Third study: summary" not in page
+    assert "### Cost" in page and "# Third study: summary" not in page
     assert "![scaling](results/study3/scaling.png)" in page  # the plot's path from docs/
     results = docs / "results" / "study3"
     assert (results / "scaling.png").read_bytes() == b"png"
@@ -276,17 +278,14 @@ def test_publish_writes_outputs_adapters_and_the_page_block(study, tmp_path):
     assert gzip.decompress(replies.read_bytes()) == stored.read_bytes()  # evidence, compressed
     assert (results / "scaling" / "motif-first-s1@40-summary-6.json").exists()
     adapters = docs / "results" / "adapters" / "study3"
-    assert sorted(p.name for p in adapters.iterdir()) == [
-        "README.md",
-        "motif-first-s1-step40",
-        "sft",
-    ]
+    names = ["README.md", "sft", *(f"{arm}-s1-step40" for arm in ARMS)]
+    assert sorted(p.name for p in adapters.iterdir()) == sorted(names)
     assert (adapters / "motif-first-s1-step40" / "adapter_model.safetensors").read_bytes() == (
         b"bf16 weights"  # the copy every evaluation read
     )
     readme = (adapters / "README.md").read_text()
     commands = [line for line in readme.splitlines() if line.startswith("MOTIF_FP32_KERNEL=")]
-    assert len(commands) == 2 * len(layout.PROTOCOLS)  # each adapter in every protocol
+    assert len(commands) == (1 + len(ARMS)) * len(layout.PROTOCOLS)  # each in every protocol
     assert all(
         "--data-seed 3000000 --limit 500" in c and "--decode-dtype model" in c for c in commands
     )
@@ -295,11 +294,26 @@ def test_publish_writes_outputs_adapters_and_the_page_block(study, tmp_path):
     assert docs / "results.md" in copied
 
 
-def test_publish_without_the_tables_writes_nothing(study, tmp_path):
+@pytest.mark.parametrize(
+    "missing, seeds, message",
+    [
+        ("summary.md", [1], "run --stage summary first"),
+        ("published/grpo-nB-s1@40", [1], "adapters to publish are missing: "),
+        ("sft", [1], "adapters to publish are missing: "),
+        (None, [2, 3], "--seeds [2, 3] leaves out publish_seed 1"),
+    ],
+)
+def test_publish_with_something_missing_writes_nothing(missing, seeds, message, study, tmp_path):
     docs, before = _docs(tmp_path)
-    study.out.mkdir()
-    with pytest.raises(SystemExit, match="run --stage summary first"):
-        publishing.publish(study, [1], docs)
+    for name in ["sft", *(f"published/{arm}-s1@40" for arm in ARMS)]:
+        _adapter(study.out / name, b"weights")
+    (study.out / "summary.md").write_text("# Third study: summary\n")
+    if missing == "summary.md":
+        (study.out / missing).unlink()
+    elif missing:
+        shutil.rmtree(study.out / missing)
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        publishing.publish(study, seeds, docs)
     assert (docs / "results.md").read_text() == before
     assert sorted(p.name for p in docs.iterdir()) == ["results.md"]
 

@@ -364,8 +364,12 @@ def test_existing_output_dir_is_left_alone(tmp_path, capsys, no_model_load):
     assert (tmp_path / "old.txt").exists()
     (tmp_path / ".motif-run").write_text("{}")
     assert main(["sft", "--output-dir", str(tmp_path), "--num-examples", "1"]) == 2
+    assert "holds a motif sft run; pass --overwrite to replace it" in capsys.readouterr().err
+    (tmp_path / "checkpoint-5").mkdir()  # a run stopped part way (motif sft --save-steps)
+    (tmp_path / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    assert main(["sft", "--output-dir", str(tmp_path), "--num-examples", "1"]) == 2
     err = capsys.readouterr().err
-    assert "holds a motif sft run; pass --resume to continue it from its last checkpoint" in err
+    assert "pass --resume to continue it from its last checkpoint or --overwrite" in err
 
 
 @pytest.mark.filterwarnings("error::FutureWarning")  # issue 14, item 15: no deprecated names

@@ -104,3 +104,25 @@ def test_bad_resume_flags_are_one_line_errors(flags, message, tmp_path, capsys, 
     argv = ["sft", "--output-dir", str(tmp_path / "x"), "--num-examples", "1", *flags]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_weights_are_fingerprinted_as_loaded(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """The default model is converted from its GGUF by the first load: the identity is that of
+    the weights as loaded, which a resume finds (not the file the check saw before)."""
+    import motif.identity
+
+    loaded = []
+    real = sft_module.load_base
+    monkeypatch.setattr(sft_module, "load_base", lambda config: loaded.append(1) or real(config))
+    monkeypatch.setattr(
+        motif.identity, "model_fingerprint", lambda name: "converted" if loaded else "gguf file"
+    )
+    out, console = tmp_path / "run", sft_module.use_console
+    _stop_after(monkeypatch, 3)
+    with pytest.raises(Stopped):
+        main(["sft", *_flags(tiny_checkpoint, out), "--save-steps", "2"])
+    stored = json.loads((out / "run_identity.json").read_text())
+    assert stored["model_weights"] == "converted"
+    monkeypatch.setattr(sft_module, "use_console", console)
+    assert main(["sft", *_flags(tiny_checkpoint, out), "--resume"]) == 0, capsys.readouterr().err
+    assert json.loads((out / "sft_metrics.json").read_text())["resumed_from"] == 2

@@ -28,6 +28,7 @@ and readers (:mod:`motif.runs.eval`, :mod:`motif.runs.training`) take the names 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 MARKER = ".motif-run"
 """The file that says a folder was created by motif (so ``--overwrite`` may delete it)."""
@@ -75,6 +76,11 @@ ADAPTER_FILES = (ADAPTER_WEIGHTS, ADAPTER_CONFIG)
 def checkpoint_name(step: int) -> str:
     """The folder name of the checkpoint saved at optimiser ``step``: ``checkpoint-<step>``."""
     return f"checkpoint-{step}"
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimiser step of a checkpoint folder (the inverse of :func:`checkpoint_name`)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[1])
 
 
 HELDOUT_PREFIX = "heldout/"

@@ -21,7 +21,7 @@ from motif import (
 from motif.errors import MotifError
 from motif.identity import adapter_fingerprint, differences, mismatch_error
 from motif.outdir import check_output_dir
-from motif.runs.layout import IDENTITY_FILE, METRICS_FILE
+from motif.runs.layout import IDENTITY_FILE, METRICS_FILE, checkpoint_step
 from motif.runs.layout import TRAIN_CONFIG_FILE as CONFIG_FILE
 from motif.runs.training import latest_checkpoint, read_identity, read_run_config
 
@@ -90,6 +90,9 @@ def resume_point(out: Path, identity: dict, added: dict | None = None) -> Path:
     stored = _stored_identity(out)
     if stored is None:
         raise MotifError(f"--resume: {out} holds no motif run ({CONFIG_FILE} is missing)")
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None:  # before the settings: without one there is nothing to compare for
+        raise MotifError(f"--resume: no checkpoint-N directory in {out} yet; nothing to resume")
     if "settings" not in stored:  # a run from before the identity file: its settings only
         stored = {**added, **stored}
         identity = {"settings": {k: identity["settings"].get(k) for k in stored}}
@@ -104,9 +107,6 @@ def resume_point(out: Path, identity: dict, added: dict | None = None) -> Path:
             "resume with the run's own settings, or start a new run (--overwrite or another "
             "--output-dir)",
         )
-    checkpoint = latest_checkpoint(out)
-    if checkpoint is None:
-        raise MotifError(f"--resume: no checkpoint-N directory in {out} yet; nothing to resume")
     return checkpoint
 
 
@@ -119,11 +119,44 @@ def _stored_identity(out: Path) -> dict | None:
     return None if saved is None else {k: v for k, v in saved.items() if k not in NOT_IDENTITY}
 
 
+def resume_hint(out: str | Path) -> str | None:
+    """How to continue the run in ``out``, where it has a checkpoint to continue from (the
+    refusal of a full ``--output-dir`` offers ``--resume`` only then)."""
+    if latest_checkpoint(out) is None:
+        return None
+    return "pass --resume to continue it from its last checkpoint"
+
+
 def write_run_files(out: Path, config: dict[str, Any], identity: dict, meta: dict) -> None:
     """The resolved config (``motif_config.yaml``) and the identity with run metadata."""
     (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     record = {**identity, "run": meta}
     (out / IDENTITY_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def start_run(
+    out: Path,
+    config: dict[str, Any],
+    identity: dict,
+    bf16: tuple[bool, str],
+    resume_from: Path | None,
+    **meta: Any,
+) -> None:
+    """Before the first step: the resolved config and the identity with the run's metadata
+    (precision and why, start time, checkpoint resumed from, ``meta``); on a resume, drop
+    what was logged after that checkpoint (:func:`trim_logs`)."""
+    from datetime import datetime, timezone
+
+    record = {
+        "bf16": bf16[0],
+        "bf16_reason": bf16[1],
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "resumed_from": str(resume_from) if resume_from else None,
+        **meta,
+    }
+    write_run_files(out, config, identity, record)
+    if resume_from is not None:
+        trim_logs(out, checkpoint_step(resume_from))
 
 
 def trim_logs(out: Path, step: int) -> int:

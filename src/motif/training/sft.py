@@ -32,16 +32,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from motif import identity as weights_identity  # through the module: tests replace it
 from motif import models
 from motif.compat import checkpointing_keyword, library_deprecations
 from motif.errors import ConfigError
 from motif.outdir import OutputDir, check_output_dir
-from motif.runs.layout import CHECKPOINT_GLOB, SFT_METRICS_FILE
+from motif.runs.layout import CHECKPOINT_GLOB, SFT_METRICS_FILE, checkpoint_step
 from motif.textio import clip
 from motif.training.config import check_choice, check_report_to, resolve_bf16
 from motif.training.console import train_with_console, use_console
 from motif.training.heldout import evaluate_adapter, format_report  # noqa: F401 (public here)
-from motif.training.rundir import resume_point, run_identity, trim_logs, write_run_files
+from motif.training.rundir import resume_hint, resume_point, run_identity, start_run
 from motif.training.sft_config import SftConfig
 from motif.training.sft_rows import (  # noqa: F401 (public here, as before the split)
     Format,
@@ -56,8 +57,18 @@ from motif.training.sft_rows import (  # noqa: F401 (public here, as before the 
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = SFT_METRICS_FILE
-NOT_IN_IDENTITY = ("eval_size", "eval_max_new_tokens")
-"""Options of a cold start that change no training step (only the check after it), on top of
+NOT_IN_IDENTITY = (
+    "eval_size",
+    "eval_max_new_tokens",
+    "backend",
+    "max_batch_size",
+    "decode",
+    "decode_dtype",
+    "context_overflow",
+    "early_stop",
+)
+"""Options of a cold start that change no training step, only the held-out check after it
+(the demonstrations they could shape are in the identity as rows), on top of
 :data:`.rundir.NOT_IDENTITY`: they may differ when a run is resumed."""
 
 
@@ -101,7 +112,7 @@ def check_sft(config: SftConfig) -> SftChecked:
             kind="sft",
             overwrite=sft.overwrite,
             resume=sft.resume,
-            resume_hint="pass --resume to continue it from its last checkpoint (--save-steps)",
+            resume_hint=resume_hint(sft.output_dir),
         )
         checked.identity = sft_identity(config, bf16[0], checked.rows)
         if sft.resume:
@@ -240,48 +251,27 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
             peft_config=peft_config(config, model),
         )
     use_console(trainer, "motif sft")
+    # read again once loaded: the default model converted from its GGUF, or a hub model
+    # downloaded, by this load is fingerprinted as a resume will find it
+    checked.identity["model_weights"] = weights_identity.model_fingerprint(config.model.model)
     out = checked.output.claim()
     resume_from = checked.resume_from
-    _start_run(out, config, checked)
+    start_run(out, config.to_dict(), checked.identity, checked.bf16, resume_from)
     start = time.perf_counter()
     with library_deprecations():
         result = train_with_console(
             trainer, resume_from_checkpoint=str(resume_from) if resume_from else None
         )
-    train_seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
-    for done in out.glob(CHECKPOINT_GLOB):  # resume points of a run that has now finished
-        shutil.rmtree(done)
-    metrics = _train_metrics(config, len(checked.rows), result, train_seconds)
-    metrics["resumed_from"] = _step(resume_from) if resume_from else None
-    metrics["rows_seen"] = rows_seen(config, len(checked.rows), metrics["steps"], trainer.args)
-    metrics["bf16"], metrics["bf16_reason"] = checked.bf16
+    metrics = _train_metrics(config, checked, result, seconds, trainer.args)
     if sft.eval_size > 0:
         metrics["held_out"] = evaluate_adapter(config, str(out))
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    for done in out.glob(CHECKPOINT_GLOB):  # resume points of a run now finished and recorded
+        shutil.rmtree(done)
     return metrics
-
-
-def _start_run(out: Path, config: SftConfig, checked: SftChecked) -> None:
-    """Write the resolved config and the identity before the first step (what ``--resume``
-    checks); on a resume, drop what was logged after the checkpoint."""
-    from datetime import datetime, timezone
-
-    resumed = checked.resume_from
-    meta = {
-        "bf16": checked.bf16[0],
-        "bf16_reason": checked.bf16[1],
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "resumed_from": str(resumed) if resumed else None,
-    }
-    write_run_files(out, config.to_dict(), checked.identity or {}, meta)
-    if resumed is not None:
-        trim_logs(out, _step(resumed))
-
-
-def _step(checkpoint: Path) -> int:
-    return int(checkpoint.name.rsplit("-", 1)[1])
 
 
 def rows_seen(config: SftConfig, rows: int, steps: int, args: Any) -> int:
@@ -294,7 +284,14 @@ def rows_seen(config: SftConfig, rows: int, steps: int, args: Any) -> int:
     return int(min(steps * per_step, math.ceil(rows * sft.epochs)))
 
 
-def _train_metrics(config: SftConfig, rows: int, result: Any, seconds: float) -> dict[str, Any]:
+def _train_metrics(
+    config: SftConfig, checked: SftChecked, result: Any, seconds: float, args: Any
+) -> dict[str, Any]:
+    """sft_metrics.json's training numbers. ``train_loss`` and ``train_seconds`` are this
+    sitting's (Transformers' mean loss over the steps it trained): the whole run's unless it
+    resumed from ``resumed_from``."""
+    rows, resumed = len(checked.rows), checked.resume_from
+    steps = int(result.global_step)
     return {
         "task": config.sft.task,
         "carry_over": config.protocol.carry_over,
@@ -303,7 +300,11 @@ def _train_metrics(config: SftConfig, rows: int, result: Any, seconds: float) ->
         "demonstrated": [f.label for f in formats(config)],
         "problems": config.sft.num_examples,
         "rows": rows,
-        "steps": int(result.global_step),
+        "steps": steps,
         "train_loss": float(result.training_loss),
         "train_seconds": round(seconds, 1),
+        "resumed_from": checkpoint_step(resumed) if resumed else None,
+        "rows_seen": rows_seen(config, rows, steps, args),
+        "bf16": checked.bf16[0],
+        "bf16_reason": checked.bf16[1],
     }

@@ -44,11 +44,11 @@ from motif.training.rundir import (
     BATCH_KEY,
     CONFIG_FILE,
     metrics_callback,
+    resume_hint,
     resume_point,
     run_identity,
+    start_run,
     time_method,
-    trim_logs,
-    write_run_files,
 )
 
 logger = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def check_config(config: TrainConfig) -> Checked:
         overwrite=config.run.overwrite,
         resume=config.run.resume,
         legacy_files=(CONFIG_FILE,),
-        resume_hint="pass --resume to continue it",
+        resume_hint=resume_hint(config.run.output_dir),
     )
     config.lora.peft_config()  # validates the LoRA settings
     dataset = build_dataset(config)
@@ -413,24 +413,22 @@ def train(config: TrainConfig, checked: Checked | None = None) -> str:
     and only then delete an old run (``--overwrite``), write the run's files and, on
     ``--resume``, drop what was logged after the checkpoint resumed from.
     """
-    from datetime import datetime, timezone
-
     checked = checked or check_config(config)
     trainer = build_trainer(config, checked.dataset, checked.grpo_args, checked.heldout)
-    if checked.identity["model_weights"] is None:  # a hub model downloaded by this load
-        checked.identity["model_weights"] = weights_identity.model_fingerprint(config.run.model)
+    # read again once loaded: a hub model downloaded, or the default model converted from its
+    # GGUF, by this load is fingerprinted as a resume will find it
+    checked.identity["model_weights"] = weights_identity.model_fingerprint(config.run.model)
     out = checked.output.claim()
-    meta = {
-        "bf16": checked.bf16[0],
-        "bf16_reason": checked.bf16[1],
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "resumed_from": str(checked.resume_from) if checked.resume_from else None,
-        "continuation_decode": _decode_plan(trainer),
-    }
-    write_run_files(out, config.to_dict(), checked.identity, meta)
     resume_from = checked.resume_from
-    if resume_from is not None:
-        trim_logs(out, int(resume_from.name.rsplit("-", 1)[1]))
+    decode = _decode_plan(trainer)
+    start_run(
+        out,
+        config.to_dict(),
+        checked.identity,
+        checked.bf16,
+        resume_from,
+        continuation_decode=decode,
+    )
 
     with library_deprecations():  # TRL's generation helper reads a deprecated property
         train_with_console(
