@@ -234,23 +234,11 @@ def run_sft(config: SftConfig, checked: SftChecked | None = None) -> dict[str, A
     continues from the checkpoint :func:`check_sft` found (``train_seconds`` then counts this
     sitting only; ``resumed_from`` names the step).
     """
-    from datasets import Dataset  # heavy: only a training run needs them
-    from trl import SFTTrainer
-
     sft = config.sft
     checked = checked or check_sft(config)
     if checked.output is None:
         raise ConfigError("--output-dir is required (where the adapter is saved)")
-    model, tokenizer = load_base(config)
-    with library_deprecations():  # peft reads a deprecated transformers property
-        trainer = SFTTrainer(
-            model=model,
-            args=checked.trainer_args,
-            train_dataset=Dataset.from_list(training_rows(checked.rows)),
-            processing_class=tokenizer,
-            peft_config=peft_config(config, model),
-        )
-    use_console(trainer, "motif sft")
+    trainer, tokenizer = build_sft_trainer(config, checked)
     # read again once loaded: the default model converted from its GGUF, or a hub model
     # downloaded, by this load is fingerprinted as a resume will find it
     checked.identity["model_weights"] = weights_identity.model_fingerprint(config.model.model)
@@ -282,6 +270,25 @@ def rows_seen(config: SftConfig, rows: int, steps: int, args: Any) -> int:
     per_step = sft.per_device_batch_size * sft.gradient_accumulation_steps
     per_step *= int(getattr(args, "world_size", 1) or 1)
     return int(min(steps * per_step, math.ceil(rows * sft.epochs)))
+
+
+def build_sft_trainer(config: SftConfig, checked: SftChecked) -> tuple[Any, Any]:
+    """(TRL ``SFTTrainer`` with the step display, tokenizer): the base model loaded
+    (:func:`load_base`), the LoRA of :func:`peft_config`, the demonstration rows."""
+    from datasets import Dataset  # heavy: only a training run needs them
+    from trl import SFTTrainer
+
+    model, tokenizer = load_base(config)
+    with library_deprecations():  # peft reads a deprecated transformers property
+        trainer = SFTTrainer(
+            model=model,
+            args=checked.trainer_args,
+            train_dataset=Dataset.from_list(training_rows(checked.rows)),
+            processing_class=tokenizer,
+            peft_config=peft_config(config, model),
+        )
+    use_console(trainer, "motif sft")
+    return trainer, tokenizer
 
 
 def _train_metrics(
