@@ -17,7 +17,7 @@ the tokenizer, ``motif_config.yaml`` (the resolved configuration), ``run_identit
 ``sft_metrics.json`` (training numbers and, with ``eval_size > 0``, the held-out check of
 :mod:`.heldout`). With ``--save-steps N`` a ``checkpoint-N`` folder (Transformers' Trainer:
 adapter, optimiser, scheduler, RNG states) is kept while the run lasts, so that a run stopped
-part way continues with ``--resume``; it is removed once the adapter is saved.
+part way continues with ``--resume``; it is removed once ``sft_metrics.json`` is written.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class SftArgs:
         metadata={
             "help": "Checkpoint every this many optimiser steps (0: none), so that a run "
             "stopped part way continues with --resume. The last checkpoint is removed once "
-            "the adapter is saved."
+            "sft_metrics.json is written."
         },
     )
     resume: bool = field(
