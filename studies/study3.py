@@ -60,6 +60,7 @@ from studies.study3_layout import (
     Study,
     checkpoint,
     eval_job,
+    model_parts,
     models,
     published_copies,
     scaling_models,
@@ -96,16 +97,26 @@ Evaluation = tuple[str, Path | None, Job]
 
 
 def heldout_evals(study: Study, seeds: list[int], plan: bool = False) -> list[Evaluation]:
-    """Every model of :func:`models` in each of its protocols, on the held-out items."""
+    """Every model of :func:`models` in each of its protocols, on the held-out items, in
+    :func:`eval_rank`'s order (stable: the models' order within a rank)."""
+    found = [(name, adapter, p) for name, adapter, ps in models(study, seeds, plan) for p in ps]
+    found.sort(key=lambda f: eval_rank(study, f[0], f[2]))
     return [
         (
             name,
             adapter,
             eval_job(study, adapter, p, study.rounds, "heldout", study.eval_dir(name, p)),
         )
-        for name, adapter, protocols in models(study, seeds, plan)
-        for p in protocols
+        for name, adapter, p in found
     ]
+
+
+def eval_rank(study: Study, model: str, protocol: str) -> int:
+    """0 for the cold start, 1 for a trained model (``<arm>-s<seed>@<step>``) in its arm's own
+    protocol, 2 in another's: the headline comparison runs first, so a sitting cut short has it."""
+    if model == "sft":
+        return 0
+    return 1 if study.own(model_parts(model)[0]) == protocol else 2
 
 
 def scaling_evals(study: Study, seeds: list[int], plan: bool = False) -> list[Evaluation]:
@@ -141,8 +152,8 @@ def lost(study: Study, name: str, adapter: Path | None) -> bool:
     """A trained model whose bf16 copy is missing and cannot be made any more."""
     if name == "sft" or adapter is None or complete_adapter(adapter):
         return False
-    arm, seed = name.rsplit("@", 1)[0].rsplit("-s", 1)
-    return study.trained(arm, int(seed)) and not complete_adapter(checkpoint(study, name))
+    arm, seed, _ = model_parts(name)
+    return study.trained(arm, seed) and not complete_adapter(checkpoint(study, name))
 
 
 def needed_adapters(study: Study, seeds: list[int]) -> set[str]:

@@ -260,10 +260,17 @@ def scaling_models(study: Study, seeds: list[int], plan: bool = False) -> list[M
     return found
 
 
+def model_parts(model: str) -> tuple[str, int, int]:
+    """``(arm, seed, step)`` of a trained model's name, ``<arm>-s<seed>@<step>``."""
+    run, step = model.rsplit("@", 1)
+    arm, seed = run.rsplit("-s", 1)
+    return arm, int(seed), int(step)
+
+
 def checkpoint(study: Study, model: str) -> Path:
     """The training checkpoint of ``model`` (``<arm>-s<seed>@<step>``)."""
-    run, step = model.rsplit("@", 1)
-    return study.out / run / checkpoint_name(int(step))
+    arm, seed, step = model_parts(model)
+    return study.run(arm, seed) / checkpoint_name(step)
 
 
 def published_copies(study: Study, seeds: list[int]) -> list[Path]:

@@ -156,6 +156,27 @@ def test_the_eval_and_scaling_plans_score_every_model(study, kept, capsys):
     assert flag(line, "--max-new-tokens") == "384"
 
 
+def test_the_evaluations_run_the_headline_first(study):
+    # a sitting cut short has the cold start, then every model in its own protocol
+    finish(study.run("motif-first", 1), 40, seconds=3.0)
+    finish(study.run("trajectory", 1), 40, seconds=6.0)  # its wall-clock match: step 20
+    found = [(name, job.argv) for name, _, job in study3.heldout_evals(study, [1])]
+    protocols = [
+        next(p for p in layout.PROTOCOLS if flag(" ".join(argv), "--output-dir").endswith(p))
+        for _, argv in found
+    ]
+    names = [name for name, _ in found]
+    assert names[:5] == ["sft"] * 5
+    assert list(zip(names[5:8], protocols[5:8])) == [
+        ("motif-first-s1@40", "summary"),
+        ("trajectory-s1@40", "summary"),
+        ("trajectory-s1@20", "summary"),
+    ]
+    assert len(found) == 5 + 3 + 2 * 4
+    assert all(study.own(n.split("-s1@")[0]) != p for n, p in zip(names[8:], protocols[8:]))
+    assert layout.model_parts("grpo-nB-s12@55") == ("grpo-nB", 12, 55)
+
+
 def test_the_wall_clock_match_is_each_arms_checkpoint_within_the_references_time(study):
     finish(study.run("motif-first", 1), 40, seconds=3.0)  # 120 s
     finish(study.run("grpo-nB", 1), 70, seconds=2.0)  # 60 steps fit
