@@ -167,13 +167,15 @@ def test_the_evaluations_run_the_headline_first(study):
     ]
     names = [name for name, _ in found]
     assert names[:5] == ["sft"] * 5
-    assert list(zip(names[5:8], protocols[5:8])) == [
+    assert list(zip(names[5:8], protocols[5:8], strict=True)) == [
         ("motif-first-s1@40", "summary"),
         ("trajectory-s1@40", "summary"),
         ("trajectory-s1@20", "summary"),
     ]
     assert len(found) == 5 + 3 + 2 * 4
-    assert all(study.own(n.split("-s1@")[0]) != p for n, p in zip(names[8:], protocols[8:]))
+    assert all(
+        study.own(n.split("-s1@")[0]) != p for n, p in zip(names[8:], protocols[8:], strict=True)
+    )
     assert layout.model_parts("grpo-nB-s12@55") == ("grpo-nB", 12, 55)
 
 
