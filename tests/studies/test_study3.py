@@ -174,7 +174,8 @@ def test_the_evaluations_run_the_headline_first(study):
     ]
     assert len(found) == 5 + 3 + 2 * 4
     assert all(
-        study.own(n.split("-s1@")[0]) != p for n, p in zip(names[8:], protocols[8:], strict=True)
+        study.own(layout.model_parts(n)[0]) != p
+        for n, p in zip(names[8:], protocols[8:], strict=True)
     )
     assert layout.model_parts("grpo-nB-s12@55") == ("grpo-nB", 12, 55)
 
