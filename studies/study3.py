@@ -65,6 +65,7 @@ from studies.study3_layout import (
     published_copies,
     scaling_models,
     train_job,
+    wall_pending,
 )
 from studies.study3_publish import publish
 from studies.study3_state import STATE_DIR, keep, restore
@@ -230,7 +231,11 @@ def plan_lines(
             held = study.out / "heldout.json"
             lines.append(f"[{'done' if held.exists() else 'todo'}] held-out check -> {held}")
             lines += [job_line(job, gone) for job, gone in eval_jobs(study, seeds, plan=True)]
-            lines.append("[wait] each arm at the reference's wall-clock, once both runs finished")
+            if pending := wall_pending(study, seeds):
+                lines.append(
+                    "[wait] the wall-clock match of each run once it and the reference finished: "
+                    + ", ".join(pending)
+                )
         elif stage == "scaling":
             lines += [job_line(job, gone) for job, gone in scaling_jobs(study, seeds, plan=True)]
         elif stage == "summary":

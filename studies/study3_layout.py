@@ -222,6 +222,18 @@ def wall_capped(study: Study, arm: str, seed: int) -> bool:
     return training_seconds(study.run(arm, seed)) < training_seconds(study.run(reference, seed))
 
 
+def wall_pending(study: Study, seeds: list[int]) -> list[str]:
+    """The runs (``<arm>-s<seed>``) whose wall-clock match cannot be chosen yet: it or the
+    reference run has not finished."""
+    reference = study.config["wall_reference"]
+    return [
+        f"{arm}-s{seed}"
+        for seed in seeds
+        for arm in study.arms
+        if not (study.trained(arm, seed) and study.trained(reference, seed))
+    ]
+
+
 Model = tuple[str, Path | None, tuple[str, ...]]
 """(name, adapter, protocols) of a model to evaluate on the held-out items."""
 

@@ -140,7 +140,9 @@ def test_the_train_plan_has_every_arm_and_seed_from_the_mixed_cold_start(study, 
 
 
 def test_the_eval_and_scaling_plans_score_every_model(study, kept, capsys):
-    lines = [x for x in plan(study, kept, "eval", capsys, seeds=(1,)) if x.startswith("[todo]")]
+    every = plan(study, kept, "eval", capsys, seeds=(1,))
+    assert every[-1].startswith("[wait]") and every[-1].endswith(", inftythink-s1")
+    lines = [x for x in every if x.startswith("[todo]")]
     # the held-out check, the cold start on the check's items, then it and 7 arms, 5 protocols
     assert len(lines) == 1 + 5 + 8 * 5
     assert flag(lines[1], "--data-seed") == "1100003" and flag(lines[1], "--limit") == "50"
@@ -191,6 +193,8 @@ def test_the_wall_clock_match_is_each_arms_checkpoint_within_the_references_time
     assert layout.wall_step(study, "delethink", 1) == 70 and layout.wall_capped(
         study, "delethink", 1
     )
+    pending = ("grpo-long", "motif-all", "delethink", "inftythink")  # delethink: 70 of 90 steps
+    assert layout.wall_pending(study, [1]) == [f"{arm}-s1" for arm in pending]
     names = [m[0] for m in layout.models(study, [1])]
     assert "trajectory-s1@20" in names and "trajectory-s1@40" in names
     assert names.count("motif-first-s1@40") == 1  # the reference's match is itself
