@@ -26,6 +26,7 @@ from motif.runs.layout import (
 )
 from motif.runs.training import metrics_by_step, step_seconds
 from motif.tasks import item_for, skips_steps_in, task_kind
+from studies import tables
 from studies.study2_layout import (
     ARMS,
     MOTIF_ARMS,
@@ -164,33 +165,11 @@ def wall_table(study: Study, seeds: list[int]) -> str:
 
 
 def rounds_table(study: Study, seeds: list[int]) -> str:
-    """Per round of the n-round protocol: accuracy read after it, fixed / broken in the next
-    round, state handed over right, steps right (from each eval's summary.json)."""
-    n = study.rounds
-    lines = [
-        "| model | accuracy after round 1..n | fixed / broken, round r → r+1 "
-        "| state handed over right, after round 1..n−1 | steps right | skips a step |",
-        "|---|---|---|---|---:|---:|",
-    ]
+    """Per round of the n-round protocol (studies.tables.rounds_table): the cold start, each
+    MOTIF arm and GRPO at their final steps."""
     names = ["sft", *(f"{a}-s{s}@{study.steps}" for a in ARMS for s in seeds)]
     names += [f"grpo-B-s{s}@{study.grpo_steps}" for s in seeds]
-    for name in names:
-        path = study.eval_dir(name, "rounds")
-        metrics = (read_summary(path) or {}).get("metrics")
-        if not metrics:
-            continue
-        r = metrics["rounds"]
-        moves = ", ".join(
-            f"{pct(t['fixed_rate'])} / {pct(t['broken_rate'])}" for t in r["transitions"]
-        )
-        states = ", ".join(pct(v) for v in (r.get("state_right") or [None] * n)[: n - 1])
-        acc = ", ".join(pct(v) for v in r["accuracy"])
-        skips = pct(skip_rate(path))
-        lines.append(
-            f"| {name} | {acc} | {moves} | {states} | {pct(metrics.get('step_accuracy'))} "
-            f"| {skips} |"
-        )
-    return "\n".join(lines)
+    return tables.rounds_table([(n, study.eval_dir(n, "rounds")) for n in names], skip_rate)
 
 
 def skip_rate(path: Path) -> float | None:

@@ -65,6 +65,10 @@ def protocol_label(protocol: str, units: int, budget: int) -> str:
     return LABELS[protocol].format(**values)
 
 
+MULTI_ROUND = ("summary", "tail", "model")
+"""The protocols of several rounds or chunks: those with a per-round table."""
+
+
 def scaled(protocol: str) -> str:
     """The protocol a model is given more rounds in: its own, one pass for both one-pass
     protocols (a pass of ``units`` x B: the long context extended)."""

@@ -14,13 +14,28 @@ import statistics
 from pathlib import Path
 
 from motif.eval.compare import samples_to_reach
+from motif.report.loading import EvalRun
+from motif.report.tables import handover_table
 from motif.runs.eval import read_summary
 from motif.runs.training import metrics_by_step, step_seconds
-from studies.study3_layout import PROTOCOLS, Study, protocol_label, scaled, wall_capped, wall_step
-from studies.tables import MISSING, accuracy, cell, diff_cell, difference
+from studies.study3_layout import (
+    MULTI_ROUND,
+    PROTOCOLS,
+    Study,
+    protocol_label,
+    scaled,
+    wall_capped,
+    wall_step,
+)
+from studies.tables import MISSING, accuracy, cell, diff_cell, difference, pct, rounds_table
 
 REACH_MARGIN = 0.05
-"""The cost table's target: the cold start's accuracy in the arm's own protocol plus 5 points."""
+"""The cost table's first target: the cold start's accuracy in the arm's own protocol plus 5
+points."""
+REACH_REFERENCE = "grpo-nB"
+"""The cost table's second target: this arm's training-time check at the sample-matched step
+(GRPO with one context of n x B: the same largest context as the summary arms' n rounds)."""
+CHECK_KEY = "heldout/accuracy"
 SCALING_PLOT = "scaling.png"
 
 
@@ -100,6 +115,30 @@ def wall_table(study: Study, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def round_rows(study: Study, seeds: list[int]) -> list[tuple[str, Path]]:
+    """(label, eval directory) of the per-round tables: the cold start in every protocol of
+    several rounds or chunks, each arm's sample-matched model in its own one, and the arms
+    trained in one pass in MOTIF's rounds (bounded inference of a model trained without)."""
+    rows = [(f"cold start, {p}", study.eval_dir("sft", p)) for p in MULTI_ROUND]
+    for arm in study.arms:
+        protocol = study.own(arm) if study.own(arm) in MULTI_ROUND else "summary"
+        for s in seeds:
+            name = f"{arm}-s{s}@{study.steps}"
+            rows.append((f"{name}, {protocol}", study.eval_dir(name, protocol)))
+    return rows
+
+
+def handover_rows(study: Study, seeds: list[int]) -> str:
+    """The hand-over watch (motif.report.tables.handover_table) of :func:`round_rows`' finished
+    evaluations whose rounds hand a state on; a line saying so when none has."""
+    runs = [
+        EvalRun(path, summary, label)
+        for label, path in round_rows(study, seeds)
+        if "metrics" in (summary := read_summary(path) or {})
+    ]
+    return handover_table(runs) or "(no finished evaluation hands a state on yet)"
+
+
 def scaling_rows(study: Study, seeds: list[int]) -> list[tuple[str, str, list[str]]]:
     """(label, protocol, model names) of the scaling curve: each arm, then the cold start in
     each protocol an arm is scaled in."""
@@ -172,35 +211,56 @@ def plot_scaling(curves: dict, path: Path) -> Path | None:
 
 
 def cost_table(study: Study, seeds: list[int]) -> str:
-    """Per arm: seconds per step, round-1 samples per step, and samples until the
-    training-time held-out check first reached the cold start + 5 points in the arm's own
-    protocol, the cold start scored on the check's own items (per seed; 50 items, and the
-    check decodes in training's rollout dtype, the baseline in fp32: a rough measure)."""
+    """Per arm: seconds per step, round-1 samples per step, and the round-1 samples until the
+    training-time held-out check first reached (per seed) the cold start + 5 points in the
+    arm's own protocol, the cold start scored on the check's own items, and
+    :data:`REACH_REFERENCE`'s check at the sample-matched step (50 items; the check decodes
+    in training's rollout dtype, the baseline in fp32: a rough measure)."""
+    ref = REACH_REFERENCE
     lines = [
-        "| arm | s/step (mean over seeds) | round-1 samples/step | samples to cold start + 5 |",
-        "|---|---:|---:|---|",
+        "| arm | s/step (mean over seeds) | round-1 samples/step | samples to cold start + 5 "
+        f"| samples to `{ref}`'s step-{study.steps} check (its value, %) |",
+        "|---|---:|---:|---|---|",
     ]
     for arm in study.arms:
         done = seeds_trained(study, arm, seeds)
         times = [statistics.fmean(step_seconds(study.run(arm, s)).values()) for s in done]
-        recipe = study.recipe(arm)
-        per_step = int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
+        per_step = samples_per_step(study, arm)
         base = accuracy(study.watch_dir(study.own(arm)))
-        reach = [_reach(study, arm, s, base, per_step) for s in done]
+        reach = [_reach(study, arm, s, None if base is None else base + REACH_MARGIN) for s in done]
+        targets = [_check_at(study, ref, s, study.steps) for s in done]
+        versus = [
+            f"{_reach(study, arm, s, t)} ({pct(t)})" for s, t in zip(done, targets, strict=True)
+        ]
         mean = f"{statistics.fmean(times):.1f}" if times else MISSING
-        lines.append(f"| `{arm}` | {mean} | {per_step} | {', '.join(reach) or MISSING} |")
+        lines.append(
+            f"| `{arm}` | {mean} | {per_step} | {', '.join(reach) or MISSING} "
+            f"| {', '.join(versus) or MISSING} |"
+        )
     return "\n".join(lines)
 
 
-def _reach(study: Study, arm: str, seed: int, base: float | None, per_step: int) -> str:
-    if base is None:
+def samples_per_step(study: Study, arm: str) -> int:
+    """Round-1 samples per optimiser step of ``arm``'s recipe."""
+    recipe = study.recipe(arm)
+    return int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
+
+
+def _check_at(study: Study, arm: str, seed: int, step: int) -> float | None:
+    """``arm``'s training-time check at ``step`` of ``seed`` (None: not run or not logged)."""
+    return metrics_by_step(study.run(arm, seed)).get(step, {}).get(CHECK_KEY)
+
+
+def _reach(study: Study, arm: str, seed: int, target: float | None) -> str:
+    """Round-1 samples until ``arm``'s check first reached ``target``, as a cell."""
+    if target is None:
         return MISSING
     curve = [
-        (step, row["heldout/accuracy"])
+        (step, row[CHECK_KEY])
         for step, row in metrics_by_step(study.run(arm, seed)).items()
-        if "heldout/accuracy" in row
+        if CHECK_KEY in row
     ]
-    found = samples_to_reach(curve, base + REACH_MARGIN, per_step)
+    found = samples_to_reach(curve, target, samples_per_step(study, arm))
     return "not reached" if found is None else str(found)
 
 
@@ -221,6 +281,10 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
         protocol_differences(study, seeds, study.config["wall_reference"]),
         "## The same wall-clock",
         wall_table(study, seeds),
+        "## Round by round (sample-matched step)",
+        rounds_table(round_rows(study, seeds)),
+        "## The hand-over watch (rounds that hand a summary on)",
+        handover_rows(study, seeds),
         "## More rounds than trained (longer chains)",
         scaling,
         f"![scaling]({SCALING_PLOT})" if plot else "(no scaling evaluation yet)",

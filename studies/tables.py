@@ -9,10 +9,12 @@ Imports no study.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from motif.display import pct as display_pct
 from motif.eval.compare import NOT_ESTIMABLE, compare_runs, load_scores, mean_se, over_seeds
+from motif.runs.eval import read_summary
 from motif.runs.layout import SUMMARY_FILE
 
 MISSING = "—"
@@ -77,3 +79,41 @@ def diff_cell(found: list[tuple[float, float | None] | None]) -> str:
         return f"{100 * s.mean:+.1f} ± {points(s.item_se)}{alone}"
     spread = f"{100 * s.low:+.1f} to {100 * s.high:+.1f}"
     return f"{100 * s.mean:+.1f} ± {points(s.se)} (items ± {points(s.item_se)}; {spread})"
+
+
+def recorded_skips(path: Path) -> float | None:
+    """The share of an eval's trajectories that box an answer with a step skipped, as its
+    summary.json records it (``skipped_steps``; None: not recorded, or no checker)."""
+    return read_summary(path)["metrics"].get("skipped_steps")
+
+
+def rounds_table(
+    rows: list[tuple[str, Path]], skips: Callable[[Path], float | None] = recorded_skips
+) -> str:
+    """Per round (or chunk) of each finished eval in ``rows`` (label, eval directory): the
+    accuracy read after it, fixed / broken in the next, the state handed over right (rounds
+    that hand one on), steps right and the step-skipping rate (``skips``), from its
+    summary.json (motif.eval.metrics). Unfinished evaluations are left out."""
+    lines = [
+        "| model | accuracy after round 1..n | fixed / broken, round r → r+1 "
+        "| state handed over right, after round 1..n−1 | steps right | skips a step |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for label, path in rows:
+        metrics = (read_summary(path) or {}).get("metrics")
+        if not metrics:
+            continue
+        r = metrics["rounds"]
+        moves = ", ".join(
+            f"{pct(t['fixed_rate'])} / {pct(t['broken_rate'])}" for t in r["transitions"]
+        )
+        handed = (r.get("state_right") or [])[:-1]
+        states = (
+            ", ".join(pct(v) for v in handed) if any(v is not None for v in handed) else MISSING
+        )
+        acc = ", ".join(pct(v) for v in r["accuracy"])
+        lines.append(
+            f"| {label} | {acc} | {moves or MISSING} | {states} "
+            f"| {pct(metrics.get('step_accuracy'))} | {pct(skips(path))} |"
+        )
+    return "\n".join(lines)

@@ -234,6 +234,7 @@ def test_the_scored_items_are_unseen(study):
 def test_the_summary_reads_fake_eval_directories(study):
     for arm in ARMS:
         checks = {10: {"heldout/accuracy": 0.3}, 20: {"heldout/accuracy": 0.6}}
+        checks[40] = {"heldout/accuracy": 0.5}
         finish(study.run(arm, 1), study.max_steps(arm), 1.0, checks)
     flags = {"sft": "0000", "motif-first-s1@40": "1100", "delethink-s1@40": "1110"}
     for name, f in flags.items():
@@ -243,6 +244,8 @@ def test_the_summary_reads_fake_eval_directories(study):
         write_run(study.watch_dir(protocol), greedy("1000"))
     for units in (3, 4, 6, 8):
         write_run(study.scaling_dir("motif-first-s1@40", "summary", units), greedy("1000"))
+    _with_rounds(study.eval_dir("motif-first-s1@40", "summary"), handed=True)
+    _with_rounds(study.eval_dir("delethink-s1@40", "tail"), handed=False)
     text = summary.write_summary(study, [1]).read_text()
     assert "| `motif-first`, step 40 | 3 rounds x 96 | 50.0 ± 25.0 |" in text
     assert "| `delethink` − `motif-first` | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text
@@ -252,13 +255,39 @@ def test_the_summary_reads_fake_eval_directories(study):
         in (text)
     )
     # the cold start scores 25% on the check's items: 30% at step 10 is its + 5 points
-    assert "| `motif-first` | 1.0 | 8 | 80 |" in text
+    # and every arm's check first reached grpo-nB's at step 40 (50%) at step 20
+    assert "| `motif-first` | 1.0 | 8 | 80 | 160 (50.0) |" in text
+    # the per-round table: the arms' own protocols of several rounds or chunks
+    assert "| motif-first-s1@40, summary | 0.0, 25.0, 50.0 | 0.0 / 0.0, 25.0 / 0.0 " in text
+    assert "| 90.0, 80.0 | 95.0 | 10.0 |" in text
+    assert "| delethink-s1@40, tail | 0.0, 25.0, 50.0 | 0.0 / 0.0, 25.0 / 0.0 | — |" in text
+    # the hand-over watch: only the rounds that hand a summary on
+    watch = text.split("## The hand-over watch")[1].split("##")[0]
+    assert (
+        "| motif-first-s1@40, summary | motif-first-s1@40-summary | 4 / 4 | 25.0 → 0.0 |" in watch
+    )
+    assert "delethink" not in watch
     row = "| `delethink` − `motif-first` | +25.0 ± 21.7 | +25.0 ± 21.7 | +25.0 ± 21.7 |"
     assert row in text  # in each protocol, both models in it
     assert "| model | protocol | accuracy (%) at 3 / 4 / 6 / 8 units |" in text
     assert (study.out / "scaling.png").exists()
     curves = json.loads((study.out / "summary.json").read_text())["scaling"]
     assert curves["`motif-first`"]["3"] == 0.25
+
+
+def _with_rounds(path: Path, handed: bool) -> None:
+    """Adds motif eval's per-round metrics (motif.eval.metrics) to a fake eval's summary."""
+    doc = json.loads((path / "summary.json").read_text())
+    moves = [{"fixed_rate": 0.0, "broken_rate": 0.0}, {"fixed_rate": 0.25, "broken_rate": 0.0}]
+    rounds = {"accuracy": [0.0, 0.25, 0.5], "transitions": moves}
+    rounds["state_right"] = [0.9, 0.8, None] if handed else [None, None, None]
+    metrics = {"rounds": rounds, "step_accuracy": 0.95, "skipped_steps": 0.1}
+    if handed:
+        flags = {"smuggled": [0.25, 0.0], "degenerate": [0.0, 0.0]}
+        flags |= {"copied": [0.0, 0.0], "boxed": [0.0, 0.0]}
+        metrics["handover"] = {"handed": [4, 4], **flags}
+    doc["metrics"] = metrics
+    (path / "summary.json").write_text(json.dumps(doc))
 
 
 # --------------------------------------------------------------------------- publishing
