@@ -39,7 +39,7 @@ from studies.study2_layout import (
     wall_capped,
     wall_step,
 )
-from studies.tables import accuracy, cell, diff_cell, difference, pct
+from studies.tables import T_NOTE, accuracy, cell, diff_cell, difference, pct
 
 LABELS = {
     "grpo-B": "GRPO, 1 round of B",
@@ -47,10 +47,6 @@ LABELS = {
     "motif-first": "MOTIF, credit to round 1",
     "motif-all": "MOTIF, credit to every round",
 }
-T_NOTE = (
-    "with 2 seeds a 95% interval is ±12.7 SE, with 3 ±4.3 SE (Student's t, 1 and 2 degrees "
-    "of freedom)"
-)
 
 
 def choice_table(choice: dict) -> str:

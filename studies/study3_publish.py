@@ -16,7 +16,14 @@ import sys
 from pathlib import Path
 
 from motif.backends.kernels import KERNEL_ENV
-from motif.runs.layout import ADAPTER_FILES, IDENTITY_FILE, METRICS_FILE, SUMMARY_FILE
+from motif.runs.layout import (
+    ADAPTER_FILES,
+    IDENTITY_FILE,
+    METRICS_FILE,
+    SFT_METRICS_FILE,
+    SUMMARY_FILE,
+    TRAIN_CONFIG_FILE,
+)
 from motif.runs.training import complete_adapter
 from studies.publishing import adapter_folder, copy, publish_eval, replace_block
 from studies.study3_layout import EVAL_KERNEL, PROTOCOLS, Study, eval_job
@@ -30,6 +37,8 @@ ADAPTERS = Path("results/adapters/study3")
 """Where the adapters go, relative to the docs folder (its own README: the second study's
 adapters/README.md is that study's)."""
 TABLE_FILES = ("summary.md", "summary.json", SCALING_PLOT, "heldout.json")
+COLD_START_FILES = (SFT_METRICS_FILE, TRAIN_CONFIG_FILE)
+"""What the cold start's training leaves besides its adapter: its metrics and configuration."""
 EVAL_KINDS = ("eval", "watch", "scaling")
 """The study's eval folders (held-out items, the training-time check's items, longer chains),
 each published under its own name."""
@@ -61,9 +70,18 @@ def published_models(study: Study) -> list[tuple[str, Path]]:
     return [("sft", study.out / "sft"), *((name, study.published(name)) for name in names)]
 
 
-def check_publishable(study: Study, seeds: list[int]) -> None:
+def check_publishable(study: Study, seeds: list[int], docs: Path) -> None:
     """Exit with one line, before anything is written, when the tables or an adapter to
-    publish is missing, or ``seeds`` leaves out ``publish_seed``."""
+    publish is missing, ``seeds`` leaves out ``publish_seed``, or the study is already
+    published under ``docs`` (docs/results/README.md, rule 5: a published file is never
+    rewritten in place)."""
+    for folder in (docs / RESULTS, docs / ADAPTERS):
+        if folder.exists() and any(folder.iterdir()):
+            sys.exit(
+                f"study3: {folder} is already published and is never rewritten in place "
+                "(docs/results/README.md, rule 5); publish elsewhere with --docs, or move it "
+                "away by hand first"
+            )
     seed = int(study.config["publish_seed"])
     if seed not in seeds:
         sys.exit(f"study3: --seeds {seeds} leaves out publish_seed {seed} (study.yaml)")
@@ -99,12 +117,15 @@ def publish(study: Study, seeds: list[int], docs: Path) -> list[Path]:
     with their README to ``docs/results/adapters/study3/``; summary.md into the results
     page's generated block. Exits, writing nothing, when something to publish is missing
     (:func:`check_publishable`). The files written."""
-    check_publishable(study, seeds)
+    check_publishable(study, seeds, docs)
     summary = study.out / "summary.md"
     dest = docs / RESULTS
     page = docs / "results.md"
     text = replace_block(page.read_text(), page_block(summary.read_text()), BEGIN, END, "study3")
     copied = [copy(study.out / f, dest / f) for f in TABLE_FILES if (study.out / f).exists()]
+    for name in COLD_START_FILES:
+        if (study.out / "sft" / name).exists():
+            copied.append(copy(study.out / "sft" / name, dest / f"sft.{name}"))
     for arm, seed in ((a, s) for a in study.arms for s in seeds):
         for name in (METRICS_FILE, IDENTITY_FILE):
             if (study.run(arm, seed) / name).exists():

@@ -27,15 +27,30 @@ from studies.study3_layout import (
     wall_capped,
     wall_step,
 )
-from studies.tables import MISSING, accuracy, cell, diff_cell, difference, pct, rounds_table
+from studies.tables import (
+    MISSING,
+    T_NOTE,
+    accuracy,
+    cell,
+    diff_cell,
+    difference,
+    pct,
+    rounds_table,
+)
 
 REACH_MARGIN = 0.05
 """The cost table's first target: the cold start's accuracy in the arm's own protocol plus 5
 points."""
-REACH_REFERENCE = "grpo-nB"
-"""The cost table's second target: this arm's training-time check at the sample-matched step
-(GRPO with one context of n x B: the same largest context as the summary arms' n rounds)."""
+LONG_REFERENCE = "grpo-nB"
+"""GRPO with one context of n x B (the unbounded reference): question 2's comparison (each arm
+and it in the same protocol) and the cost table's second target (its training-time check at
+the sample-matched step)."""
 CHECK_KEY = "heldout/accuracy"
+TIMING_KEYS = ("round1_generation_seconds", "continuation_seconds", "optimisation_seconds")
+"""Where a training step's seconds go (motif.training's per-step timings): round-1 sampling,
+the later rounds' rollouts (rewards), the rest (the loss's forward and backward passes)."""
+TOKEN_KEYS = ("round1_tokens", "continuation_tokens")
+"""New tokens a training step generated: round-1 completions, later rounds' rollouts."""
 SCALING_PLOT = "scaling.png"
 
 
@@ -100,8 +115,9 @@ def wall_table(study: Study, seeds: list[int]) -> str:
     """Each arm at the reference arm's training wall-clock, in its own protocol."""
     ref = study.config["wall_reference"]
     lines = [
-        f"| arm | step at `{ref}`'s wall-clock, per seed | own protocol (%) | note |",
-        "|---|---|---:|---|",
+        f"| arm | step at `{ref}`'s wall-clock, per seed | own protocol (%) "
+        f"| − `{ref}`, step {study.steps} (points, paired, own protocols) | note |",
+        "|---|---|---:|---:|---|",
     ]
     for arm in study.arms:
         done = [s for s in seeds_trained(study, arm, seeds) if study.trained(ref, s)]
@@ -111,7 +127,15 @@ def wall_table(study: Study, seeds: list[int]) -> str:
         note = f"all steps fit (seeds {capped}): more would have" if capped else ""
         at = ", ".join(str(steps[s]) for s in done) or MISSING
         own = cell([study.eval_dir(m, study.own(arm)) for m in names]) if names else MISSING
-        lines.append(f"| `{arm}` | {at} | {own} | {note} |")
+        pairs = [
+            (
+                study.eval_dir(m, study.own(arm)),
+                study.eval_dir(f"{ref}-s{s}@{study.steps}", study.own(ref)),
+            )
+            for m, s in zip(names, done, strict=True)
+        ]
+        paired = diff_cell([difference(a, b) for a, b in pairs]) if pairs else MISSING
+        lines.append(f"| `{arm}` | {at} | {own} | {paired} | {note} |")
     return "\n".join(lines)
 
 
@@ -175,20 +199,22 @@ def scaling_table(study: Study, seeds: list[int]) -> tuple[str, dict]:
     the table and its numbers (label -> units -> accuracy) for the plot."""
     units = study.config["scaling"]["rounds"]
     head = " / ".join(f"{u}" for u in units)
+    first, last = units[0], units[-1]
     lines = [
-        f"| model | protocol | accuracy (%) at {head} units "
-        "| steps written / item | tokens / item |",
-        "|---|---|---|---|---|",
+        f"| model | protocol | accuracy (%) at {head} units | {last} − {first} units (points, "
+        "paired) | steps right / item | tokens / item |",
+        "|---|---|---|---:|---|---|",
     ]
     curves: dict[str, dict[int, float | None]] = {}
     for label, protocol, names in scaling_rows(study, seeds):
         dirs = {u: [study.scaling_dir(m, protocol, u) for m in names] for u in units}
         acc = " / ".join(cell(dirs[u]) for u in units)
-        steps = [_mean_of(dirs[u], lambda m: m["steps"]["written"] / m["problems"]) for u in units]
+        gain = diff_cell([difference(a, b) for a, b in zip(dirs[last], dirs[first], strict=True)])
+        steps = [_mean_of(dirs[u], lambda m: m["steps"]["right"] / m["problems"]) for u in units]
         tokens = [_mean_of(dirs[u], lambda m: m["tokens"]["generated_mean"]) for u in units]
         fmt = " / ".join(MISSING if v is None else f"{v:.1f}" for v in steps)
         tok = " / ".join(MISSING if v is None else f"{v:.0f}" for v in tokens)
-        lines.append(f"| {label} | {protocol} | {acc} | {fmt} | {tok} |")
+        lines.append(f"| {label} | {protocol} | {acc} | {gain} | {fmt} | {tok} |")
         curves[label] = {u: _mean_accuracy(dirs[u]) for u in units}
     return "\n".join(lines), curves
 
@@ -204,40 +230,71 @@ def plot_scaling(curves: dict, path: Path) -> Path | None:
     for label, curve in drawn.items():
         points = sorted((u, a) for u, a in curve.items() if a is not None)
         ax.plot([u for u, _ in points], [100 * a for _, a in points], marker="o", label=label)
-    ax.set_xlabel("rounds or chunks of B new tokens")
+    ax.set_xlabel("units of B new tokens (rounds; tail: its chunks' total / B; one pass: / B)")
     ax.set_ylabel("accuracy on 12-20-term chains (%)")
     ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
 def cost_table(study: Study, seeds: list[int]) -> str:
-    """Per arm: seconds per step, round-1 samples per step, and the round-1 samples until the
-    training-time held-out check first reached (per seed) the cold start + 5 points in the
-    arm's own protocol, the cold start scored on the check's own items, and
-    :data:`REACH_REFERENCE`'s check at the sample-matched step (50 items; the check decodes
-    in training's rollout dtype, the baseline in fp32: a rough measure)."""
-    ref = REACH_REFERENCE
+    """Per arm, means over its trained seeds: seconds per step and where they go
+    (:data:`TIMING_KEYS`), new tokens generated per step (:data:`TOKEN_KEYS`), round-1 samples
+    per step; then, per seed, the round-1 samples until the training-time held-out check
+    first reached the cold start + 5 points in the arm's own protocol (the cold start scored
+    on the check's own items) and :data:`LONG_REFERENCE`'s check at the sample-matched step.
+    Only checks up to the sample-matched step count (every arm's same 320 samples; checks
+    every ``heldout_every`` steps). 50 items; the check decodes in training's rollout dtype,
+    the baseline in fp32: a rough measure."""
+    ref, steps = LONG_REFERENCE, study.steps
     lines = [
-        "| arm | s/step (mean over seeds) | round-1 samples/step | samples to cold start + 5 "
-        f"| samples to `{ref}`'s step-{study.steps} check (its value, %) |",
-        "|---|---:|---:|---|---|",
+        "| arm | s/step: all (round 1 / later rounds / optimisation) | new tokens/step "
+        "(round 1 + later rounds) | round-1 samples/step | samples to cold start + 5 "
+        f"| samples to `{ref}`'s step-{steps} check (its value, %) |",
+        "|---|---|---|---:|---|---|",
     ]
     for arm in study.arms:
         done = seeds_trained(study, arm, seeds)
-        times = [statistics.fmean(step_seconds(study.run(arm, s)).values()) for s in done]
-        per_step = samples_per_step(study, arm)
         base = accuracy(study.watch_dir(study.own(arm)))
-        reach = [_reach(study, arm, s, None if base is None else base + REACH_MARGIN) for s in done]
-        targets = [_check_at(study, ref, s, study.steps) for s in done]
-        versus = [
-            f"{_reach(study, arm, s, t)} ({pct(t)})" for s, t in zip(done, targets, strict=True)
-        ]
-        mean = f"{statistics.fmean(times):.1f}" if times else MISSING
-        lines.append(
-            f"| `{arm}` | {mean} | {per_step} | {', '.join(reach) or MISSING} "
-            f"| {', '.join(versus) or MISSING} |"
-        )
-    return "\n".join(lines)
+        target = None if base is None else base + REACH_MARGIN
+        reach = [_reach(study, arm, s, target) for s in done]
+        refs = [_check_at(study, ref, s, steps) for s in done]
+        versus = [f"{_reach(study, arm, s, t)} ({pct(t)})" for s, t in zip(done, refs, strict=True)]
+        cells = [_seconds_cell(study, arm, done), _tokens_cell(study, arm, done)]
+        cells += [str(samples_per_step(study, arm)), ", ".join(reach), ", ".join(versus)]
+        lines.append(f"| `{arm}` | " + " | ".join(c or MISSING for c in cells) + " |")
+    note = (
+        f"Samples: one per seed ({', '.join(map(str, seeds))}); 'not reached': not by step "
+        f"{steps}, the sample-matched step."
+    )
+    return "\n".join(lines) + "\n\n" + note
+
+
+def _per_step(study: Study, arm: str, seeds: list[int], key: str) -> float | None:
+    """The mean over ``seeds``' logged steps of ``key`` (None: never logged)."""
+    values = [
+        row[key]
+        for s in seeds
+        for row in metrics_by_step(study.run(arm, s)).values()
+        if row.get(key) is not None
+    ]
+    return statistics.fmean(values) if values else None
+
+
+def _seconds_cell(study: Study, arm: str, seeds: list[int]) -> str:
+    times = [statistics.fmean(step_seconds(study.run(arm, s)).values()) for s in seeds]
+    if not times:
+        return MISSING
+    parts = [_per_step(study, arm, seeds, k) for k in TIMING_KEYS]
+    split = " / ".join(MISSING if v is None else f"{v:.1f}" for v in parts)
+    return f"{statistics.fmean(times):.1f} ({split})"
+
+
+def _tokens_cell(study: Study, arm: str, seeds: list[int]) -> str:
+    parts = [_per_step(study, arm, seeds, k) for k in TOKEN_KEYS]
+    if parts[0] is None:
+        return MISSING
+    later = parts[1] or 0.0
+    return f"{parts[0] + later:.0f} ({parts[0]:.0f} + {later:.0f})"
 
 
 def samples_per_step(study: Study, arm: str) -> int:
@@ -258,7 +315,7 @@ def _reach(study: Study, arm: str, seed: int, target: float | None) -> str:
     curve = [
         (step, row[CHECK_KEY])
         for step, row in metrics_by_step(study.run(arm, seed)).items()
-        if CHECK_KEY in row
+        if CHECK_KEY in row and step <= study.steps
     ]
     found = samples_to_reach(curve, target, samples_per_step(study, arm))
     return "not reached" if found is None else str(found)
@@ -271,14 +328,19 @@ def write_summary(study: Study, seeds: list[int]) -> Path:
     parts = [
         "# Third study: summary",
         f"Seeds {seeds}; held-out items: {study.config['heldout']['size']}; accuracy: mean ± SE "
-        "over seeds (min–max), or ± SE over items for one seed.",
+        "over seeds (min–max), or ± SE over items for one seed; a paired difference over seeds: "
+        f"± SE over seeds (the items' SE; range); {T_NOTE}.",
         "## Every model in every protocol (sample-matched step)",
         main_table(study, seeds),
         "## Paired differences in each arm's own protocol (points)",
         own_differences(study, seeds, study.config["wall_reference"]),
         own_differences(study, seeds, "sft"),
+        own_differences(study, seeds, LONG_REFERENCE),
         "## Paired differences in each protocol (points)",
         protocol_differences(study, seeds, study.config["wall_reference"]),
+        f"Bounded-context training against bounded-context inference of `{LONG_REFERENCE}` "
+        "(trained in one context of n x B): each arm − it, both in the same protocol.",
+        protocol_differences(study, seeds, LONG_REFERENCE),
         "## The same wall-clock",
         wall_table(study, seeds),
         "## Round by round (sample-matched step)",

@@ -19,6 +19,11 @@ from motif.runs.layout import SUMMARY_FILE
 
 MISSING = "—"
 """A cell whose evaluation or run has not finished (or has nothing to count): an em dash."""
+T_NOTE = (
+    "with 2 seeds a 95% interval is ±12.7 SE, with 3 ±4.3 SE (Student's t, 1 and 2 degrees "
+    "of freedom)"
+)
+"""How to read a standard error over 2 or 3 training seeds."""
 
 
 def pct(value: float | None) -> str:
@@ -55,7 +60,7 @@ def cell(paths: list[Path]) -> str:
     if not runs:
         return "—"
     s = over_seeds([statistics.fmean(r.scores.values()) for r in runs])
-    return f"{pct(s.mean)} ± {points(s.se)} ({pct(s.low)}–{pct(s.high)})"
+    return f"{pct(s.mean)} ± {points(s.se)} ({pct(s.low)}–{pct(s.high)}){_of(runs, paths)}"
 
 
 def difference(a: Path, b: Path) -> tuple[float, float | None] | None:
@@ -78,7 +83,13 @@ def diff_cell(found: list[tuple[float, float | None] | None]) -> str:
         alone = f" (1 of {len(found)} seeds)" if len(found) > 1 else ""
         return f"{100 * s.mean:+.1f} ± {points(s.item_se)}{alone}"
     spread = f"{100 * s.low:+.1f} to {100 * s.high:+.1f}"
-    return f"{100 * s.mean:+.1f} ± {points(s.se)} (items ± {points(s.item_se)}; {spread})"
+    partial = _of(done, found)
+    return f"{100 * s.mean:+.1f} ± {points(s.se)} (items ± {points(s.item_se)}; {spread}){partial}"
+
+
+def _of(done: list, wanted: list) -> str:
+    """`` (k of n seeds)`` when only some of the seeds have finished, else nothing."""
+    return f" ({len(done)} of {len(wanted)} seeds)" if len(done) < len(wanted) else ""
 
 
 def recorded_skips(path: Path) -> float | None:

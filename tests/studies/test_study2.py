@@ -657,8 +657,11 @@ def test_grpo_bs_final_target_waits_for_both_protocols(study):
 
 def test_a_seed_mean_gives_the_error_over_seeds_and_the_spread():
     # seeds +10 and +30 points: sample sd 14.1, over sqrt(2) seeds 10.0 (not the items' 2.5)
-    cell = summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None])
+    cell = summary.diff_cell([(0.1, 0.03), (0.3, 0.04)])
     assert cell == "+20.0 ± 10.0 (items ± 3.5; +10.0 to +30.0)"
+    # a seed still missing is named, whatever the count that finished
+    partial = summary.diff_cell([(0.1, 0.03), (0.3, 0.04), None])
+    assert partial == "+20.0 ± 10.0 (items ± 3.5; +10.0 to +30.0) (2 of 3 seeds)"
     assert summary.diff_cell([(0.1, 0.03)]) == "+10.0 ± 3.0"
     assert summary.diff_cell([(0.1, 0.03), None]) == "+10.0 ± 3.0 (1 of 2 seeds)"
     assert summary.diff_cell([None]) == "—"
@@ -790,6 +793,7 @@ def test_two_seeds_get_a_mean_row_with_the_error_over_seeds(study):
     assert summary.cell(paths) == "75.0 ± 25.0 (50.0–100.0)"
     missing = study.eval_dir("motif-first-s3@40", "rounds")
     assert summary.cell([paths[0], missing]) == "50.0 ± 25.0 (1 of 2 seeds)"
+    assert summary.cell([*paths, missing]) == "75.0 ± 25.0 (50.0–100.0) (2 of 3 seeds)"
 
 
 def test_the_skip_rate_of_an_eval_is_rebuilt_for_rows_stored_without_it(tmp_path):

@@ -235,28 +235,40 @@ def test_the_summary_reads_fake_eval_directories(study):
     for arm in ARMS:
         checks = {10: {"heldout/accuracy": 0.3}, 20: {"heldout/accuracy": 0.6}}
         checks[40] = {"heldout/accuracy": 0.5}
+        spent = {"round1_generation_seconds": 0.3, "continuation_seconds": 0.5}
+        spent |= {"optimisation_seconds": 0.2, "round1_tokens": 700, "continuation_tokens": 1200}
+        checks[10] |= spent
         finish(study.run(arm, 1), study.max_steps(arm), 1.0, checks)
     flags = {"sft": "0000", "motif-first-s1@40": "1100", "delethink-s1@40": "1110"}
+    flags["grpo-nB-s1@40"] = "1000"
     for name, f in flags.items():
         for protocol in layout.PROTOCOLS:
             write_run(study.eval_dir(name, protocol), greedy(f))
     for protocol in layout.PROTOCOLS:  # the cold start on the training-time check's items
         write_run(study.watch_dir(protocol), greedy("1000"))
-    for units in (3, 4, 6, 8):
-        write_run(study.scaling_dir("motif-first-s1@40", "summary", units), greedy("1000"))
+    for units in (3, 4, 6, 8):  # one more item right at 8 rounds
+        f = "1100" if units == 8 else "1000"
+        write_run(study.scaling_dir("motif-first-s1@40", "summary", units), greedy(f))
     _with_rounds(study.eval_dir("motif-first-s1@40", "summary"), handed=True)
     _with_rounds(study.eval_dir("delethink-s1@40", "tail"), handed=False)
     text = summary.write_summary(study, [1]).read_text()
     assert "| `motif-first`, step 40 | 3 rounds x 96 | 50.0 ± 25.0 |" in text
     assert "| `delethink` − `motif-first` | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text
     assert "| `motif-first` − `sft` | +50.0 ± 25.0 |" in text
-    assert (
-        "| `motif-first` | summary | 25.0 ± 21.7 / 25.0 ± 21.7 / 25.0 ± 21.7 / 25.0 ± 21.7 |"
-        in (text)
-    )
+    scaled = "| `motif-first` | summary | 25.0 ± 21.7 / 25.0 ± 21.7 / 25.0 ± 21.7 / 50.0 ± 25.0 "
+    assert scaled + "| +25.0 ± 21.7 |" in text  # 8 − 3 rounds, paired over the items
+    # question 2: each arm − grpo-nB in the same protocol, and each in its own
+    q2 = text.split("Bounded-context training against")[1]
+    assert "| `delethink` − `grpo-nB` | +50.0 ± 25.0 | +50.0 ± 25.0 |" in q2
+    assert "| `motif-first` − `grpo-nB` | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text  # own protocols
+    # the same wall-clock: delethink's step 40 (all its steps take 1 s) − motif-first's
+    assert "| `delethink` | 40 | 75.0 ± 21.7 | +25.0 ± 21.7 |" in text
     # the cold start scores 25% on the check's items: 30% at step 10 is its + 5 points
     # and every arm's check first reached grpo-nB's at step 40 (50%) at step 20
-    assert "| `motif-first` | 1.0 | 8 | 80 | 160 (50.0) |" in text
+    assert (
+        "| `motif-first` | 1.0 (0.3 / 0.5 / 0.2) | 1900 (700 + 1200) | 8 | 80 | 160 (50.0) |"
+        in text
+    )
     # the per-round table: the arms' own protocols of several rounds or chunks
     assert "| motif-first-s1@40, summary | 0.0, 25.0, 50.0 | 0.0 / 0.0, 25.0 / 0.0 " in text
     assert "| 90.0, 80.0 | 95.0 | 10.0 |" in text
@@ -310,6 +322,7 @@ def _docs(tmp_path: Path) -> tuple[Path, str]:
 def test_publish_writes_outputs_adapters_and_the_page_block(study, tmp_path):
     docs, before = _docs(tmp_path)
     _adapter(study.out / "sft", b"fp32 cold start")
+    (study.out / "sft" / "sft_metrics.json").write_text('{"train_loss": 0.5}')
     finish(study.run("motif-first", 1), 40)
     (study.run("motif-first", 1) / "run_identity.json").write_text('{"seed": 1}')
     for arm in ARMS:
@@ -330,6 +343,7 @@ def test_publish_writes_outputs_adapters_and_the_page_block(study, tmp_path):
     assert (results / "scaling.png").read_bytes() == b"png"
     assert (results / "motif-first-s1.run_identity.json").read_text() == '{"seed": 1}'
     assert (results / "motif-first-s1.metrics.jsonl").exists()
+    assert (results / "sft.sft_metrics.json").read_text() == '{"train_loss": 0.5}'
     stored = study.eval_dir("motif-first-s1@40", "summary") / "samples.jsonl"
     replies = results / "eval" / "motif-first-s1@40-summary.samples.jsonl.gz"
     assert gzip.decompress(replies.read_bytes()) == stored.read_bytes()  # evidence, compressed
@@ -373,6 +387,20 @@ def test_publish_with_something_missing_writes_nothing(missing, seeds, message, 
         publishing.publish(study, seeds, docs)
     assert (docs / "results.md").read_text() == before
     assert sorted(p.name for p in docs.iterdir()) == ["results.md"]
+
+
+def test_a_published_study_is_never_published_over(study, tmp_path):
+    docs, _ = _docs(tmp_path)
+    for name in ["sft", *(f"published/{arm}-s1@40" for arm in ARMS)]:
+        _adapter(study.out / name, b"weights")
+    (study.out / "summary.md").write_text("# Third study: summary\n\n## Cost\n\nfirst\n")
+    publishing.publish(study, [1], docs)
+    page = (docs / "results.md").read_text()
+    (study.out / "summary.md").write_text("# Third study: summary\n\n## Cost\n\nlater\n")
+    with pytest.raises(SystemExit, match="already published and is never rewritten in place"):
+        publishing.publish(study, [1], docs)
+    assert (docs / "results.md").read_text() == page and "first" in page
+    assert (docs / "results" / "study3" / "summary.md").read_text().endswith("first\n")
 
 
 def test_the_results_page_has_the_third_studys_generated_block():
