@@ -135,6 +135,8 @@ def wall_table(study: Study, seeds: list[int]) -> str:
             for m, s in zip(names, done, strict=True)
         ]
         paired = diff_cell([difference(a, b) for a, b in pairs]) if pairs else MISSING
+        if arm == ref:
+            paired = "(the reference)"
         lines.append(f"| `{arm}` | {at} | {own} | {paired} | {note} |")
     return "\n".join(lines)
 

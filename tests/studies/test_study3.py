@@ -263,6 +263,7 @@ def test_the_summary_reads_fake_eval_directories(study):
     assert "| `motif-first` − `grpo-nB` | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text  # own protocols
     # the same wall-clock: delethink's step 40 (all its steps take 1 s) − motif-first's
     assert "| `delethink` | 40 | 75.0 ± 21.7 | +25.0 ± 21.7 |" in text
+    assert "| `motif-first` | 40 | 50.0 ± 25.0 | (the reference) |" in text
     # the cold start scores 25% on the check's items: 30% at step 10 is its + 5 points
     # and every arm's check first reached grpo-nB's at step 40 (50%) at step 20
     assert (
