@@ -121,12 +121,21 @@ def eval_rank(study: Study, model: str, protocol: str) -> int:
 
 
 def scaling_evals(study: Study, seeds: list[int], plan: bool = False) -> list[Evaluation]:
-    """Every model of :func:`scaling_models` at every round count, on the longer chains."""
-    return [
-        (name, adapter, eval_job(study, adapter, p, u, "scaling", study.scaling_dir(name, p, u)))
+    """Every model of :func:`scaling_models` at every round count, on the longer chains:
+    every model at the fewest and the most units first (the curve's paired gain), then the
+    counts between, so that a sitting cut short has the gain of every model."""
+    units = study.config["scaling"]["rounds"]
+    ends = {min(units), max(units)}
+    found = [
+        (name, adapter, p, u)
         for name, adapter, protocols in scaling_models(study, seeds, plan)
         for p in protocols
-        for u in study.config["scaling"]["rounds"]
+        for u in units
+    ]
+    found.sort(key=lambda f: f[3] not in ends)
+    return [
+        (name, adapter, eval_job(study, adapter, p, u, "scaling", study.scaling_dir(name, p, u)))
+        for name, adapter, p, u in found
     ]
 
 

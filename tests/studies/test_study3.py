@@ -151,6 +151,9 @@ def test_the_eval_and_scaling_plans_score_every_model(study, kept, capsys):
     lines = [x for x in plan(study, kept, "scaling", capsys, seeds=(1,)) if "[todo]" in x]
     # the cold start in 4 protocol kinds and 7 arms in their own, at 3, 4, 6 and 8 units
     assert len(lines) == (4 + 7) * 4
+    # every model at 3 and 8 units first: a sitting cut short has each model's paired gain
+    ends = [flag(x, "--output-dir").rsplit("-", 1)[1] for x in lines[: (4 + 7) * 2]]
+    assert set(ends) == {"3", "8"}
     line = next(x for x in lines if "delethink-s1@40-tail-8" in x)
     assert flag(line, "--tail-chunks") == "7" and flag(line, "--data-seed") == "4000000"
     assert '"min_terms": 12, "max_terms": 20' in line
