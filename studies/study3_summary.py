@@ -36,6 +36,7 @@ from studies.tables import (
     difference,
     pct,
     rounds_table,
+    seeds_mark,
 )
 
 REACH_MARGIN = 0.05
@@ -137,6 +138,8 @@ def wall_table(study: Study, seeds: list[int]) -> str:
         paired = diff_cell([difference(a, b) for a, b in pairs]) if pairs else MISSING
         if arm == ref:
             paired = "(the reference)"
+        if done and len(done) < len(seeds):  # a seed not trained has no wall-clock step yet
+            own, paired = (f"{c}{seeds_mark(done, seeds)}" for c in (own, paired))
         lines.append(f"| `{arm}` | {at} | {own} | {paired} | {note} |")
     return "\n".join(lines)
 
@@ -258,15 +261,17 @@ def cost_table(study: Study, seeds: list[int]) -> str:
         done = seeds_trained(study, arm, seeds)
         base = accuracy(study.watch_dir(study.own(arm)))
         target = None if base is None else base + REACH_MARGIN
-        reach = [_reach(study, arm, s, target) for s in done]
+        reach = [f"s{s}: {_reach(study, arm, s, target)}" for s in done]
         refs = [_check_at(study, ref, s, steps) for s in done]
-        versus = [f"{_reach(study, arm, s, t)} ({pct(t)})" for s, t in zip(done, refs, strict=True)]
+        versus = [
+            f"s{s}: {_reach(study, arm, s, t)} ({pct(t)})" for s, t in zip(done, refs, strict=True)
+        ]
         cells = [_seconds_cell(study, arm, done), _tokens_cell(study, arm, done)]
         cells += [str(samples_per_step(study, arm)), ", ".join(reach), ", ".join(versus)]
         lines.append(f"| `{arm}` | " + " | ".join(c or MISSING for c in cells) + " |")
     note = (
-        f"Samples: one per seed ({', '.join(map(str, seeds))}); 'not reached': not by step "
-        f"{steps}, the sample-matched step."
+        f"Samples: per trained seed (s1: seed 1); 'not reached': not by step {steps}, the "
+        "sample-matched step."
     )
     return "\n".join(lines) + "\n\n" + note
 
@@ -295,8 +300,8 @@ def _tokens_cell(study: Study, arm: str, seeds: list[int]) -> str:
     parts = [_per_step(study, arm, seeds, k) for k in TOKEN_KEYS]
     if parts[0] is None:
         return MISSING
-    later = parts[1] or 0.0
-    return f"{parts[0] + later:.0f} ({parts[0]:.0f} + {later:.0f})"
+    later = MISSING if parts[1] is None else f"{parts[1]:.0f}"
+    return f"{parts[0] + (parts[1] or 0.0):.0f} ({parts[0]:.0f} + {later})"
 
 
 def samples_per_step(study: Study, arm: str) -> int:

@@ -60,7 +60,7 @@ def cell(paths: list[Path]) -> str:
     if not runs:
         return "—"
     s = over_seeds([statistics.fmean(r.scores.values()) for r in runs])
-    return f"{pct(s.mean)} ± {points(s.se)} ({pct(s.low)}–{pct(s.high)}){_of(runs, paths)}"
+    return f"{pct(s.mean)} ± {points(s.se)} ({pct(s.low)}–{pct(s.high)}){seeds_mark(runs, paths)}"
 
 
 def difference(a: Path, b: Path) -> tuple[float, float | None] | None:
@@ -83,11 +83,11 @@ def diff_cell(found: list[tuple[float, float | None] | None]) -> str:
         alone = f" (1 of {len(found)} seeds)" if len(found) > 1 else ""
         return f"{100 * s.mean:+.1f} ± {points(s.item_se)}{alone}"
     spread = f"{100 * s.low:+.1f} to {100 * s.high:+.1f}"
-    partial = _of(done, found)
+    partial = seeds_mark(done, found)
     return f"{100 * s.mean:+.1f} ± {points(s.se)} (items ± {points(s.item_se)}; {spread}){partial}"
 
 
-def _of(done: list, wanted: list) -> str:
+def seeds_mark(done: list, wanted: list) -> str:
     """`` (k of n seeds)`` when only some of the seeds have finished, else nothing."""
     return f" ({len(done)} of {len(wanted)} seeds)" if len(done) < len(wanted) else ""
 

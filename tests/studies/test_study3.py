@@ -235,18 +235,22 @@ def test_the_scored_items_are_unseen(study):
 
 
 def test_the_summary_reads_fake_eval_directories(study):
+    spent = {"round1_generation_seconds": 0.3, "continuation_seconds": 0.5}
+    spent |= {"optimisation_seconds": 0.2, "round1_tokens": 700, "continuation_tokens": 1200}
     for arm in ARMS:
-        checks = {10: {"heldout/accuracy": 0.3}, 20: {"heldout/accuracy": 0.6}}
+        checks = {10: {"heldout/accuracy": 0.3} | spent, 20: {"heldout/accuracy": 0.6}}
         checks[40] = {"heldout/accuracy": 0.5}
-        spent = {"round1_generation_seconds": 0.3, "continuation_seconds": 0.5}
-        spent |= {"optimisation_seconds": 0.2, "round1_tokens": 700, "continuation_tokens": 1200}
-        checks[10] |= spent
+        if arm == "delethink":  # above every target only after step 40: not counted
+            checks = {k: {"heldout/accuracy": 0.1} | spent for k in (10, 20, 40)}
+            checks[50] = {"heldout/accuracy": 0.9}
         finish(study.run(arm, 1), study.max_steps(arm), 1.0, checks)
+    # each model scores differently in some protocol, so that a wrong pairing shows
     flags = {"sft": "0000", "motif-first-s1@40": "1100", "delethink-s1@40": "1110"}
     flags["grpo-nB-s1@40"] = "1000"
+    other = {("motif-first-s1@40", "tail"): "0000", ("grpo-nB-s1@40", "long"): "0000"}
     for name, f in flags.items():
         for protocol in layout.PROTOCOLS:
-            write_run(study.eval_dir(name, protocol), greedy(f))
+            write_run(study.eval_dir(name, protocol), greedy(other.get((name, protocol), f)))
     for protocol in layout.PROTOCOLS:  # the cold start on the training-time check's items
         write_run(study.watch_dir(protocol), greedy("1000"))
     for units in (3, 4, 6, 8):  # one more item right at 8 rounds
@@ -256,23 +260,29 @@ def test_the_summary_reads_fake_eval_directories(study):
     _with_rounds(study.eval_dir("delethink-s1@40", "tail"), handed=False)
     text = summary.write_summary(study, [1]).read_text()
     assert "| `motif-first`, step 40 | 3 rounds x 96 | 50.0 ± 25.0 |" in text
+    # own protocols: delethink's tail chunks − motif-first's rounds (not motif-first in tail)
     assert "| `delethink` − `motif-first` | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text
     assert "| `motif-first` − `sft` | +50.0 ± 25.0 |" in text
     scaled = "| `motif-first` | summary | 25.0 ± 21.7 / 25.0 ± 21.7 / 25.0 ± 21.7 / 50.0 ± 25.0 "
     assert scaled + "| +25.0 ± 21.7 |" in text  # 8 − 3 rounds, paired over the items
-    # question 2: each arm − grpo-nB in the same protocol, and each in its own
+    # question 2: each arm − grpo-nB in its own protocol (grpo-nB in one pass of n x B) ...
+    assert "| `motif-first` − `grpo-nB` | +50.0 ± 25.0 | +50.0 ± 25.0 |" in text
+    # ... and both in the same protocol
     q2 = text.split("Bounded-context training against")[1]
-    assert "| `delethink` − `grpo-nB` | +50.0 ± 25.0 | +50.0 ± 25.0 |" in q2
-    assert "| `motif-first` − `grpo-nB` | +25.0 ± 21.7 | +25.0 ± 21.7 |" in text  # own protocols
-    # the same wall-clock: delethink's step 40 (all its steps take 1 s) − motif-first's
+    row = "| `motif-first` − `grpo-nB` | +25.0 ± 21.7 | -25.0 ± 21.7 | +25.0 ± 21.7 | +25.0 ± 21.7 "
+    assert row + "| +50.0 ± 25.0 |" in q2
+    # the same wall-clock: delethink's step 40 (all its steps take 1 s) − motif-first's step
+    # 40 in its own protocol
     assert "| `delethink` | 40 | 75.0 ± 21.7 | +25.0 ± 21.7 |" in text
     assert "| `motif-first` | 40 | 50.0 ± 25.0 | (the reference) |" in text
+    wall = summary.wall_table(study, [1, 2])  # seed 2 not trained: named
+    assert "| `delethink` | 40 | 75.0 ± 21.7 (1 of 2 seeds) | +25.0 ± 21.7 (1 of 2 seeds) |" in wall
     # the cold start scores 25% on the check's items: 30% at step 10 is its + 5 points
     # and every arm's check first reached grpo-nB's at step 40 (50%) at step 20
-    assert (
-        "| `motif-first` | 1.0 (0.3 / 0.5 / 0.2) | 1900 (700 + 1200) | 8 | 80 | 160 (50.0) |"
-        in text
-    )
+    spent_cells = "| 1.0 (0.3 / 0.5 / 0.2) | 1900 (700 + 1200) | 8 |"
+    assert f"| `motif-first` {spent_cells} s1: 80 | s1: 160 (50.0) |" in text
+    # delethink's checks pass both targets only at step 50, past the sample-matched step 40
+    assert f"| `delethink` {spent_cells} s1: not reached | s1: not reached (50.0) |" in text
     # the per-round table: the arms' own protocols of several rounds or chunks
     assert "| motif-first-s1@40, summary | 0.0, 25.0, 50.0 | 0.0 / 0.0, 25.0 / 0.0 " in text
     assert "| 90.0, 80.0 | 95.0 | 10.0 |" in text
@@ -283,7 +293,7 @@ def test_the_summary_reads_fake_eval_directories(study):
         "| motif-first-s1@40, summary | motif-first-s1@40-summary | 4 / 4 | 25.0 → 0.0 |" in watch
     )
     assert "delethink" not in watch
-    row = "| `delethink` − `motif-first` | +25.0 ± 21.7 | +25.0 ± 21.7 | +25.0 ± 21.7 |"
+    row = "| `delethink` − `motif-first` | +25.0 ± 21.7 | +75.0 ± 21.7 | +25.0 ± 21.7 |"
     assert row in text  # in each protocol, both models in it
     assert "| model | protocol | accuracy (%) at 3 / 4 / 6 / 8 units |" in text
     assert (study.out / "scaling.png").exists()
