@@ -136,10 +136,10 @@ def wall_table(study: Study, seeds: list[int]) -> str:
             for m, s in zip(names, done, strict=True)
         ]
         paired = diff_cell([difference(a, b) for a, b in pairs]) if pairs else MISSING
-        if arm == ref:
-            paired = "(the reference)"
         if done and len(done) < len(seeds):  # a seed not trained has no wall-clock step yet
             own, paired = (f"{c}{seeds_mark(done, seeds)}" for c in (own, paired))
+        if arm == ref:
+            paired = "(the reference)"
         lines.append(f"| `{arm}` | {at} | {own} | {paired} | {note} |")
     return "\n".join(lines)
 

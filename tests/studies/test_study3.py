@@ -277,6 +277,7 @@ def test_the_summary_reads_fake_eval_directories(study):
     assert "| `motif-first` | 40 | 50.0 ± 25.0 | (the reference) |" in text
     wall = summary.wall_table(study, [1, 2])  # seed 2 not trained: named
     assert "| `delethink` | 40 | 75.0 ± 21.7 (1 of 2 seeds) | +25.0 ± 21.7 (1 of 2 seeds) |" in wall
+    assert "| 50.0 ± 25.0 (1 of 2 seeds) | (the reference) |" in wall
     # the cold start scores 25% on the check's items: 30% at step 10 is its + 5 points
     # and every arm's check first reached grpo-nB's at step 40 (50%) at step 20
     spent_cells = "| 1.0 (0.3 / 0.5 / 0.2) | 1900 (700 + 1200) | 8 |"
