@@ -39,7 +39,7 @@ from studies.study2_layout import (
     wall_capped,
     wall_step,
 )
-from studies.tables import T_NOTE, accuracy, cell, diff_cell, difference, pct
+from studies.tables import T_NOTE, accuracy, cell, diff_cell, difference, pct, samples_per_step
 
 LABELS = {
     "grpo-B": "GRPO, 1 round of B",
@@ -211,9 +211,9 @@ def samples_table(study: Study, seeds: list[int]) -> str:
     n x B). MOTIF's curve is in n rounds of B and starts at step 0, the cold start: when that
     is already above a target, the answer is 0 samples."""
     steps, every = study.steps, int(study.config["curve_every"])
-    per_step = _samples_per_step(study, "motif-first")
+    per_step = samples_per_step(study.recipe("motif-first"))
     refs = {"grpo-B": study.grpo_steps, "grpo-nB": steps}
-    budget = {arm: n * _samples_per_step(study, arm) for arm, n in refs.items()}
+    budget = {arm: n * samples_per_step(study.recipe(arm)) for arm, n in refs.items()}
     points = [*range(every, steps, every), steps]
     head = " | ".join(f"step {s}" for s in points)
     ref_head = " | ".join(
@@ -238,13 +238,6 @@ def samples_table(study: Study, seeds: list[int]) -> str:
                 cells += [pct(target and target[1]), reach]
             lines.append(f"| {arm} | {s} | {' | '.join(cells)} |")
     return "\n".join(lines)
-
-
-def _samples_per_step(study: Study, arm: str) -> int:
-    """Round-1 samples per optimiser step of ``arm``'s recipe (as motif.report.training)."""
-    recipe = study.recipe(arm)
-    accumulation = int(recipe.get("gradient_accumulation_steps") or 1)
-    return int(recipe["prompts_per_device"]) * int(recipe["num_generations"]) * accumulation
 
 
 Scored = tuple[Path, float | None]

@@ -36,6 +36,7 @@ from studies.tables import (
     difference,
     pct,
     rounds_table,
+    samples_per_step,
     seeds_mark,
 )
 
@@ -267,7 +268,7 @@ def cost_table(study: Study, seeds: list[int]) -> str:
             f"s{s}: {_reach(study, arm, s, t)} ({pct(t)})" for s, t in zip(done, refs, strict=True)
         ]
         cells = [_seconds_cell(study, arm, done), _tokens_cell(study, arm, done)]
-        cells += [str(samples_per_step(study, arm)), ", ".join(reach), ", ".join(versus)]
+        cells += [str(samples_per_step(study.recipe(arm))), ", ".join(reach), ", ".join(versus)]
         lines.append(f"| `{arm}` | " + " | ".join(c or MISSING for c in cells) + " |")
     note = (
         f"Samples: per trained seed (s1: seed 1); 'not reached': not by step {steps}, the "
@@ -304,12 +305,6 @@ def _tokens_cell(study: Study, arm: str, seeds: list[int]) -> str:
     return f"{parts[0] + (parts[1] or 0.0):.0f} ({parts[0]:.0f} + {later})"
 
 
-def samples_per_step(study: Study, arm: str) -> int:
-    """Round-1 samples per optimiser step of ``arm``'s recipe."""
-    recipe = study.recipe(arm)
-    return int(recipe["prompts_per_device"]) * int(recipe["num_generations"])
-
-
 def _check_at(study: Study, arm: str, seed: int, step: int) -> float | None:
     """``arm``'s training-time check at ``step`` of ``seed`` (None: not run or not logged)."""
     return metrics_by_step(study.run(arm, seed)).get(step, {}).get(CHECK_KEY)
@@ -324,7 +319,7 @@ def _reach(study: Study, arm: str, seed: int, target: float | None) -> str:
         for step, row in metrics_by_step(study.run(arm, seed)).items()
         if CHECK_KEY in row and step <= study.steps
     ]
-    found = samples_to_reach(curve, target, samples_per_step(study, arm))
+    found = samples_to_reach(curve, target, samples_per_step(study.recipe(arm)))
     return "not reached" if found is None else str(found)
 
 

@@ -55,8 +55,7 @@ def cell(paths: list[Path]) -> str:
     runs = [load_scores(p) for p in paths if evaluated(p)]
     if len(runs) == 1:
         p, se = mean_se(list(runs[0].scores.values()))
-        alone = f" (1 of {len(paths)} seeds)" if len(paths) > 1 else ""
-        return f"{pct(p)} ± {points(se)}{alone}"
+        return f"{pct(p)} ± {points(se)}{seeds_mark(runs, paths)}"
     if not runs:
         return "—"
     s = over_seeds([statistics.fmean(r.scores.values()) for r in runs])
@@ -80,8 +79,7 @@ def diff_cell(found: list[tuple[float, float | None] | None]) -> str:
         return "—"
     s = over_seeds([d for d, _ in done], [e for _, e in done])
     if len(done) == 1:
-        alone = f" (1 of {len(found)} seeds)" if len(found) > 1 else ""
-        return f"{100 * s.mean:+.1f} ± {points(s.item_se)}{alone}"
+        return f"{100 * s.mean:+.1f} ± {points(s.item_se)}{seeds_mark(done, found)}"
     spread = f"{100 * s.low:+.1f} to {100 * s.high:+.1f}"
     partial = seeds_mark(done, found)
     return f"{100 * s.mean:+.1f} ± {points(s.se)} (items ± {points(s.item_se)}; {spread}){partial}"
@@ -90,6 +88,13 @@ def diff_cell(found: list[tuple[float, float | None] | None]) -> str:
 def seeds_mark(done: list, wanted: list) -> str:
     """`` (k of n seeds)`` when only some of the seeds have finished, else nothing."""
     return f" ({len(done)} of {len(wanted)} seeds)" if len(done) < len(wanted) else ""
+
+
+def samples_per_step(recipe: dict) -> int:
+    """Round-1 samples per optimiser step of a training recipe (as motif.report.training):
+    prompts per device x replies per prompt x gradient accumulation."""
+    accumulation = int(recipe.get("gradient_accumulation_steps") or 1)
+    return int(recipe["prompts_per_device"]) * int(recipe["num_generations"]) * accumulation
 
 
 def recorded_skips(path: Path) -> float | None:
